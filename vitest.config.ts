@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests import workspace packages through their `source` export condition, so they run against src/ and
+// never against a stale dist/. Worker threads started from .ts files get the same condition (see
+// packages/engine/src/workers).
+export default defineConfig({
+  resolve: { conditions: ['source'] },
+  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
