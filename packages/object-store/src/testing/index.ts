@@ -1,0 +1,8 @@
+export {
+  bytes,
+  type ConformanceFactory,
+  type ConformanceOptions,
+  type ConformanceSubject,
+  collect,
+  describeObjectStoreConformance,
+} from './conformance.js';
