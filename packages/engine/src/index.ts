@@ -1,1 +1,8 @@
-export {};
+export { type BackupOptions, type BackupSummary, backupVolume } from './backup.js';
+export { ENGINE_ERROR_CODES, EngineError, type EngineErrorCode } from './errors.js';
+export type { Progress, ProgressListener } from './progress.js';
+export { type BackupInfo, type BackupRef, Repository } from './repository.js';
+export { type RestoreOptions, type RestoreSummary, restoreBackup } from './restore.js';
+export { type VerifyOptions, type VerifyProblem, type VerifyReport, verifyBackup } from './verify.js';
+export { openVolumeSource, openVolumeTarget, type VolumeSource, type VolumeTarget } from './volume-io.js';
+export { ChunkWorkers } from './workers/chunk-workers.js';

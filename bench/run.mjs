@@ -1,0 +1,323 @@
+#!/usr/bin/env node
+// `npm run bench`: Stowage against restic (Debian) on the same data in the same run, on local repositories.
+//
+// Data (built once and cached under $STOWAGE_BENCH_DIR, default /var/tmp/stowage-bench):
+//   base.img     ext4 image (2 GiB, ~1.2 GiB of real OS files from /usr, the rest free space), made by
+//                `mke2fs -d` without mounting
+//   changed.img  base.img after "a day of changes": files deleted, added and rewritten (through debugfs)
+//   random.img   1 GiB of random data
+//   big.img      4 GiB (random data with the OS image inside), to show peak RSS does not grow with size
+// Runs: first backup, backup of the changed image, unchanged re-backup, restore; random first/again; big.
+// Each figure is wall time and peak RSS of the whole process (GNU time), and repository bytes (du).
+// Writes bench/results/latest.json and the tables in docs/benchmarks.md.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const work = process.env.STOWAGE_BENCH_DIR ?? '/var/tmp/stowage-bench';
+const quick = process.argv.includes('--quick');
+const skipBig = quick || process.argv.includes('--no-big');
+const agent = join(root, 'apps/agent/dist/cli/main.js');
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const DATA_VERSION = 'v1';
+const passphrase = 'bench passphrase';
+const env = { ...process.env, STOWAGE_PASSPHRASE: passphrase, RESTIC_PASSWORD: passphrase };
+
+function sh(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env, maxBuffer: 1 << 26, ...opts });
+}
+
+function need(cmd, pkg) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`]);
+  if (r.status !== 0) {
+    console.error(`bench: ${cmd} not found (apt-get install ${pkg})`);
+    process.exit(2);
+  }
+}
+
+/** Runs a command under GNU time; returns wall seconds, peak RSS bytes and stdout. */
+function timed(cmd, args, opts = {}) {
+  const timeFile = join(work, 'time.out');
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, cmd, ...args], {
+    env,
+    maxBuffer: 1 << 26,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...opts,
+  });
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
+  }
+  const [wall, rssKiB] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { seconds: wall, rss: rssKiB * 1024, stdout: r.stdout.toString() };
+}
+
+function duBytes(path) {
+  return Number(sh('du', ['-sb', path]).toString().split('\t')[0]);
+}
+
+function sha256File(path) {
+  return sh('sha256sum', [path]).toString().split(' ')[0];
+}
+
+/** Deterministic pseudo-random bytes (seeded), so every run sees the same data. */
+function seededBytes(seed, n) {
+  const out = Buffer.allocUnsafe(n);
+  let counter = 0;
+  for (let at = 0; at < n; at += 32) {
+    createHash('sha256').update(`${seed}:${counter++}`).digest().copy(out, at, 0, Math.min(32, n - at));
+  }
+  return out;
+}
+
+function writeRandomFile(path, size) {
+  const fd = openSync(path, 'w');
+  const block = 16 * MiB;
+  for (let at = 0; at < size; at += block) writeSync(fd, randomBytes(Math.min(block, size - at)));
+  closeSync(fd);
+}
+
+/** Picks real files under /usr, sorted, until `budget` bytes; copies them into `dir`. */
+function stageTree(dir, budget) {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const list = sh('sh', ['-c', 'find /usr/lib /usr/share /usr/bin -xdev -type f -size +0 -printf "%s %p\\n" | sort -k2'])
+    .toString()
+    .trim()
+    .split('\n');
+  const chosen = [];
+  let total = 0;
+  for (const l of list) {
+    const space = l.indexOf(' ');
+    const size = Number(l.slice(0, space));
+    const path = l.slice(space + 1);
+    if (size > 64 * MiB || path.includes('\n')) continue;
+    if (total + size > budget) break;
+    chosen.push(path);
+    total += size;
+  }
+  const listFile = join(work, 'files.txt');
+  writeFileSync(listFile, `${chosen.join('\n')}\n`);
+  sh('sh', ['-c', `sed 's#^/##' ${listFile} | tar -C / -cf - -T - | tar -C ${dir} -xf -`]);
+  return { files: chosen.length, bytes: total };
+}
+
+function buildData() {
+  mkdirSync(work, { recursive: true });
+  const stamp = join(work, `data-${DATA_VERSION}.done`);
+  if (existsSync(stamp)) return JSON.parse(readFileSync(stamp, 'utf8'));
+  console.log(`bench: building data in ${work} (once)…`);
+  need('mke2fs', 'e2fsprogs');
+  need('debugfs', 'e2fsprogs');
+  const tree = join(work, 'tree');
+  const staged = stageTree(tree, 1.2 * GiB);
+  const base = join(work, 'base.img');
+  rmSync(base, { force: true });
+  sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', tree, base, '2G']);
+
+  // A day of changes, applied inside the filesystem image with debugfs (no mount needed).
+  const changed = join(work, 'changed.img');
+  sh('cp', ['--sparse=always', base, changed]);
+  const files = readFileSync(join(work, 'files.txt'), 'utf8').trim().split('\n');
+  const cmds = [];
+  const pick = (i) => files[(i * 7919) % files.length];
+  let deleted = 0;
+  let rewritten = 0;
+  for (let i = 0; i < files.length / 50; i++) {
+    cmds.push(`rm ${pick(i)}`); // ~2% deleted
+    deleted++;
+  }
+  const fresh = join(work, 'fresh');
+  mkdirSync(fresh, { recursive: true });
+  for (let i = 0; i < files.length / 50; i++) {
+    const victim = pick(i + 100_000);
+    const local = join(fresh, `rw-${i}`);
+    const original = readFileSync(victim);
+    const edit = seededBytes(`rw${i}`, Math.min(4096, original.length));
+    edit.copy(original, Math.floor(original.length / 2) - Math.floor(edit.length / 2));
+    writeFileSync(local, original);
+    cmds.push(`rm ${victim}`, `write ${local} ${victim}`); // ~2% rewritten in place
+    rewritten++;
+  }
+  cmds.push('mkdir /added');
+  let added = 0;
+  for (let i = 0; i < 40; i++) {
+    const local = join(fresh, `new-${i}`);
+    writeFileSync(local, seededBytes(`new${i}`, 1 * MiB));
+    cmds.push(`write ${local} /added/new-${i}`); // 40 MiB added
+    added++;
+  }
+  writeFileSync(join(work, 'debugfs.cmds'), `${cmds.join('\n')}\n`);
+  sh('debugfs', ['-w', '-f', join(work, 'debugfs.cmds'), changed], { stdio: ['ignore', 'ignore', 'ignore'] });
+  rmSync(fresh, { recursive: true, force: true });
+  rmSync(tree, { recursive: true, force: true });
+
+  writeRandomFile(join(work, 'random.img'), 1 * GiB);
+  const info = { staged, changes: { deleted, rewritten, added } };
+  writeFileSync(stamp, JSON.stringify(info));
+  return info;
+}
+
+function buildBig() {
+  const big = join(work, 'big.img');
+  if (existsSync(big) && statSync(big).size === 4 * GiB) return big;
+  writeRandomFile(big, 4 * GiB);
+  return big;
+}
+
+const stowage = {
+  name: 'stowage',
+  init(repo) {
+    rmSync(repo, { recursive: true, force: true });
+    sh('node', [agent, 'repo', 'init', '--repo', `file://${repo}`]);
+  },
+  backup(repo, image) {
+    return timed('node', [agent, 'backup', image, '--repo', `file://${repo}`, '--volume', 'bench', '--json']);
+  },
+  restore(repo, backupId, out) {
+    rmSync(out, { force: true });
+    return timed('node', [agent, 'restore', backupId, '--repo', `file://${repo}`, '--to', out]);
+  },
+  lastId(r) {
+    return JSON.parse(r.stdout).backup_id;
+  },
+};
+
+const restic = {
+  name: 'restic',
+  init(repo) {
+    rmSync(repo, { recursive: true, force: true });
+    sh('restic', ['init', '--quiet', '-r', repo]);
+  },
+  backup(repo, image) {
+    return timed('sh', ['-c', `restic -r ${repo} backup --quiet --stdin --stdin-filename volume.img < ${image}`]);
+  },
+  restore(repo, _id, out) {
+    rmSync(out, { force: true });
+    return timed('sh', ['-c', `restic -r ${repo} dump --quiet latest volume.img > ${out}`]);
+  },
+  lastId() {
+    return 'latest';
+  },
+};
+
+function runScenario(tool, label, images, withRestore) {
+  const repo = join(work, `repo-${tool.name}-${label}`);
+  tool.init(repo);
+  const rows = [];
+  let before = duBytes(repo);
+  let last;
+  for (const [step, image] of images) {
+    const r = tool.backup(repo, image);
+    const after = duBytes(repo);
+    rows.push({ step, size: statSync(image).size, seconds: r.seconds, rss: r.rss, repoBytes: after, added: after - before });
+    before = after;
+    last = { r, image };
+  }
+  if (withRestore) {
+    const out = join(work, `restored-${tool.name}.img`);
+    const r = tool.restore(repo, tool.lastId(last.r), out);
+    const exact = sha256File(out) === sha256File(last.image);
+    rows.push({ step: 'restore', size: statSync(last.image).size, seconds: r.seconds, rss: r.rss, exact });
+    rmSync(out, { force: true });
+  }
+  rmSync(repo, { recursive: true, force: true });
+  return rows;
+}
+
+function main() {
+  need('restic', 'restic');
+  if (!existsSync(agent)) {
+    console.error('bench: build first (npm run build)');
+    process.exit(2);
+  }
+  const info = buildData();
+  const base = join(work, 'base.img');
+  const changed = join(work, 'changed.img');
+  const random = join(work, 'random.img');
+  const scenarios = [
+    {
+      name: 'os-image',
+      images: [
+        ['first backup', base],
+        ['changed image', changed],
+        ['unchanged again', changed],
+      ],
+      restore: true,
+    },
+    { name: 'random', images: [['first backup', random], ['unchanged again', random]], restore: !quick },
+  ];
+  if (!skipBig) scenarios.push({ name: 'big-4GiB', images: [['first backup', buildBig()]], restore: false });
+
+  const results = { machine: machine(), date: new Date().toISOString(), data: info, scenarios: [] };
+  for (const s of scenarios) {
+    const byTool = {};
+    // Alternate the order per scenario so neither tool always gets the warmer page cache.
+    const order = results.scenarios.length % 2 === 0 ? [restic, stowage] : [stowage, restic];
+    for (const tool of order) {
+      console.log(`bench: ${s.name} — ${tool.name}…`);
+      byTool[tool.name] = runScenario(tool, s.name, s.images, s.restore);
+    }
+    results.scenarios.push({ name: s.name, ...byTool });
+  }
+  mkdirSync(join(root, 'bench/results'), { recursive: true });
+  writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const table = render(results);
+  console.log(table);
+  updateDoc(table);
+}
+
+function machine() {
+  const node = process.version;
+  const resticVersion = sh('restic', ['version']).toString().trim();
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / GiB).toFixed(0)} GiB, Node ${node}, ${resticVersion}`;
+}
+
+function mbps(bytes, s) {
+  return s > 0 ? bytes / MiB / s : Infinity;
+}
+
+function render(results) {
+  const lines = [
+    `Measured ${results.date.slice(0, 16).replace('T', ' ')} UTC on ${results.machine}.`,
+    '',
+    '| scenario | step | stowage MiB/s | restic MiB/s | speed ratio | stowage peak RSS | restic peak RSS | stowage repo (added) | restic repo (added) | size ratio |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const s of results.scenarios) {
+    const st = s.stowage;
+    const rs = s.restic;
+    for (let i = 0; i < st.length; i++) {
+      const a = st[i];
+      const b = rs[i];
+      const sa = mbps(a.size, a.seconds);
+      const sb = mbps(b.size, b.seconds);
+      const repoA = a.added === undefined ? '' : `${(a.repoBytes / MiB).toFixed(0)} (+${(a.added / MiB).toFixed(1)}) MiB`;
+      const repoB = b.added === undefined ? '' : `${(b.repoBytes / MiB).toFixed(0)} (+${(b.added / MiB).toFixed(1)}) MiB`;
+      const sizeRatio = a.added === undefined || b.added <= 0 ? '' : `${(a.added / b.added).toFixed(2)}×`;
+      const exact = a.exact === undefined ? '' : a.exact && b.exact ? ' (byte-exact)' : ' (NOT EXACT)';
+      lines.push(
+        `| ${s.name} | ${a.step}${exact} | ${sa.toFixed(0)} | ${sb.toFixed(0)} | ${(sa / sb).toFixed(2)}× | ` +
+          `${(a.rss / MiB).toFixed(0)} MiB | ${(b.rss / MiB).toFixed(0)} MiB | ${repoA} | ${repoB} | ${sizeRatio} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+function updateDoc(table) {
+  const doc = join(root, 'docs/benchmarks.md');
+  const begin = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  let text = existsSync(doc) ? readFileSync(doc, 'utf8') : `# Benchmarks\n\n${begin}\n${end}\n`;
+  if (!text.includes(begin)) text += `\n${begin}\n${end}\n`;
+  text = text.replace(new RegExp(`${begin}[\\s\\S]*${end}`), `${begin}\n${table}\n${end}`);
+  writeFileSync(doc, text);
+  console.log(`bench: wrote ${doc} and bench/results/latest.json`);
+}
+
+main();

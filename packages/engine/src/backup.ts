@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { StreamingChunker } from '@stowage/chunker';
+import { chunkObjectKey, ManifestBuilder, manifestObjectKey } from '@stowage/format';
+import { EngineError } from './errors.js';
+import { Limiter } from './limiter.js';
+import { type ProgressListener, ProgressReporter } from './progress.js';
+import type { Repository } from './repository.js';
+import type { VolumeSource } from './volume-io.js';
+import type { ChunkWorkers } from './workers/chunk-workers.js';
+
+export interface BackupOptions {
+  repository: Repository;
+  source: VolumeSource;
+  workers: ChunkWorkers;
+  volumeName: string;
+  /** Defaults to the repository's id for `volumeName`. */
+  volumeId?: string;
+  /** Defaults to a random UUID. */
+  backupId?: string;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+  /** Bytes read from the source per step (default 8 MiB). */
+  readSize?: number;
+  /** Read buffers in flight; with `readSize` this bounds the memory a backup uses (default 4). */
+  readBuffers?: number;
+  /** Chunk objects being sealed or uploaded at once (default 16). */
+  uploadConcurrency?: number;
+  now?: () => Date;
+}
+
+export interface BackupSummary {
+  backupId: string;
+  volumeId: string;
+  volumeName: string;
+  manifestKey: string;
+  createdAt: string;
+  size: number;
+  bytesRead: number;
+  /** Bytes of chunk objects and the manifest written to the store. */
+  bytesUploaded: number;
+  /** Data chunks (holes excluded). */
+  chunks: number;
+  chunksNew: number;
+  /** All-zero chunks recorded as holes and never uploaded. */
+  holes: number;
+  holeBytes: number;
+  seconds: number;
+}
+
+/** A read buffer that chunks point into; reused once every chunk in it is done. */
+interface Block {
+  buffer: SharedArrayBuffer;
+  view: Uint8Array;
+  refs: number;
+}
+
+/**
+ * Backs up a volume: stream → FastCDC → (zero? hole) → keyed id → HEAD → seal → PUT, then the manifest.
+ * Chunk objects are all written before the manifest, so a manifest only ever names chunks that exist; a
+ * re-run after a crash finds the chunks already uploaded and skips them.
+ */
+export async function backupVolume(options: BackupOptions): Promise<BackupSummary> {
+  const { repository, source, workers } = options;
+  const params = repository.config.chunker;
+  const readSize = options.readSize ?? 8 << 20;
+  const blockCount = Math.max(2, options.readBuffers ?? 4);
+  const backupId = options.backupId ?? randomUUID();
+  const volumeId = options.volumeId ?? repository.volumeIdFor(options.volumeName);
+  const createdAt = (options.now ?? (() => new Date()))().toISOString();
+  const store = repository.store;
+  const progress = new ProgressReporter('backup', source.size, options.onProgress);
+
+  const chunker = new StreamingChunker(params);
+  const manifest = new ManifestBuilder();
+  const uploads = new Limiter(options.uploadConcurrency ?? 16);
+  const seen = new RecentIds(1 << 16);
+
+  const summary = {
+    bytesRead: 0,
+    bytesUploaded: 0,
+    chunks: 0,
+    chunksNew: 0,
+    holes: 0,
+    holeBytes: 0,
+  };
+  let failure: unknown;
+  // Results complete out of order; entries go into the manifest in stream order.
+  const results = new Map<number, { kind: 'hole' | 'data'; id?: Uint8Array; length: number }>();
+  let nextToRecord = 0;
+  let bytesRecorded = 0;
+  const record = () => {
+    for (let r = results.get(nextToRecord); r; r = results.get(nextToRecord)) {
+      results.delete(nextToRecord++);
+      if (r.kind === 'hole') manifest.addHole(r.length);
+      else manifest.addChunk(r.id!, r.length);
+      bytesRecorded += r.length;
+    }
+    progress.report(bytesRecorded);
+  };
+
+  const free: Block[] = [];
+  const waitingForBlock: Array<(b: Block) => void> = [];
+  for (let i = 0; i < blockCount; i++) {
+    const buffer = new SharedArrayBuffer(params.maxSize + readSize);
+    free.push({ buffer, view: new Uint8Array(buffer), refs: 0 });
+  }
+  const releaseBlock = (b: Block) => {
+    if (--b.refs > 0) return;
+    const waiter = waitingForBlock.shift();
+    if (waiter) waiter(b);
+    else free.push(b);
+  };
+  const acquireBlock = (): Promise<Block> => {
+    const b = free.pop();
+    return b ? Promise.resolve(b) : new Promise((resolve) => waitingForBlock.push(resolve));
+  };
+
+  const tasks = new Set<Promise<void>>();
+  const processChunk = async (seq: number, block: Block, offset: number, length: number) => {
+    try {
+      if (failure) return;
+      const ided = await workers.identify(block.buffer, offset, length);
+      if (!ided.id) {
+        results.set(seq, { kind: 'hole', length });
+        summary.holes++;
+        summary.holeBytes += length;
+        return;
+      }
+      const id = ided.id;
+      summary.chunks++;
+      const hex = Buffer.from(id).toString('hex');
+      if (!seen.has(hex)) {
+        seen.add(hex);
+        const key = chunkObjectKey(id);
+        await uploads.acquire();
+        try {
+          if (failure) return;
+          if (!(await store.head(key))) {
+            const object = await workers.seal(block.buffer, offset, length, id);
+            await store.put(key, object);
+            summary.chunksNew++;
+            summary.bytesUploaded += object.length;
+          }
+        } finally {
+          uploads.release();
+        }
+      }
+      results.set(seq, { kind: 'data', id, length });
+    } catch (error) {
+      failure ??= error;
+    } finally {
+      releaseBlock(block);
+    }
+  };
+
+  let position = 0;
+  let seq = 0;
+  let tail: { block: Block; offset: number; length: number } | undefined;
+  try {
+    while (!failure) {
+      if (options.signal?.aborted) throw new EngineError('aborted', 'backup cancelled');
+      const block = await acquireBlock();
+      let filled = 0;
+      if (tail) {
+        block.view.set(tail.block.view.subarray(tail.offset, tail.offset + tail.length), 0);
+        filled = tail.length;
+        releaseBlock(tail.block);
+        tail = undefined;
+      }
+      const want = Math.min(readSize, source.size - position);
+      const got = want > 0 ? await source.read(block.view.subarray(filled, filled + want), position) : 0;
+      if (got < want) {
+        throw new EngineError('io', `${source.path}: short read at ${position + got} of ${source.size} bytes`);
+      }
+      position += got;
+      summary.bytesRead += got;
+      const eof = position >= source.size;
+      const lengths = chunker.push(block.view.subarray(filled, filled + got));
+      if (eof) lengths.push(...chunker.finish());
+      filled += got;
+      let at = 0;
+      block.refs = 1; // held by the loop until the tail is copied out
+      for (const length of lengths) {
+        block.refs++;
+        const task = processChunk(seq++, block, at, length).then(record);
+        tasks.add(task);
+        void task.finally(() => tasks.delete(task));
+        at += length;
+      }
+      if (eof) {
+        if (at !== filled) throw new Error(`chunker left ${filled - at} bytes unassigned at end of stream`);
+        releaseBlock(block);
+        break;
+      }
+      tail = { block, offset: at, length: filled - at };
+    }
+  } catch (error) {
+    failure ??= error;
+  }
+  await Promise.all(tasks);
+  if (failure) throw failure;
+
+  const manifestKey = manifestObjectKey(volumeId, backupId);
+  const encoded = repository.encodeManifest(
+    manifest.build({
+      backupId,
+      volumeId,
+      volumeName: options.volumeName,
+      volumeSize: source.size,
+      createdAt,
+      chunker: params,
+    }),
+  );
+  await store.put(manifestKey, encoded);
+  summary.bytesUploaded += encoded.length;
+  progress.report(source.size, true);
+  return {
+    backupId,
+    volumeId,
+    volumeName: options.volumeName,
+    manifestKey,
+    createdAt,
+    size: source.size,
+    ...summary,
+    seconds: progress.elapsedSeconds(),
+  };
+}
+
+/** Ids uploaded or found earlier in this backup; bounded, so memory stays flat on huge volumes. */
+class RecentIds {
+  readonly #ids = new Set<string>();
+  constructor(private readonly max: number) {}
+  has(id: string): boolean {
+    return this.#ids.has(id);
+  }
+  add(id: string): void {
+    if (this.#ids.size >= this.max) this.#ids.delete(this.#ids.values().next().value!);
+    this.#ids.add(id);
+  }
+}

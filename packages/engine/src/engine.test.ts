@@ -1,0 +1,307 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChunkerParams } from '@stowage/chunker';
+import { chunkObjectKey, IntegrityError, WrongPassphraseError } from '@stowage/format';
+import {
+  createSeededRandom,
+  MemoryObjectStore,
+  type ObjectStore,
+  ObjectStoreError,
+  withFaults,
+  withRetry,
+} from '@stowage/object-store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backupVolume } from './backup.js';
+import { EngineError } from './errors.js';
+import { Repository } from './repository.js';
+import { restoreBackup } from './restore.js';
+import { seededBytes, sha256File, textBytes, writeImage, writeTestVolume } from './testing/volumes.js';
+import { verifyBackup } from './verify.js';
+import { openVolumeSource } from './volume-io.js';
+import { ChunkWorkers } from './workers/chunk-workers.js';
+
+// Small chunks so a few MiB of test data makes hundreds of them.
+const PARAMS: ChunkerParams = { minSize: 16 << 10, avgSize: 64 << 10, maxSize: 256 << 10, level: 1, seed: 0n };
+const FAST_KDF = { name: 'scrypt', N: 1024, r: 8, p: 1 } as const;
+const PASS = 'correct horse battery staple';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stowage-engine-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function newRepo(store: ObjectStore = new MemoryObjectStore()) {
+  const repository = await Repository.init(store, { passphrase: PASS, chunker: PARAMS, kdf: FAST_KDF });
+  const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
+  return { repository, workers, store };
+}
+
+async function backupFile(repository: Repository, workers: ChunkWorkers, path: string, volumeName = 'vol', readSize?: number) {
+  const source = await openVolumeSource(path);
+  try {
+    return await backupVolume({ repository, workers, source, volumeName, ...(readSize ? { readSize } : {}) });
+  } finally {
+    await source.close();
+  }
+}
+
+describe('backup and restore', () => {
+  it('restores byte-exact, leaves holes sparse, and re-backs up unchanged data without uploads', async () => {
+    const { repository, workers, store } = await newRepo();
+    try {
+      const image = join(dir, 'a.img');
+      await writeTestVolume(image, 24 << 20);
+      const first = await backupFile(repository, workers, image);
+      expect(first.size).toBe(24 << 20);
+      expect(first.bytesRead).toBe(24 << 20);
+      expect(first.holes).toBeGreaterThan(0);
+      expect(first.holeBytes).toBeGreaterThan(8 << 20);
+      expect(first.chunksNew).toBeGreaterThan(50);
+      expect(first.chunksNew).toBeLessThanOrEqual(first.chunks);
+      // Holes are never uploaded, and text compresses: far fewer bytes stored than the volume holds.
+      expect(first.bytesUploaded).toBeLessThan(first.size - first.holeBytes);
+
+      const again = await backupFile(repository, workers, image);
+      expect(again.chunksNew).toBe(0);
+      expect(again.chunks).toBe(first.chunks);
+
+      const out = join(dir, 'a.out');
+      const restored = await restoreBackup({
+        repository,
+        workers,
+        backup: await repository.resolveBackup(again.backupId),
+        targetPath: out,
+      });
+      expect(restored.size).toBe(24 << 20);
+      expect(await sha256File(out)).toBe(await sha256File(image));
+      const st = await stat(out);
+      expect(st.blocks * 512).toBeLessThan(st.size - (8 << 20)); // holes stayed holes
+
+      const listed = await repository.listBackups();
+      expect(listed.map((b) => b.backupId).sort()).toEqual([first.backupId, again.backupId].sort());
+      expect([...(await collectKeys(store, 'manifests/'))]).toHaveLength(2);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('cuts the same chunks whatever the read size', async () => {
+    const { repository, workers } = await newRepo();
+    try {
+      const image = join(dir, 'b.img');
+      await writeTestVolume(image, 5 << 20, 'read-size');
+      const ids = async (readSize: number) => {
+        const s = await backupFile(repository, workers, image, 'b', readSize);
+        const m = await repository.loadManifest(await repository.resolveBackup(s.backupId));
+        return [...m.entries()].map((e) => (e.kind === 'hole' ? `hole:${e.length}` : `${Buffer.from(e.id).toString('hex')}:${e.length}`));
+      };
+      const reference = await ids(8 << 20);
+      expect(await ids(300_001)).toEqual(reference);
+      expect(await ids(64 << 10)).toEqual(reference);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('backs up an empty volume and a volume smaller than one chunk', async () => {
+    const { repository, workers } = await newRepo();
+    try {
+      for (const size of [0, 1, 4095]) {
+        const image = join(dir, `small-${size}.img`);
+        await writeImage(image, size, size ? [{ offset: 0, data: seededBytes('s', size) }] : []);
+        const s = await backupFile(repository, workers, image);
+        const out = join(dir, `small-${size}.out`);
+        await restoreBackup({ repository, workers, backup: await repository.resolveBackup(s.backupId), targetPath: out });
+        expect(await sha256File(out)).toBe(await sha256File(image));
+      }
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('dedups identical data across volumes of one repository', async () => {
+    const { repository, workers } = await newRepo();
+    try {
+      const image = join(dir, 'c.img');
+      await writeImage(image, 3 << 20, [{ offset: 0, data: seededBytes('dedup', 3 << 20) }]);
+      const a = await backupFile(repository, workers, image, 'vol-a');
+      const b = await backupFile(repository, workers, image, 'vol-b');
+      expect(a.volumeId).not.toBe(b.volumeId);
+      expect(b.chunksNew).toBe(0);
+    } finally {
+      await workers.close();
+    }
+  });
+});
+
+describe('faults', () => {
+  it('completes backup and restore byte-exact while the store fails at random', async () => {
+    const memory = new MemoryObjectStore();
+    const random = createSeededRandom(42);
+    const faulty = withRetry(withFaults(memory, { rate: 0.2, random }), {
+      attempts: 12,
+      baseDelayMs: 1,
+      maxDelayMs: 5,
+      random,
+    });
+    const { repository, workers } = await newRepo(faulty);
+    try {
+      const image = join(dir, 'f.img');
+      await writeTestVolume(image, 8 << 20, 'faults');
+      const s = await backupFile(repository, workers, image);
+      const out = join(dir, 'f.out');
+      await restoreBackup({ repository, workers, backup: await repository.resolveBackup(s.backupId), targetPath: out });
+      expect(await sha256File(out)).toBe(await sha256File(image));
+      const report = await verifyBackup({ repository, workers, backup: await repository.resolveBackup(s.backupId) });
+      expect(report.problems).toEqual([]);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('a backup that dies part-way leaves no manifest, and the re-run uploads only the missing chunks', async () => {
+    const memory = new MemoryObjectStore();
+    let putsLeft = Number.POSITIVE_INFINITY;
+    const dying: ObjectStore = Object.create(memory, {
+      put: {
+        value: async (key: string, body: Uint8Array, opts?: { ifNoneMatch?: boolean }) => {
+          if (key.startsWith('chunks/') && putsLeft-- <= 0) {
+            throw new ObjectStoreError('permanent', 'simulated crash', { op: 'put', key });
+          }
+          return memory.put(key, body, opts);
+        },
+      },
+    });
+    const { repository, workers } = await newRepo(dying);
+    try {
+      const image = join(dir, 'k.img');
+      await writeImage(image, 6 << 20, [{ offset: 0, data: seededBytes('kill', 6 << 20) }]);
+      putsLeft = 20;
+      await expect(backupFile(repository, workers, image)).rejects.toThrow('simulated crash');
+      expect(await collectKeys(memory, 'manifests/')).toHaveLength(0);
+      const stored = (await collectKeys(memory, 'chunks/')).length;
+      expect(stored).toBeGreaterThanOrEqual(20);
+
+      putsLeft = Number.POSITIVE_INFINITY;
+      const rerun = await backupFile(repository, workers, image);
+      expect(rerun.chunksNew).toBe(rerun.chunks - stored);
+      expect(await collectKeys(memory, 'manifests/')).toHaveLength(1);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('a corrupted or truncated chunk fails restore with an integrity error naming it, and removes the target', async () => {
+    const { repository, workers, store } = await newRepo();
+    try {
+      const image = join(dir, 'x.img');
+      await writeImage(image, 2 << 20, [{ offset: 0, data: textBytes(3, 2 << 20) }]);
+      const s = await backupFile(repository, workers, image);
+      const ref = await repository.resolveBackup(s.backupId);
+      const manifest = await repository.loadManifest(ref);
+      const victim = [...manifest.entries()].find((e) => e.kind === 'data');
+      if (!victim || victim.kind !== 'data') throw new Error('no data chunk');
+      const key = chunkObjectKey(victim.id);
+      const original = await store.get(key);
+
+      const flipped = Uint8Array.from(original);
+      flipped[flipped.length - 20]! ^= 0x01;
+      await store.put(key, flipped);
+      const out = join(dir, 'x.out');
+      const err = await restoreBackup({ repository, workers, backup: ref, targetPath: out }).catch((e) => e);
+      expect(err).toBeInstanceOf(IntegrityError);
+      expect(err.message).toContain(key);
+      await expect(stat(out)).rejects.toThrow();
+
+      const report = await verifyBackup({ repository, workers, backup: ref });
+      expect(report.problems.map((p) => p.objectKey)).toEqual([key]);
+
+      await store.put(key, original.subarray(0, original.length - 100));
+      const err2 = await restoreBackup({ repository, workers, backup: ref, targetPath: out }).catch((e) => e);
+      expect(err2).toBeInstanceOf(IntegrityError);
+
+      await store.delete(key);
+      const report2 = await verifyBackup({ repository, workers, backup: ref });
+      expect(report2.problems).toEqual([{ objectKey: key, message: `chunk ${key} is missing` }]);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('a corrupted or truncated manifest is an integrity error naming it', async () => {
+    const { repository, workers, store } = await newRepo();
+    try {
+      const image = join(dir, 'm.img');
+      await writeImage(image, 1 << 20, [{ offset: 0, data: seededBytes('m', 1 << 20) }]);
+      const s = await backupFile(repository, workers, image);
+      const ref = await repository.resolveBackup(s.backupId);
+      const bytes = await store.get(ref.manifestKey);
+      const flipped = Uint8Array.from(bytes);
+      flipped[flipped.length >> 1]! ^= 0x80;
+      await store.put(ref.manifestKey, flipped);
+      const err = await repository.loadManifest(ref).catch((e) => e);
+      expect(err).toBeInstanceOf(IntegrityError);
+      expect(err.message).toContain(ref.manifestKey);
+      await store.put(ref.manifestKey, bytes.subarray(0, 40));
+      await expect(repository.loadManifest(ref)).rejects.toBeInstanceOf(IntegrityError);
+    } finally {
+      await workers.close();
+    }
+  });
+});
+
+describe('repository', () => {
+  it('refuses a wrong passphrase, a second init, and a missing repository', async () => {
+    const store = new MemoryObjectStore();
+    await Repository.init(store, { passphrase: PASS, chunker: PARAMS, kdf: FAST_KDF });
+    await expect(Repository.open(store, { passphrase: 'wrong' })).rejects.toBeInstanceOf(WrongPassphraseError);
+    const opened = await Repository.open(store, { passphrase: PASS });
+    expect(opened.config.chunker).toEqual(PARAMS);
+    await expect(Repository.init(store, { passphrase: PASS, chunker: PARAMS, kdf: FAST_KDF })).rejects.toMatchObject({
+      code: 'repository-exists',
+    });
+    const err = await Repository.open(new MemoryObjectStore(), { passphrase: PASS }).catch((e) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe('repository-not-found');
+  });
+
+  it('resolves backup id prefixes and rejects unknown or ambiguous ones', async () => {
+    const { repository, workers } = await newRepo();
+    try {
+      const image = join(dir, 'p.img');
+      await writeImage(image, 1000, [{ offset: 0, data: seededBytes('p', 1000) }]);
+      const s = await backupFile(repository, workers, image);
+      expect((await repository.resolveBackup(s.backupId.slice(0, 8))).backupId).toBe(s.backupId);
+      await expect(repository.resolveBackup('ffffffff-0000')).rejects.toMatchObject({ code: 'backup-not-found' });
+      await expect(repository.resolveBackup('zz')).rejects.toMatchObject({ code: 'invalid-argument' });
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('verifies a random sample of chunks', async () => {
+    const { repository, workers } = await newRepo();
+    try {
+      const image = join(dir, 's.img');
+      await writeImage(image, 4 << 20, [{ offset: 0, data: seededBytes('sample', 4 << 20) }]);
+      const s = await backupFile(repository, workers, image);
+      const ref = await repository.resolveBackup(s.backupId);
+      const report = await verifyBackup({ repository, workers, backup: ref, samplePercent: 10 });
+      expect(report.chunksChecked).toBe(Math.ceil(report.chunksTotal / 10));
+      expect(report.problems).toEqual([]);
+    } finally {
+      await workers.close();
+    }
+  });
+});
+
+async function collectKeys(store: ObjectStore, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const info of store.list(prefix)) keys.push(info.key);
+  return keys;
+}
+

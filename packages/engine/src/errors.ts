@@ -1,0 +1,26 @@
+export const ENGINE_ERROR_CODES = [
+  'io',
+  'invalid-source',
+  'invalid-target',
+  'target-exists',
+  'target-too-small',
+  'repository-not-found',
+  'repository-exists',
+  'backup-not-found',
+  'ambiguous-backup-id',
+  'invalid-argument',
+  'aborted',
+] as const;
+export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
+
+/** Errors of the engine's own making; format and store errors pass through with their own types. */
+export class EngineError extends Error {
+  override name = 'EngineError';
+  constructor(
+    readonly code: EngineErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

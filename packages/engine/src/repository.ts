@@ -1,0 +1,173 @@
+import { blake3DeriveKey, blake3Keyed } from '@stowage/blake3';
+import type { ChunkerParams } from '@stowage/chunker';
+import {
+  createKeyFile,
+  decodeConfig,
+  decodeManifest,
+  deriveTargetKeys,
+  encodeConfig,
+  encodeManifest,
+  generateTargetKey,
+  type KdfParams,
+  type Manifest,
+  openKeyFile,
+  type RepositoryConfig,
+  type TargetKeys,
+  verifyConfig,
+  WrongPassphraseError,
+} from '@stowage/format';
+import type { ObjectStore } from '@stowage/object-store';
+import { EngineError } from './errors.js';
+
+export const CONFIG_KEY = 'config';
+export const KEYS_PREFIX = 'keys/';
+export const MANIFESTS_PREFIX = 'manifests/';
+/** BLAKE3 derive_key context of the key that maps volume names to volume ids (docs/format.md). */
+export const VOLUME_ID_CONTEXT = 'stowage 2026-11-22 volume id';
+
+export interface BackupRef {
+  volumeId: string;
+  backupId: string;
+  manifestKey: string;
+}
+
+export interface BackupInfo extends BackupRef {
+  volumeName: string;
+  volumeSize: number;
+  createdAt: string;
+  chunks: number;
+  storedSize: number;
+}
+
+/** An opened repository: its store, configuration and the keys derived from its target key. */
+export class Repository {
+  readonly #volumeIdKey: Uint8Array;
+
+  private constructor(
+    readonly store: ObjectStore,
+    readonly targetKey: Uint8Array,
+    readonly keys: TargetKeys,
+    readonly config: RepositoryConfig,
+  ) {
+    this.#volumeIdKey = blake3DeriveKey(VOLUME_ID_CONTEXT, targetKey);
+  }
+
+  /**
+   * Creates a repository: a random target key, wrapped under the recovery passphrase in `keys/<id>`, then the
+   * `config` object. The config is written last, so a repository exists only once it is complete.
+   */
+  static async init(
+    store: ObjectStore,
+    options: { passphrase: string; chunker: ChunkerParams; kdf?: KdfParams; now?: Date },
+  ): Promise<Repository> {
+    if (await store.head(CONFIG_KEY)) {
+      throw new EngineError('repository-exists', `a repository already exists at ${store.location}`);
+    }
+    const targetKey = generateTargetKey();
+    const keys = deriveTargetKeys(targetKey);
+    const keyFile = await createKeyFile(targetKey, options.passphrase, options.kdf ? { kdf: options.kdf } : {});
+    await store.put(`${KEYS_PREFIX}${keyFile.keyId}`, keyFile.bytes);
+    const { config, bytes } = encodeConfig(keys, { chunker: options.chunker, createdAt: options.now ?? new Date() });
+    await store.put(CONFIG_KEY, bytes, { ifNoneMatch: true });
+    return new Repository(store, targetKey, keys, config);
+  }
+
+  /** Opens a repository with its recovery passphrase: tries each key file until one opens. */
+  static async open(store: ObjectStore, options: { passphrase: string }): Promise<Repository> {
+    const configBytes = await readConfig(store);
+    let targetKey: Uint8Array | undefined;
+    for await (const info of store.list(KEYS_PREFIX)) {
+      try {
+        targetKey = await openKeyFile(await store.get(info.key), options.passphrase);
+        break;
+      } catch (error) {
+        if (!(error instanceof WrongPassphraseError)) throw error;
+      }
+    }
+    if (!targetKey) throw new WrongPassphraseError(`wrong passphrase for the repository at ${store.location}`);
+    return Repository.#withKey(store, targetKey, configBytes);
+  }
+
+  /** Opens a repository with its target key (as the manager does, holding the key itself). */
+  static async openWithKey(store: ObjectStore, targetKey: Uint8Array): Promise<Repository> {
+    return Repository.#withKey(store, targetKey, await readConfig(store));
+  }
+
+  static #withKey(store: ObjectStore, targetKey: Uint8Array, configBytes: Uint8Array): Repository {
+    const keys = deriveTargetKeys(targetKey);
+    const config = verifyConfig(keys, decodeConfig(configBytes));
+    return new Repository(store, targetKey, keys, config);
+  }
+
+  /**
+   * The volume id a standalone backup uses for a volume name: a UUID made from a keyed hash of the name, so
+   * the same name always maps to the same id and the bucket never shows the name itself.
+   */
+  volumeIdFor(name: string): string {
+    const h = blake3Keyed(this.#volumeIdKey, new TextEncoder().encode(name), 16);
+    h[6] = (h[6]! & 0x0f) | 0x80; // version 8: custom
+    h[8] = (h[8]! & 0x3f) | 0x80; // RFC 4122 variant
+    const hex = Buffer.from(h).toString('hex');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  encodeManifest(manifest: Manifest): Uint8Array {
+    return encodeManifest(this.keys, manifest);
+  }
+
+  async loadManifest(ref: BackupRef): Promise<Manifest> {
+    const bytes = await this.store.get(ref.manifestKey);
+    return decodeManifest(this.keys, bytes, { backupId: ref.backupId, objectKey: ref.manifestKey });
+  }
+
+  /** Every committed backup (a manifest exists), in key order. */
+  async *backupRefs(): AsyncIterable<BackupRef> {
+    for await (const info of this.store.list(MANIFESTS_PREFIX)) {
+      const parts = info.key.slice(MANIFESTS_PREFIX.length).split('/');
+      if (parts.length !== 2) continue;
+      yield { volumeId: parts[0]!, backupId: parts[1]!, manifestKey: info.key };
+    }
+  }
+
+  async listBackups(): Promise<BackupInfo[]> {
+    const out: BackupInfo[] = [];
+    for await (const ref of this.backupRefs()) {
+      const m = await this.loadManifest(ref);
+      out.push({
+        ...ref,
+        volumeName: m.volumeName,
+        volumeSize: m.volumeSize,
+        createdAt: m.createdAt,
+        chunks: m.chunkCount,
+        storedSize: 0,
+      });
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Finds a backup by its id or a unique prefix of it. */
+  async resolveBackup(idOrPrefix: string): Promise<BackupRef> {
+    const wanted = idOrPrefix.toLowerCase();
+    if (!/^[0-9a-f-]{4,36}$/.test(wanted)) {
+      throw new EngineError('invalid-argument', `"${idOrPrefix}" is not a backup id (at least 4 hex digits)`);
+    }
+    const matches: BackupRef[] = [];
+    for await (const ref of this.backupRefs()) if (ref.backupId.startsWith(wanted)) matches.push(ref);
+    if (matches.length === 0) throw new EngineError('backup-not-found', `no backup ${idOrPrefix} in ${this.store.location}`);
+    if (matches.length > 1) {
+      throw new EngineError('ambiguous-backup-id', `${idOrPrefix} matches ${matches.length} backups; give more of the id`);
+    }
+    return matches[0]!;
+  }
+}
+
+async function readConfig(store: ObjectStore): Promise<Uint8Array> {
+  try {
+    return await store.get(CONFIG_KEY);
+  } catch (error) {
+    if ((error as { kind?: string }).kind === 'not-found') {
+      throw new EngineError('repository-not-found', `no repository at ${store.location} (run "agent repo init")`);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,129 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+/** A request to a pool worker; `transfer` lists buffers whose ownership moves to the worker. */
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  inFlight: number;
+}
+
+export interface WorkerPoolOptions {
+  /** Worker script; a `.ts` file is started through tsx (tests and development), a `.js` file directly. */
+  script: URL;
+  /** Passed to every worker as `workerData`. */
+  workerData?: unknown;
+  size?: number;
+  /** Rebuilds typed errors from the plain data that crosses the thread boundary. */
+  reviveError?: (e: SerializedError) => Error | undefined;
+}
+
+/** Default worker count: one per core, at least one and at most eight. */
+export function defaultWorkerCount(): number {
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+/**
+ * A fixed set of worker threads answering `{ id, op, ... }` messages with `{ id, ok, value | error }`.
+ * Requests go to the least busy worker. A worker that dies fails its pending requests and the pool.
+ */
+export class WorkerPool {
+  readonly #slots: Slot[] = [];
+  readonly #pending = new Map<number, Pending & { slot: Slot }>();
+  #nextId = 1;
+  #failure: Error | undefined;
+  #closed = false;
+  readonly #reviveError: (e: SerializedError) => Error | undefined;
+
+  constructor(options: WorkerPoolOptions) {
+    this.#reviveError = options.reviveError ?? (() => undefined);
+    const size = options.size ?? defaultWorkerCount();
+    const fromSource = options.script.pathname.endsWith('.ts');
+    // Sources run under tsx with the `source` export condition, so workers see the same code as the tests.
+    const execArgv = fromSource ? ['--conditions=source', '--import', 'tsx'] : [];
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(options.script, { workerData: options.workerData, execArgv });
+      const slot: Slot = { worker, inFlight: 0 };
+      worker.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: SerializedError }) => {
+        const pending = this.#pending.get(msg.id);
+        if (!pending) return;
+        this.#pending.delete(msg.id);
+        slot.inFlight--;
+        if (msg.ok) pending.resolve(msg.value);
+        else pending.reject(this.#deserializeError(msg.error));
+      });
+      worker.on('error', (error) => this.#fail(error));
+      worker.on('exit', (code) => {
+        if (!this.#closed) this.#fail(new Error(`worker thread exited unexpectedly with code ${code}`));
+      });
+      this.#slots.push(slot);
+    }
+  }
+
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  run<T>(op: string, payload: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new Error('worker pool is closed'));
+    let slot = this.#slots[0]!;
+    for (const s of this.#slots) if (s.inFlight < slot.inFlight) slot = s;
+    const id = this.#nextId++;
+    slot.inFlight++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, slot });
+      slot.worker.postMessage({ id, op, ...payload }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    for (const p of this.#pending.values()) p.reject(new Error('worker pool closed'));
+    this.#pending.clear();
+  }
+
+  #deserializeError(e: SerializedError | undefined): Error {
+    if (!e) return new Error('worker failed without an error');
+    const revived = this.#reviveError(e);
+    if (revived) return revived;
+    const error = new Error(e.message) as Error & { code?: string };
+    error.name = e.name;
+    if (e.code) error.code = e.code;
+    return error;
+  }
+
+  #fail(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    for (const p of this.#pending.values()) p.reject(error);
+    this.#pending.clear();
+  }
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+  objectKey?: string;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const e = error as Error & { code?: unknown; objectKey?: unknown };
+    return {
+      name: e.name,
+      message: e.message,
+      ...(typeof e.code === 'string' ? { code: e.code } : {}),
+      ...(typeof e.objectKey === 'string' ? { objectKey: e.objectKey } : {}),
+    };
+  }
+  return { name: 'Error', message: String(error) };
+}
+
