@@ -1,1 +1,10 @@
-export {};
+export {
+  CHUNKER_LIMITS,
+  type ChunkerParams,
+  ChunkerParamsError,
+  DEFAULT_CHUNKER_PARAMS,
+  type NormalizationLevel,
+  validateChunkerParams,
+} from './params.js';
+export type { Chunk } from './reference.js';
+export { type ChunkCut, chunkBuffer, StreamingChunker } from './streaming.js';

@@ -1,0 +1,167 @@
+import { GEAR } from './gear-table.js';
+
+export const NORMALIZATION_LEVELS = [0, 1, 2, 3] as const;
+/** How strongly chunk sizes are pulled towards the average: 0 not at all, 3 the most. */
+export type NormalizationLevel = (typeof NORMALIZATION_LEVELS)[number];
+
+export interface ChunkerParams {
+  /** No chunk is shorter, except the last one of a stream. */
+  readonly minSize: number;
+  /** Target chunk size; only its base-2 logarithm (rounded) matters, through the masks. */
+  readonly avgSize: number;
+  /** No chunk is longer. */
+  readonly maxSize: number;
+  readonly level: NormalizationLevel;
+  /** XOR'd into the gear table (the crate's `with_level_and_seed`); 0n = the published table. */
+  readonly seed: bigint;
+}
+
+/** The limits of the fastcdc crate's v2020 module (MINIMUM_MIN … MAXIMUM_MAX). */
+export const CHUNKER_LIMITS = {
+  minSize: { min: 64, max: 1_048_576 },
+  avgSize: { min: 256, max: 4_194_304 },
+  maxSize: { min: 1024, max: 16_777_216 },
+} as const;
+
+/** Sized for block volumes: few objects per GiB. */
+export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = Object.freeze({
+  minSize: 256 * 1024,
+  avgSize: 1024 * 1024,
+  maxSize: 4 * 1024 * 1024,
+  level: 1,
+  seed: 0n,
+});
+
+export class ChunkerParamsError extends Error {
+  override name = 'ChunkerParamsError';
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * Checks untrusted chunker parameters (for example read back from a bucket's config) and returns a frozen,
+ * normalised copy. `seed` may be a bigint or a non-negative safe integer.
+ */
+export function validateChunkerParams(p: unknown): ChunkerParams {
+  if (typeof p !== 'object' || p === null) throw new ChunkerParamsError('chunker params must be an object');
+  const o = p as Record<string, unknown>;
+  const size = (key: keyof typeof CHUNKER_LIMITS): number => {
+    const v = o[key];
+    const { min, max } = CHUNKER_LIMITS[key];
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      throw new ChunkerParamsError(`chunker ${key} must be an integer, got ${describe(v)}`);
+    }
+    if (v < min || v > max) {
+      throw new ChunkerParamsError(`chunker ${key} must be between ${min} and ${max} bytes, got ${v}`);
+    }
+    return v;
+  };
+  const minSize = size('minSize');
+  const avgSize = size('avgSize');
+  const maxSize = size('maxSize');
+  if (minSize > avgSize || avgSize > maxSize) {
+    throw new ChunkerParamsError(
+      `chunker sizes must satisfy minSize <= avgSize <= maxSize, got ${minSize} / ${avgSize} / ${maxSize}`,
+    );
+  }
+  const level = o.level;
+  if (!NORMALIZATION_LEVELS.includes(level as NormalizationLevel)) {
+    throw new ChunkerParamsError(`chunker level must be 0, 1, 2 or 3, got ${describe(level)}`);
+  }
+  let seed = o.seed;
+  if (typeof seed === 'number' && Number.isSafeInteger(seed) && seed >= 0) seed = BigInt(seed);
+  if (typeof seed !== 'bigint' || seed < 0n || seed > U64_MAX) {
+    throw new ChunkerParamsError(
+      `chunker seed must be an unsigned 64-bit integer (bigint), got ${describe(o.seed)}`,
+    );
+  }
+  return Object.freeze({ minSize, avgSize, maxSize, level: level as NormalizationLevel, seed });
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  return String(v);
+}
+
+/**
+ * Cut masks per number of bits, from the crate: spread bits (destor's C implementation, restic's FastCDC for
+ * the larger sizes). Indexes 0–4 are padding; 5 and 25 are reached only at level 3.
+ */
+export const MASKS: readonly bigint[] = [
+  0n,
+  0n,
+  0n,
+  0n,
+  0n,
+  0x0000000001804110n,
+  0x0000000001803110n, // 64 B
+  0x0000000018035100n,
+  0x0000001800035300n,
+  0x0000019000353000n,
+  0x0000590003530000n, // 1 KiB
+  0x0000d90003530000n,
+  0x0000d90103530000n,
+  0x0000d90303530000n,
+  0x0000d90313530000n, // 16 KiB
+  0x0000d90f03530000n,
+  0x0000d90303537000n,
+  0x0000d90703537000n,
+  0x0000d90707537000n, // 256 KiB
+  0x0000d91707537000n,
+  0x0000d91747537000n, // 1 MiB
+  0x0000d91767537000n,
+  0x0000d93767537000n, // 4 MiB
+  0x0000d93777537000n,
+  0x0000d93777577000n, // 16 MiB
+  0x0000db3777577000n,
+];
+
+/** The crate's `logarithm2`: log2 rounded to the nearest integer (halves away from zero). */
+export function logarithm2(value: number): number {
+  return value <= 0 ? 0 : Math.round(Math.log2(value));
+}
+
+/** Everything the scan needs, derived once from validated params. */
+export interface CutSettings {
+  readonly minSize: number;
+  readonly avgSize: number;
+  readonly maxSize: number;
+  /** Mask while the chunk is shorter than the average (harder to satisfy: more bits). */
+  readonly maskS: bigint;
+  /** Mask once the chunk has reached the average (easier: fewer bits). */
+  readonly maskL: bigint;
+  /** The gear tables with the seed applied: GEAR ^ seed and (GEAR << 1) ^ (seed << 1). */
+  readonly gear: BigUint64Array;
+  readonly gearLs: BigUint64Array;
+}
+
+const gearCache = new Map<bigint, { gear: BigUint64Array; gearLs: BigUint64Array }>();
+
+function gearTables(seed: bigint): { gear: BigUint64Array; gearLs: BigUint64Array } {
+  let t = gearCache.get(seed);
+  if (!t) {
+    const gear = new BigUint64Array(256);
+    const gearLs = new BigUint64Array(256);
+    const seedLs = BigInt.asUintN(64, seed << 1n);
+    for (let i = 0; i < 256; i++) {
+      gear[i] = GEAR[i]! ^ seed;
+      gearLs[i] = BigInt.asUintN(64, GEAR[i]! << 1n) ^ seedLs;
+    }
+    t = { gear, gearLs };
+    if (gearCache.size < 16) gearCache.set(seed, t);
+  }
+  return t;
+}
+
+export function cutSettings(params: ChunkerParams): CutSettings {
+  const bits = logarithm2(params.avgSize);
+  return {
+    minSize: params.minSize,
+    avgSize: params.avgSize,
+    maxSize: params.maxSize,
+    maskS: MASKS[bits + params.level]!,
+    maskL: MASKS[bits - params.level]!,
+    ...gearTables(params.seed),
+  };
+}
