@@ -20,9 +20,9 @@ export interface CompressionPolicy {
 }
 
 export const DEFAULT_COMPRESSION_POLICY: CompressionPolicy = Object.freeze({
-  level: 3,
+  level: 1,
   sampleSize: 64 * 1024,
-  sampleMaxRatio: 0.95,
+  sampleMaxRatio: 0.98,
   minSavingDivisor: 32,
 });
 

@@ -30,6 +30,28 @@ export {
   WrongPassphraseError,
 } from './errors.js';
 export { deriveTargetKeys, generateTargetKey, KDF_CONTEXT, KEY_LENGTH, type TargetKeys } from './keys.js';
+export {
+  type DecodeManifestOptions,
+  decodeManifest,
+  ENTRY_KIND_CHUNK,
+  ENTRY_KIND_HOLE,
+  ENTRY_RECORD_LENGTH,
+  type EncodeManifestOptions,
+  encodeManifest,
+  MANIFEST_FLAG_ZSTD,
+  MANIFEST_HEADER_LENGTH,
+  MANIFEST_MAGIC,
+  MAX_MANIFEST_LENGTH,
+  MAX_VOLUME_NAME_LENGTH,
+  type Manifest,
+  ManifestBuilder,
+  ManifestEntries,
+  type ManifestEntry,
+  type ManifestMeta,
+  manifestObjectKey,
+  parseManifestObjectKey,
+} from './manifest.js';
+export { type ChunkerParams, MAX_UINT64, validateChunkerParams } from './params.js';
 export { FORMAT_VERSION } from './version.js';
 export {
   XCHACHA_KEY_LENGTH,

@@ -1,0 +1,53 @@
+import { MAX_CHUNK_LENGTH } from './compression.js';
+import { FormatError } from './errors.js';
+
+/** FastCDC 2020 parameters of a target, recorded in its `config` and in every manifest. */
+export interface ChunkerParams {
+  readonly minSize: number;
+  readonly avgSize: number;
+  readonly maxSize: number;
+  /** Normalization level (0–3). */
+  readonly level: number;
+  /** Gear table seed, an unsigned 64-bit integer (0 = the reference table). */
+  readonly seed: bigint;
+}
+
+export const MAX_UINT64 = (1n << 64n) - 1n;
+
+/** Throws `FormatError` unless `value` is a well-formed `ChunkerParams`; returns a normalized frozen copy. */
+export function validateChunkerParams(value: unknown, objectKey?: string): ChunkerParams {
+  const fail = (why: string): never => {
+    throw new FormatError(`invalid chunker parameters: ${why}`, objectKey);
+  };
+  if (typeof value !== 'object' || value === null) return fail('not an object');
+  const v = value as Record<string, unknown>;
+  const size = (name: string): number => {
+    const n = asUint(v[name]);
+    if (n === undefined || n < 1 || n > MAX_CHUNK_LENGTH) {
+      return fail(`${name} must be an integer in 1..${MAX_CHUNK_LENGTH}`);
+    }
+    return n;
+  };
+  const minSize = size('minSize');
+  const avgSize = size('avgSize');
+  const maxSize = size('maxSize');
+  if (!(minSize <= avgSize && avgSize <= maxSize)) fail('need minSize ≤ avgSize ≤ maxSize');
+  const level = asUint(v.level);
+  if (level === undefined || level > 3) fail('level must be 0, 1, 2 or 3');
+  const rawSeed = v.seed;
+  let seed: bigint;
+  if (typeof rawSeed === 'bigint') seed = rawSeed;
+  else if (typeof rawSeed === 'number' && Number.isSafeInteger(rawSeed)) seed = BigInt(rawSeed);
+  else return fail('seed must be an unsigned 64-bit integer');
+  if (seed < 0n || seed > MAX_UINT64) fail('seed must be an unsigned 64-bit integer');
+  return Object.freeze({ minSize, avgSize, maxSize, level: level!, seed });
+}
+
+/** A non-negative safe integer from a number or bigint (CBOR decoders return either), else undefined. */
+export function asUint(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === 'bigint') {
+    return value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
+  }
+  return undefined;
+}
