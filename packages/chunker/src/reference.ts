@@ -31,7 +31,7 @@ export function referenceChunks(data: Uint8Array, params: ChunkerParams): Chunk[
   const mL = maskHalves(s.maskL);
   const mLls = maskHalves(s.maskL << 1n);
 
-  // Returns [hashHi, hashLo, length of the chunk starting at `start`].
+  // The crate's cut(): returns [hashHi, hashLo, length of the chunk starting at `start`].
   const cut = (start: number): [number, number, number] => {
     let remaining = data.length - start;
     if (remaining <= s.minSize) return [0, 0, remaining];
@@ -40,34 +40,30 @@ export function referenceChunks(data: Uint8Array, params: ChunkerParams): Chunk[
     else if (remaining < center) center = remaining;
     let hi = 0;
     let lo = 0;
-    // hash = (hash << 2) + table[byte], modulo 2^64.
-    const shiftAdd = (t: { hi: Uint32Array; lo: Uint32Array }, byte: number) => {
-      hi = ((hi << 2) | (lo >>> 30)) >>> 0;
-      lo = (lo << 2) >>> 0;
-      add(t, byte);
-    };
-    const add = (t: { hi: Uint32Array; lo: Uint32Array }, byte: number) => {
-      const sum = lo + t.lo[byte]!;
-      lo = sum >>> 0;
-      hi = (hi + t.hi[byte]! + (sum > 0xffffffff ? 1 : 0)) >>> 0;
-    };
-    const zero = (m: { hi: number; lo: number }) => (hi & m.hi) === 0 && (lo & m.lo) === 0;
-
     let index = Math.floor(s.minSize / 2);
-    for (; index < Math.floor(center / 2); index++) {
-      const a = start + index * 2;
-      shiftAdd(gearLs, data[a]!);
-      if (zero(mSls)) return [hi, lo, index * 2];
-      add(gear, data[a + 1]!);
-      if (zero(mS)) return [hi, lo, index * 2 + 1];
+    // Two phases: pairs below center / 2 with the small-chunk masks, then up to remaining / 2 with the large.
+    const phases = [
+      { end: Math.floor(center / 2), mask: mS, maskLs: mSls },
+      { end: Math.floor(remaining / 2), mask: mL, maskLs: mLls },
+    ];
+    for (const { end, mask, maskLs } of phases) {
+      for (; index < end; index++) {
+        const a = start + index * 2;
+        // hash = (hash << 2) + GEAR_LS[data[a]], modulo 2^64
+        hi = ((hi << 2) | (lo >>> 30)) >>> 0;
+        lo = (lo << 2) >>> 0;
+        let sum = lo + gearLs.lo[data[a]!]!;
+        lo = sum >>> 0;
+        hi = (hi + gearLs.hi[data[a]!]! + (sum > 0xffffffff ? 1 : 0)) >>> 0;
+        if ((hi & maskLs.hi) === 0 && (lo & maskLs.lo) === 0) return [hi, lo, index * 2];
+        // hash = hash + GEAR[data[a + 1]], modulo 2^64
+        sum = lo + gear.lo[data[a + 1]!]!;
+        lo = sum >>> 0;
+        hi = (hi + gear.hi[data[a + 1]!]! + (sum > 0xffffffff ? 1 : 0)) >>> 0;
+        if ((hi & mask.hi) === 0 && (lo & mask.lo) === 0) return [hi, lo, index * 2 + 1];
+      }
     }
-    for (; index < Math.floor(remaining / 2); index++) {
-      const a = start + index * 2;
-      shiftAdd(gearLs, data[a]!);
-      if (zero(mLls)) return [hi, lo, index * 2];
-      add(gear, data[a + 1]!);
-      if (zero(mL)) return [hi, lo, index * 2 + 1];
-    }
+    // No cut: the chunk is as long as it may be (pathological data, e.g. all zeros).
     return [hi, lo, remaining];
   };
 
