@@ -22,6 +22,19 @@ export {
   MAX_CHUNK_LENGTH,
 } from './compression.js';
 export {
+  CONFIG_HEADER_LENGTH,
+  CONFIG_MAC_LENGTH,
+  CONFIG_MAGIC,
+  CONFIG_OBJECT_KEY,
+  decodeConfig,
+  encodeConfig,
+  MAX_CONFIG_LENGTH,
+  type RepositoryConfig,
+  type RepositoryConfigInit,
+  readConfigUnverified,
+  readConfigVersion,
+} from './config.js';
+export {
   FormatError,
   type FormatErrorCode,
   IntegrityError,
@@ -29,6 +42,22 @@ export {
   UnsupportedFormatVersionError,
   WrongPassphraseError,
 } from './errors.js';
+export {
+  type CreateKeyFileOptions,
+  createKeyFile,
+  DEFAULT_SCRYPT_PARAMS,
+  KEY_FILE_CHECK_LENGTH,
+  KEY_FILE_SALT_LENGTH,
+  KEY_ID_LENGTH,
+  type KeyFile,
+  type KeyFileInfo,
+  keyFileObjectKey,
+  MAX_KEY_FILE_LENGTH,
+  MAX_SCRYPT_MEMORY,
+  openKeyFile,
+  readKeyFileInfo,
+  type ScryptParams,
+} from './keyfile.js';
 export { deriveTargetKeys, generateTargetKey, KDF_CONTEXT, KEY_LENGTH, type TargetKeys } from './keys.js';
 export {
   type DecodeManifestOptions,

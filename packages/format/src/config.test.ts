@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CONFIG_HEADER_LENGTH,
+  CONFIG_MAC_LENGTH,
+  decodeConfig,
+  encodeConfig,
+  readConfigUnverified,
+  readConfigVersion,
+} from './config.js';
+import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
+import { deriveTargetKeys } from './keys.js';
+import { strictCborDecode } from './testdata/strict-cbor.js';
+
+const keys = deriveTargetKeys(new Uint8Array(32).fill(3));
+const init = {
+  repositoryId: '11111111-2222-4333-8444-555555555555',
+  createdAt: new Date('2026-11-22T00:00:00Z'),
+  chunker: {
+    minSize: 262_144,
+    avgSize: 1_048_576,
+    maxSize: 4_194_304,
+    level: 1,
+    seed: 12345678901234567890n,
+  },
+};
+
+describe('repository config', () => {
+  it('round-trips and is verified by MAC', () => {
+    const bytes = encodeConfig(keys, init);
+    expect(readConfigVersion(bytes)).toBe(1);
+    const config = decodeConfig(keys, bytes);
+    expect(config).toEqual({ version: 1, ...init });
+    expect(readConfigUnverified(bytes)).toEqual(config);
+  });
+
+  it('is readable as plain CBOR without the key', () => {
+    const bytes = encodeConfig(keys, init);
+    const doc = strictCborDecode(bytes.subarray(CONFIG_HEADER_LENGTH, bytes.length - CONFIG_MAC_LENGTH));
+    expect(doc).toEqual({
+      version: 1n,
+      repositoryId: init.repositoryId,
+      createdAt: BigInt(init.createdAt.getTime()),
+      chunker: {
+        minSize: 262_144n,
+        avgSize: 1_048_576n,
+        maxSize: 4_194_304n,
+        level: 1n,
+        seed: 12345678901234567890n,
+      },
+    });
+  });
+
+  it('detects tampering and a foreign key', () => {
+    const bytes = encodeConfig(keys, init);
+    expect(() => decodeConfig(deriveTargetKeys(new Uint8Array(32)), bytes)).toThrow(IntegrityError);
+    for (let i = CONFIG_HEADER_LENGTH; i < bytes.length; i++) {
+      const bad = bytes.slice();
+      bad[i]! ^= 0x01;
+      // A flip may make the CBOR unreadable (FormatError) or stay readable: the MAC still catches it.
+      expect(() => decodeConfig(keys, bad)).toThrow(/config/);
+    }
+    expect(() => decodeConfig(keys, bytes.subarray(0, bytes.length - 1))).toThrow();
+  });
+
+  it('reports a newer version before any key is needed', () => {
+    const bytes = encodeConfig(keys, init);
+    bytes[4] = 2;
+    expect(() => readConfigVersion(bytes)).toThrow(UnsupportedFormatVersionError);
+    expect(() => readConfigVersion(bytes)).toThrow('unsupported format version 2 in config');
+  });
+
+  it('validates', () => {
+    expect(() => encodeConfig(keys, { ...init, repositoryId: 'x' })).toThrow(FormatError);
+    expect(() => encodeConfig(keys, { ...init, chunker: { ...init.chunker, level: 4 } })).toThrow(
+      FormatError,
+    );
+    expect(() => encodeConfig(keys, { ...init, chunker: { ...init.chunker, seed: -1n } })).toThrow(
+      FormatError,
+    );
+    expect(() =>
+      readConfigVersion(new TextEncoder().encode('{"version":1, "hello": "world", "x": 1}')),
+    ).toThrow(FormatError);
+  });
+});
