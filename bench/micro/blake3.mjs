@@ -38,12 +38,16 @@ console.log(`node ${process.version}, ${SECONDS}s per measurement`);
 for (const size of [1 << 20, 4 << 20]) {
   const data = randomBytes(size);
   for (const [name, fn, seconds] of impls) {
-    console.log(`${String(size >> 20).padStart(2)} MiB  ${name.padEnd(30)} ${measure(fn, data, seconds).toFixed(0).padStart(6)} MB/s`);
+    console.log(
+      `${String(size >> 20).padStart(2)} MiB  ${name.padEnd(30)} ${measure(fn, data, seconds).toFixed(0).padStart(6)} MB/s`,
+    );
   }
 }
 for (const size of [32, 200, 64 << 10]) {
   const data = randomBytes(size);
   const mbs = measure((d) => blake3Keyed(key, d), data);
   const perCall = (size / (mbs * 1e6)) * 1e9;
-  console.log(`${`${size} B`.padStart(7)}  @stowage/blake3 blake3Keyed ${mbs.toFixed(0).padStart(6)} MB/s  (${perCall.toFixed(0)} ns/call)`);
+  console.log(
+    `${`${size} B`.padStart(7)}  @stowage/blake3 blake3Keyed ${mbs.toFixed(0).padStart(6)} MB/s  (${perCall.toFixed(0)} ns/call)`,
+  );
 }

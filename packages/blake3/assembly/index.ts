@@ -23,16 +23,6 @@ const IV: usize = memory.data<u32>([
   0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ]);
 
-// Message word order per round, as byte offsets into the 16 transposed message vectors (index * 16).
-const SCHEDULE: usize = memory.data<u8>([
-  0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
-  32, 96, 48, 160, 112, 0, 64, 208, 16, 176, 192, 80, 144, 224, 240, 128,
-  48, 64, 160, 192, 208, 32, 112, 224, 96, 80, 144, 0, 176, 240, 128, 16,
-  160, 112, 192, 144, 224, 48, 208, 240, 64, 0, 176, 32, 80, 128, 16, 96,
-  192, 208, 144, 176, 240, 160, 224, 128, 112, 32, 80, 48, 0, 16, 96, 64,
-  144, 224, 176, 80, 128, 192, 240, 16, 208, 48, 0, 160, 32, 96, 64, 112,
-  176, 240, 80, 0, 16, 144, 128, 96, 224, 160, 32, 192, 48, 64, 112, 208,
-]);
 
 // Input slab plus 3 KiB of slack: hash4() on a 1- or 2-chunk subtree at the end of the slab reads (and
 // ignores) up to three chunks past it.
@@ -203,15 +193,22 @@ function compress(
 // ---------------------------------------------------------------------------------------------------------
 // SIMD: four independent inputs, one per i32 lane.
 
+// A 16-bit rotation is a word swap: V8 emits pshuflw + pshufhw, no constant needed.
 // @ts-ignore: decorator
 @inline
 function rot16(x: v128): v128 {
   return i8x16.shuffle(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
 }
+// Shifts, not a byte shuffle: V8 rebuilds pshufb's mask constant on every use, which costs more.
 // @ts-ignore: decorator
 @inline
 function rot8(x: v128): v128 {
-  return i8x16.shuffle(x, x, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12);
+  return v128.or(i32x4.shr_u(x, 8), i32x4.shl(x, 24));
+}
+// @ts-ignore: decorator
+@inline
+function add3(a: v128, b: v128, c: v128): v128 {
+  return i32x4.add(i32x4.add(a, b), c);
 }
 // @ts-ignore: decorator
 @inline
@@ -306,73 +303,125 @@ function hash4(
     let v13 = ctrHi;
     let v14 = blockLen;
     let v15 = i32x4.splat(blockFlags);
-    for (let s: usize = SCHEDULE; s < SCHEDULE + 112; s += 16) {
-      v0 = i32x4.add(i32x4.add(v0, v4), v128.load(MSG + load<u8>(s, 0)));
-      v1 = i32x4.add(i32x4.add(v1, v5), v128.load(MSG + load<u8>(s, 2)));
-      v2 = i32x4.add(i32x4.add(v2, v6), v128.load(MSG + load<u8>(s, 4)));
-      v3 = i32x4.add(i32x4.add(v3, v7), v128.load(MSG + load<u8>(s, 6)));
-      v12 = rot16(v128.xor(v12, v0));
-      v13 = rot16(v128.xor(v13, v1));
-      v14 = rot16(v128.xor(v14, v2));
-      v15 = rot16(v128.xor(v15, v3));
-      v8 = i32x4.add(v8, v12);
-      v9 = i32x4.add(v9, v13);
-      v10 = i32x4.add(v10, v14);
-      v11 = i32x4.add(v11, v15);
-      v4 = rot12(v128.xor(v4, v8));
-      v5 = rot12(v128.xor(v5, v9));
-      v6 = rot12(v128.xor(v6, v10));
-      v7 = rot12(v128.xor(v7, v11));
-      v0 = i32x4.add(i32x4.add(v0, v4), v128.load(MSG + load<u8>(s, 1)));
-      v1 = i32x4.add(i32x4.add(v1, v5), v128.load(MSG + load<u8>(s, 3)));
-      v2 = i32x4.add(i32x4.add(v2, v6), v128.load(MSG + load<u8>(s, 5)));
-      v3 = i32x4.add(i32x4.add(v3, v7), v128.load(MSG + load<u8>(s, 7)));
-      v12 = rot8(v128.xor(v12, v0));
-      v13 = rot8(v128.xor(v13, v1));
-      v14 = rot8(v128.xor(v14, v2));
-      v15 = rot8(v128.xor(v15, v3));
-      v8 = i32x4.add(v8, v12);
-      v9 = i32x4.add(v9, v13);
-      v10 = i32x4.add(v10, v14);
-      v11 = i32x4.add(v11, v15);
-      v4 = rot7(v128.xor(v4, v8));
-      v5 = rot7(v128.xor(v5, v9));
-      v6 = rot7(v128.xor(v6, v10));
-      v7 = rot7(v128.xor(v7, v11));
-
-      v0 = i32x4.add(i32x4.add(v0, v5), v128.load(MSG + load<u8>(s, 8)));
-      v1 = i32x4.add(i32x4.add(v1, v6), v128.load(MSG + load<u8>(s, 10)));
-      v2 = i32x4.add(i32x4.add(v2, v7), v128.load(MSG + load<u8>(s, 12)));
-      v3 = i32x4.add(i32x4.add(v3, v4), v128.load(MSG + load<u8>(s, 14)));
-      v15 = rot16(v128.xor(v15, v0));
-      v12 = rot16(v128.xor(v12, v1));
-      v13 = rot16(v128.xor(v13, v2));
-      v14 = rot16(v128.xor(v14, v3));
-      v10 = i32x4.add(v10, v15);
-      v11 = i32x4.add(v11, v12);
-      v8 = i32x4.add(v8, v13);
-      v9 = i32x4.add(v9, v14);
-      v5 = rot12(v128.xor(v5, v10));
-      v6 = rot12(v128.xor(v6, v11));
-      v7 = rot12(v128.xor(v7, v8));
-      v4 = rot12(v128.xor(v4, v9));
-      v0 = i32x4.add(i32x4.add(v0, v5), v128.load(MSG + load<u8>(s, 9)));
-      v1 = i32x4.add(i32x4.add(v1, v6), v128.load(MSG + load<u8>(s, 11)));
-      v2 = i32x4.add(i32x4.add(v2, v7), v128.load(MSG + load<u8>(s, 13)));
-      v3 = i32x4.add(i32x4.add(v3, v4), v128.load(MSG + load<u8>(s, 15)));
-      v15 = rot8(v128.xor(v15, v0));
-      v12 = rot8(v128.xor(v12, v1));
-      v13 = rot8(v128.xor(v13, v2));
-      v14 = rot8(v128.xor(v14, v3));
-      v10 = i32x4.add(v10, v15);
-      v11 = i32x4.add(v11, v12);
-      v8 = i32x4.add(v8, v13);
-      v9 = i32x4.add(v9, v14);
-      v5 = rot7(v128.xor(v5, v10));
-      v6 = rot7(v128.xor(v6, v11));
-      v7 = rot7(v128.xor(v7, v8));
-      v4 = rot7(v128.xor(v4, v9));
-    }
+    // Round 0: message words 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15.
+    v0 = add3(v0, v4, v128.load(MSG, 0)); v12 = rot16(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot12(v128.xor(v4, v8));
+    v0 = add3(v0, v4, v128.load(MSG, 16)); v12 = rot8(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot7(v128.xor(v4, v8));
+    v1 = add3(v1, v5, v128.load(MSG, 32)); v13 = rot16(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot12(v128.xor(v5, v9));
+    v1 = add3(v1, v5, v128.load(MSG, 48)); v13 = rot8(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot7(v128.xor(v5, v9));
+    v2 = add3(v2, v6, v128.load(MSG, 64)); v14 = rot16(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot12(v128.xor(v6, v10));
+    v2 = add3(v2, v6, v128.load(MSG, 80)); v14 = rot8(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot7(v128.xor(v6, v10));
+    v3 = add3(v3, v7, v128.load(MSG, 96)); v15 = rot16(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot12(v128.xor(v7, v11));
+    v3 = add3(v3, v7, v128.load(MSG, 112)); v15 = rot8(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot7(v128.xor(v7, v11));
+    v0 = add3(v0, v5, v128.load(MSG, 128)); v15 = rot16(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot12(v128.xor(v5, v10));
+    v0 = add3(v0, v5, v128.load(MSG, 144)); v15 = rot8(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot7(v128.xor(v5, v10));
+    v1 = add3(v1, v6, v128.load(MSG, 160)); v12 = rot16(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot12(v128.xor(v6, v11));
+    v1 = add3(v1, v6, v128.load(MSG, 176)); v12 = rot8(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot7(v128.xor(v6, v11));
+    v2 = add3(v2, v7, v128.load(MSG, 192)); v13 = rot16(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot12(v128.xor(v7, v8));
+    v2 = add3(v2, v7, v128.load(MSG, 208)); v13 = rot8(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot7(v128.xor(v7, v8));
+    v3 = add3(v3, v4, v128.load(MSG, 224)); v14 = rot16(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot12(v128.xor(v4, v9));
+    v3 = add3(v3, v4, v128.load(MSG, 240)); v14 = rot8(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot7(v128.xor(v4, v9));
+    // Round 1: message words 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8.
+    v0 = add3(v0, v4, v128.load(MSG, 32)); v12 = rot16(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot12(v128.xor(v4, v8));
+    v0 = add3(v0, v4, v128.load(MSG, 96)); v12 = rot8(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot7(v128.xor(v4, v8));
+    v1 = add3(v1, v5, v128.load(MSG, 48)); v13 = rot16(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot12(v128.xor(v5, v9));
+    v1 = add3(v1, v5, v128.load(MSG, 160)); v13 = rot8(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot7(v128.xor(v5, v9));
+    v2 = add3(v2, v6, v128.load(MSG, 112)); v14 = rot16(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot12(v128.xor(v6, v10));
+    v2 = add3(v2, v6, v128.load(MSG, 0)); v14 = rot8(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot7(v128.xor(v6, v10));
+    v3 = add3(v3, v7, v128.load(MSG, 64)); v15 = rot16(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot12(v128.xor(v7, v11));
+    v3 = add3(v3, v7, v128.load(MSG, 208)); v15 = rot8(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot7(v128.xor(v7, v11));
+    v0 = add3(v0, v5, v128.load(MSG, 16)); v15 = rot16(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot12(v128.xor(v5, v10));
+    v0 = add3(v0, v5, v128.load(MSG, 176)); v15 = rot8(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot7(v128.xor(v5, v10));
+    v1 = add3(v1, v6, v128.load(MSG, 192)); v12 = rot16(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot12(v128.xor(v6, v11));
+    v1 = add3(v1, v6, v128.load(MSG, 80)); v12 = rot8(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot7(v128.xor(v6, v11));
+    v2 = add3(v2, v7, v128.load(MSG, 144)); v13 = rot16(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot12(v128.xor(v7, v8));
+    v2 = add3(v2, v7, v128.load(MSG, 224)); v13 = rot8(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot7(v128.xor(v7, v8));
+    v3 = add3(v3, v4, v128.load(MSG, 240)); v14 = rot16(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot12(v128.xor(v4, v9));
+    v3 = add3(v3, v4, v128.load(MSG, 128)); v14 = rot8(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot7(v128.xor(v4, v9));
+    // Round 2: message words 3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1.
+    v0 = add3(v0, v4, v128.load(MSG, 48)); v12 = rot16(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot12(v128.xor(v4, v8));
+    v0 = add3(v0, v4, v128.load(MSG, 64)); v12 = rot8(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot7(v128.xor(v4, v8));
+    v1 = add3(v1, v5, v128.load(MSG, 160)); v13 = rot16(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot12(v128.xor(v5, v9));
+    v1 = add3(v1, v5, v128.load(MSG, 192)); v13 = rot8(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot7(v128.xor(v5, v9));
+    v2 = add3(v2, v6, v128.load(MSG, 208)); v14 = rot16(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot12(v128.xor(v6, v10));
+    v2 = add3(v2, v6, v128.load(MSG, 32)); v14 = rot8(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot7(v128.xor(v6, v10));
+    v3 = add3(v3, v7, v128.load(MSG, 112)); v15 = rot16(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot12(v128.xor(v7, v11));
+    v3 = add3(v3, v7, v128.load(MSG, 224)); v15 = rot8(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot7(v128.xor(v7, v11));
+    v0 = add3(v0, v5, v128.load(MSG, 96)); v15 = rot16(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot12(v128.xor(v5, v10));
+    v0 = add3(v0, v5, v128.load(MSG, 80)); v15 = rot8(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot7(v128.xor(v5, v10));
+    v1 = add3(v1, v6, v128.load(MSG, 144)); v12 = rot16(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot12(v128.xor(v6, v11));
+    v1 = add3(v1, v6, v128.load(MSG, 0)); v12 = rot8(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot7(v128.xor(v6, v11));
+    v2 = add3(v2, v7, v128.load(MSG, 176)); v13 = rot16(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot12(v128.xor(v7, v8));
+    v2 = add3(v2, v7, v128.load(MSG, 240)); v13 = rot8(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot7(v128.xor(v7, v8));
+    v3 = add3(v3, v4, v128.load(MSG, 128)); v14 = rot16(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot12(v128.xor(v4, v9));
+    v3 = add3(v3, v4, v128.load(MSG, 16)); v14 = rot8(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot7(v128.xor(v4, v9));
+    // Round 3: message words 10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6.
+    v0 = add3(v0, v4, v128.load(MSG, 160)); v12 = rot16(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot12(v128.xor(v4, v8));
+    v0 = add3(v0, v4, v128.load(MSG, 112)); v12 = rot8(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot7(v128.xor(v4, v8));
+    v1 = add3(v1, v5, v128.load(MSG, 192)); v13 = rot16(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot12(v128.xor(v5, v9));
+    v1 = add3(v1, v5, v128.load(MSG, 144)); v13 = rot8(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot7(v128.xor(v5, v9));
+    v2 = add3(v2, v6, v128.load(MSG, 224)); v14 = rot16(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot12(v128.xor(v6, v10));
+    v2 = add3(v2, v6, v128.load(MSG, 48)); v14 = rot8(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot7(v128.xor(v6, v10));
+    v3 = add3(v3, v7, v128.load(MSG, 208)); v15 = rot16(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot12(v128.xor(v7, v11));
+    v3 = add3(v3, v7, v128.load(MSG, 240)); v15 = rot8(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot7(v128.xor(v7, v11));
+    v0 = add3(v0, v5, v128.load(MSG, 64)); v15 = rot16(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot12(v128.xor(v5, v10));
+    v0 = add3(v0, v5, v128.load(MSG, 0)); v15 = rot8(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot7(v128.xor(v5, v10));
+    v1 = add3(v1, v6, v128.load(MSG, 176)); v12 = rot16(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot12(v128.xor(v6, v11));
+    v1 = add3(v1, v6, v128.load(MSG, 32)); v12 = rot8(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot7(v128.xor(v6, v11));
+    v2 = add3(v2, v7, v128.load(MSG, 80)); v13 = rot16(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot12(v128.xor(v7, v8));
+    v2 = add3(v2, v7, v128.load(MSG, 128)); v13 = rot8(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot7(v128.xor(v7, v8));
+    v3 = add3(v3, v4, v128.load(MSG, 16)); v14 = rot16(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot12(v128.xor(v4, v9));
+    v3 = add3(v3, v4, v128.load(MSG, 96)); v14 = rot8(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot7(v128.xor(v4, v9));
+    // Round 4: message words 12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4.
+    v0 = add3(v0, v4, v128.load(MSG, 192)); v12 = rot16(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot12(v128.xor(v4, v8));
+    v0 = add3(v0, v4, v128.load(MSG, 208)); v12 = rot8(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot7(v128.xor(v4, v8));
+    v1 = add3(v1, v5, v128.load(MSG, 144)); v13 = rot16(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot12(v128.xor(v5, v9));
+    v1 = add3(v1, v5, v128.load(MSG, 176)); v13 = rot8(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot7(v128.xor(v5, v9));
+    v2 = add3(v2, v6, v128.load(MSG, 240)); v14 = rot16(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot12(v128.xor(v6, v10));
+    v2 = add3(v2, v6, v128.load(MSG, 160)); v14 = rot8(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot7(v128.xor(v6, v10));
+    v3 = add3(v3, v7, v128.load(MSG, 224)); v15 = rot16(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot12(v128.xor(v7, v11));
+    v3 = add3(v3, v7, v128.load(MSG, 128)); v15 = rot8(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot7(v128.xor(v7, v11));
+    v0 = add3(v0, v5, v128.load(MSG, 112)); v15 = rot16(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot12(v128.xor(v5, v10));
+    v0 = add3(v0, v5, v128.load(MSG, 32)); v15 = rot8(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot7(v128.xor(v5, v10));
+    v1 = add3(v1, v6, v128.load(MSG, 80)); v12 = rot16(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot12(v128.xor(v6, v11));
+    v1 = add3(v1, v6, v128.load(MSG, 48)); v12 = rot8(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot7(v128.xor(v6, v11));
+    v2 = add3(v2, v7, v128.load(MSG, 0)); v13 = rot16(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot12(v128.xor(v7, v8));
+    v2 = add3(v2, v7, v128.load(MSG, 16)); v13 = rot8(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot7(v128.xor(v7, v8));
+    v3 = add3(v3, v4, v128.load(MSG, 96)); v14 = rot16(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot12(v128.xor(v4, v9));
+    v3 = add3(v3, v4, v128.load(MSG, 64)); v14 = rot8(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot7(v128.xor(v4, v9));
+    // Round 5: message words 9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7.
+    v0 = add3(v0, v4, v128.load(MSG, 144)); v12 = rot16(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot12(v128.xor(v4, v8));
+    v0 = add3(v0, v4, v128.load(MSG, 224)); v12 = rot8(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot7(v128.xor(v4, v8));
+    v1 = add3(v1, v5, v128.load(MSG, 176)); v13 = rot16(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot12(v128.xor(v5, v9));
+    v1 = add3(v1, v5, v128.load(MSG, 80)); v13 = rot8(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot7(v128.xor(v5, v9));
+    v2 = add3(v2, v6, v128.load(MSG, 128)); v14 = rot16(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot12(v128.xor(v6, v10));
+    v2 = add3(v2, v6, v128.load(MSG, 192)); v14 = rot8(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot7(v128.xor(v6, v10));
+    v3 = add3(v3, v7, v128.load(MSG, 240)); v15 = rot16(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot12(v128.xor(v7, v11));
+    v3 = add3(v3, v7, v128.load(MSG, 16)); v15 = rot8(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot7(v128.xor(v7, v11));
+    v0 = add3(v0, v5, v128.load(MSG, 208)); v15 = rot16(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot12(v128.xor(v5, v10));
+    v0 = add3(v0, v5, v128.load(MSG, 48)); v15 = rot8(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot7(v128.xor(v5, v10));
+    v1 = add3(v1, v6, v128.load(MSG, 0)); v12 = rot16(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot12(v128.xor(v6, v11));
+    v1 = add3(v1, v6, v128.load(MSG, 160)); v12 = rot8(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot7(v128.xor(v6, v11));
+    v2 = add3(v2, v7, v128.load(MSG, 32)); v13 = rot16(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot12(v128.xor(v7, v8));
+    v2 = add3(v2, v7, v128.load(MSG, 96)); v13 = rot8(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot7(v128.xor(v7, v8));
+    v3 = add3(v3, v4, v128.load(MSG, 64)); v14 = rot16(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot12(v128.xor(v4, v9));
+    v3 = add3(v3, v4, v128.load(MSG, 112)); v14 = rot8(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot7(v128.xor(v4, v9));
+    // Round 6: message words 11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13.
+    v0 = add3(v0, v4, v128.load(MSG, 176)); v12 = rot16(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot12(v128.xor(v4, v8));
+    v0 = add3(v0, v4, v128.load(MSG, 240)); v12 = rot8(v128.xor(v12, v0)); v8 = i32x4.add(v8, v12); v4 = rot7(v128.xor(v4, v8));
+    v1 = add3(v1, v5, v128.load(MSG, 80)); v13 = rot16(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot12(v128.xor(v5, v9));
+    v1 = add3(v1, v5, v128.load(MSG, 0)); v13 = rot8(v128.xor(v13, v1)); v9 = i32x4.add(v9, v13); v5 = rot7(v128.xor(v5, v9));
+    v2 = add3(v2, v6, v128.load(MSG, 16)); v14 = rot16(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot12(v128.xor(v6, v10));
+    v2 = add3(v2, v6, v128.load(MSG, 144)); v14 = rot8(v128.xor(v14, v2)); v10 = i32x4.add(v10, v14); v6 = rot7(v128.xor(v6, v10));
+    v3 = add3(v3, v7, v128.load(MSG, 128)); v15 = rot16(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot12(v128.xor(v7, v11));
+    v3 = add3(v3, v7, v128.load(MSG, 96)); v15 = rot8(v128.xor(v15, v3)); v11 = i32x4.add(v11, v15); v7 = rot7(v128.xor(v7, v11));
+    v0 = add3(v0, v5, v128.load(MSG, 224)); v15 = rot16(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot12(v128.xor(v5, v10));
+    v0 = add3(v0, v5, v128.load(MSG, 160)); v15 = rot8(v128.xor(v15, v0)); v10 = i32x4.add(v10, v15); v5 = rot7(v128.xor(v5, v10));
+    v1 = add3(v1, v6, v128.load(MSG, 32)); v12 = rot16(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot12(v128.xor(v6, v11));
+    v1 = add3(v1, v6, v128.load(MSG, 192)); v12 = rot8(v128.xor(v12, v1)); v11 = i32x4.add(v11, v12); v6 = rot7(v128.xor(v6, v11));
+    v2 = add3(v2, v7, v128.load(MSG, 48)); v13 = rot16(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot12(v128.xor(v7, v8));
+    v2 = add3(v2, v7, v128.load(MSG, 64)); v13 = rot8(v128.xor(v13, v2)); v8 = i32x4.add(v8, v13); v7 = rot7(v128.xor(v7, v8));
+    v3 = add3(v3, v4, v128.load(MSG, 112)); v14 = rot16(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot12(v128.xor(v4, v9));
+    v3 = add3(v3, v4, v128.load(MSG, 208)); v14 = rot8(v128.xor(v14, v3)); v9 = i32x4.add(v9, v14); v4 = rot7(v128.xor(v4, v9));
     h0 = v128.xor(v0, v8);
     h1 = v128.xor(v1, v9);
     h2 = v128.xor(v2, v10);

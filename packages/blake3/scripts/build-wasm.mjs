@@ -29,8 +29,7 @@ export const ASC_ARGS = [
 export async function compileWasm() {
   let wasm;
   const stderr = [];
-  const { error } = await asc.main(ASC_ARGS, {
-    baseDir: root,
+  const { error } = await asc.main([...ASC_ARGS, '--baseDir', root], {
     stdout: { write: () => true },
     stderr: { write: (s) => stderr.push(String(s)) },
     writeFile: (name, contents) => {
