@@ -87,6 +87,23 @@ describe('StreamingChunker and chunkBuffer agree with the reference implementati
     });
   }
 
+  it('every stream length around minSize, avgSize and maxSize (odd tails, tails not above minSize)', () => {
+    for (const level of levels) {
+      const params: ChunkerParams = { minSize: 65, avgSize: 256, maxSize: 1025, level, seed: 0n };
+      const data = randomBytes(2200, level + 100);
+      for (let n = 0; n <= data.length; n++) {
+        const slice = data.subarray(0, n);
+        const want = referenceChunks(slice, params);
+        expect(chunkBuffer(slice, params), `level ${level}, ${n} bytes`).toEqual(want);
+        const rnd = prng(n);
+        expect(
+          streamChunks(slice, params, () => 1 + (rnd() % 100)),
+          `level ${level}, ${n} bytes`,
+        ).toEqual(want);
+      }
+    }
+  });
+
   it('byte-at-a-time, two-byte and odd-sized pushes', () => {
     const params: ChunkerParams = { minSize: 65, avgSize: 300, maxSize: 1025, level: 2, seed: 5n };
     const data = randomBytes(100_000, 7);
