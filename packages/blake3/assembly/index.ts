@@ -77,22 +77,6 @@ function compress(
   out: usize,
   xof: bool,
 ): void {
-  let m0 = load<u32>(block, 0);
-  let m1 = load<u32>(block, 4);
-  let m2 = load<u32>(block, 8);
-  let m3 = load<u32>(block, 12);
-  let m4 = load<u32>(block, 16);
-  let m5 = load<u32>(block, 20);
-  let m6 = load<u32>(block, 24);
-  let m7 = load<u32>(block, 28);
-  let m8 = load<u32>(block, 32);
-  let m9 = load<u32>(block, 36);
-  let m10 = load<u32>(block, 40);
-  let m11 = load<u32>(block, 44);
-  let m12 = load<u32>(block, 48);
-  let m13 = load<u32>(block, 52);
-  let m14 = load<u32>(block, 56);
-  let m15 = load<u32>(block, 60);
   const h0 = load<u32>(cv, 0);
   const h1 = load<u32>(cv, 4);
   const h2 = load<u32>(cv, 8);
@@ -117,59 +101,127 @@ function compress(
   let v13 = <u32>(counter >> 32);
   let v14 = blockLen;
   let v15 = flags;
-  for (let r = 0; r < 7; r++) {
-    // Columns.
-    v0 = v0 + v4 + m0; v12 = rotr<u32>(v12 ^ v0, 16); v8 = v8 + v12; v4 = rotr<u32>(v4 ^ v8, 12);
-    v0 = v0 + v4 + m1; v12 = rotr<u32>(v12 ^ v0, 8); v8 = v8 + v12; v4 = rotr<u32>(v4 ^ v8, 7);
-    v1 = v1 + v5 + m2; v13 = rotr<u32>(v13 ^ v1, 16); v9 = v9 + v13; v5 = rotr<u32>(v5 ^ v9, 12);
-    v1 = v1 + v5 + m3; v13 = rotr<u32>(v13 ^ v1, 8); v9 = v9 + v13; v5 = rotr<u32>(v5 ^ v9, 7);
-    v2 = v2 + v6 + m4; v14 = rotr<u32>(v14 ^ v2, 16); v10 = v10 + v14; v6 = rotr<u32>(v6 ^ v10, 12);
-    v2 = v2 + v6 + m5; v14 = rotr<u32>(v14 ^ v2, 8); v10 = v10 + v14; v6 = rotr<u32>(v6 ^ v10, 7);
-    v3 = v3 + v7 + m6; v15 = rotr<u32>(v15 ^ v3, 16); v11 = v11 + v15; v7 = rotr<u32>(v7 ^ v11, 12);
-    v3 = v3 + v7 + m7; v15 = rotr<u32>(v15 ^ v3, 8); v11 = v11 + v15; v7 = rotr<u32>(v7 ^ v11, 7);
-    // Diagonals.
-    v0 = v0 + v5 + m8; v15 = rotr<u32>(v15 ^ v0, 16); v10 = v10 + v15; v5 = rotr<u32>(v5 ^ v10, 12);
-    v0 = v0 + v5 + m9; v15 = rotr<u32>(v15 ^ v0, 8); v10 = v10 + v15; v5 = rotr<u32>(v5 ^ v10, 7);
-    v1 = v1 + v6 + m10; v12 = rotr<u32>(v12 ^ v1, 16); v11 = v11 + v12; v6 = rotr<u32>(v6 ^ v11, 12);
-    v1 = v1 + v6 + m11; v12 = rotr<u32>(v12 ^ v1, 8); v11 = v11 + v12; v6 = rotr<u32>(v6 ^ v11, 7);
-    v2 = v2 + v7 + m12; v13 = rotr<u32>(v13 ^ v2, 16); v8 = v8 + v13; v7 = rotr<u32>(v7 ^ v8, 12);
-    v2 = v2 + v7 + m13; v13 = rotr<u32>(v13 ^ v2, 8); v8 = v8 + v13; v7 = rotr<u32>(v7 ^ v8, 7);
-    v3 = v3 + v4 + m14; v14 = rotr<u32>(v14 ^ v3, 16); v9 = v9 + v14; v4 = rotr<u32>(v4 ^ v9, 12);
-    v3 = v3 + v4 + m15; v14 = rotr<u32>(v14 ^ v3, 8); v9 = v9 + v14; v4 = rotr<u32>(v4 ^ v9, 7);
-    // Permute the message words for the next round (renaming only; the compiler keeps them in registers).
-    const t0 = m0;
-    const t1 = m1;
-    const t2 = m2;
-    const t3 = m3;
-    const t4 = m4;
-    const t5 = m5;
-    const t6 = m6;
-    const t7 = m7;
-    const t8 = m8;
-    const t9 = m9;
-    const t10 = m10;
-    const t11 = m11;
-    const t12 = m12;
-    const t13 = m13;
-    const t14 = m14;
-    const t15 = m15;
-    m0 = t2;
-    m1 = t6;
-    m2 = t3;
-    m3 = t10;
-    m4 = t7;
-    m5 = t0;
-    m6 = t4;
-    m7 = t13;
-    m8 = t1;
-    m9 = t11;
-    m10 = t12;
-    m11 = t5;
-    m12 = t9;
-    m13 = t14;
-    m14 = t15;
-    m15 = t8;
-  }
+  // Message words are read straight from memory in each round's order, so only the 16 state words compete
+  // for registers (the block is read in full before `out`, which may alias it, is written).
+  // Round 0.
+  v0 += v4 + load<u32>(block, 0); v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
+  v0 += v4 + load<u32>(block, 4); v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);
+  v1 += v5 + load<u32>(block, 8); v13 = rotr<u32>(v13 ^ v1, 16); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 12);
+  v1 += v5 + load<u32>(block, 12); v13 = rotr<u32>(v13 ^ v1, 8); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 7);
+  v2 += v6 + load<u32>(block, 16); v14 = rotr<u32>(v14 ^ v2, 16); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 12);
+  v2 += v6 + load<u32>(block, 20); v14 = rotr<u32>(v14 ^ v2, 8); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 7);
+  v3 += v7 + load<u32>(block, 24); v15 = rotr<u32>(v15 ^ v3, 16); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 12);
+  v3 += v7 + load<u32>(block, 28); v15 = rotr<u32>(v15 ^ v3, 8); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 7);
+  v0 += v5 + load<u32>(block, 32); v15 = rotr<u32>(v15 ^ v0, 16); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 12);
+  v0 += v5 + load<u32>(block, 36); v15 = rotr<u32>(v15 ^ v0, 8); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 7);
+  v1 += v6 + load<u32>(block, 40); v12 = rotr<u32>(v12 ^ v1, 16); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 12);
+  v1 += v6 + load<u32>(block, 44); v12 = rotr<u32>(v12 ^ v1, 8); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 7);
+  v2 += v7 + load<u32>(block, 48); v13 = rotr<u32>(v13 ^ v2, 16); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 12);
+  v2 += v7 + load<u32>(block, 52); v13 = rotr<u32>(v13 ^ v2, 8); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 7);
+  v3 += v4 + load<u32>(block, 56); v14 = rotr<u32>(v14 ^ v3, 16); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 12);
+  v3 += v4 + load<u32>(block, 60); v14 = rotr<u32>(v14 ^ v3, 8); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 7);
+  // Round 1.
+  v0 += v4 + load<u32>(block, 8); v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
+  v0 += v4 + load<u32>(block, 24); v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);
+  v1 += v5 + load<u32>(block, 12); v13 = rotr<u32>(v13 ^ v1, 16); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 12);
+  v1 += v5 + load<u32>(block, 40); v13 = rotr<u32>(v13 ^ v1, 8); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 7);
+  v2 += v6 + load<u32>(block, 28); v14 = rotr<u32>(v14 ^ v2, 16); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 12);
+  v2 += v6 + load<u32>(block, 0); v14 = rotr<u32>(v14 ^ v2, 8); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 7);
+  v3 += v7 + load<u32>(block, 16); v15 = rotr<u32>(v15 ^ v3, 16); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 12);
+  v3 += v7 + load<u32>(block, 52); v15 = rotr<u32>(v15 ^ v3, 8); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 7);
+  v0 += v5 + load<u32>(block, 4); v15 = rotr<u32>(v15 ^ v0, 16); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 12);
+  v0 += v5 + load<u32>(block, 44); v15 = rotr<u32>(v15 ^ v0, 8); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 7);
+  v1 += v6 + load<u32>(block, 48); v12 = rotr<u32>(v12 ^ v1, 16); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 12);
+  v1 += v6 + load<u32>(block, 20); v12 = rotr<u32>(v12 ^ v1, 8); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 7);
+  v2 += v7 + load<u32>(block, 36); v13 = rotr<u32>(v13 ^ v2, 16); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 12);
+  v2 += v7 + load<u32>(block, 56); v13 = rotr<u32>(v13 ^ v2, 8); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 7);
+  v3 += v4 + load<u32>(block, 60); v14 = rotr<u32>(v14 ^ v3, 16); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 12);
+  v3 += v4 + load<u32>(block, 32); v14 = rotr<u32>(v14 ^ v3, 8); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 7);
+  // Round 2.
+  v0 += v4 + load<u32>(block, 12); v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
+  v0 += v4 + load<u32>(block, 16); v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);
+  v1 += v5 + load<u32>(block, 40); v13 = rotr<u32>(v13 ^ v1, 16); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 12);
+  v1 += v5 + load<u32>(block, 48); v13 = rotr<u32>(v13 ^ v1, 8); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 7);
+  v2 += v6 + load<u32>(block, 52); v14 = rotr<u32>(v14 ^ v2, 16); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 12);
+  v2 += v6 + load<u32>(block, 8); v14 = rotr<u32>(v14 ^ v2, 8); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 7);
+  v3 += v7 + load<u32>(block, 28); v15 = rotr<u32>(v15 ^ v3, 16); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 12);
+  v3 += v7 + load<u32>(block, 56); v15 = rotr<u32>(v15 ^ v3, 8); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 7);
+  v0 += v5 + load<u32>(block, 24); v15 = rotr<u32>(v15 ^ v0, 16); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 12);
+  v0 += v5 + load<u32>(block, 20); v15 = rotr<u32>(v15 ^ v0, 8); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 7);
+  v1 += v6 + load<u32>(block, 36); v12 = rotr<u32>(v12 ^ v1, 16); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 12);
+  v1 += v6 + load<u32>(block, 0); v12 = rotr<u32>(v12 ^ v1, 8); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 7);
+  v2 += v7 + load<u32>(block, 44); v13 = rotr<u32>(v13 ^ v2, 16); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 12);
+  v2 += v7 + load<u32>(block, 60); v13 = rotr<u32>(v13 ^ v2, 8); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 7);
+  v3 += v4 + load<u32>(block, 32); v14 = rotr<u32>(v14 ^ v3, 16); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 12);
+  v3 += v4 + load<u32>(block, 4); v14 = rotr<u32>(v14 ^ v3, 8); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 7);
+  // Round 3.
+  v0 += v4 + load<u32>(block, 40); v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
+  v0 += v4 + load<u32>(block, 28); v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);
+  v1 += v5 + load<u32>(block, 48); v13 = rotr<u32>(v13 ^ v1, 16); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 12);
+  v1 += v5 + load<u32>(block, 36); v13 = rotr<u32>(v13 ^ v1, 8); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 7);
+  v2 += v6 + load<u32>(block, 56); v14 = rotr<u32>(v14 ^ v2, 16); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 12);
+  v2 += v6 + load<u32>(block, 12); v14 = rotr<u32>(v14 ^ v2, 8); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 7);
+  v3 += v7 + load<u32>(block, 52); v15 = rotr<u32>(v15 ^ v3, 16); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 12);
+  v3 += v7 + load<u32>(block, 60); v15 = rotr<u32>(v15 ^ v3, 8); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 7);
+  v0 += v5 + load<u32>(block, 16); v15 = rotr<u32>(v15 ^ v0, 16); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 12);
+  v0 += v5 + load<u32>(block, 0); v15 = rotr<u32>(v15 ^ v0, 8); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 7);
+  v1 += v6 + load<u32>(block, 44); v12 = rotr<u32>(v12 ^ v1, 16); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 12);
+  v1 += v6 + load<u32>(block, 8); v12 = rotr<u32>(v12 ^ v1, 8); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 7);
+  v2 += v7 + load<u32>(block, 20); v13 = rotr<u32>(v13 ^ v2, 16); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 12);
+  v2 += v7 + load<u32>(block, 32); v13 = rotr<u32>(v13 ^ v2, 8); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 7);
+  v3 += v4 + load<u32>(block, 4); v14 = rotr<u32>(v14 ^ v3, 16); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 12);
+  v3 += v4 + load<u32>(block, 24); v14 = rotr<u32>(v14 ^ v3, 8); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 7);
+  // Round 4.
+  v0 += v4 + load<u32>(block, 48); v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
+  v0 += v4 + load<u32>(block, 52); v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);
+  v1 += v5 + load<u32>(block, 36); v13 = rotr<u32>(v13 ^ v1, 16); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 12);
+  v1 += v5 + load<u32>(block, 44); v13 = rotr<u32>(v13 ^ v1, 8); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 7);
+  v2 += v6 + load<u32>(block, 60); v14 = rotr<u32>(v14 ^ v2, 16); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 12);
+  v2 += v6 + load<u32>(block, 40); v14 = rotr<u32>(v14 ^ v2, 8); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 7);
+  v3 += v7 + load<u32>(block, 56); v15 = rotr<u32>(v15 ^ v3, 16); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 12);
+  v3 += v7 + load<u32>(block, 32); v15 = rotr<u32>(v15 ^ v3, 8); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 7);
+  v0 += v5 + load<u32>(block, 28); v15 = rotr<u32>(v15 ^ v0, 16); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 12);
+  v0 += v5 + load<u32>(block, 8); v15 = rotr<u32>(v15 ^ v0, 8); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 7);
+  v1 += v6 + load<u32>(block, 20); v12 = rotr<u32>(v12 ^ v1, 16); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 12);
+  v1 += v6 + load<u32>(block, 12); v12 = rotr<u32>(v12 ^ v1, 8); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 7);
+  v2 += v7 + load<u32>(block, 0); v13 = rotr<u32>(v13 ^ v2, 16); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 12);
+  v2 += v7 + load<u32>(block, 4); v13 = rotr<u32>(v13 ^ v2, 8); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 7);
+  v3 += v4 + load<u32>(block, 24); v14 = rotr<u32>(v14 ^ v3, 16); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 12);
+  v3 += v4 + load<u32>(block, 16); v14 = rotr<u32>(v14 ^ v3, 8); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 7);
+  // Round 5.
+  v0 += v4 + load<u32>(block, 36); v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
+  v0 += v4 + load<u32>(block, 56); v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);
+  v1 += v5 + load<u32>(block, 44); v13 = rotr<u32>(v13 ^ v1, 16); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 12);
+  v1 += v5 + load<u32>(block, 20); v13 = rotr<u32>(v13 ^ v1, 8); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 7);
+  v2 += v6 + load<u32>(block, 32); v14 = rotr<u32>(v14 ^ v2, 16); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 12);
+  v2 += v6 + load<u32>(block, 48); v14 = rotr<u32>(v14 ^ v2, 8); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 7);
+  v3 += v7 + load<u32>(block, 60); v15 = rotr<u32>(v15 ^ v3, 16); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 12);
+  v3 += v7 + load<u32>(block, 4); v15 = rotr<u32>(v15 ^ v3, 8); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 7);
+  v0 += v5 + load<u32>(block, 52); v15 = rotr<u32>(v15 ^ v0, 16); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 12);
+  v0 += v5 + load<u32>(block, 12); v15 = rotr<u32>(v15 ^ v0, 8); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 7);
+  v1 += v6 + load<u32>(block, 0); v12 = rotr<u32>(v12 ^ v1, 16); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 12);
+  v1 += v6 + load<u32>(block, 40); v12 = rotr<u32>(v12 ^ v1, 8); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 7);
+  v2 += v7 + load<u32>(block, 8); v13 = rotr<u32>(v13 ^ v2, 16); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 12);
+  v2 += v7 + load<u32>(block, 24); v13 = rotr<u32>(v13 ^ v2, 8); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 7);
+  v3 += v4 + load<u32>(block, 16); v14 = rotr<u32>(v14 ^ v3, 16); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 12);
+  v3 += v4 + load<u32>(block, 28); v14 = rotr<u32>(v14 ^ v3, 8); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 7);
+  // Round 6.
+  v0 += v4 + load<u32>(block, 44); v12 = rotr<u32>(v12 ^ v0, 16); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 12);
+  v0 += v4 + load<u32>(block, 60); v12 = rotr<u32>(v12 ^ v0, 8); v8 += v12; v4 = rotr<u32>(v4 ^ v8, 7);
+  v1 += v5 + load<u32>(block, 20); v13 = rotr<u32>(v13 ^ v1, 16); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 12);
+  v1 += v5 + load<u32>(block, 0); v13 = rotr<u32>(v13 ^ v1, 8); v9 += v13; v5 = rotr<u32>(v5 ^ v9, 7);
+  v2 += v6 + load<u32>(block, 4); v14 = rotr<u32>(v14 ^ v2, 16); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 12);
+  v2 += v6 + load<u32>(block, 36); v14 = rotr<u32>(v14 ^ v2, 8); v10 += v14; v6 = rotr<u32>(v6 ^ v10, 7);
+  v3 += v7 + load<u32>(block, 32); v15 = rotr<u32>(v15 ^ v3, 16); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 12);
+  v3 += v7 + load<u32>(block, 24); v15 = rotr<u32>(v15 ^ v3, 8); v11 += v15; v7 = rotr<u32>(v7 ^ v11, 7);
+  v0 += v5 + load<u32>(block, 56); v15 = rotr<u32>(v15 ^ v0, 16); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 12);
+  v0 += v5 + load<u32>(block, 40); v15 = rotr<u32>(v15 ^ v0, 8); v10 += v15; v5 = rotr<u32>(v5 ^ v10, 7);
+  v1 += v6 + load<u32>(block, 8); v12 = rotr<u32>(v12 ^ v1, 16); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 12);
+  v1 += v6 + load<u32>(block, 48); v12 = rotr<u32>(v12 ^ v1, 8); v11 += v12; v6 = rotr<u32>(v6 ^ v11, 7);
+  v2 += v7 + load<u32>(block, 12); v13 = rotr<u32>(v13 ^ v2, 16); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 12);
+  v2 += v7 + load<u32>(block, 16); v13 = rotr<u32>(v13 ^ v2, 8); v8 += v13; v7 = rotr<u32>(v7 ^ v8, 7);
+  v3 += v4 + load<u32>(block, 28); v14 = rotr<u32>(v14 ^ v3, 16); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 12);
+  v3 += v4 + load<u32>(block, 52); v14 = rotr<u32>(v14 ^ v3, 8); v9 += v14; v4 = rotr<u32>(v4 ^ v9, 7);
   if (xof) {
     store<u32>(out, v8 ^ h0, 32);
     store<u32>(out, v9 ^ h1, 36);
@@ -436,6 +488,27 @@ function hash4(
   transposeStore(h4, h5, h6, h7, out + 16, 32);
 }
 
+// Small fixed-size copies as v128 moves: memory.copy is a call into the engine, which dominates tiny hashes.
+// @ts-ignore: decorator
+@inline
+function copy32(dst: usize, src: usize): void {
+  const a = v128.load(src);
+  const b = v128.load(src, 16);
+  v128.store(dst, a);
+  v128.store(dst, b, 16);
+}
+
+/** Copies `len` (≤ 64) bytes into a 64-byte block and zero-fills the rest. */
+function copyPadded(dst: usize, src: usize, len: u32): void {
+  v128.store(dst, v128.splat<i32>(0));
+  v128.store(dst, v128.splat<i32>(0), 16);
+  v128.store(dst, v128.splat<i32>(0), 32);
+  v128.store(dst, v128.splat<i32>(0), 48);
+  let i: u32 = 0;
+  for (; i + 8 <= len; i += 8) store<u64>(dst + i, load<u64>(src + i));
+  for (; i < len; i++) store<u8>(dst + i, load<u8>(src + i));
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Hasher (the incremental tree logic of the BLAKE3 reference implementation).
 
@@ -452,7 +525,7 @@ function startFlag(): u32 {
 }
 
 function resetChunk(counter: u64): void {
-  memory.copy(S_CV, S_KEY, 32);
+  copy32(S_CV, S_KEY);
   store<u64>(S_COUNTER, counter);
   store<u32>(S_BLOCK_LEN, 0);
   store<u32>(S_BLOCKS_DONE, 0);
@@ -460,7 +533,7 @@ function resetChunk(counter: u64): void {
 
 /** Starts a new hash. With useIv the key words are the IV, else JS has written the key into STATE. */
 export function init(flags: u32, useIv: bool): void {
-  if (useIv) memory.copy(S_KEY, IV, 32);
+  if (useIv) copy32(S_KEY, IV);
   store<u32>(S_FLAGS, flags);
   store<u32>(S_STACK_LEN, 0);
   resetChunk(0);
@@ -478,7 +551,12 @@ function chunkUpdate(ptr: usize, len: u32): void {
     }
     let take = BLOCK_LEN - blockLen;
     if (take > len) take = len;
-    memory.copy(S_BLOCK + blockLen, ptr, take);
+    if (take == BLOCK_LEN) {
+      copy32(S_BLOCK, ptr);
+      copy32(S_BLOCK + 32, ptr + 32);
+    } else {
+      memory.copy(S_BLOCK + blockLen, ptr, take);
+    }
     store<u32>(S_BLOCK_LEN, blockLen + take);
     ptr += take;
     len -= take;
@@ -488,18 +566,17 @@ function chunkUpdate(ptr: usize, len: u32): void {
 /** Sets the O_* output to the current chunk (zero-padded last block). */
 function chunkOutput(): void {
   const blockLen = load<u32>(S_BLOCK_LEN);
-  memory.copy(O_CV, S_CV, 32);
-  memory.copy(O_BLOCK, S_BLOCK, blockLen);
-  memory.fill(O_BLOCK + blockLen, 0, BLOCK_LEN - blockLen);
+  copy32(O_CV, S_CV);
+  copyPadded(O_BLOCK, S_BLOCK, blockLen);
   oBlockLen = blockLen;
   oFlags = load<u32>(S_FLAGS) | startFlag() | CHUNK_END;
 }
 
 /** Sets the O_* output to the parent of two chaining values. */
 function parentOutput(left: usize, right: usize): void {
-  memory.copy(O_CV, S_KEY, 32);
-  memory.copy(O_BLOCK, left, 32);
-  memory.copy(O_BLOCK + 32, right, 32);
+  copy32(O_CV, S_KEY);
+  copy32(O_BLOCK, left);
+  copy32(O_BLOCK + 32, right);
   oBlockLen = BLOCK_LEN;
   oFlags = load<u32>(S_FLAGS) | PARENT;
 }
@@ -527,7 +604,7 @@ function mergeStack(totalChunks: u64): void {
 function pushCv(cv: usize, chunkCounter: u64): void {
   mergeStack(chunkCounter);
   const len = load<u32>(S_STACK_LEN);
-  memory.copy(S_STACK + (<usize>len << 5), cv, 32);
+  copy32(S_STACK + (<usize>len << 5), cv);
   store<u32>(S_STACK_LEN, len + 1);
 }
 
@@ -627,8 +704,24 @@ export function output(first: u32, blocks: u32): void {
 
 /** One call for a whole input that fits in INPUT: init, update, finalize and the first output block. */
 export function hashOnce(len: u32, flags: u32, useIv: bool): void {
-  init(flags, useIv);
-  update(len, false);
-  finalize();
+  if (useIv) copy32(S_KEY, IV);
+  if (len > CHUNK_LEN) {
+    init(flags, false);
+    update(len, false);
+    finalize();
+  } else {
+    // One chunk, which is the root: compress its blocks straight from INPUT, no hasher state.
+    const lastLen = len == 0 ? 0 : len - ((len - 1) & ~(BLOCK_LEN - 1));
+    const last = INPUT + len - lastLen;
+    copy32(O_CV, S_KEY);
+    let start = CHUNK_START;
+    for (let block = INPUT; block < last; block += BLOCK_LEN) {
+      compress(O_CV, block, 0, BLOCK_LEN, flags | start, O_CV, false);
+      start = 0;
+    }
+    copyPadded(O_BLOCK, last, lastLen);
+    oBlockLen = lastLen;
+    oFlags = flags | start | CHUNK_END;
+  }
   output(0, 1);
 }
