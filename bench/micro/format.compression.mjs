@@ -13,7 +13,7 @@ const zstd = require('zstd-napi/binding.js');
 
 const CHUNK = 1 << 20;
 const files = process.argv.slice(2);
-const mb = (bytes, ms) => ((bytes / 1e6) / (ms / 1e3)).toFixed(0);
+const mb = (bytes, ms) => (bytes / 1e6 / (ms / 1e3)).toFixed(0);
 
 function chunksOf(buf) {
   const out = [];
@@ -25,7 +25,9 @@ for (const file of files) {
   const data = readFileSync(file);
   const chunks = chunksOf(data);
   console.log(`\n${file}: ${(data.length / 1048576).toFixed(0)} MiB in ${chunks.length} chunks of 1 MiB`);
-  console.log('policy                         | compress MB/s | stored/raw | chunks compressed | decompress MB/s');
+  console.log(
+    'policy                         | compress MB/s | stored/raw | chunks compressed | decompress MB/s',
+  );
   for (const level of (process.env.LEVELS ?? '1,2,3').split(',').map(Number)) {
     for (const [sampleSize, sampleMaxRatio] of [
       [0, 1],

@@ -24,5 +24,9 @@ function rate(label, iterations, fn) {
 const sealed = xchachaSeal(key, nonce, data, aad);
 rate('stowage xchachaSeal (1 MiB)', 200, () => xchachaSeal(key, nonce, data, aad));
 rate('stowage xchachaOpen (1 MiB)', 200, () => xchachaOpen(key, nonce, sealed, aad));
-rate('@noble/ciphers xchacha20poly1305 seal (1 MiB)', 20, () => xchacha20poly1305(key, nonce, aad).encrypt(data));
-rate('@noble/ciphers xchacha20poly1305 open (1 MiB)', 20, () => xchacha20poly1305(key, nonce, aad).decrypt(sealed));
+rate('@noble/ciphers xchacha20poly1305 seal (1 MiB)', 20, () =>
+  xchacha20poly1305(key, nonce, aad).encrypt(data),
+);
+rate('@noble/ciphers xchacha20poly1305 open (1 MiB)', 20, () =>
+  xchacha20poly1305(key, nonce, aad).decrypt(sealed),
+);
