@@ -17,7 +17,7 @@ for (const file of process.argv.slice(2)) {
   const sealed = chunks.map((c) => sealChunk(keys, c));
   const sealMs = performance.now() - t0;
   const t1 = performance.now();
-  sealed.forEach((s, i) => openChunk(keys, s.id, s.object, chunks[i].length));
+  for (const [i, s] of sealed.entries()) openChunk(keys, s.id, s.object, chunks[i].length);
   const openMs = performance.now() - t1;
   const bytes = chunks.length * CHUNK;
   const stored = sealed.reduce((n, s) => n + s.object.length, 0);
