@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryObjectStore } from '../memory.js';
+import type { ObjectStore } from '../object-store.js';
+import { createSeededRandom } from '../random.js';
+import { collect, describeObjectStoreConformance } from '../testing/index.js';
+import { withConcurrencyLimit } from './concurrency-limit.js';
+import { type InjectedFault, withFaults } from './faults.js';
+import { type StoreEvent, withMetrics } from './metrics.js';
+import { withRetry } from './retry.js';
+import { createDefaultStoreStack } from './stack.js';
+
+// The whole stack over a store that fails a third of its requests still keeps the contract.
+describeObjectStoreConformance('memory behind faults (rate 0.3, before the operation) and retry', () => ({
+  store: createDefaultStoreStack(
+    withFaults(new MemoryObjectStore(), {
+      rate: 0.3,
+      random: createSeededRandom(42),
+      kinds: ['error-before', 'reset-before'],
+    }),
+    { retry: { attempts: 30, sleep: async () => {} }, onEvent: () => {} },
+  ),
+}));
+
+describe('withFaults', () => {
+  async function run(seed: number) {
+    const faults: InjectedFault[] = [];
+    const memory = new MemoryObjectStore();
+    const store = withFaults(memory, {
+      rate: 0.4,
+      random: createSeededRandom(seed),
+      onFault: (f) => faults.push(f),
+    });
+    const outcomes: string[] = [];
+    for (let index = 0; index < 50; index++) {
+      const key = `k/${index}`;
+      await store.put(key, new Uint8Array([index])).then(
+        () => outcomes.push('ok'),
+        (error: { kind: string }) => outcomes.push(error.kind),
+      );
+    }
+    const landed = (await collect(memory.list(''))).length;
+    return { faults, outcomes, landed };
+  }
+
+  it('is deterministic for a seed', async () => {
+    const first = await run(7);
+    expect(await run(7)).toEqual(first);
+    expect(await run(8)).not.toEqual(first);
+    expect(first.faults.length).toBeGreaterThan(10);
+    expect(first.outcomes.filter((outcome) => outcome === 'transient').length).toBe(first.faults.length);
+  });
+
+  it('lets "after" faults land the write while reporting failure, and "before" faults not', async () => {
+    const { faults, landed } = await run(7);
+    const before = faults.filter((fault) => fault.fault.endsWith('-before')).length;
+    const after = faults.filter((fault) => fault.fault.endsWith('-after')).length;
+    expect(before).toBeGreaterThan(0);
+    expect(after).toBeGreaterThan(0);
+    expect(landed).toBe(50 - before);
+  });
+
+  it('a PUT that lands but reports a reset is healed by retry', async () => {
+    const memory = new MemoryObjectStore();
+    const store = withRetry(
+      withFaults(memory, { rate: 0.5, random: createSeededRandom(3), kinds: ['reset-after'] }),
+      { attempts: 20, sleep: async () => {} },
+    );
+    for (let index = 0; index < 20; index++) await store.put(`k/${index}`, new Uint8Array([index]));
+    for (let index = 0; index < 20; index++)
+      expect(await memory.get(`k/${index}`)).toEqual(new Uint8Array([index]));
+  });
+
+  it('fails listings part-way and only on the chosen ops', async () => {
+    const memory = new MemoryObjectStore();
+    for (let index = 0; index < 100; index++) await memory.put(`k/${index}`, new Uint8Array(1));
+    const store = withFaults(memory, {
+      rate: 0.3,
+      random: createSeededRandom(1),
+      ops: ['list'],
+      listPageSize: 10,
+    });
+    await expect(collect(store.list('k/'))).rejects.toMatchObject({ kind: 'transient', op: 'list' });
+    await store.put('other', new Uint8Array(1));
+    expect(() => withFaults(memory, { rate: 2, random: Math.random })).toThrow(RangeError);
+  });
+});
+
+describe('withConcurrencyLimit', () => {
+  it('never lets more than n operations through at once, and serves them in order', async () => {
+    let active = 0;
+    let peak = 0;
+    const order: string[] = [];
+    const memory = new MemoryObjectStore();
+    const slow: ObjectStore = {
+      location: memory.location,
+      head: async (key) => {
+        active++;
+        peak = Math.max(peak, active);
+        order.push(key);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        active--;
+        return undefined;
+      },
+      get: (key) => memory.get(key),
+      put: (key, body) => memory.put(key, body),
+      delete: (key) => memory.delete(key),
+      deleteMany: (keys) => memory.deleteMany(keys),
+      list: (prefix) => memory.list(prefix),
+    };
+    const store = withConcurrencyLimit(slow, 3);
+    const keys = Array.from({ length: 20 }, (_, index) => `k${index}`);
+    await Promise.all(keys.map((key) => store.head(key)));
+    expect(peak).toBe(3);
+    expect(order).toEqual(keys);
+    expect(() => withConcurrencyLimit(memory, 0)).toThrow(RangeError);
+  });
+
+  it('releases its slot when a listing is abandoned', async () => {
+    const memory = new MemoryObjectStore();
+    for (let index = 0; index < 5; index++) await memory.put(`k/${index}`, new Uint8Array(1));
+    const store = withConcurrencyLimit(memory, 1);
+    for await (const _ of store.list('k/')) break;
+    expect((await collect(store.list('k/'))).length).toBe(5);
+    expect(await store.head('k/0')).toBeDefined();
+  });
+});
+
+describe('withMetrics', () => {
+  it('reports op, key, bytes, duration and error kind', async () => {
+    const events: StoreEvent[] = [];
+    let clock = 0;
+    const store = withMetrics(new MemoryObjectStore(), (event) => events.push(event), {
+      now: () => (clock += 5),
+    });
+    await store.put('a', new Uint8Array(10));
+    await store.get('a', { offset: 2, length: 4 });
+    await store.get('missing').catch(() => {});
+    await collect(store.list(''));
+    await store.deleteMany(['a', 'b']);
+    expect(events).toEqual([
+      { op: 'put', key: 'a', bytes: 10, count: 1, durationMs: 5, outcome: 'ok' },
+      { op: 'get', key: 'a', bytes: 4, count: 1, durationMs: 5, outcome: 'ok' },
+      {
+        op: 'get',
+        key: 'missing',
+        bytes: 0,
+        count: 1,
+        durationMs: 5,
+        outcome: 'error',
+        errorKind: 'not-found',
+      },
+      { op: 'list', key: '', bytes: 0, count: 1, durationMs: 5, outcome: 'ok' },
+      { op: 'deleteMany', key: 'a', bytes: 0, count: 2, durationMs: 5, outcome: 'ok' },
+    ]);
+  });
+
+  it('ignores a throwing listener', async () => {
+    const store = withMetrics(new MemoryObjectStore(), () => {
+      throw new Error('listener bug');
+    });
+    await store.put('a', new Uint8Array(1));
+    expect(await store.get('a')).toEqual(new Uint8Array(1));
+  });
+});
