@@ -92,7 +92,7 @@ function start(kn: Kernel, flags: number, key: Uint8Array | undefined): void {
   kn.k.init(flags, key ? 0 : 1);
 }
 
-/** Streams `parts` through the input slab. `final` false means more input may follow later (hasher). */
+/** Streams `parts` through the input slab. The last slab is hashed with `more` = 0: nothing follows it yet. */
 function feed(kn: Kernel, parts: readonly Uint8Array[]): void {
   const { k, mem, input, inputLen } = kn;
   let fill = 0;
