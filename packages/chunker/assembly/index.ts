@@ -13,9 +13,21 @@
 
 let lastHash: u64 = 0;
 
-/** First byte of the gear tables; the input window follows them. */
+// Fixed addresses, so that table lookups compile to a load with a constant offset. The module has no
+// static data beyond a few bytes (see heapBase()), so page 0 is free from 1024 on.
+// @ts-ignore: decorator
+@inline const GEAR: usize = 1024;
+// @ts-ignore: decorator
+@inline const GEAR_LS: usize = GEAR + 2048;
+
+/** First byte of the gear tables; the input window follows them (at tablesOffset() + 4096). */
 export function tablesOffset(): usize {
-  return (__heap_base + 63) & ~(<usize>63);
+  return GEAR;
+}
+
+/** End of the module's own static data; the JavaScript side checks it is below tablesOffset(). */
+export function heapBase(): usize {
+  return __heap_base;
 }
 
 /** The rolling hash after the last `scan`: at the cut point, or after the last pair. */
@@ -28,46 +40,43 @@ export function hash(): u64 {
  * `maskS` gives way to `maskL`. `h` is the hash carried in from the previous pairs of the chunk.
  */
 export function scan(p: usize, norm: usize, end: usize, h: u64, maskS: u64, maskL: u64): usize {
-  const gear = tablesOffset();
-  const gearLs = gear + 2048;
   let mask = maskS;
   let maskLs = maskS << 1;
   let stop = norm;
   // Two passes share one loop body: the first up to `norm` with the small-chunk masks, the second
   // up to `end` with the large-chunk masks.
   for (let pass = 0; pass < 2; pass++) {
-    // Four pairs per iteration behind one rarely taken branch; when any test fires, the pairs are
-    // examined again one at a time below, from the hash they started with.
+    // Four pairs per iteration. The eight tests are separate, almost never taken branches (measured
+    // faster than OR-ing them into one branch); when one fires, the four pairs are examined again one
+    // at a time below, from the hash they started with.
     while (p + 8 <= stop) {
-      const a1 = (h << 2) + load<u64>(gearLs + ((<usize>load<u8>(p)) << 3));
-      const b1 = a1 + load<u64>(gear + ((<usize>load<u8>(p, 1)) << 3));
-      const a2 = (b1 << 2) + load<u64>(gearLs + ((<usize>load<u8>(p, 2)) << 3));
-      const b2 = a2 + load<u64>(gear + ((<usize>load<u8>(p, 3)) << 3));
-      const a3 = (b2 << 2) + load<u64>(gearLs + ((<usize>load<u8>(p, 4)) << 3));
-      const b3 = a3 + load<u64>(gear + ((<usize>load<u8>(p, 5)) << 3));
-      const a4 = (b3 << 2) + load<u64>(gearLs + ((<usize>load<u8>(p, 6)) << 3));
-      const b4 = a4 + load<u64>(gear + ((<usize>load<u8>(p, 7)) << 3));
-      const hit =
-        ((a1 & maskLs) == 0) |
-        ((b1 & mask) == 0) |
-        ((a2 & maskLs) == 0) |
-        ((b2 & mask) == 0) |
-        ((a3 & maskLs) == 0) |
-        ((b3 & mask) == 0) |
-        ((a4 & maskLs) == 0) |
-        ((b4 & mask) == 0);
-      if (hit) break;
+      const a1 = (h << 2) + load<u64>(<usize>load<u8>(p) << 3, GEAR_LS);
+      const b1 = a1 + load<u64>(<usize>load<u8>(p, 1) << 3, GEAR);
+      const a2 = (b1 << 2) + load<u64>(<usize>load<u8>(p, 2) << 3, GEAR_LS);
+      const b2 = a2 + load<u64>(<usize>load<u8>(p, 3) << 3, GEAR);
+      const a3 = (b2 << 2) + load<u64>(<usize>load<u8>(p, 4) << 3, GEAR_LS);
+      const b3 = a3 + load<u64>(<usize>load<u8>(p, 5) << 3, GEAR);
+      const a4 = (b3 << 2) + load<u64>(<usize>load<u8>(p, 6) << 3, GEAR_LS);
+      const b4 = a4 + load<u64>(<usize>load<u8>(p, 7) << 3, GEAR);
+      if ((a1 & maskLs) == 0) break;
+      if ((b1 & mask) == 0) break;
+      if ((a2 & maskLs) == 0) break;
+      if ((b2 & mask) == 0) break;
+      if ((a3 & maskLs) == 0) break;
+      if ((b3 & mask) == 0) break;
+      if ((a4 & maskLs) == 0) break;
+      if ((b4 & mask) == 0) break;
       h = b4;
       p += 8;
     }
     // One pair at a time: the tail of the run, and the pairs examined again after a hit above.
     while (p < stop) {
-      h = (h << 2) + load<u64>(gearLs + ((<usize>load<u8>(p)) << 3));
+      h = (h << 2) + load<u64>(<usize>load<u8>(p) << 3, GEAR_LS);
       if ((h & maskLs) == 0) {
         lastHash = h;
         return p;
       }
-      h += load<u64>(gear + ((<usize>load<u8>(p, 1)) << 3));
+      h += load<u64>(<usize>load<u8>(p, 1) << 3, GEAR);
       if ((h & mask) == 0) {
         lastHash = h;
         return p + 1;

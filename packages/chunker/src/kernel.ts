@@ -13,6 +13,7 @@ interface WasmApi {
 interface KernelExports {
   readonly memory: WasmMemory;
   tablesOffset(): number;
+  heapBase(): number;
   scan(p: number, norm: number, end: number, hash: bigint, maskS: bigint, maskL: bigint): number;
   hash(): bigint;
 }
@@ -35,6 +36,7 @@ export class ScanKernel {
   constructor(exports: KernelExports) {
     this.#exports = exports;
     const tables = exports.tablesOffset();
+    if (exports.heapBase() > tables) throw new Error('chunker kernel: static data overlaps the gear tables');
     this.input = tables + 4096;
     const needed = this.input + WINDOW_SIZE;
     const have = exports.memory.buffer.byteLength;
