@@ -9,10 +9,11 @@ import {
 } from './config.js';
 import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
 import { deriveTargetKeys } from './keys.js';
+import type { ChunkerParams } from './params.js';
 import { strictCborDecode } from './testdata/strict-cbor.js';
 
 const keys = deriveTargetKeys(new Uint8Array(32).fill(3));
-const init = {
+const init: { repositoryId: string; createdAt: Date; chunker: ChunkerParams } = {
   repositoryId: '11111111-2222-4333-8444-555555555555',
   createdAt: new Date('2026-11-22T00:00:00Z'),
   chunker: {
@@ -71,7 +72,7 @@ describe('repository config', () => {
 
   it('validates', () => {
     expect(() => encodeConfig(keys, { ...init, repositoryId: 'x' })).toThrow(FormatError);
-    expect(() => encodeConfig(keys, { ...init, chunker: { ...init.chunker, level: 4 } })).toThrow(
+    expect(() => encodeConfig(keys, { ...init, chunker: { ...init.chunker, level: 4 as 3 } })).toThrow(
       FormatError,
     );
     expect(() => encodeConfig(keys, { ...init, chunker: { ...init.chunker, seed: -1n } })).toThrow(

@@ -46,6 +46,7 @@ export {
   type CreateKeyFileOptions,
   createKeyFile,
   DEFAULT_SCRYPT_PARAMS,
+  type KdfParams,
   KEY_FILE_CHECK_LENGTH,
   KEY_FILE_SALT_LENGTH,
   KEY_ID_LENGTH,

@@ -18,6 +18,9 @@ export interface ScryptParams {
   readonly p: number;
 }
 
+/** Key-derivation parameters of a key file (version 1 knows only scrypt). */
+export type KdfParams = ScryptParams;
+
 /** Default scrypt cost: 2^17 × 8 × 128 B = 128 MiB and a few hundred ms per attempt. */
 export const DEFAULT_SCRYPT_PARAMS: ScryptParams = Object.freeze({ N: 2 ** 17, r: 8, p: 1 });
 /** Readers refuse parameters needing more memory than this (a hostile file must not exhaust the host). */

@@ -19,7 +19,7 @@ import { xchachaOpen } from './xchacha.js';
 const keys = deriveTargetKeys(new Uint8Array(32).fill(1));
 const backupId = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const volumeId = '0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d';
-const chunker = { minSize: 262_144, avgSize: 1_048_576, maxSize: 4_194_304, level: 1, seed: 0n };
+const chunker = { minSize: 262_144, avgSize: 1_048_576, maxSize: 4_194_304, level: 1 as const, seed: 0n };
 const id = (n: number) => new Uint8Array(32).fill(n);
 
 function meta(volumeSize: number, overrides: Partial<ManifestMeta> = {}): ManifestMeta {

@@ -7,7 +7,7 @@ export interface ChunkerParams {
   readonly avgSize: number;
   readonly maxSize: number;
   /** Normalization level (0–3). */
-  readonly level: number;
+  readonly level: 0 | 1 | 2 | 3;
   /** Gear table seed, an unsigned 64-bit integer (0 = the reference table). */
   readonly seed: bigint;
 }
@@ -40,7 +40,7 @@ export function validateChunkerParams(value: unknown, objectKey?: string): Chunk
   else if (typeof rawSeed === 'number' && Number.isSafeInteger(rawSeed)) seed = BigInt(rawSeed);
   else return fail('seed must be an unsigned 64-bit integer');
   if (seed < 0n || seed > MAX_UINT64) fail('seed must be an unsigned 64-bit integer');
-  return Object.freeze({ minSize, avgSize, maxSize, level: level!, seed });
+  return Object.freeze({ minSize, avgSize, maxSize, level: level as 0 | 1 | 2 | 3, seed });
 }
 
 /** A non-negative safe integer from a number or bigint (CBOR decoders return either), else undefined. */

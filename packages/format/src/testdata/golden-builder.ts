@@ -11,7 +11,7 @@ import { FORMAT_VERSION } from '../version.js';
 export const GOLDEN_TARGET_KEY = Uint8Array.from({ length: 32 }, (_, i) => i);
 export const GOLDEN_PASSPHRASE = 'stowage golden passphrase';
 export const GOLDEN_SCRYPT = { N: 1024, r: 8, p: 1 } as const;
-export const GOLDEN_CHUNKER = { minSize: 262_144, avgSize: 1_048_576, maxSize: 4_194_304, level: 1, seed: 0n };
+export const GOLDEN_CHUNKER = { minSize: 262_144, avgSize: 1_048_576, maxSize: 4_194_304, level: 1 as const, seed: 0n };
 export const GOLDEN_IDS = {
   repositoryId: '5d1f6c1e-2f0a-4b8e-9c3d-7a6b5c4d3e2f',
   volumeId: '0f9e8d7c-6b5a-4948-8776-655443322110',
