@@ -12,7 +12,17 @@
 // Writes bench/results/latest.json and the tables in docs/benchmarks.md.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,7 +79,10 @@ function seededBytes(seed, n) {
   const out = Buffer.allocUnsafe(n);
   let counter = 0;
   for (let at = 0; at < n; at += 32) {
-    createHash('sha256').update(`${seed}:${counter++}`).digest().copy(out, at, 0, Math.min(32, n - at));
+    createHash('sha256')
+      .update(`${seed}:${counter++}`)
+      .digest()
+      .copy(out, at, 0, Math.min(32, n - at));
   }
   return out;
 }
@@ -85,7 +98,10 @@ function writeRandomFile(path, size) {
 function stageTree(dir, budget) {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const list = sh('sh', ['-c', 'find /usr/lib /usr/share /usr/bin -xdev -type f -size +0 -printf "%s %p\\n" | sort -k2'])
+  const list = sh('sh', [
+    '-c',
+    'find /usr/lib /usr/share /usr/bin -xdev -type f -size +0 -printf "%s %p\\n" | sort -k2',
+  ])
     .toString()
     .trim()
     .split('\n');
@@ -194,7 +210,10 @@ const restic = {
     sh('restic', ['init', '--quiet', '-r', repo]);
   },
   backup(repo, image) {
-    return timed('sh', ['-c', `restic -r ${repo} backup --quiet --stdin --stdin-filename volume.img < ${image}`]);
+    return timed('sh', [
+      '-c',
+      `restic -r ${repo} backup --quiet --stdin --stdin-filename volume.img < ${image}`,
+    ]);
   },
   restore(repo, _id, out) {
     rmSync(out, { force: true });
@@ -214,7 +233,14 @@ function runScenario(tool, label, images, withRestore) {
   for (const [step, image] of images) {
     const r = tool.backup(repo, image);
     const after = duBytes(repo);
-    rows.push({ step, size: statSync(image).size, seconds: r.seconds, rss: r.rss, repoBytes: after, added: after - before });
+    rows.push({
+      step,
+      size: statSync(image).size,
+      seconds: r.seconds,
+      rss: r.rss,
+      repoBytes: after,
+      added: after - before,
+    });
     before = after;
     last = { r, image };
   }
@@ -249,7 +275,14 @@ function main() {
       ],
       restore: true,
     },
-    { name: 'random', images: [['first backup', random], ['unchanged again', random]], restore: !quick },
+    {
+      name: 'random',
+      images: [
+        ['first backup', random],
+        ['unchanged again', random],
+      ],
+      restore: !quick,
+    },
   ];
   if (!skipBig) scenarios.push({ name: 'big-4GiB', images: [['first backup', buildBig()]], restore: false });
 
@@ -296,8 +329,10 @@ function render(results) {
       const b = rs[i];
       const sa = mbps(a.size, a.seconds);
       const sb = mbps(b.size, b.seconds);
-      const repoA = a.added === undefined ? '' : `${(a.repoBytes / MiB).toFixed(0)} (+${(a.added / MiB).toFixed(1)}) MiB`;
-      const repoB = b.added === undefined ? '' : `${(b.repoBytes / MiB).toFixed(0)} (+${(b.added / MiB).toFixed(1)}) MiB`;
+      const repoA =
+        a.added === undefined ? '' : `${(a.repoBytes / MiB).toFixed(0)} (+${(a.added / MiB).toFixed(1)}) MiB`;
+      const repoB =
+        b.added === undefined ? '' : `${(b.repoBytes / MiB).toFixed(0)} (+${(b.added / MiB).toFixed(1)}) MiB`;
       const sizeRatio = a.added === undefined || b.added <= 0 ? '' : `${(a.added / b.added).toFixed(2)}×`;
       const exact = a.exact === undefined ? '' : a.exact && b.exact ? ' (byte-exact)' : ' (NOT EXACT)';
       lines.push(

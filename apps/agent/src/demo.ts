@@ -34,7 +34,8 @@ async function sha256(path: string): Promise<string> {
 async function makeVolume(path: string, size: number): Promise<void> {
   const f = await open(path, 'w');
   await f.truncate(size);
-  const words = 'stowage backup volume chunk manifest restore verify bucket encrypt zstd blake3 fastcdc '.split(' ');
+  const words =
+    'stowage backup volume chunk manifest restore verify bucket encrypt zstd blake3 fastcdc '.split(' ');
   for (let region = 0; region < 24; region++) {
     const at = Math.floor((region / 24) * size);
     const text = Array.from({ length: 200_000 }, (_, i) => words[(i * 7 + region) % words.length]).join(' ');
@@ -70,7 +71,11 @@ async function main(): Promise<void> {
     await f.close();
     const second = await backupOnce(repository, workers, 'after changes');
 
-    const report = await verifyBackup({ repository, workers, backup: await repository.resolveBackup(second) });
+    const report = await verifyBackup({
+      repository,
+      workers,
+      backup: await repository.resolveBackup(second),
+    });
     console.log(`verify: ${report.chunksChecked} chunks checked, ${report.problems.length} problems`);
 
     await rm(restoredPath, { force: true });

@@ -66,7 +66,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const blockCount = Math.max(2, options.readBuffers ?? 4);
   const backupId = options.backupId ?? randomUUID();
   const volumeId = options.volumeId ?? repository.volumeIdFor(options.volumeName);
-  const createdAt = (options.now ?? (() => new Date()))().toISOString();
+  const createdAt = (options.now ?? (() => new Date()))();
   const store = repository.store;
   const progress = new ProgressReporter('backup', source.size, options.onProgress);
 
@@ -170,7 +170,10 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       const want = Math.min(readSize, source.size - position);
       const got = want > 0 ? await source.read(block.view.subarray(filled, filled + want), position) : 0;
       if (got < want) {
-        throw new EngineError('io', `${source.path}: short read at ${position + got} of ${source.size} bytes`);
+        throw new EngineError(
+          'io',
+          `${source.path}: short read at ${position + got} of ${source.size} bytes`,
+        );
       }
       position += got;
       summary.bytesRead += got;
@@ -219,7 +222,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     volumeId,
     volumeName: options.volumeName,
     manifestKey,
-    createdAt,
+    createdAt: createdAt.toISOString(),
     size: source.size,
     ...summary,
     seconds: progress.elapsedSeconds(),

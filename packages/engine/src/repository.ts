@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { blake3DeriveKey, blake3Keyed } from '@stowage/blake3';
 import type { ChunkerParams } from '@stowage/chunker';
 import {
@@ -12,8 +13,8 @@ import {
   type Manifest,
   openKeyFile,
   type RepositoryConfig,
+  readConfigVersion,
   type TargetKeys,
-  verifyConfig,
   WrongPassphraseError,
 } from '@stowage/format';
 import type { ObjectStore } from '@stowage/object-store';
@@ -36,7 +37,6 @@ export interface BackupInfo extends BackupRef {
   volumeSize: number;
   createdAt: string;
   chunks: number;
-  storedSize: number;
 }
 
 /** An opened repository: its store, configuration and the keys derived from its target key. */
@@ -65,26 +65,36 @@ export class Repository {
     }
     const targetKey = generateTargetKey();
     const keys = deriveTargetKeys(targetKey);
-    const keyFile = await createKeyFile(targetKey, options.passphrase, options.kdf ? { kdf: options.kdf } : {});
-    await store.put(`${KEYS_PREFIX}${keyFile.keyId}`, keyFile.bytes);
-    const { config, bytes } = encodeConfig(keys, { chunker: options.chunker, createdAt: options.now ?? new Date() });
+    const keyFile = await createKeyFile(
+      targetKey,
+      options.passphrase,
+      options.kdf ? { kdfParams: options.kdf } : {},
+    );
+    await store.put(keyFile.objectKey, keyFile.bytes);
+    const bytes = encodeConfig(keys, {
+      repositoryId: randomUUID(),
+      chunker: options.chunker,
+      createdAt: options.now ?? new Date(),
+    });
     await store.put(CONFIG_KEY, bytes, { ifNoneMatch: true });
-    return new Repository(store, targetKey, keys, config);
+    return new Repository(store, targetKey, keys, decodeConfig(keys, bytes));
   }
 
   /** Opens a repository with its recovery passphrase: tries each key file until one opens. */
   static async open(store: ObjectStore, options: { passphrase: string }): Promise<Repository> {
     const configBytes = await readConfig(store);
+    readConfigVersion(configBytes); // a newer format is refused before the passphrase is tried
     let targetKey: Uint8Array | undefined;
     for await (const info of store.list(KEYS_PREFIX)) {
       try {
-        targetKey = await openKeyFile(await store.get(info.key), options.passphrase);
+        targetKey = await openKeyFile(await store.get(info.key), options.passphrase, { objectKey: info.key });
         break;
       } catch (error) {
         if (!(error instanceof WrongPassphraseError)) throw error;
       }
     }
-    if (!targetKey) throw new WrongPassphraseError(`wrong passphrase for the repository at ${store.location}`);
+    if (!targetKey)
+      throw new WrongPassphraseError(`wrong passphrase for the repository at ${store.location}`);
     return Repository.#withKey(store, targetKey, configBytes);
   }
 
@@ -95,8 +105,7 @@ export class Repository {
 
   static #withKey(store: ObjectStore, targetKey: Uint8Array, configBytes: Uint8Array): Repository {
     const keys = deriveTargetKeys(targetKey);
-    const config = verifyConfig(keys, decodeConfig(configBytes));
-    return new Repository(store, targetKey, keys, config);
+    return new Repository(store, targetKey, keys, decodeConfig(keys, configBytes));
   }
 
   /**
@@ -137,9 +146,8 @@ export class Repository {
         ...ref,
         volumeName: m.volumeName,
         volumeSize: m.volumeSize,
-        createdAt: m.createdAt,
-        chunks: m.chunkCount,
-        storedSize: 0,
+        createdAt: m.createdAt.toISOString(),
+        chunks: m.entries.chunkCount,
       });
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
@@ -153,9 +161,13 @@ export class Repository {
     }
     const matches: BackupRef[] = [];
     for await (const ref of this.backupRefs()) if (ref.backupId.startsWith(wanted)) matches.push(ref);
-    if (matches.length === 0) throw new EngineError('backup-not-found', `no backup ${idOrPrefix} in ${this.store.location}`);
+    if (matches.length === 0)
+      throw new EngineError('backup-not-found', `no backup ${idOrPrefix} in ${this.store.location}`);
     if (matches.length > 1) {
-      throw new EngineError('ambiguous-backup-id', `${idOrPrefix} matches ${matches.length} backups; give more of the id`);
+      throw new EngineError(
+        'ambiguous-backup-id',
+        `${idOrPrefix} matches ${matches.length} backups; give more of the id`,
+      );
     }
     return matches[0]!;
   }
@@ -166,7 +178,10 @@ async function readConfig(store: ObjectStore): Promise<Uint8Array> {
     return await store.get(CONFIG_KEY);
   } catch (error) {
     if ((error as { kind?: string }).kind === 'not-found') {
-      throw new EngineError('repository-not-found', `no repository at ${store.location} (run "agent repo init")`);
+      throw new EngineError(
+        'repository-not-found',
+        `no repository at ${store.location} (run "agent repo init")`,
+      );
     }
     throw error;
   }

@@ -36,7 +36,7 @@ export interface RestoreSummary {
  * success is reported; on failure a file created for the restore is removed.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreSummary> {
-  const { repository, workers } = options;
+  const { repository } = options;
   const manifest = await repository.loadManifest(options.backup);
   const target = await openVolumeTarget(options.targetPath, manifest.volumeSize, {
     overwrite: options.overwrite ?? false,
@@ -61,7 +61,7 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
   const tasks: Promise<void>[] = [];
   let zeros: Uint8Array | undefined;
 
-  for (const entry of manifest.entries()) {
+  for (const entry of manifest.entries) {
     if (failure) break;
     if (options.signal?.aborted) {
       failure = new EngineError('aborted', 'restore cancelled');
@@ -118,7 +118,9 @@ async function writeAll(fd: number, data: Uint8Array, position: number): Promise
   let done = 0;
   while (done < data.length) {
     done += await new Promise<number>((resolve, reject) =>
-      write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
+      write(fd, data, done, data.length - done, position + done, (err, n) =>
+        err ? reject(err) : resolve(n),
+      ),
     );
   }
 }

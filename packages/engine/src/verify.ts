@@ -46,8 +46,8 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   }
   const manifest = await repository.loadManifest(options.backup);
   const distinct = new Map<string, { id: Uint8Array; length: number }>();
-  for (const e of manifest.entries()) {
-    if (e.kind === 'data') distinct.set(Buffer.from(e.id).toString('hex'), { id: e.id, length: e.length });
+  for (const e of manifest.entries) {
+    if (e.kind === 'chunk') distinct.set(Buffer.from(e.id).toString('hex'), { id: e.id, length: e.length });
   }
   let chosen = [...distinct.values()];
   if (percent < 100) {
@@ -81,7 +81,8 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
         } catch (error) {
           const kind = (error as { kind?: string }).kind;
           if (error instanceof IntegrityError) problems.push({ objectKey, message: error.message });
-          else if (kind === 'not-found') problems.push({ objectKey, message: `chunk ${objectKey} is missing` });
+          else if (kind === 'not-found')
+            problems.push({ objectKey, message: `chunk ${objectKey} is missing` });
           else throw error;
         } finally {
           limiter.release();

@@ -77,12 +77,19 @@ export async function openVolumeTarget(
       const deviceSize = await blockDeviceSize(existing.rdev);
       if (deviceSize < size) {
         await handle.close();
-        throw new EngineError('target-too-small', `${path} holds ${deviceSize} bytes; the backup needs ${size}`);
+        throw new EngineError(
+          'target-too-small',
+          `${path} holds ${deviceSize} bytes; the backup needs ${size}`,
+        );
       }
     } else if (existing) {
-      if (!existing.isFile()) throw new EngineError('invalid-target', `${path} is not a file or block device`);
+      if (!existing.isFile())
+        throw new EngineError('invalid-target', `${path} is not a file or block device`);
       if (existing.size > 0 && !options.overwrite) {
-        throw new EngineError('target-exists', `${path} exists and is not empty (pass --overwrite to replace it)`);
+        throw new EngineError(
+          'target-exists',
+          `${path} exists and is not empty (pass --overwrite to replace it)`,
+        );
       }
       handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_TRUNC);
       await handle.truncate(size);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdir, readFile, rm, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,10 @@ interface Result {
   stderr: string;
 }
 
-function agent(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> & { child: ChildProcess } {
+function agent(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<Result> & { child: ChildProcess } {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', main, ...args], {
     env: { ...process.env, STOWAGE_PASSPHRASE: PASS, STOWAGE_THREADS: '2', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,7 +33,9 @@ function agent(args: string[], env: Record<string, string | undefined> = {}): Pr
   child.stderr!.on('data', (d) => {
     stderr += d;
   });
-  const done = new Promise<Result>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  const done = new Promise<Result>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
   return Object.assign(done, { child });
 }
 
@@ -55,7 +60,16 @@ describe('agent CLI', () => {
     expect(b.stderr).toBe('');
     expect(b.code).toBe(0);
     const summary = JSON.parse(b.stdout);
-    for (const field of ['backup_id', 'size', 'bytes_read', 'bytes_uploaded', 'chunks', 'chunks_new', 'holes', 'seconds']) {
+    for (const field of [
+      'backup_id',
+      'size',
+      'bytes_read',
+      'bytes_uploaded',
+      'chunks',
+      'chunks_new',
+      'holes',
+      'seconds',
+    ]) {
       expect(summary).toHaveProperty(field);
     }
     expect(summary.size).toBe(6 << 20);
@@ -74,7 +88,15 @@ describe('agent CLI', () => {
     const v = await agent(['verify', summary.backup_id, '--repo', repo]);
     expect(v.code).toBe(0);
     expect(v.stdout).toContain('ok');
-    const vs = await agent(['verify', summary.backup_id.slice(0, 8), '--repo', repo, '--sample', '25', '--json']);
+    const vs = await agent([
+      'verify',
+      summary.backup_id.slice(0, 8),
+      '--repo',
+      repo,
+      '--sample',
+      '25',
+      '--json',
+    ]);
     expect(vs.code).toBe(0);
     expect(JSON.parse(vs.stdout).ok).toBe(true);
 
@@ -95,9 +117,24 @@ describe('agent CLI', () => {
     await writeFile(file, data);
     const r = await agent(['chunks', file, '--json']);
     expect(r.code).toBe(0);
-    const expected = chunkBuffer(data, DEFAULT_CHUNKER_PARAMS).map(({ offset, length }) => ({ offset, length }));
+    const expected = chunkBuffer(data, DEFAULT_CHUNKER_PARAMS).map(({ offset, length }) => ({
+      offset,
+      length,
+    }));
     expect(JSON.parse(r.stdout)).toEqual(expected);
-    const small = await agent(['chunks', file, '--min', '4K', '--avg', '16K', '--max', '64K', '--level', '2', '--json']);
+    const small = await agent([
+      'chunks',
+      file,
+      '--min',
+      '4K',
+      '--avg',
+      '16K',
+      '--max',
+      '64K',
+      '--level',
+      '2',
+      '--json',
+    ]);
     expect(JSON.parse(small.stdout)).toEqual(
       chunkBuffer(data, { minSize: 4096, avgSize: 16384, maxSize: 65536, level: 2, seed: 0n }).map(
         ({ offset, length }) => ({ offset, length }),
@@ -171,7 +208,9 @@ describe('agent CLI', () => {
     const local = await mkdtemp(join(tmpdir(), 'stowage-cli-kill-'));
     try {
       const r = `file://${local}/repo`;
-      expect((await agent(['repo', 'init', '--repo', r, '--min', '16K', '--avg', '64K', '--max', '256K'])).code).toBe(0);
+      expect(
+        (await agent(['repo', 'init', '--repo', r, '--min', '16K', '--avg', '64K', '--max', '256K'])).code,
+      ).toBe(0);
       const image = join(local, 'big.img');
       await writeImage(image, 96 << 20, [{ offset: 0, data: seededBytes('sigkill', 96 << 20) }]);
       const run = agent(['backup', image, '--repo', r, '--volume', 'big', '--json']);
@@ -184,7 +223,9 @@ describe('agent CLI', () => {
       const killed = await run;
       expect(killed.code).toBe(null);
       expect(await listFiles(join(local, 'repo', 'manifests')).catch(() => [])).toHaveLength(0);
-      const landed = (await listFiles(join(local, 'repo', 'chunks'))).filter((f) => !f.includes('.stowage-tmp-')).length;
+      const landed = (await listFiles(join(local, 'repo', 'chunks'))).filter(
+        (f) => !f.includes('.stowage-tmp-'),
+      ).length;
       expect(landed).toBeGreaterThanOrEqual(100);
 
       const rerun = await agent(['backup', image, '--repo', r, '--volume', 'big', '--json']);

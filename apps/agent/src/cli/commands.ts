@@ -17,7 +17,9 @@ const chunkerOptions = {
 } as const satisfies Options;
 
 function parse<T extends Options>(args: string[], options: T, positionals: string[]) {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
+  let parsed: ReturnType<
+    typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>
+  >;
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
@@ -25,7 +27,9 @@ function parse<T extends Options>(args: string[], options: T, positionals: strin
   }
   if (parsed.positionals.length !== positionals.length) {
     const want = positionals.length === 0 ? 'no arguments' : positionals.join(' ');
-    throw new UsageError(`expected ${want}, got ${parsed.positionals.length ? parsed.positionals.join(' ') : 'none'}`);
+    throw new UsageError(
+      `expected ${want}, got ${parsed.positionals.length ? parsed.positionals.join(' ') : 'none'}`,
+    );
   }
   return parsed;
 }
@@ -44,7 +48,8 @@ function chunkerParamsFrom(values: Partial<Record<keyof typeof chunkerOptions, s
   const level = values.level === undefined ? d.level : Number(values.level);
   let seed = d.seed;
   if (values.seed !== undefined) {
-    if (!/^\d+$/.test(values.seed)) throw new UsageError(`--seed must be an unsigned integer, got "${values.seed}"`);
+    if (!/^\d+$/.test(values.seed))
+      throw new UsageError(`--seed must be an unsigned integer, got "${values.seed}"`);
     seed = BigInt(values.seed);
   }
   try {
@@ -66,7 +71,10 @@ function print(cli: CliEnv, text: string): void {
 }
 
 function json(cli: CliEnv, value: unknown): void {
-  print(cli, JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+  print(
+    cli,
+    JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+  );
 }
 
 export async function repoInit(args: string[], cli: CliEnv): Promise<number> {
@@ -157,7 +165,10 @@ export async function ls(args: string[], cli: CliEnv): Promise<number> {
     } else {
       print(cli, `${'backup id'.padEnd(36)}  ${'created'.padEnd(24)}  ${'size'.padStart(10)}  volume`);
       for (const b of backups) {
-        print(cli, `${b.backupId}  ${b.createdAt.padEnd(24)}  ${formatBytes(b.volumeSize).padStart(10)}  ${b.volumeName}`);
+        print(
+          cli,
+          `${b.backupId}  ${b.createdAt.padEnd(24)}  ${formatBytes(b.volumeSize).padStart(10)}  ${b.volumeName}`,
+        );
       }
     }
     return EXIT.ok;
@@ -197,7 +208,10 @@ export async function restore(args: string[], cli: CliEnv): Promise<number> {
         seconds: Number(s.seconds.toFixed(3)),
       });
     } else {
-      print(cli, `restored ${s.backupId} (${formatBytes(s.size)}) to ${values.to} in ${s.seconds.toFixed(1)} s`);
+      print(
+        cli,
+        `restored ${s.backupId} (${formatBytes(s.size)}) to ${values.to} in ${s.seconds.toFixed(1)} s`,
+      );
     }
     return EXIT.ok;
   } finally {
@@ -223,7 +237,14 @@ export async function verify(args: string[], cli: CliEnv): Promise<number> {
   const bar = progressBar(cli.stderr);
   try {
     const ref = await repository.resolveBackup(positionals[0]!);
-    const r = await verifyBackup({ repository, workers, backup: ref, samplePercent, onProgress: bar.update, signal: cli.signal });
+    const r = await verifyBackup({
+      repository,
+      workers,
+      backup: ref,
+      samplePercent,
+      onProgress: bar.update,
+      signal: cli.signal,
+    });
     bar.done();
     if (values.json) {
       json(cli, {
@@ -263,7 +284,9 @@ export async function chunks(args: string[], cli: CliEnv): Promise<number> {
   const emit = (lengths: number[]) => {
     let out = '';
     for (const length of lengths) {
-      out += values.json ? `${first ? '[' : ','}{"offset":${offset},"length":${length}}` : `${offset}\t${length}\n`;
+      out += values.json
+        ? `${first ? '[' : ','}{"offset":${offset},"length":${length}}`
+        : `${offset}\t${length}\n`;
       first = false;
       offset += length;
     }
@@ -271,7 +294,10 @@ export async function chunks(args: string[], cli: CliEnv): Promise<number> {
   };
   try {
     for (let position = 0; position < source.size; ) {
-      const n = await source.read(buffer.subarray(0, Math.min(buffer.length, source.size - position)), position);
+      const n = await source.read(
+        buffer.subarray(0, Math.min(buffer.length, source.size - position)),
+        position,
+      );
       if (n === 0) break;
       position += n;
       emit(chunker.push(buffer.subarray(0, n)));

@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { ChunkWorkers, Repository } from '@stowage/engine';
-import { createDefaultStoreStack, type ObjectStore, openObjectStore } from '@stowage/object-store';
+import {
+  createDefaultStoreStack,
+  InvalidStoreUrlError,
+  type ObjectStore,
+  openObjectStore,
+} from '@stowage/object-store';
 import { UsageError } from './exit-codes.js';
 
 /** What a command may take from its surroundings; injected so tests can run commands in process. */
@@ -18,8 +23,21 @@ export function openStore(url: string | undefined, cli: CliEnv): ObjectStore {
   const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = cli.env;
   const sessionToken = cli.env.AWS_SESSION_TOKEN;
   const credentials =
-    accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } : undefined;
-  return createDefaultStoreStack(openObjectStore(location, credentials ? { credentials } : {}));
+    accessKeyId && secretAccessKey
+      ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }
+      : undefined;
+  let store: ObjectStore;
+  try {
+    store = openObjectStore(location, credentials ? { credentials } : {});
+  } catch (error) {
+    if (error instanceof InvalidStoreUrlError) throw new UsageError(error.message);
+    throw error;
+  }
+  const attempts = cli.env.STOWAGE_RETRY_ATTEMPTS;
+  if (attempts !== undefined && !/^[1-9]\d*$/.test(attempts)) {
+    throw new UsageError(`STOWAGE_RETRY_ATTEMPTS must be a positive integer, got "${attempts}"`);
+  }
+  return createDefaultStoreStack(store, attempts ? { retry: { attempts: Number(attempts) } } : {});
 }
 
 /** The recovery passphrase: STOWAGE_PASSPHRASE, STOWAGE_PASSPHRASE_FILE, or a prompt on a terminal. */
@@ -30,7 +48,9 @@ export async function readPassphrase(cli: CliEnv, options: { confirm?: boolean }
     return checked(text.replace(/\r?\n$/, ''));
   }
   if (!cli.stdin.isTTY) {
-    throw new UsageError('no passphrase: set STOWAGE_PASSPHRASE or STOWAGE_PASSPHRASE_FILE (no terminal to ask on)');
+    throw new UsageError(
+      'no passphrase: set STOWAGE_PASSPHRASE or STOWAGE_PASSPHRASE_FILE (no terminal to ask on)',
+    );
   }
   const first = await prompt(cli, 'Recovery passphrase: ');
   if (options.confirm) {
@@ -81,7 +101,11 @@ export async function openRepository(
 ): Promise<{ repository: Repository; workers: ChunkWorkers; close: () => Promise<void> }> {
   const store = openStore(url, cli);
   const repository = await Repository.open(store, { passphrase: await readPassphrase(cli) });
-  const threads = cli.env.STOWAGE_THREADS ? Number(cli.env.STOWAGE_THREADS) : undefined;
+  const threadsText = cli.env.STOWAGE_THREADS;
+  if (threadsText !== undefined && !/^[1-9]\d*$/.test(threadsText)) {
+    throw new UsageError(`STOWAGE_THREADS must be a positive integer, got "${threadsText}"`);
+  }
+  const threads = threadsText ? Number(threadsText) : undefined;
   const workers = new ChunkWorkers(repository.targetKey, threads ? { threads } : {});
   return { repository, workers, close: () => workers.close() };
 }

@@ -49,7 +49,8 @@ export function describeFailure(error: unknown): { code: number; message: string
   }
   if (error instanceof ObjectStoreError) {
     const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    if (error.kind === 'not-found') return { code: EXIT.integrity, message: `${error.message} (missing object)` };
+    if (error.kind === 'not-found')
+      return { code: EXIT.integrity, message: `${error.message} (missing object)` };
     return { code: EXIT.storage, message: `${error.message}${error.message.includes(cause) ? '' : cause}` };
   }
   return { code: EXIT.failure, message: error instanceof Error ? error.message : String(error) };

@@ -57,7 +57,8 @@ export async function run(argv: string[], cli: CliEnv): Promise<number> {
     const { code, message } = describeFailure(error);
     cli.stderr.write(`agent: ${message}\n`);
     if (code === EXIT.usage && error instanceof UsageError) cli.stderr.write('(see "agent --help")\n');
-    if (code === EXIT.failure && cli.env.STOWAGE_DEBUG && error instanceof Error) cli.stderr.write(`${error.stack}\n`);
+    if (code === EXIT.failure && cli.env.STOWAGE_DEBUG && error instanceof Error)
+      cli.stderr.write(`${error.stack}\n`);
     return code;
   }
 }
@@ -71,6 +72,8 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
+  // The AWS SDK is pinned to a release that supports Node 20; its notice about later releases is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = () => {

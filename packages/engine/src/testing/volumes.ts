@@ -17,7 +17,8 @@ export function seededBytes(seed: string, length: number): Uint8Array {
 export function textBytes(seed: number, length: number): Uint8Array {
   const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet'];
   let s = '';
-  for (let i = 0; s.length < length; i++) s += `${words[(i * 7 + seed) % words.length]}${i % 13 === 0 ? '\n' : ' '}`;
+  for (let i = 0; s.length < length; i++)
+    s += `${words[(i * 7 + seed) % words.length]}${i % 13 === 0 ? '\n' : ' '}`;
   return new TextEncoder().encode(s.slice(0, length));
 }
 

@@ -64,7 +64,11 @@ function handle(req: Request): { value: unknown; transfer: ArrayBuffer[] } {
 }
 
 function ownsBuffer(view: Uint8Array): boolean {
-  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && !(view.buffer instanceof SharedArrayBuffer);
+  return (
+    view.byteOffset === 0 &&
+    view.byteLength === view.buffer.byteLength &&
+    !(view.buffer instanceof SharedArrayBuffer)
+  );
 }
 
 parentPort!.on('message', (req: Request) => {

@@ -1,7 +1,10 @@
-import { reviveFormatError } from './revive-error.js';
 import { defaultWorkerCount, WorkerPool } from './pool.js';
+import { reviveFormatError } from './revive-error.js';
 
-const script = new URL(import.meta.url.endsWith('.ts') ? './chunk-worker.ts' : './chunk-worker.js', import.meta.url);
+const script = new URL(
+  import.meta.url.endsWith('.ts') ? './chunk-worker.ts' : './chunk-worker.js',
+  import.meta.url,
+);
 
 /** Typed front of the worker pool that does the per-chunk CPU work for one repository key. */
 export class ChunkWorkers {
@@ -26,7 +29,12 @@ export class ChunkWorkers {
   }
 
   /** The chunk object (compressed where it helps, encrypted) for a slice of a shared block. */
-  async seal(block: SharedArrayBuffer, offset: number, length: number, chunkId: Uint8Array): Promise<Uint8Array> {
+  async seal(
+    block: SharedArrayBuffer,
+    offset: number,
+    length: number,
+    chunkId: Uint8Array,
+  ): Promise<Uint8Array> {
     const r = await this.#pool.run<{ object: Uint8Array }>('seal', { block, offset, length, chunkId });
     return r.object;
   }
@@ -38,7 +46,13 @@ export class ChunkWorkers {
   }
 
   /** As `check`, then writes the plaintext to `fd` at `position` from the worker thread. */
-  restoreTo(object: Uint8Array, chunkId: Uint8Array, length: number, fd: number, position: number): Promise<void> {
+  restoreTo(
+    object: Uint8Array,
+    chunkId: Uint8Array,
+    length: number,
+    fd: number,
+    position: number,
+  ): Promise<void> {
     const [payload, transfer] = movable(object);
     return this.#pool.run('open-write', { object: payload, chunkId, length, fd, position }, transfer);
   }

@@ -42,11 +42,8 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     this.#reviveError = options.reviveError ?? (() => undefined);
     const size = options.size ?? defaultWorkerCount();
-    const fromSource = options.script.pathname.endsWith('.ts');
-    // Sources run under tsx with the `source` export condition, so workers see the same code as the tests.
-    const execArgv = fromSource ? ['--conditions=source', '--import', 'tsx'] : [];
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(options.script, { workerData: options.workerData, execArgv });
+      const worker = startWorker(options.script, options.workerData);
       const slot: Slot = { worker, inFlight: 0 };
       worker.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: SerializedError }) => {
         const pending = this.#pending.get(msg.id);
@@ -107,6 +104,18 @@ export class WorkerPool {
   }
 }
 
+/**
+ * Starts a worker. A `.ts` script (tests, development) is loaded through tsx's loader, registered inside the
+ * worker because Node 20 ignores `--import` loaders in worker execArgv; the `source` export condition makes
+ * workers see the same package sources as the tests. Built `.js` scripts start directly.
+ */
+function startWorker(script: URL, workerData: unknown): Worker {
+  if (!script.pathname.endsWith('.ts')) return new Worker(script, { workerData });
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(script.href)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData, execArgv: ['--conditions=source'] });
+}
+
 export interface SerializedError {
   name: string;
   message: string;
@@ -126,4 +135,3 @@ export function serializeError(error: unknown): SerializedError {
   }
   return { name: 'Error', message: String(error) };
 }
-

@@ -18,7 +18,10 @@ export function reviveFormatError(e: SerializedError): Error | undefined {
       error = new WrongPassphraseError(e.objectKey);
       break;
     case 'FORMAT_UNSUPPORTED_VERSION':
-      error = new UnsupportedFormatVersionError(Number(/version (\d+)/.exec(e.message)?.[1] ?? 0), e.objectKey);
+      error = new UnsupportedFormatVersionError(
+        Number(/version (\d+)/.exec(e.message)?.[1] ?? 0),
+        e.objectKey,
+      );
       break;
     case 'FORMAT_INVALID':
       error = new FormatError('', e.objectKey);
