@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { backup, chunks, ls, repoInit, restore, verify } from './commands.js';
@@ -63,15 +62,8 @@ export async function run(argv: string[], cli: CliEnv): Promise<number> {
   }
 }
 
-function isMain(): boolean {
-  try {
-    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+/** Runs the command line of this process and sets its exit code (the `agent` binary calls this). */
+export async function runFromProcess(): Promise<void> {
   // The AWS SDK is pinned to a release that supports Node 20; its notice about later releases is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const controller = new AbortController();
@@ -83,12 +75,22 @@ if (isMain()) {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const code = await run(process.argv.slice(2), {
+  process.exitCode = await run(process.argv.slice(2), {
     env: process.env,
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
     signal: controller.signal,
   });
-  process.exitCode = code;
 }
+
+function isMain(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+// Run directly (tests start this file through tsx); the installed binary goes through bin/agent.js.
+if (isMain()) await runFromProcess();
