@@ -1,0 +1,66 @@
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3ObjectStore } from './s3.js';
+import { cephUnavailableReason, startCeph } from './testing/ceph/ceph.js';
+import { describeObjectStoreConformance } from './testing/index.js';
+import type { TestS3Server } from './testing/s3-server.js';
+
+// CI sets STOWAGE_REQUIRE_CEPH=1: there a missing radosgw is a failure, never a skip.
+const required = process.env.STOWAGE_REQUIRE_CEPH === '1';
+const unavailable = await cephUnavailableReason();
+
+describe.runIf(required && unavailable !== undefined)('Ceph RGW (required by STOWAGE_REQUIRE_CEPH=1)', () => {
+  it('has radosgw installed', () => {
+    expect.fail(`STOWAGE_REQUIRE_CEPH=1 but Ceph cannot run here: ${unavailable}`);
+  });
+});
+
+describe.skipIf(unavailable !== undefined)(
+  `S3ObjectStore on Ceph RGW${unavailable === undefined ? '' : ` (skipped: ${unavailable})`}`,
+  () => {
+    let ceph: TestS3Server;
+    const bucket = 'stowage-conformance';
+    beforeAll(async () => {
+      ceph = await startCeph();
+      const client = new S3Client({
+        region: 'us-east-1',
+        endpoint: ceph.endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
+      });
+      try {
+        await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      } finally {
+        client.destroy();
+      }
+    }, 120_000);
+    afterAll(async () => {
+      await ceph?.stop();
+    });
+
+    const storeAt = (prefix: string, secretAccessKey = ceph.secretAccessKey) =>
+      new S3ObjectStore({
+        bucket,
+        prefix,
+        endpoint: ceph.endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey },
+      });
+
+    let run = 0;
+    describeObjectStoreConformance('s3 (Ceph RGW)', () => {
+      const store = storeAt(`conformance/${++run}`);
+      return { store, dispose: () => store.destroy() };
+    });
+
+    it('reports a wrong secret as auth', async () => {
+      const store = storeAt('auth', 'not-the-secret');
+      try {
+        await expect(store.put('k', new Uint8Array(1))).rejects.toMatchObject({ kind: 'auth' });
+        await expect(store.head('k')).rejects.toMatchObject({ kind: 'auth' });
+      } finally {
+        store.destroy();
+      }
+    });
+  },
+);

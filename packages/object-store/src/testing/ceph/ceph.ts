@@ -1,0 +1,97 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { TestS3Server } from '../s3-server.js';
+
+const run = promisify(execFile);
+
+// The scripts live in src/ and are not copied to dist/; from either, the package root is three levels up.
+const scriptDirectory = fileURLToPath(new URL('../../../src/testing/ceph/', import.meta.url));
+
+/** The reason a Ceph RGW cannot be started here, or undefined when the binaries are all on PATH. */
+export async function cephUnavailableReason(): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (const binary of ['radosgw', 'radosgw-admin', 'ceph-mon', 'ceph-osd', 'ceph', 'monmaptool', 'curl']) {
+    try {
+      await run('sh', ['-c', `command -v ${binary}`]);
+    } catch {
+      missing.push(binary);
+    }
+  }
+  return missing.length === 0
+    ? undefined
+    : `${missing.join(', ')} not installed (Debian: apt-get install radosgw ceph-mon ceph-osd)`;
+}
+
+/**
+ * Starts a throwaway Ceph (monitor, memstore OSD, RADOS Gateway) on free ports under a fresh temp
+ * directory; about 1–2 s. `stop()` kills the daemons and removes the directory.
+ */
+export async function startCeph(): Promise<TestS3Server> {
+  // A port picked free can be taken before the daemon binds it; one more try with new ports covers that.
+  try {
+    return await startCephOnce();
+  } catch {
+    return await startCephOnce();
+  }
+}
+
+async function startCephOnce(): Promise<TestS3Server> {
+  const directory = await mkdtemp(join(tmpdir(), 'stowage-ceph-'));
+  const accessKeyId = `STOWAGE${randomBytes(6).toString('hex').toUpperCase()}`;
+  const secretAccessKey = randomBytes(20).toString('hex');
+  const stop = async () => {
+    await run('bash', [join(scriptDirectory, 'stop-ceph.sh'), directory]).catch(() => {});
+    await rm(directory, { recursive: true, force: true });
+  };
+  try {
+    const [rgwPort, monPort] = await freePorts(2);
+    await run(
+      'bash',
+      [
+        join(scriptDirectory, 'start-ceph.sh'),
+        directory,
+        String(rgwPort),
+        String(monPort),
+        accessKeyId,
+        secretAccessKey,
+      ],
+      { timeout: 90_000 },
+    );
+    return { endpoint: `http://127.0.0.1:${rgwPort}`, accessKeyId, secretAccessKey, buckets: [], stop };
+  } catch (error) {
+    const { stderr } = error as { stderr?: string };
+    const logs = await run('sh', ['-c', `tail -n 5 "${directory}"/log/*.log`]).catch(() => ({ stdout: '' }));
+    await stop();
+    throw new Error(`Ceph did not start: ${(error as Error).message}\n${stderr ?? ''}\n${logs.stdout}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Ports the kernel reports free right now (distinct). A tiny race remains; tests accept it. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return address.port;
+  });
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
