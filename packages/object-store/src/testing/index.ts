@@ -1,3 +1,4 @@
+export { cephUnavailableReason, startCeph } from './ceph/ceph.js';
 export {
   bytes,
   type ConformanceFactory,
@@ -6,3 +7,4 @@ export {
   collect,
   describeObjectStoreConformance,
 } from './conformance.js';
+export { type StartS3rverOptions, startS3rver, type TestS3Server } from './s3-server.js';
