@@ -1,6 +1,6 @@
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3ObjectStore } from './s3.js';
+import { S3ObjectStore, s3ErrorKind } from './s3.js';
 import { cephUnavailableReason, startCeph } from './testing/ceph/ceph.js';
 import { describeObjectStoreConformance } from './testing/index.js';
 import type { TestS3Server } from './testing/s3-server.js';
@@ -51,6 +51,29 @@ describe.skipIf(unavailable !== undefined)(
     describeObjectStoreConformance('s3 (Ceph RGW)', () => {
       const store = storeAt(`conformance/${++run}`);
       return { store, dispose: () => store.destroy() };
+    });
+
+    it('refuses a body that does not match its Content-MD5, as a retryable BadDigest', async () => {
+      const client = new S3Client({
+        region: 'us-east-1',
+        endpoint: ceph.endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+      });
+      try {
+        const damaged = new PutObjectCommand({
+          Bucket: bucket,
+          Key: 'damaged',
+          Body: new Uint8Array([1, 2, 3]),
+          ContentMD5: 'AAAAAAAAAAAAAAAAAAAAAA==',
+        });
+        const error = await client.send(damaged).catch((caught: unknown) => caught);
+        expect((error as Error).name).toBe('BadDigest');
+        expect(s3ErrorKind(error)).toBe('transient');
+      } finally {
+        client.destroy();
+      }
     });
 
     it('reports a wrong secret as auth', async () => {

@@ -67,7 +67,7 @@ const DELETE_BATCH = 1000;
  * Settings and why (docs/object-store.md has more):
  * - checksums `WHEN_REQUIRED`: with the SDK's default, bodies go out `aws-chunked` with trailing CRCs,
  *   which many S3-compatible servers store verbatim or refuse (411/400). Puts carry `Content-MD5`
- *   instead, which every server checks, so a body damaged in transit is refused rather than stored.
+ *   instead, which AWS and Ceph RGW check, so a body damaged in transit is refused rather than stored.
  * - `maxAttempts: 1`: retrying is `withRetry`'s job, which sees our error kinds; two layers would multiply.
  * - a keep-alive agent with a bounded pool, and connect, idle and whole-request timeouts, so a dead
  *   connection surfaces as a `transient` error instead of a hang.
