@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -45,7 +45,30 @@ async function startCephOnce(): Promise<TestS3Server> {
   const directory = await mkdtemp(join(tmpdir(), 'stowage-ceph-'));
   const accessKeyId = `STOWAGE${randomBytes(6).toString('hex').toUpperCase()}`;
   const secretAccessKey = randomBytes(20).toString('hex');
+  // The daemons fork away from us: if this process dies without calling stop (a killed test run), a
+  // watchdog stops them and removes the directory once it is gone.
+  const watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      'tail --pid="$1" -f /dev/null; bash "$2" "$3"; rm -rf "$3"',
+      'ceph-watchdog',
+      String(process.pid),
+      join(scriptDirectory, 'stop-ceph.sh'),
+      directory,
+    ],
+    { detached: true, stdio: 'ignore' },
+  );
+  watchdog.unref();
   const stop = async () => {
+    // The watchdog leads its own process group (detached): end it and its tail together.
+    if (watchdog.pid !== undefined) {
+      try {
+        process.kill(-watchdog.pid);
+      } catch {
+        // already gone
+      }
+    }
     await run('bash', [join(scriptDirectory, 'stop-ceph.sh'), directory]).catch(() => {});
     await rm(directory, { recursive: true, force: true });
   };
