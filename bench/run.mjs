@@ -262,6 +262,11 @@ function main() {
     process.exit(2);
   }
   const info = buildData();
+  if (process.argv.includes('--prepare')) {
+    if (!skipBig) buildBig();
+    console.log(`bench: data ready in ${work}`);
+    return;
+  }
   const base = join(work, 'base.img');
   const changed = join(work, 'changed.img');
   const random = join(work, 'random.img');
