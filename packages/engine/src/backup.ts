@@ -63,7 +63,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const { repository, source, workers } = options;
   const params = repository.config.chunker;
   const readSize = options.readSize ?? 8 << 20;
-  const blockCount = Math.max(2, options.readBuffers ?? 4);
+  const blockCount = Math.max(3, options.readBuffers ?? 4);
   const backupId = options.backupId ?? randomUUID();
   const volumeId = options.volumeId ?? repository.volumeIdFor(options.volumeName);
   const createdAt = (options.now ?? (() => new Date()))();
@@ -117,10 +117,18 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
 
   const tasks = new Set<Promise<void>>();
   const processChunk = async (seq: number, block: Block, offset: number, length: number) => {
+    // The block is released as soon as this chunk's bytes are no longer needed (after sealing, or at once for
+    // holes and known chunks), not after the upload: the reader must not wait on network or fsync latency.
+    let holding = true;
+    const release = () => {
+      if (holding) releaseBlock(block);
+      holding = false;
+    };
     try {
       if (failure) return;
       const ided = await workers.identify(block.buffer, offset, length);
       if (!ided.id) {
+        release();
         results.set(seq, { kind: 'hole', length });
         summary.holes++;
         summary.holeBytes += length;
@@ -137,6 +145,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
           if (failure) return;
           if (!(await store.head(key))) {
             const object = await workers.seal(block.buffer, offset, length, id);
+            release();
             await store.put(key, object);
             summary.chunksNew++;
             summary.bytesUploaded += object.length;
@@ -149,40 +158,49 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     } catch (error) {
       failure ??= error;
     } finally {
-      releaseBlock(block);
+      release();
     }
   };
 
+  // Reads run one block ahead of chunking. Each block keeps its first maxSize bytes free: the unfinished
+  // chunk at the end of one block (the tail, shorter than maxSize) is copied in just before the new data, so
+  // every chunk lies whole in one block and the next read can start before this block's cut points are known.
+  const dataStart = params.maxSize;
   let position = 0;
+  const readNext = async () => {
+    const block = await acquireBlock();
+    const at = position;
+    const want = Math.min(readSize, source.size - at);
+    position += want;
+    const got = want > 0 ? await source.read(block.view.subarray(dataStart, dataStart + want), at) : 0;
+    if (got < want) {
+      releaseBlock(block);
+      throw new EngineError('io', `${source.path}: short read at ${at + got} of ${source.size} bytes`);
+    }
+    summary.bytesRead += got;
+    return { block, got, eof: at + got >= source.size };
+  };
   let seq = 0;
   let tail: { block: Block; offset: number; length: number } | undefined;
+  let pending: Promise<{ block: Block; got: number; eof: boolean }> | undefined;
   try {
+    pending = readNext();
     while (!failure) {
       if (options.signal?.aborted) throw new EngineError('aborted', 'backup cancelled');
-      const block = await acquireBlock();
-      let filled = 0;
+      const { block, got, eof }: { block: Block; got: number; eof: boolean } = await pending!;
+      pending = eof ? undefined : readNext();
+      block.refs = 1; // held by this loop until its own tail has been copied out
+      let start = dataStart;
       if (tail) {
-        block.view.set(tail.block.view.subarray(tail.offset, tail.offset + tail.length), 0);
-        filled = tail.length;
+        start -= tail.length;
+        block.view.set(tail.block.view.subarray(tail.offset, tail.offset + tail.length), start);
         releaseBlock(tail.block);
         tail = undefined;
       }
-      const want = Math.min(readSize, source.size - position);
-      const got = want > 0 ? await source.read(block.view.subarray(filled, filled + want), position) : 0;
-      if (got < want) {
-        throw new EngineError(
-          'io',
-          `${source.path}: short read at ${position + got} of ${source.size} bytes`,
-        );
-      }
-      position += got;
-      summary.bytesRead += got;
-      const eof = position >= source.size;
-      const lengths = chunker.push(block.view.subarray(filled, filled + got));
+      const end = dataStart + got;
+      const lengths = chunker.push(block.view.subarray(dataStart, end));
       if (eof) lengths.push(...chunker.finish());
-      filled += got;
-      let at = 0;
-      block.refs = 1; // held by the loop until the tail is copied out
+      let at = start;
       for (const length of lengths) {
         block.refs++;
         const task = processChunk(seq++, block, at, length).then(record);
@@ -191,15 +209,17 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
         at += length;
       }
       if (eof) {
-        if (at !== filled) throw new Error(`chunker left ${filled - at} bytes unassigned at end of stream`);
+        if (at !== end) throw new Error(`chunker left ${end - at} bytes unassigned at end of stream`);
         releaseBlock(block);
         break;
       }
-      tail = { block, offset: at, length: filled - at };
+      tail = { block, offset: at, length: end - at };
     }
   } catch (error) {
     failure ??= error;
   }
+  // A read started ahead may still be running; let it finish before the source is closed by the caller.
+  await pending?.then((r) => releaseBlock(r.block)).catch(() => {});
   await Promise.all(tasks);
   if (failure) throw failure;
 
