@@ -6,9 +6,11 @@ import {
   chunkId,
   chunkIdToHex,
   chunkObjectKey,
+  maxChunkObjectLength,
   openChunk,
   readChunkHeader,
   sealChunk,
+  sealChunkInto,
 } from './chunk.js';
 import { MAX_CHUNK_LENGTH } from './compression.js';
 import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
@@ -129,5 +131,21 @@ describe('chunk objects', () => {
 
   it('refuses chunks above the format maximum', () => {
     expect(() => sealChunk(keys, new Uint8Array(MAX_CHUNK_LENGTH + 1))).toThrow(RangeError);
+  });
+});
+
+describe('sealChunkInto', () => {
+  it('writes the same object as sealChunk into a reused buffer, and refuses a buffer too small', () => {
+    const out = new Uint8Array(maxChunkObjectLength(100_000));
+    for (const plaintext of [
+      new Uint8Array(100_000).fill(65),
+      new Uint8Array(100_000).map((_, i) => (i * 7919) % 251),
+    ]) {
+      const expected = sealChunk(keys, plaintext);
+      const r = sealChunkInto(keys, plaintext, out);
+      expect(Buffer.from(out.subarray(0, r.length)).equals(Buffer.from(expected.object))).toBe(true);
+      expect(r.compressed).toBe(expected.compressed);
+    }
+    expect(() => sealChunkInto(keys, new Uint8Array(10), new Uint8Array(20))).toThrow(RangeError);
   });
 });

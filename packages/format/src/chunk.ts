@@ -77,6 +77,11 @@ export interface SealedChunk {
   readonly compressed: boolean;
 }
 
+/** Largest object `sealChunk` can produce for a plaintext of `length` bytes (the raw body plus overhead). */
+export function maxChunkObjectLength(length: number): number {
+  return CHUNK_OVERHEAD + length;
+}
+
 /**
  * Builds the chunk object of `plaintext`: deterministic (same plaintext, keys and compression policy ⇒ same
  * bytes), so identical chunks dedup across the volumes of a target.
@@ -86,8 +91,28 @@ export function sealChunk(
   plaintext: Uint8Array,
   options: SealChunkOptions = {},
 ): SealedChunk {
+  const out = new Uint8Array(maxChunkObjectLength(plaintext.length));
+  const { id, length, compressed } = sealChunkInto(keys, plaintext, out, options);
+  return { id, object: length === out.length ? out : out.slice(0, length), compressed };
+}
+
+/**
+ * As `sealChunk`, writing the object to the start of `out` (at least `maxChunkObjectLength(plaintext.length)`
+ * bytes), so a caller can reuse object buffers instead of allocating one per chunk. Returns the object's length.
+ */
+export function sealChunkInto(
+  keys: TargetKeys,
+  plaintext: Uint8Array,
+  out: Uint8Array,
+  options: SealChunkOptions = {},
+): { id: Uint8Array; length: number; compressed: boolean } {
   if (plaintext.length > MAX_CHUNK_LENGTH) {
     throw new RangeError(`chunk of ${plaintext.length} bytes exceeds the ${MAX_CHUNK_LENGTH}-byte maximum`);
+  }
+  if (out.length < maxChunkObjectLength(plaintext.length)) {
+    throw new RangeError(
+      `output buffer of ${out.length} bytes is too small for a ${plaintext.length}-byte chunk`,
+    );
   }
   const id = options.id ?? chunkId(keys, plaintext);
   if (id.length !== CHUNK_ID_LENGTH) throw new TypeError(`chunk id must be ${CHUNK_ID_LENGTH} bytes`);
@@ -97,18 +122,17 @@ export function sealChunk(
   // The nonce is derived from the exact bytes encrypted (header included, so the flag is bound): one body,
   // one nonce; two different bodies (e.g. the same chunk compressed two ways) never share one.
   const nonce = blake3Keyed(keys.nonceKey, [header, body], XCHACHA_NONCE_LENGTH);
-  const object = new Uint8Array(CHUNK_OVERHEAD + body.length);
-  object.set(header, 0);
-  object.set(nonce, CHUNK_HEADER_LENGTH);
+  out.set(header, 0);
+  out.set(nonce, CHUNK_HEADER_LENGTH);
   xchachaSealInto(
     keys.chunkKey,
     nonce,
     body,
     chunkAad(header, id),
-    object,
+    out,
     CHUNK_HEADER_LENGTH + XCHACHA_NONCE_LENGTH,
   );
-  return { id, object, compressed: compressedBody !== undefined };
+  return { id, length: CHUNK_OVERHEAD + body.length, compressed: compressedBody !== undefined };
 }
 
 /** What the 6-byte header of a chunk object says, checked for magic and version only. */

@@ -9,11 +9,13 @@ export {
   chunkIdFromHex,
   chunkIdToHex,
   chunkObjectKey,
+  maxChunkObjectLength,
   openChunk,
   readChunkHeader,
   type SealChunkOptions,
   type SealedChunk,
   sealChunk,
+  sealChunkInto,
 } from './chunk.js';
 export {
   type CompressionPolicy,
