@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { StreamingChunker } from '@stowage/chunker';
-import { chunkObjectKey, ManifestBuilder, manifestObjectKey } from '@stowage/format';
+import { chunkObjectKey, ManifestBuilder, manifestObjectKey, maxChunkObjectLength } from '@stowage/format';
 import { EngineError } from './errors.js';
-import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
 import type { Repository } from './repository.js';
 import type { VolumeSource } from './volume-io.js';
@@ -19,11 +18,17 @@ export interface BackupOptions {
   backupId?: string;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
-  /** Bytes read from the source per step (default 8 MiB). */
+  /** Bytes read from the source per step (default 4 MiB). */
   readSize?: number;
-  /** Read buffers in flight; with `readSize` this bounds the memory a backup uses (default 4). */
+  /**
+   * Read buffers, each maxSize + readSize bytes (default and minimum 3: one being read, one being chunked,
+   * one holding the previous block's unfinished chunk). With `uploadConcurrency` this bounds memory.
+   */
   readBuffers?: number;
-  /** Chunk objects being sealed or uploaded at once (default 16). */
+  /**
+   * Chunk objects being sealed or uploaded at once (default: as many max-size objects as fit in 32 MiB,
+   * between 4 and 16). Each has a reusable buffer of the largest object size, so this bounds their memory.
+   */
   uploadConcurrency?: number;
   now?: () => Date;
 }
@@ -62,8 +67,8 @@ interface Block {
 export async function backupVolume(options: BackupOptions): Promise<BackupSummary> {
   const { repository, source, workers } = options;
   const params = repository.config.chunker;
-  const readSize = options.readSize ?? 8 << 20;
-  const blockCount = Math.max(3, options.readBuffers ?? 4);
+  const readSize = options.readSize ?? 4 << 20;
+  const blockCount = Math.max(3, options.readBuffers ?? 3);
   const backupId = options.backupId ?? randomUUID();
   const volumeId = options.volumeId ?? repository.volumeIdFor(options.volumeName);
   const createdAt = (options.now ?? (() => new Date()))();
@@ -72,7 +77,10 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
 
   const chunker = new StreamingChunker(params);
   const manifest = new ManifestBuilder();
-  const uploads = new Limiter(options.uploadConcurrency ?? 16);
+  const objectBuffers = new BufferPool(
+    maxChunkObjectLength(params.maxSize),
+    options.uploadConcurrency ?? Math.max(4, Math.min(16, Math.floor((32 << 20) / params.maxSize))),
+  );
   const seen = new RecentIds(1 << 16);
 
   const summary = {
@@ -140,18 +148,18 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       if (!seen.has(hex)) {
         seen.add(hex);
         const key = chunkObjectKey(id);
-        await uploads.acquire();
-        try {
-          if (failure) return;
-          if (!(await store.head(key))) {
-            const object = await workers.seal(block.buffer, offset, length, id);
-            release();
-            await store.put(key, object);
-            summary.chunksNew++;
-            summary.bytesUploaded += object.length;
+        if (!(await store.head(key))) {
+          const buffer = await objectBuffers.acquire();
+          if (failure) return objectBuffers.release(buffer);
+          const sealed = await workers.seal(block.buffer, offset, length, id, buffer);
+          release();
+          try {
+            await store.put(key, new Uint8Array(sealed.out, 0, sealed.length));
+          } finally {
+            objectBuffers.release(sealed.out);
           }
-        } finally {
-          uploads.release();
+          summary.chunksNew++;
+          summary.bytesUploaded += sealed.length;
         }
       }
       results.set(seq, { kind: 'data', id, length });
@@ -247,6 +255,29 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     ...summary,
     seconds: progress.elapsedSeconds(),
   };
+}
+
+/** Fixed set of equal-size buffers handed out and returned; waiting callers queue. */
+class BufferPool {
+  readonly #free: ArrayBuffer[] = [];
+  readonly #waiting: Array<(b: ArrayBuffer) => void> = [];
+  constructor(
+    private readonly size: number,
+    count: number,
+  ) {
+    for (let i = 0; i < count; i++) this.#free.push(new ArrayBuffer(size));
+  }
+  acquire(): Promise<ArrayBuffer> {
+    const b = this.#free.pop();
+    return b ? Promise.resolve(b) : new Promise((resolve) => this.#waiting.push(resolve));
+  }
+  release(b: ArrayBuffer): void {
+    // A buffer lost to a failed worker call is replaced, so the pool never shrinks.
+    const buffer = b.byteLength === this.size ? b : new ArrayBuffer(this.size);
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(buffer);
+    else this.#free.push(buffer);
+  }
 }
 
 /** Ids uploaded or found earlier in this backup; bounded, so memory stays flat on huge volumes. */

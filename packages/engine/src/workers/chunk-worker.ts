@@ -3,7 +3,7 @@
 // transferred buffers, so nothing large is copied between threads.
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { chunkId, deriveTargetKeys, openChunk, sealChunk } from '@stowage/format';
+import { chunkId, deriveTargetKeys, openChunk, sealChunkInto } from '@stowage/format';
 import { serializeError } from './pool.js';
 
 export interface ChunkWorkerData {
@@ -11,16 +11,30 @@ export interface ChunkWorkerData {
 }
 
 const keys = deriveTargetKeys((workerData as ChunkWorkerData).targetKey);
-let zeros = new Uint8Array(0);
+const ZERO_STRIDE = 64 << 10;
+const zeros = Buffer.alloc(ZERO_STRIDE);
 
+/** memcmp against a small zero buffer, stride by stride: as fast as one big compare, far less memory. */
 function isAllZero(data: Uint8Array): boolean {
-  if (zeros.length < data.length) zeros = new Uint8Array(Math.max(data.length, 1 << 20));
-  return Buffer.from(data.buffer, data.byteOffset, data.length).equals(zeros.subarray(0, data.length));
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
+  for (let at = 0; at < bytes.length; at += ZERO_STRIDE) {
+    const n = Math.min(ZERO_STRIDE, bytes.length - at);
+    if (!bytes.subarray(at, at + n).equals(n === ZERO_STRIDE ? zeros : zeros.subarray(0, n))) return false;
+  }
+  return true;
 }
 
 type Request =
   | { id: number; op: 'id'; block: SharedArrayBuffer; offset: number; length: number }
-  | { id: number; op: 'seal'; block: SharedArrayBuffer; offset: number; length: number; chunkId: Uint8Array }
+  | {
+      id: number;
+      op: 'seal';
+      block: SharedArrayBuffer;
+      offset: number;
+      length: number;
+      chunkId: Uint8Array;
+      out: ArrayBuffer;
+    }
   | { id: number; op: 'open'; object: Uint8Array; chunkId: Uint8Array; length: number }
   | {
       id: number;
@@ -41,12 +55,8 @@ function handle(req: Request): { value: unknown; transfer: ArrayBuffer[] } {
     }
     case 'seal': {
       const data = new Uint8Array(req.block, req.offset, req.length);
-      const sealed = sealChunk(keys, data, { id: req.chunkId });
-      const object = sealed.object;
-      return {
-        value: { object, compressed: sealed.compressed },
-        transfer: ownsBuffer(object) ? [object.buffer as ArrayBuffer] : [],
-      };
+      const sealed = sealChunkInto(keys, data, new Uint8Array(req.out), { id: req.chunkId });
+      return { value: { out: req.out, length: sealed.length }, transfer: [req.out] };
     }
     case 'open': {
       openChunk(keys, req.chunkId, req.object, req.length);
@@ -61,14 +71,6 @@ function handle(req: Request): { value: unknown; transfer: ArrayBuffer[] } {
       return { value: undefined, transfer: [] };
     }
   }
-}
-
-function ownsBuffer(view: Uint8Array): boolean {
-  return (
-    view.byteOffset === 0 &&
-    view.byteLength === view.buffer.byteLength &&
-    !(view.buffer instanceof SharedArrayBuffer)
-  );
 }
 
 parentPort!.on('message', (req: Request) => {

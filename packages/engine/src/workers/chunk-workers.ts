@@ -28,15 +28,18 @@ export class ChunkWorkers {
     return this.#pool.run('id', { block, offset, length });
   }
 
-  /** The chunk object (compressed where it helps, encrypted) for a slice of a shared block. */
-  async seal(
+  /**
+   * Seals a slice of a shared block into its chunk object (compressed where it helps, encrypted), written at
+   * the start of `out`, which moves to the worker and back: the result's `out` is the same memory.
+   */
+  seal(
     block: SharedArrayBuffer,
     offset: number,
     length: number,
     chunkId: Uint8Array,
-  ): Promise<Uint8Array> {
-    const r = await this.#pool.run<{ object: Uint8Array }>('seal', { block, offset, length, chunkId });
-    return r.object;
+    out: ArrayBuffer,
+  ): Promise<{ out: ArrayBuffer; length: number }> {
+    return this.#pool.run('seal', { block, offset, length, chunkId, out }, [out]);
   }
 
   /** Authenticates, decrypts, decompresses and re-hashes a chunk object; throws IntegrityError on mismatch. */
