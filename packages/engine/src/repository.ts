@@ -17,7 +17,7 @@ import {
   type TargetKeys,
   WrongPassphraseError,
 } from '@stowage/format';
-import type { ObjectStore } from '@stowage/object-store';
+import { isObjectStoreError, type ObjectStore } from '@stowage/object-store';
 import { EngineError } from './errors.js';
 
 export const CONFIG_KEY = 'config';
@@ -76,7 +76,17 @@ export class Repository {
       chunker: options.chunker,
       createdAt: options.now ?? new Date(),
     });
-    await store.put(CONFIG_KEY, bytes, { ifNoneMatch: true });
+    try {
+      await store.put(CONFIG_KEY, bytes, { ifNoneMatch: true });
+    } catch (error) {
+      // A retried put can find its own earlier write, whose answer was lost: that is success. Anything else
+      // already at `config` means another init won the race.
+      if (!isObjectStoreError(error, 'precondition-failed')) throw error;
+      const existing = await store.get(CONFIG_KEY);
+      if (!Buffer.from(existing).equals(Buffer.from(bytes))) {
+        throw new EngineError('repository-exists', `a repository already exists at ${store.location}`);
+      }
+    }
     return new Repository(store, targetKey, keys, decodeConfig(keys, bytes));
   }
 
@@ -177,7 +187,7 @@ async function readConfig(store: ObjectStore): Promise<Uint8Array> {
   try {
     return await store.get(CONFIG_KEY);
   } catch (error) {
-    if ((error as { kind?: string }).kind === 'not-found') {
+    if (isObjectStoreError(error, 'not-found')) {
       throw new EngineError(
         'repository-not-found',
         `no repository at ${store.location} (run "agent repo init")`,
