@@ -5,8 +5,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DEFAULT_CHUNKER_PARAMS } from '@stowage/chunker';
 import {
+  type BackupSummary,
   backupVolume,
   ChunkWorkers,
   EngineError,
@@ -18,8 +20,9 @@ import {
 import { createDefaultStoreStack, openObjectStore } from '@stowage/object-store';
 
 const dataDir = resolve(process.env.STOWAGE_DATA_DIR ?? '.stowage-demo');
-const passphrase = process.env.STOWAGE_PASSPHRASE ?? 'demo passphrase';
-const repoUrl = `file://${dataDir}/repository`;
+const DEMO_PASSPHRASE = 'demo passphrase';
+const passphrase = process.env.STOWAGE_PASSPHRASE ?? DEMO_PASSPHRASE;
+const repoUrl = pathToFileURL(`${dataDir}/repository`).href;
 const volumePath = `${dataDir}/volumes/demo.img`;
 const restoredPath = `${dataDir}/volumes/demo-restored.img`;
 const MiB = 1 << 20;
@@ -71,18 +74,15 @@ async function main(): Promise<void> {
     await f.close();
     const second = await backupOnce(repository, workers, 'after changes');
 
-    const report = await verifyBackup({
-      repository,
-      workers,
-      backup: await repository.resolveBackup(second),
-    });
+    const report = await verifyBackup({ repository, workers, backup: second });
     console.log(`verify: ${report.chunksChecked} chunks checked, ${report.problems.length} problems`);
+    if (report.problems.length > 0) process.exitCode = 1;
 
     await rm(restoredPath, { force: true });
     const restored = await restoreBackup({
       repository,
       workers,
-      backup: await repository.resolveBackup(second),
+      backup: second,
       targetPath: restoredPath,
     });
     const same = (await sha256(volumePath)) === (await sha256(restoredPath));
@@ -92,18 +92,25 @@ async function main(): Promise<void> {
     if (!same) process.exitCode = 1;
 
     console.log('\nGo on from the command line:');
-    console.log(`  export STOWAGE_PASSPHRASE='${passphrase}'`);
+    // A passphrase the user chose is never printed.
+    if (passphrase === DEMO_PASSPHRASE) console.log(`  export STOWAGE_PASSPHRASE='${passphrase}'`);
     console.log(`  npx agent ls --repo ${repoUrl}`);
     console.log(`  npx agent backup ${volumePath} --repo ${repoUrl} --volume demo --json`);
-    console.log(`  npx agent verify ${first.slice(0, 8)} --repo ${repoUrl} --sample 10`);
-    console.log(`  npx agent restore ${second.slice(0, 8)} --repo ${repoUrl} --to /tmp/demo-copy.img`);
+    console.log(`  npx agent verify ${first.backupId.slice(0, 8)} --repo ${repoUrl} --sample 10`);
+    console.log(
+      `  npx agent restore ${second.backupId.slice(0, 8)} --repo ${repoUrl} --to /tmp/demo-copy.img`,
+    );
     console.log(`  npx agent chunks ${volumePath} --json | head -c 300`);
   } finally {
     await workers.close();
   }
 }
 
-async function backupOnce(repository: Repository, workers: ChunkWorkers, label: string): Promise<string> {
+async function backupOnce(
+  repository: Repository,
+  workers: ChunkWorkers,
+  label: string,
+): Promise<BackupSummary> {
   const source = await openVolumeSource(volumePath);
   try {
     const s = await backupVolume({ repository, source, workers, volumeName: 'demo' });
@@ -112,7 +119,7 @@ async function backupOnce(repository: Repository, workers: ChunkWorkers, label: 
     line('chunks (new / all)', `${s.chunksNew} / ${s.chunks}, ${s.holes} holes`);
     line('uploaded', `${(s.bytesUploaded / MiB).toFixed(1)} MiB`);
     line('throughput', `${(s.size / MiB / s.seconds).toFixed(0)} MiB/s (${s.seconds.toFixed(2)} s)`);
-    return s.backupId;
+    return s;
   } finally {
     await source.close();
   }

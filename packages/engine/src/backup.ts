@@ -125,8 +125,9 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
 
   const tasks = new Set<Promise<void>>();
   const processChunk = async (seq: number, block: Block, offset: number, length: number) => {
-    // The block is released as soon as this chunk's bytes are no longer needed (after sealing, or at once for
-    // holes and known chunks), not after the upload: the reader must not wait on network or fsync latency.
+    // The block is released as soon as this chunk's bytes are no longer needed (after sealing; at once for
+    // holes and chunks already handled in this backup), not after the upload: the reader must not wait on
+    // network or fsync latency.
     let holding = true;
     const release = () => {
       if (holding) releaseBlock(block);
@@ -140,34 +141,51 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
         results.set(seq, { kind: 'hole', length });
         summary.holes++;
         summary.holeBytes += length;
+        record();
         return;
       }
       const id = ided.id;
       summary.chunks++;
       const hex = Buffer.from(id).toString('hex');
-      if (!seen.has(hex)) {
+      if (seen.has(hex)) {
+        release();
+      } else {
         seen.add(hex);
         const key = chunkObjectKey(id);
         if (!(await store.head(key))) {
-          const buffer = await objectBuffers.acquire();
-          if (failure) return objectBuffers.release(buffer);
-          const sealed = await workers.seal(block.buffer, offset, length, id, buffer);
-          release();
+          let buffer = await objectBuffers.acquire();
           try {
+            if (failure) return;
+            const sealed = await workers.seal(block.buffer, offset, length, id, buffer);
+            buffer = sealed.out;
+            release();
             await store.put(key, new Uint8Array(sealed.out, 0, sealed.length));
+            summary.chunksNew++;
+            summary.bytesUploaded += sealed.length;
           } finally {
-            objectBuffers.release(sealed.out);
+            // After a failed seal the buffer stayed with the worker (detached here); the pool replaces it.
+            objectBuffers.release(buffer);
           }
-          summary.chunksNew++;
-          summary.bytesUploaded += sealed.length;
         }
       }
       results.set(seq, { kind: 'data', id, length });
+      record();
     } catch (error) {
       failure ??= error;
     } finally {
       release();
+      wakeReader();
     }
+  };
+
+  // Results wait in `results` until every earlier chunk is done; the reader pauses when too many are
+  // waiting, so a stalled upload cannot make that map grow with the volume.
+  const MAX_UNRECORDED = 4096;
+  let readerWaiting: (() => void) | undefined;
+  const wakeReader = () => {
+    const wake = readerWaiting;
+    readerWaiting = undefined;
+    wake?.();
   };
 
   // Reads run one block ahead of chunking. Each block keeps its first maxSize bytes free: the unfinished
@@ -182,7 +200,6 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     position += want;
     const got = want > 0 ? await source.read(block.view.subarray(dataStart, dataStart + want), at) : 0;
     if (got < want) {
-      releaseBlock(block);
       throw new EngineError('io', `${source.path}: short read at ${at + got} of ${source.size} bytes`);
     }
     summary.bytesRead += got;
@@ -211,10 +228,15 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       let at = start;
       for (const length of lengths) {
         block.refs++;
-        const task = processChunk(seq++, block, at, length).then(record);
+        const task = processChunk(seq++, block, at, length);
         tasks.add(task);
         void task.finally(() => tasks.delete(task));
         at += length;
+      }
+      while (seq - nextToRecord > MAX_UNRECORDED && !failure) {
+        await new Promise<void>((resolve) => {
+          readerWaiting = resolve;
+        });
       }
       if (eof) {
         if (at !== end) throw new Error(`chunker left ${end - at} bytes unassigned at end of stream`);
@@ -227,7 +249,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     failure ??= error;
   }
   // A read started ahead may still be running; let it finish before the source is closed by the caller.
-  await pending?.then((r) => releaseBlock(r.block)).catch(() => {});
+  await pending?.catch(() => {});
   await Promise.all(tasks);
   if (failure) throw failure;
 

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChunkerParams } from '@stowage/chunker';
@@ -281,6 +281,113 @@ describe('faults', () => {
       expect(err.message).toContain(ref.manifestKey);
       await store.put(ref.manifestKey, bytes.subarray(0, 40));
       await expect(repository.loadManifest(ref)).rejects.toBeInstanceOf(IntegrityError);
+    } finally {
+      await workers.close();
+    }
+  });
+});
+
+describe('cancellation and failures', () => {
+  it('cancelling a backup, a restore or a verify rejects cleanly and leaves no restored file', async () => {
+    const { repository, workers } = await newRepo();
+    try {
+      const image = join(dir, 'abort.img');
+      await writeImage(image, 8 << 20, [{ offset: 0, data: seededBytes('abort', 8 << 20) }]);
+      const done = await backupFile(repository, workers, image);
+      const ref = await repository.resolveBackup(done.backupId);
+
+      const cancelAfterFirstProgress = () => {
+        const controller = new AbortController();
+        return { signal: controller.signal, onProgress: () => controller.abort() };
+      };
+      const source = await openVolumeSource(image);
+      const b = await backupVolume({
+        repository,
+        workers,
+        source,
+        volumeName: 'abort',
+        readSize: 1 << 20,
+        ...cancelAfterFirstProgress(),
+      }).catch((e) => e);
+      await source.close();
+      expect(b).toMatchObject({ code: 'aborted' });
+
+      const out = join(dir, 'abort.out');
+      const r = await restoreBackup({
+        repository,
+        workers,
+        backup: ref,
+        targetPath: out,
+        concurrency: 2,
+        ...cancelAfterFirstProgress(),
+      }).catch((e) => e);
+      expect(r).toMatchObject({ code: 'aborted' });
+      await expect(stat(out)).rejects.toThrow();
+      expect((await readdir(dir)).filter((f) => f.includes('stowage-partial'))).toEqual([]);
+
+      const v = await verifyBackup({
+        repository,
+        workers,
+        backup: ref,
+        concurrency: 2,
+        ...cancelAfterFirstProgress(),
+      }).catch((e) => e);
+      expect(v).toMatchObject({ code: 'aborted' });
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('verify fails with the storage error (not a problem list) when the store itself fails', async () => {
+    const memory = new MemoryObjectStore();
+    const { repository, workers } = await newRepo(memory);
+    try {
+      const image = join(dir, 'vfail.img');
+      await writeImage(image, 2 << 20, [{ offset: 0, data: seededBytes('vfail', 2 << 20) }]);
+      const s = await backupFile(repository, workers, image);
+      const ref = await repository.resolveBackup(s.backupId);
+      const failing = await Repository.open(
+        {
+          location: memory.location,
+          head: (k) => memory.head(k),
+          list: (p) => memory.list(p),
+          put: (k, b, o) => memory.put(k, b, o),
+          delete: (k) => memory.delete(k),
+          deleteMany: (k) => memory.deleteMany(k),
+          get: async (k, r) => {
+            if (k.startsWith('chunks/'))
+              throw new ObjectStoreError('auth', 'access denied', { op: 'get', key: k });
+            return memory.get(k, r);
+          },
+        },
+        { passphrase: PASS },
+      );
+      await expect(verifyBackup({ repository: failing, workers, backup: ref })).rejects.toMatchObject({
+        kind: 'auth',
+      });
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('a failed restore with --overwrite leaves the existing file as it was', async () => {
+    const { repository, workers, store } = await newRepo();
+    try {
+      const image = join(dir, 'ow.img');
+      await writeImage(image, 2 << 20, [{ offset: 0, data: seededBytes('ow', 2 << 20) }]);
+      const s = await backupFile(repository, workers, image);
+      const ref = await repository.resolveBackup(s.backupId);
+      const manifest = await repository.loadManifest(ref);
+      const victim = [...manifest.entries].find((e) => e.kind === 'chunk');
+      if (victim?.kind !== 'chunk') throw new Error('no data chunk');
+      await store.delete(chunkObjectKey(victim.id));
+      const existing = join(dir, 'ow.out');
+      await writeImage(existing, 1000, [{ offset: 0, data: seededBytes('keep me', 1000) }]);
+      const before = await sha256File(existing);
+      await expect(
+        restoreBackup({ repository, workers, backup: ref, targetPath: existing, overwrite: true }),
+      ).rejects.toMatchObject({ kind: 'not-found' });
+      expect(await sha256File(existing)).toBe(before);
     } finally {
       await workers.close();
     }

@@ -4,7 +4,7 @@ import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
 import type { BackupRef, Repository } from './repository.js';
-import { openVolumeTarget, type VolumeTarget } from './volume-io.js';
+import { ioError, openVolumeTarget, type VolumeTarget } from './volume-io.js';
 import type { ChunkWorkers } from './workers/chunk-workers.js';
 
 export interface RestoreOptions {
@@ -32,19 +32,17 @@ export interface RestoreSummary {
 
 /**
  * Restores a backup: parallel out-of-order GETs, each chunk verified in a worker and written at its offset.
- * Holes are skipped (the target stays sparse) or zero-filled on devices. The target is fsynced before
- * success is reported; on failure a file created for the restore is removed.
+ * Holes are skipped (the target stays sparse) or zero-filled on devices. The target is fsynced (and a file
+ * renamed into place) before success is reported; on failure a file target is removed.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreSummary> {
-  const { repository } = options;
-  const manifest = await repository.loadManifest(options.backup);
+  const manifest = await options.repository.loadManifest(options.backup);
   const target = await openVolumeTarget(options.targetPath, manifest.volumeSize, {
     overwrite: options.overwrite ?? false,
   });
   try {
     const summary = await writeChunks(manifest, target, options);
-    await target.sync();
-    await target.close();
+    await target.commit();
     return summary;
   } catch (error) {
     await target.discard();
@@ -52,42 +50,45 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
   }
 }
 
+const ZERO_FILL = 4 << 20;
+
 async function writeChunks(manifest: Manifest, target: VolumeTarget, options: RestoreOptions) {
-  const { repository, workers } = options;
+  const { repository, workers, signal } = options;
   const progress = new ProgressReporter('restore', manifest.volumeSize, options.onProgress);
   const limiter = new Limiter(options.concurrency ?? 16);
   const summary = { bytesWritten: 0, bytesDownloaded: 0, chunks: 0, holes: 0 };
   let failure: unknown;
-  const tasks: Promise<void>[] = [];
+  const inFlight = new Set<Promise<void>>();
   let zeros: Uint8Array | undefined;
+  const cancelled = () => {
+    if (signal?.aborted) failure ??= new EngineError('aborted', 'restore cancelled');
+    return failure !== undefined;
+  };
 
-  for (const entry of manifest.entries) {
-    if (failure) break;
-    if (options.signal?.aborted) {
-      failure = new EngineError('aborted', 'restore cancelled');
-      break;
-    }
-    if (entry.kind === 'hole') {
-      summary.holes++;
-      if (!target.holesAreZero) {
-        zeros ??= new Uint8Array(1 << 20);
-        for (let at = 0; at < entry.length; at += zeros.length) {
-          const n = Math.min(zeros.length, entry.length - at);
-          await writeAll(target.fd, zeros.subarray(0, n), entry.offset + at);
+  try {
+    for (const entry of manifest.entries) {
+      if (cancelled()) break;
+      if (entry.kind === 'hole') {
+        summary.holes++;
+        if (!target.holesAreZero) {
+          zeros ??= new Uint8Array(ZERO_FILL);
+          for (let at = 0; at < entry.length && !cancelled(); at += zeros.length) {
+            const n = Math.min(zeros.length, entry.length - at);
+            await writeAll(target.fd, zeros.subarray(0, n), entry.offset + at);
+            progress.report(summary.bytesWritten + at + n);
+          }
         }
+        summary.bytesWritten += entry.length;
+        progress.report(summary.bytesWritten);
+        continue;
       }
-      summary.bytesWritten += entry.length;
-      progress.report(summary.bytesWritten);
-      continue;
-    }
-    await limiter.acquire();
-    if (failure) {
-      limiter.release();
-      break;
-    }
-    const { id, length, offset } = entry;
-    tasks.push(
-      (async () => {
+      await limiter.acquire();
+      if (cancelled()) {
+        limiter.release();
+        break;
+      }
+      const { id, length, offset } = entry;
+      const task = (async () => {
         try {
           const object = await repository.store.get(chunkObjectKey(id));
           summary.bytesDownloaded += object.length;
@@ -100,11 +101,16 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
         } finally {
           limiter.release();
         }
-      })(),
-    );
+      })();
+      inFlight.add(task);
+      void task.finally(() => inFlight.delete(task));
+    }
+  } catch (error) {
+    failure ??= error;
   }
-  await Promise.all(tasks);
-  if (failure) throw failure;
+  // Never return (and let the caller close the target) while a worker may still be writing to it.
+  await Promise.allSettled(inFlight);
+  if (failure) throw asTargetError(failure, target.path);
   progress.report(manifest.volumeSize, true);
   return {
     backupId: manifest.backupId,
@@ -112,6 +118,14 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
     ...summary,
     seconds: progress.elapsedSeconds(),
   };
+}
+
+/** Write errors from the target (full disk, I/O error) name the target, not a bare errno. */
+function asTargetError(error: unknown, path: string): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code))
+    return ioError('cannot write restore target', path, error);
+  return error;
 }
 
 async function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {

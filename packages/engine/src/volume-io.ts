@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { type FileHandle, open, readFile, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { EngineError } from './errors.js';
 
 /** A volume image or block device opened for streaming reads. */
@@ -55,50 +57,84 @@ export async function openVolumeSource(path: string): Promise<VolumeSource> {
 export interface VolumeTarget {
   readonly path: string;
   readonly fd: number;
-  /** True when skipped ranges read back as zeros (a new or truncated regular file). */
+  /** True when skipped ranges read back as zeros (a fresh regular file). */
   readonly holesAreZero: boolean;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-  /** Close and remove what was created, after a failed restore. */
+  /** Makes the restored data durable and visible at `path` (fsync; for files, rename into place). */
+  commit(): Promise<void>;
+  /** Closes and removes what the restore wrote to a file (a device is left as it is), after a failure. */
   discard(): Promise<void>;
 }
 
+/**
+ * Opens a restore target. A regular file is restored into a temporary file beside it and renamed into place
+ * only on success, so a failed or cancelled restore never leaves a full-size, partly written image where the
+ * volume should be, and `--overwrite` keeps the old file until the new one is whole. A block device must be
+ * at least the volume's size and not in use (O_EXCL).
+ */
 export async function openVolumeTarget(
   path: string,
   size: number,
   options: { overwrite?: boolean } = {},
 ): Promise<VolumeTarget> {
   const existing = await stat(path).catch(() => undefined);
-  let handle: FileHandle;
-  let created = false;
+  if (existing?.isBlockDevice()) return openDeviceTarget(path, size, existing.rdev);
+  if (existing && !existing.isFile()) {
+    throw new EngineError('invalid-target', `${path} is not a regular file or a block device`);
+  }
+  if (existing && existing.size > 0 && !options.overwrite) {
+    throw new EngineError(
+      'target-exists',
+      `${path} exists and is not empty (pass --overwrite to replace it)`,
+    );
+  }
+  const directory = dirname(path);
+  const tempPath = join(directory, `.${basename(path)}.stowage-partial-${randomBytes(6).toString('hex')}`);
+  let handle: FileHandle | undefined;
   try {
-    if (existing?.isBlockDevice()) {
-      handle = await open(path, fsConstants.O_WRONLY);
-      const deviceSize = await blockDeviceSize(existing.rdev);
-      if (deviceSize < size) {
-        await handle.close();
-        throw new EngineError(
-          'target-too-small',
-          `${path} holds ${deviceSize} bytes; the backup needs ${size}`,
-        );
+    handle = await open(tempPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+    await handle.truncate(size);
+  } catch (error) {
+    await handle?.close().catch(() => {});
+    await unlink(tempPath).catch(() => {});
+    throw ioError('cannot create restore target', path, error);
+  }
+  const h = handle;
+  return {
+    path,
+    fd: h.fd,
+    holesAreZero: true,
+    async commit() {
+      try {
+        await h.sync();
+        await h.close();
+        await rename(tempPath, path);
+        await syncDirectory(directory);
+      } catch (error) {
+        await unlink(tempPath).catch(() => {});
+        throw ioError('cannot complete restore target', path, error);
       }
-    } else if (existing) {
-      if (!existing.isFile())
-        throw new EngineError('invalid-target', `${path} is not a file or block device`);
-      if (existing.size > 0 && !options.overwrite) {
-        throw new EngineError(
-          'target-exists',
-          `${path} exists and is not empty (pass --overwrite to replace it)`,
-        );
-      }
-      handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_TRUNC);
-      await handle.truncate(size);
-    } else {
-      handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-      created = true;
-      await handle.truncate(size);
+    },
+    async discard() {
+      await h.close().catch(() => {});
+      await unlink(tempPath).catch(() => {});
+    },
+  };
+}
+
+async function openDeviceTarget(path: string, size: number, rdev: number): Promise<VolumeTarget> {
+  let handle: FileHandle | undefined;
+  try {
+    // O_EXCL on a block device fails with EBUSY while it is mounted or otherwise held open exclusively.
+    handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_EXCL);
+    const deviceSize = await blockDeviceSize(rdev);
+    if (deviceSize < size) {
+      throw new EngineError(
+        'target-too-small',
+        `${path} holds ${deviceSize} bytes; the backup needs ${size}`,
+      );
     }
   } catch (error) {
+    await handle?.close().catch(() => {});
     if (error instanceof EngineError) throw error;
     throw ioError('cannot open restore target', path, error);
   }
@@ -106,18 +142,35 @@ export async function openVolumeTarget(
   return {
     path,
     fd: h.fd,
-    holesAreZero: !existing?.isBlockDevice(),
-    sync: () => h.sync(),
-    close: () => h.close(),
-    async discard() {
-      await h.close().catch(() => {});
-      if (created) await unlink(path).catch(() => {});
+    holesAreZero: false,
+    async commit() {
+      await h.sync();
+      await h.close();
     },
+    discard: () => h.close().catch(() => {}),
   };
 }
 
-function ioError(what: string, path: string, error: unknown): EngineError {
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export function ioError(what: string, path: string, error: unknown): EngineError {
   const code = (error as { code?: string }).code;
-  const detail = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(error);
+  const detail =
+    code === 'ENOENT'
+      ? 'no such file or directory'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : code === 'ENOSPC'
+          ? 'no space left on device'
+          : code === 'EBUSY'
+            ? 'device is busy (mounted or in use)'
+            : ((error as Error).message ?? String(error));
   return new EngineError('io', `${what} ${path}: ${detail}`, { cause: error });
 }

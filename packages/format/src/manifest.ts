@@ -129,6 +129,29 @@ export class ManifestEntries implements Iterable<ManifestEntry> {
     return this.entryAt(index * ENTRY_RECORD_LENGTH, offset);
   }
 
+  /** Length of entry `index`, in O(1). */
+  lengthAt(index: number): number {
+    return readLength(this.records, this.recordAt(index));
+  }
+
+  /** Whether entry `index` is a chunk (not a hole). */
+  isChunkAt(index: number): boolean {
+    return this.records[this.recordAt(index)] === ENTRY_KIND_CHUNK;
+  }
+
+  /** Chunk id of entry `index` as a view of the records (do not modify), in O(1); throws for a hole. */
+  idAt(index: number): Uint8Array {
+    const at = this.recordAt(index);
+    if (this.records[at] !== ENTRY_KIND_CHUNK) throw new RangeError(`entry ${index} is a hole`);
+    return this.records.subarray(at + 8, at + ENTRY_RECORD_LENGTH);
+  }
+
+  private recordAt(index: number): number {
+    if (!Number.isInteger(index) || index < 0 || index >= this.count)
+      throw new RangeError(`no entry ${index}`);
+    return index * ENTRY_RECORD_LENGTH;
+  }
+
   private entryAt(at: number, offset: number): ManifestEntry {
     const length = readLength(this.records, at);
     if (this.records[at] === ENTRY_KIND_HOLE) return { kind: 'hole', length, offset };

@@ -214,8 +214,14 @@ describe('agent CLI', () => {
       const image = join(local, 'big.img');
       await writeImage(image, 96 << 20, [{ offset: 0, data: seededBytes('sigkill', 96 << 20) }]);
       const run = agent(['backup', image, '--repo', r, '--volume', 'big', '--json']);
-      // Kill once a good number of chunks have landed, well before the end.
-      for (let i = 0; i < 2000; i++) {
+      // Kill once a good number of chunks have landed, well before the end (~1,500 chunks); a loaded machine
+      // may take a while to get there, so wait on progress rather than on a clock.
+      let exited = false;
+      void run.then(() => {
+        exited = true;
+      });
+      const deadline = Date.now() + 90_000;
+      while (!exited && Date.now() < deadline) {
         if ((await listFiles(join(local, 'repo', 'chunks')).catch(() => [])).length >= 100) break;
         await new Promise((res) => setTimeout(res, 5));
       }
@@ -238,7 +244,7 @@ describe('agent CLI', () => {
     } finally {
       await rm(local, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 });
 
 async function listFiles(root: string): Promise<string[]> {

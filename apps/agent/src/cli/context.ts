@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ChunkWorkers, Repository } from '@stowage/engine';
+import { ChunkWorkers, EngineError, Repository } from '@stowage/engine';
 import {
   createDefaultStoreStack,
   InvalidStoreUrlError,
@@ -43,8 +43,11 @@ export function openStore(url: string | undefined, cli: CliEnv): ObjectStore {
 /** The recovery passphrase: STOWAGE_PASSPHRASE, STOWAGE_PASSPHRASE_FILE, or a prompt on a terminal. */
 export async function readPassphrase(cli: CliEnv, options: { confirm?: boolean } = {}): Promise<string> {
   if (cli.env.STOWAGE_PASSPHRASE !== undefined) return checked(cli.env.STOWAGE_PASSPHRASE);
-  if (cli.env.STOWAGE_PASSPHRASE_FILE) {
-    const text = await readFile(cli.env.STOWAGE_PASSPHRASE_FILE, 'utf8');
+  const file = cli.env.STOWAGE_PASSPHRASE_FILE;
+  if (file) {
+    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read STOWAGE_PASSPHRASE_FILE ${file}: ${error.code ?? error.message}`);
+    });
     return checked(text.replace(/\r?\n$/, ''));
   }
   if (!cli.stdin.isTTY) {
@@ -85,7 +88,7 @@ function prompt(cli: CliEnv, question: string): Promise<string> {
     const onData = (chunk: string) => {
       for (const ch of chunk) {
         if (ch === '\r' || ch === '\n') return finish(value);
-        if (ch === '\u0003') return finish(new UsageError('interrupted'));
+        if (ch === '\u0003') return finish(new EngineError('aborted', 'interrupted'));
         if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
         else value += ch;
       }

@@ -30,6 +30,7 @@ export function describeFailure(error: unknown): { code: number; message: string
         return { code: EXIT.notFound, message: error.message };
       case 'invalid-argument':
       case 'ambiguous-backup-id':
+      case 'invalid-source':
         return { code: EXIT.usage, message: error.message };
       case 'aborted':
         return { code: EXIT.interrupted, message: error.message };
@@ -41,9 +42,12 @@ export function describeFailure(error: unknown): { code: number; message: string
     switch (error.code) {
       case 'FORMAT_WRONG_PASSPHRASE':
         return { code: EXIT.wrongPassphrase, message: 'wrong passphrase' };
-      case 'FORMAT_INTEGRITY':
-        return { code: EXIT.integrity, message: error.message };
-      default:
+      case 'FORMAT_UNSUPPORTED_VERSION':
+        return {
+          code: EXIT.failure,
+          message: `${error.message}; a newer Stowage wrote it, upgrade to read it`,
+        };
+      default: // FORMAT_INTEGRITY, FORMAT_INVALID: damaged data
         return { code: EXIT.integrity, message: error.message };
     }
   }

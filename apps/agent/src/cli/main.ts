@@ -21,6 +21,8 @@ Environment:
   STOWAGE_PASSPHRASE       recovery passphrase (or STOWAGE_PASSPHRASE_FILE; prompted for on a terminal)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN   S3 credentials
   STOWAGE_THREADS          worker threads for hashing and encryption (default: one per core)
+  STOWAGE_RETRY_ATTEMPTS   attempts per storage request before giving up (default 6)
+  STOWAGE_DEBUG            print stack traces of unexpected failures
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 no repository, 4 wrong passphrase, 5 integrity error (damaged or
 missing data), 6 storage unreachable or failing, 7 backup not found, 130 interrupted.
@@ -92,5 +94,5 @@ function isMain(): boolean {
   }
 }
 
-// Run directly (tests start this file through tsx); the installed binary goes through bin/agent.js.
+// Run directly (tests start this file through tsx); the installed binary goes through bin/agent.cjs.
 if (isMain()) await runFromProcess();

@@ -99,8 +99,13 @@ export class WorkerPool {
   #fail(error: Error): void {
     if (this.#failure) return;
     this.#failure = error;
-    for (const p of this.#pending.values()) p.reject(error);
-    this.#pending.clear();
+    // Stop every worker before failing its requests: a request still running elsewhere may be writing to a
+    // file descriptor that the caller closes (and the process may reuse) as soon as it sees the failure.
+    this.#closed = true;
+    void Promise.allSettled(this.#slots.map((s) => s.worker.terminate())).then(() => {
+      for (const p of this.#pending.values()) p.reject(error);
+      this.#pending.clear();
+    });
   }
 }
 
