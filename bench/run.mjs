@@ -31,7 +31,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const work = process.env.STOWAGE_BENCH_DIR ?? '/var/tmp/stowage-bench';
 const quick = process.argv.includes('--quick');
 const skipBig = quick || process.argv.includes('--no-big');
-const agent = join(root, 'apps/agent/dist/cli/main.js');
+const agent = join(root, 'apps/agent/bin/agent.cjs');
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const DATA_VERSION = 'v1';
@@ -257,7 +257,7 @@ function runScenario(tool, label, images, withRestore) {
 
 function main() {
   need('restic', 'restic');
-  if (!existsSync(agent)) {
+  if (!existsSync(join(root, 'apps/agent/dist/cli/main.js'))) {
     console.error('bench: build first (npm run build)');
     process.exit(2);
   }
@@ -291,7 +291,7 @@ function main() {
   ];
   if (!skipBig) scenarios.push({ name: 'big-4GiB', images: [['first backup', buildBig()]], restore: false });
 
-  const results = { machine: machine(), date: new Date().toISOString(), data: info, scenarios: [] };
+  const results = { machine: machine(), date: new Date().toISOString(), data: info, scenarios: [], micro: micro() };
   for (const s of scenarios) {
     const byTool = {};
     // Alternate the order per scenario so neither tool always gets the warmer page cache.
@@ -307,6 +307,16 @@ function main() {
   const table = render(results);
   console.log(table);
   updateDoc(table);
+}
+
+/** The single-thread primitive benchmarks (chunker, BLAKE3, XChaCha20-Poly1305), verbatim. */
+function micro() {
+  const out = {};
+  for (const name of ['chunker', 'blake3', 'format.xchacha']) {
+    console.log(`bench: micro ${name}…`);
+    out[name] = sh('node', [join(root, `bench/micro/${name}.mjs`)]).toString().trim();
+  }
+  return out;
 }
 
 function machine() {
@@ -346,6 +356,8 @@ function render(results) {
       );
     }
   }
+  lines.push('', 'Primitives, one thread (`node bench/micro/<name>.mjs`, run by `npm run bench`):', '');
+  for (const [name, text] of Object.entries(results.micro)) lines.push(`${name}:`, '', '```', text, '```', '');
   return lines.join('\n');
 }
 
