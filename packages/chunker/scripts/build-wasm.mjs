@@ -24,6 +24,8 @@ const { error, stderr } = await asc.main(
     '--shrinkLevel',
     '0',
     '--noAssert',
+    '--enable',
+    'simd',
     '--use',
     'abort=',
     '--initialMemory',

@@ -214,6 +214,23 @@ describe('StreamingChunker behaviour', () => {
     expect(scanKernel().memoryBytes).toBe(before);
   });
 
+  it('takes input from SharedArrayBuffer views at any byte offset', () => {
+    // The copy into wasm memory is aligned to the source (kernel.ts `load`); check every offset mod 8.
+    const data = randomBytes(300_000, 31);
+    data.fill(0, 100_000, 180_001);
+    const want = referenceChunks(data, params);
+    for (let shift = 0; shift < 8; shift++) {
+      const shared = new Uint8Array(new SharedArrayBuffer(data.length + 8), shift, data.length);
+      shared.set(data);
+      expect(chunkBuffer(shared, params), `offset ${shift}`).toEqual(want);
+      const rnd = prng(shift);
+      expect(
+        streamChunks(shared, params, () => rnd() % 5000),
+        `offset ${shift}, random pushes`,
+      ).toEqual(want);
+    }
+  });
+
   it('rejects invalid params at construction', () => {
     expect(() => new StreamingChunker({ ...params, minSize: 2048 })).toThrow(/minSize <= avgSize <= maxSize/);
   });

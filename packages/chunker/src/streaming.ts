@@ -87,9 +87,10 @@ export class StreamingChunker {
     const s = this.#s;
     const n = data.length;
     let off = 0;
-    // data[winStart, winEnd) is what the kernel's input window holds during this call.
+    // data[winStart, winEnd) is what the kernel's input window holds during this call, from address winAt.
     let winStart = 0;
     let winEnd = 0;
+    let winAt = 0;
     while (off < n) {
       const len = this.#length;
       if (len < this.#scanStart) {
@@ -138,10 +139,10 @@ export class StreamingChunker {
         if (off + 2 > winEnd) {
           winStart = off;
           winEnd = off + Math.min(n - off, WINDOW_SIZE);
-          k.load(data, winStart, winEnd);
+          winAt = k.load(data, winStart, winEnd);
         }
         const avail = Math.min(pairBytes, (winEnd - off) & ~1);
-        const p = k.input + (off - winStart);
+        const p = winAt + (off - winStart);
         const end = p + avail;
         const norm = p + Math.max(0, Math.min(avail, this.#normEnd - len));
         const r = k.scan(p, norm, end, this.#hash, s.maskS, s.maskL);
