@@ -21,12 +21,12 @@ export interface BackupOptions {
   /** Bytes read from the source per step (default 4 MiB). */
   readSize?: number;
   /**
-   * Read buffers, each maxSize + readSize bytes (default and minimum 3: one being read, one being chunked,
-   * one holding the previous block's unfinished chunk). With `uploadConcurrency` this bounds memory.
+   * Read buffers, each maxSize + readSize bytes (default 4, at least 3: one being chunked, one holding the
+   * previous block's unfinished chunk, the rest being read ahead). With `uploadConcurrency` this bounds memory.
    */
   readBuffers?: number;
   /**
-   * Chunk objects being sealed or uploaded at once (default: as many max-size objects as fit in 32 MiB,
+   * Chunk objects being sealed or uploaded at once (default: as many max-size objects as fit in 24 MiB,
    * between 4 and 16). Each has a reusable buffer of the largest object size, so this bounds their memory.
    */
   uploadConcurrency?: number;
@@ -68,7 +68,9 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const { repository, source, workers } = options;
   const params = repository.config.chunker;
   const readSize = options.readSize ?? 4 << 20;
-  const blockCount = Math.max(3, options.readBuffers ?? 3);
+  const blockCount = Math.max(3, options.readBuffers ?? 4);
+  // One block is being chunked and one holds the previous tail; the rest can be filling.
+  const readAhead = blockCount - 2;
   const backupId = options.backupId ?? randomUUID();
   const volumeId = options.volumeId ?? repository.volumeIdFor(options.volumeName);
   const createdAt = (options.now ?? (() => new Date()))();
@@ -79,7 +81,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const manifest = new ManifestBuilder();
   const objectBuffers = new BufferPool(
     maxChunkObjectLength(params.maxSize),
-    options.uploadConcurrency ?? Math.max(4, Math.min(16, Math.floor((32 << 20) / params.maxSize))),
+    options.uploadConcurrency ?? Math.max(4, Math.min(16, Math.floor((24 << 20) / params.maxSize))),
   );
   const seen = new RecentIds(1 << 16);
 
@@ -188,16 +190,17 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     wake?.();
   };
 
-  // Reads run one block ahead of chunking. Each block keeps its first maxSize bytes free: the unfinished
+  // Reads run ahead of chunking. Each block keeps its first maxSize bytes free: the unfinished
   // chunk at the end of one block (the tail, shorter than maxSize) is copied in just before the new data, so
   // every chunk lies whole in one block and the next read can start before this block's cut points are known.
   const dataStart = params.maxSize;
   let position = 0;
   const readNext = async () => {
-    const block = await acquireBlock();
+    // The range is claimed before waiting for a block, so reads queued together cover the stream in order.
     const at = position;
     const want = Math.min(readSize, source.size - at);
     position += want;
+    const block = await acquireBlock();
     const got = want > 0 ? await source.read(block.view.subarray(dataStart, dataStart + want), at) : 0;
     if (got < want) {
       throw new EngineError('io', `${source.path}: short read at ${at + got} of ${source.size} bytes`);
@@ -207,13 +210,23 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   };
   let seq = 0;
   let tail: { block: Block; offset: number; length: number } | undefined;
-  let pending: Promise<{ block: Block; got: number; eof: boolean }> | undefined;
+  // Reads already started, in stream order: several in flight hide the read latency of a device or file.
+  const reads: Array<Promise<{ block: Block; got: number; eof: boolean }>> = [];
+  let readsDone = false;
+  const topUpReads = () => {
+    while (!readsDone && reads.length < readAhead) {
+      const read = readNext();
+      readsDone = position >= source.size;
+      read.catch(() => {}); // awaited in order below; this only keeps a rejection from going unhandled
+      reads.push(read);
+    }
+  };
   try {
-    pending = readNext();
+    topUpReads();
     while (!failure) {
       if (options.signal?.aborted) throw new EngineError('aborted', 'backup cancelled');
-      const { block, got, eof }: { block: Block; got: number; eof: boolean } = await pending!;
-      pending = eof ? undefined : readNext();
+      const { block, got, eof }: { block: Block; got: number; eof: boolean } = await reads.shift()!;
+      topUpReads();
       block.refs = 1; // held by this loop until its own tail has been copied out
       let start = dataStart;
       if (tail) {
@@ -248,8 +261,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   } catch (error) {
     failure ??= error;
   }
-  // A read started ahead may still be running; let it finish before the source is closed by the caller.
-  await pending?.catch(() => {});
+  // Reads started ahead may still be running; let them finish before the caller closes the source.
+  await Promise.allSettled(reads);
   await Promise.all(tasks);
   if (failure) throw failure;
 
