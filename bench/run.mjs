@@ -291,7 +291,13 @@ function main() {
   ];
   if (!skipBig) scenarios.push({ name: 'big-4GiB', images: [['first backup', buildBig()]], restore: false });
 
-  const results = { machine: machine(), date: new Date().toISOString(), data: info, scenarios: [], micro: micro() };
+  const results = {
+    machine: machine(),
+    date: new Date().toISOString(),
+    data: info,
+    scenarios: [],
+    micro: micro(),
+  };
   for (const s of scenarios) {
     const byTool = {};
     // Alternate the order per scenario so neither tool always gets the warmer page cache.
@@ -314,7 +320,9 @@ function micro() {
   const out = {};
   for (const name of ['chunker', 'blake3', 'format.xchacha']) {
     console.log(`bench: micro ${name}…`);
-    out[name] = sh('node', [join(root, `bench/micro/${name}.mjs`)]).toString().trim();
+    out[name] = sh('node', [join(root, `bench/micro/${name}.mjs`)])
+      .toString()
+      .trim();
   }
   return out;
 }
@@ -357,7 +365,8 @@ function render(results) {
     }
   }
   lines.push('', 'Primitives, one thread (`node bench/micro/<name>.mjs`, run by `npm run bench`):', '');
-  for (const [name, text] of Object.entries(results.micro)) lines.push(`${name}:`, '', '```', text, '```', '');
+  for (const [name, text] of Object.entries(results.micro))
+    lines.push(`${name}:`, '', '```', text, '```', '');
   return lines.join('\n');
 }
 
