@@ -356,7 +356,8 @@ function render(results) {
         a.added === undefined ? '' : `${(a.repoBytes / MiB).toFixed(0)} (+${(a.added / MiB).toFixed(1)}) MiB`;
       const repoB =
         b.added === undefined ? '' : `${(b.repoBytes / MiB).toFixed(0)} (+${(b.added / MiB).toFixed(1)}) MiB`;
-      const sizeRatio = a.added === undefined || b.added <= 0 ? '' : `${(a.added / b.added).toFixed(2)}×`;
+      // Only a meaningful ratio: both added at least 1 MiB (an unchanged re-backup adds a few KiB of metadata).
+      const sizeRatio = a.added === undefined || b.added < MiB ? '' : `${(a.added / b.added).toFixed(2)}×`;
       const exact = a.exact === undefined ? '' : a.exact && b.exact ? ' (byte-exact)' : ' (NOT EXACT)';
       lines.push(
         `| ${s.name} | ${a.step}${exact} | ${sa.toFixed(0)} | ${sb.toFixed(0)} | ${(sa / sb).toFixed(2)}× | ` +

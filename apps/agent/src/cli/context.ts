@@ -103,12 +103,19 @@ export async function openRepository(
   cli: CliEnv,
 ): Promise<{ repository: Repository; workers: ChunkWorkers; close: () => Promise<void> }> {
   const store = openStore(url, cli);
-  const repository = await Repository.open(store, { passphrase: await readPassphrase(cli) });
   const threadsText = cli.env.STOWAGE_THREADS;
   if (threadsText !== undefined && !/^[1-9]\d*$/.test(threadsText)) {
     throw new UsageError(`STOWAGE_THREADS must be a positive integer, got "${threadsText}"`);
   }
-  const threads = threadsText ? Number(threadsText) : undefined;
-  const workers = new ChunkWorkers(repository.targetKey, threads ? { threads } : {});
-  return { repository, workers, close: () => workers.close() };
+  const passphrase = await readPassphrase(cli);
+  // Threads start while the key is derived from the passphrase (scrypt takes ~0.5 s by design).
+  const workers = new ChunkWorkers(undefined, threadsText ? { threads: Number(threadsText) } : {});
+  try {
+    const repository = await Repository.open(store, { passphrase });
+    await workers.useKey(repository.targetKey);
+    return { repository, workers, close: () => workers.close() };
+  } catch (error) {
+    await workers.close();
+    throw error;
+  }
 }

@@ -3,14 +3,21 @@
 // transferred buffers, so nothing large is copied between threads.
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { chunkId, deriveTargetKeys, openChunk, sealChunkInto } from '@stowage/format';
+import { chunkId, deriveTargetKeys, openChunk, sealChunkInto, type TargetKeys } from '@stowage/format';
 import { serializeError } from './pool.js';
 
 export interface ChunkWorkerData {
-  targetKey: Uint8Array;
+  /** May be absent when the pool is started before the key is known; an 'init' request brings it. */
+  targetKey?: Uint8Array;
 }
 
-const keys = deriveTargetKeys((workerData as ChunkWorkerData).targetKey);
+const initialKey = (workerData as ChunkWorkerData | undefined)?.targetKey;
+let targetKeys: TargetKeys | undefined = initialKey ? deriveTargetKeys(initialKey) : undefined;
+
+function keysOrThrow(): TargetKeys {
+  if (!targetKeys) throw new Error('chunk worker has no key yet');
+  return targetKeys;
+}
 const ZERO_STRIDE = 64 << 10;
 const zeros = Buffer.alloc(ZERO_STRIDE);
 
@@ -25,6 +32,7 @@ function isAllZero(data: Uint8Array): boolean {
 }
 
 type Request =
+  | { id: number; op: 'init'; targetKey: Uint8Array }
   | { id: number; op: 'id'; block: SharedArrayBuffer; offset: number; length: number }
   | {
       id: number;
@@ -47,6 +55,11 @@ type Request =
     };
 
 function handle(req: Request): { value: unknown; transfer: ArrayBuffer[] } {
+  if (req.op === 'init') {
+    targetKeys = deriveTargetKeys(req.targetKey);
+    return { value: undefined, transfer: [] };
+  }
+  const keys = keysOrThrow();
   switch (req.op) {
     case 'id': {
       const data = new Uint8Array(req.block, req.offset, req.length);

@@ -10,13 +10,22 @@ const script = new URL(
 export class ChunkWorkers {
   readonly #pool: WorkerPool;
 
-  constructor(targetKey: Uint8Array, options: { threads?: number } = {}) {
+  /**
+   * Starts the threads. `targetKey` may be left out to start them early (thread start-up overlaps with
+   * opening the repository); then `useKey` must be called before any chunk work.
+   */
+  constructor(targetKey?: Uint8Array, options: { threads?: number } = {}) {
     this.#pool = new WorkerPool({
       script,
-      workerData: { targetKey },
+      workerData: targetKey ? { targetKey } : {},
       size: options.threads ?? defaultWorkerCount(),
       reviveError: reviveFormatError,
     });
+  }
+
+  /** Gives every thread the repository's target key; work sent after this call uses it. */
+  useKey(targetKey: Uint8Array): Promise<void> {
+    return this.#pool.broadcast('init', { targetKey });
   }
 
   get threads(): number {

@@ -66,10 +66,19 @@ export class WorkerPool {
   }
 
   run<T>(op: string, payload: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<T> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#closed) return Promise.reject(new Error('worker pool is closed'));
     let slot = this.#slots[0]!;
     for (const s of this.#slots) if (s.inFlight < slot.inFlight) slot = s;
+    return this.#send(slot, op, payload, transfer);
+  }
+
+  /** Sends one request to every worker; each handles it before anything sent to it later. */
+  async broadcast(op: string, payload: Record<string, unknown>): Promise<void> {
+    await Promise.all(this.#slots.map((slot) => this.#send(slot, op, payload, [])));
+  }
+
+  #send<T>(slot: Slot, op: string, payload: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<T> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new Error('worker pool is closed'));
     const id = this.#nextId++;
     slot.inFlight++;
     return new Promise<T>((resolve, reject) => {
