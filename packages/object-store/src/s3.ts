@@ -1,18 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { ListObjectsV2CommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { ObjectStoreError, type ObjectStoreErrorKind, type ObjectStoreOp } from './errors.js';
 import {
   type ByteRange,
@@ -60,6 +49,23 @@ export interface S3ObjectStoreOptions {
 
 const DELETE_BATCH = 1000;
 
+type Sdk = typeof import('@aws-sdk/client-s3');
+let sdkLoading: Promise<{
+  sdk: Sdk;
+  NodeHttpHandler: typeof import('@smithy/node-http-handler').NodeHttpHandler;
+}>;
+
+/**
+ * The AWS SDK is loaded on first use, not at import: it costs ~130 ms and ~15 MiB, which every command on a
+ * filesystem repository would otherwise pay.
+ */
+function loadSdk() {
+  sdkLoading ??= Promise.all([import('@aws-sdk/client-s3'), import('@smithy/node-http-handler')]).then(
+    ([sdk, http]) => ({ sdk, NodeHttpHandler: http.NodeHttpHandler }),
+  );
+  return sdkLoading;
+}
+
 /**
  * An ObjectStore in an S3 bucket (AWS or any S3-compatible server: Ceph RGW, MinIO, s3rver…), through
  * `@aws-sdk/client-s3` v3.
@@ -79,46 +85,58 @@ export class S3ObjectStore implements ObjectStore {
   readonly location: string;
   readonly bucket: string;
   readonly prefix: string;
-  readonly #client: S3Client;
+  readonly #options: S3ObjectStoreOptions;
+  #connection: Promise<{ client: S3Client; sdk: Sdk }> | undefined;
 
   constructor(options: S3ObjectStoreOptions) {
     this.bucket = options.bucket;
     const trimmed = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
     this.prefix = trimmed === '' ? '' : `${trimmed}/`;
     this.location = `s3://${options.bucket}${trimmed === '' ? '' : `/${trimmed}`}`;
-    const maxSockets = options.maxSockets ?? 16;
-    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets };
-    this.#client = new S3Client({
-      region: options.region ?? 'us-east-1',
-      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
-      forcePathStyle: options.forcePathStyle ?? false,
-      credentials: options.credentials,
-      maxAttempts: 1,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler:
-        options.requestHandler ??
-        new NodeHttpHandler({
-          httpAgent: new HttpAgent(agentOptions),
-          httpsAgent: new HttpsAgent(agentOptions),
-          connectionTimeout: options.connectionTimeoutMs ?? 5_000,
-          socketTimeout: options.socketTimeoutMs ?? 30_000,
-          requestTimeout: options.requestTimeoutMs ?? 120_000,
-          throwOnRequestTimeout: true,
-        }),
+    this.#options = options;
+  }
+
+  /** The SDK client, created on first use. */
+  #connect(): Promise<{ client: S3Client; sdk: Sdk }> {
+    this.#connection ??= loadSdk().then(({ sdk, NodeHttpHandler }) => {
+      const options = this.#options;
+      const maxSockets = options.maxSockets ?? 16;
+      const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets };
+      const client = new sdk.S3Client({
+        region: options.region ?? 'us-east-1',
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+        forcePathStyle: options.forcePathStyle ?? false,
+        credentials: options.credentials,
+        maxAttempts: 1,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        requestHandler:
+          options.requestHandler ??
+          new NodeHttpHandler({
+            httpAgent: new HttpAgent(agentOptions),
+            httpsAgent: new HttpsAgent(agentOptions),
+            connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+            socketTimeout: options.socketTimeoutMs ?? 30_000,
+            requestTimeout: options.requestTimeoutMs ?? 120_000,
+            throwOnRequestTimeout: true,
+          }),
+      });
+      return { client, sdk };
     });
+    return this.#connection;
   }
 
   /** Closes the keep-alive sockets. The store must not be used afterwards. */
   destroy(): void {
-    this.#client.destroy();
+    void this.#connection?.then(({ client }) => client.destroy());
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     validateKey(key, 'head');
     try {
-      const response = await this.#client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
+      const { client, sdk } = await this.#connect();
+      const response = await client.send(
+        new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
       );
       return { key, size: response.ContentLength ?? 0, lastModified: response.LastModified ?? new Date(0) };
     } catch (error) {
@@ -139,8 +157,9 @@ export class S3ObjectStore implements ObjectStore {
       return new Uint8Array(0);
     }
     try {
-      const response = await this.#client.send(
-        new GetObjectCommand({
+      const { client, sdk } = await this.#connect();
+      const response = await client.send(
+        new sdk.GetObjectCommand({
           Bucket: this.bucket,
           Key: this.prefix + key,
           ...(range === undefined
@@ -168,8 +187,9 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     validateKey(key, 'put');
     try {
-      await this.#client.send(
-        new PutObjectCommand({
+      const { client, sdk } = await this.#connect();
+      await client.send(
+        new sdk.PutObjectCommand({
           Bucket: this.bucket,
           Key: this.prefix + key,
           Body: body,
@@ -186,7 +206,8 @@ export class S3ObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     validateKey(key, 'delete');
     try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      const { client, sdk } = await this.#connect();
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
     } catch (error) {
       const translated = this.#translate(error, 'delete', key);
       if (translated.kind !== 'not-found') throw translated;
@@ -200,8 +221,9 @@ export class S3ObjectStore implements ObjectStore {
       const batch = unique.slice(start, start + DELETE_BATCH);
       let failures: { Key?: string; Code?: string; Message?: string }[];
       try {
-        const response = await this.#client.send(
-          new DeleteObjectsCommand({
+        const { client, sdk } = await this.#connect();
+        const response = await client.send(
+          new sdk.DeleteObjectsCommand({
             Bucket: this.bucket,
             Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true },
           }),
@@ -254,9 +276,13 @@ export class S3ObjectStore implements ObjectStore {
     } while (continuationToken !== undefined);
   }
 
-  #listPage(prefix: string, continuationToken: string | undefined): Promise<ListObjectsV2CommandOutput> {
-    return this.#client.send(
-      new ListObjectsV2Command({
+  async #listPage(
+    prefix: string,
+    continuationToken: string | undefined,
+  ): Promise<ListObjectsV2CommandOutput> {
+    const { client, sdk } = await this.#connect();
+    return client.send(
+      new sdk.ListObjectsV2Command({
         Bucket: this.bucket,
         Prefix: this.prefix + prefix,
         ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }),
