@@ -1,7 +1,6 @@
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChunkerParams } from '@stowage/chunker';
 import { chunkObjectKey, IntegrityError, WrongPassphraseError } from '@stowage/format';
 import {
   createSeededRandom,
@@ -16,21 +15,16 @@ import { backupVolume } from './backup.js';
 import { EngineError } from './errors.js';
 import { Repository } from './repository.js';
 import { restoreBackup } from './restore.js';
+import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
 import { seededBytes, sha256File, textBytes, writeImage, writeTestVolume } from './testing/volumes.js';
 import { verifyBackup } from './verify.js';
 import { openVolumeSource } from './volume-io.js';
 import { ChunkWorkers } from './workers/chunk-workers.js';
 
 // Small chunks so a few MiB of test data makes hundreds of them.
-const PARAMS: ChunkerParams = {
-  minSize: 16 << 10,
-  avgSize: 64 << 10,
-  maxSize: 256 << 10,
-  level: 1,
-  seed: 0n,
-};
-const FAST_KDF = { N: 1024, r: 8, p: 1 } as const;
-const PASS = 'correct horse battery staple';
+const PARAMS = TEST_CHUNKER_PARAMS;
+const FAST_KDF = TEST_KDF;
+const PASS = TEST_PASSPHRASE;
 
 let dir: string;
 beforeAll(async () => {

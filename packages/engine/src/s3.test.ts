@@ -7,7 +7,6 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import type { ChunkerParams } from '@stowage/chunker';
 import {
   createDefaultStoreStack,
   createSeededRandom,
@@ -30,21 +29,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume } from './backup.js';
 import { Repository } from './repository.js';
 import { restoreBackup } from './restore.js';
+import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
 import { seededBytes, sha256File, writeImage, writeTestVolume } from './testing/volumes.js';
 import { verifyBackup } from './verify.js';
 import { openVolumeSource } from './volume-io.js';
 import { ChunkWorkers } from './workers/chunk-workers.js';
 
 // Small chunks so a few MiB of test data makes dozens of objects (and as many chances for a fault).
-const PARAMS: ChunkerParams = {
-  minSize: 16 << 10,
-  avgSize: 64 << 10,
-  maxSize: 256 << 10,
-  level: 1,
-  seed: 0n,
-};
-const FAST_KDF = { N: 1024, r: 8, p: 1 } as const;
-const PASS = 'correct horse battery staple';
+const PARAMS = TEST_CHUNKER_PARAMS;
+const FAST_KDF = TEST_KDF;
+const PASS = TEST_PASSPHRASE;
 
 let dir: string;
 beforeAll(async () => {

@@ -1,1 +1,2 @@
+export * from './repositories.js';
 export * from './volumes.js';
