@@ -1,16 +1,11 @@
+import type { ChunkerParams } from '@stowage/chunker';
 import { MAX_CHUNK_LENGTH } from './compression.js';
 import { FormatError } from './errors.js';
 
-/** FastCDC 2020 parameters of a target, recorded in its `config` and in every manifest. */
-export interface ChunkerParams {
-  readonly minSize: number;
-  readonly avgSize: number;
-  readonly maxSize: number;
-  /** Normalization level (0–3). */
-  readonly level: 0 | 1 | 2 | 3;
-  /** Gear table seed, an unsigned 64-bit integer (0 = the reference table). */
-  readonly seed: bigint;
-}
+// FastCDC 2020 parameters of a target, recorded in its `config` and in every manifest: the chunker's own type.
+// The format validates them by its own, looser rules (any sizes up to MAX_CHUNK_LENGTH a reader may meet);
+// the chunker's validator enforces the fastcdc crate's limits for chunking.
+export type { ChunkerParams };
 
 export const MAX_UINT64 = (1n << 64n) - 1n;
 
