@@ -33,11 +33,15 @@ export async function cephUnavailableReason(): Promise<string | undefined> {
  * directory; about 1–2 s. `stop()` kills the daemons and removes the directory.
  */
 export async function startCeph(): Promise<TestS3Server> {
-  // A port picked free can be taken before the daemon binds it; one more try with new ports covers that.
-  try {
-    return await startCephOnce();
-  } catch {
-    return await startCephOnce();
+  // A port picked free can be taken before a daemon binds it (test files start clusters in parallel), and a
+  // young cluster now and then refuses its OSD; a fresh try with new ports and a new directory covers both.
+  const attempts = 4;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCephOnce();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+    }
   }
 }
 

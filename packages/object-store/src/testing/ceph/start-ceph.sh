@@ -59,6 +59,12 @@ C=(-c "$D/ceph.conf")
 monmaptool --create --clobber --addv a "[v1:127.0.0.1:$MONPORT]" --fsid "$FSID" "$D/monmap" >/dev/null
 ceph-mon "${C[@]}" --mkfs -i a --monmap "$D/monmap"
 ceph-mon "${C[@]}" -i a
+# Another test's cluster may have been handed the same free port a moment earlier: make sure the monitor
+# answering on ours is this cluster's, or an OSD would register with the wrong one ("wrong fsid").
+if [ "$(timeout 20 ceph "${C[@]}" fsid 2>/dev/null)" != "$FSID" ]; then
+  echo "monitor port $MONPORT answers for another cluster" >&2
+  exit 3
+fi
 OSDID=$(ceph "${C[@]}" osd create "$OSDUUID")
 ceph-osd "${C[@]}" -i "$OSDID" --mkfs --osd-uuid "$OSDUUID" >/dev/null 2>&1
 ceph-osd "${C[@]}" -i "$OSDID"
