@@ -1,6 +1,13 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { DEFAULT_CHUNKER_PARAMS, StreamingChunker, validateChunkerParams } from '@stowage/chunker';
-import { backupVolume, openVolumeSource, Repository, restoreBackup, verifyBackup } from '@stowage/engine';
+import {
+  backupVolume,
+  type ChunkWorkers,
+  openVolumeSource,
+  Repository,
+  restoreBackup,
+  verifyBackup,
+} from '@stowage/engine';
 import { type CliEnv, openRepository, openStore, readPassphrase } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { formatBytes, progressBar } from './progress-bar.js';
@@ -77,6 +84,28 @@ function json(cli: CliEnv, value: unknown): void {
   );
 }
 
+interface OpenedRepository {
+  repository: Repository;
+  workers: ChunkWorkers;
+  bar: ReturnType<typeof progressBar>;
+}
+
+/** Runs `fn` on the repository named by --repo, with a progress bar; closes both whatever happens. */
+async function withRepository<T>(
+  url: string | undefined,
+  cli: CliEnv,
+  fn: (opened: OpenedRepository) => Promise<T>,
+): Promise<T> {
+  const { repository, workers, close } = await openRepository(url, cli);
+  const bar = progressBar(cli.stderr);
+  try {
+    return await fn({ repository, workers, bar });
+  } finally {
+    bar.done();
+    await close();
+  }
+}
+
 export async function repoInit(args: string[], cli: CliEnv): Promise<number> {
   const { values } = parse(args, { ...repoOption, ...chunkerOptions, json: { type: 'boolean' } }, []);
   const chunker = chunkerParamsFrom(values);
@@ -94,60 +123,55 @@ export async function backup(args: string[], cli: CliEnv): Promise<number> {
     { ...repoOption, volume: { type: 'string' }, json: { type: 'boolean' } },
     ['FILE_OR_DEVICE'],
   );
-  if (!values.volume) throw new UsageError('--volume NAME is required');
+  const volumeName = values.volume;
+  if (!volumeName) throw new UsageError('--volume NAME is required');
   const source = await openVolumeSource(positionals[0]!);
-  const { repository, workers, close } = await openRepository(values.repo, cli).catch(async (e) => {
-    await source.close();
-    throw e;
-  });
-  const bar = progressBar(cli.stderr);
   try {
-    const s = await backupVolume({
-      repository,
-      source,
-      workers,
-      volumeName: values.volume,
-      onProgress: bar.update,
-      signal: cli.signal,
-    });
-    bar.done();
-    if (values.json) {
-      json(cli, {
-        backup_id: s.backupId,
-        volume_id: s.volumeId,
-        volume: s.volumeName,
-        manifest_key: s.manifestKey,
-        created_at: s.createdAt,
-        size: s.size,
-        bytes_read: s.bytesRead,
-        bytes_uploaded: s.bytesUploaded,
-        chunks: s.chunks,
-        chunks_new: s.chunksNew,
-        holes: s.holes,
-        hole_bytes: s.holeBytes,
-        seconds: Number(s.seconds.toFixed(3)),
+    return await withRepository(values.repo, cli, async ({ repository, workers, bar }) => {
+      const s = await backupVolume({
+        repository,
+        source,
+        workers,
+        volumeName,
+        onProgress: bar.update,
+        signal: cli.signal,
       });
-    } else {
-      if (cli.stderr.isTTY) {
-        cli.stderr.write(
-          `backed up ${formatBytes(s.size)} in ${s.seconds.toFixed(1)} s: ${s.chunksNew} of ${s.chunks} chunks new, ` +
-            `${formatBytes(s.bytesUploaded)} uploaded, ${s.holes} holes\n`,
-        );
+      bar.done();
+      if (values.json) {
+        json(cli, {
+          backup_id: s.backupId,
+          volume_id: s.volumeId,
+          volume: s.volumeName,
+          manifest_key: s.manifestKey,
+          created_at: s.createdAt,
+          size: s.size,
+          bytes_read: s.bytesRead,
+          bytes_uploaded: s.bytesUploaded,
+          chunks: s.chunks,
+          chunks_new: s.chunksNew,
+          holes: s.holes,
+          hole_bytes: s.holeBytes,
+          seconds: Number(s.seconds.toFixed(3)),
+        });
+      } else {
+        if (cli.stderr.isTTY) {
+          cli.stderr.write(
+            `backed up ${formatBytes(s.size)} in ${s.seconds.toFixed(1)} s: ${s.chunksNew} of ${s.chunks} chunks new, ` +
+              `${formatBytes(s.bytesUploaded)} uploaded, ${s.holes} holes\n`,
+          );
+        }
+        print(cli, s.backupId);
       }
-      print(cli, s.backupId);
-    }
-    return EXIT.ok;
+      return EXIT.ok;
+    });
   } finally {
-    bar.done();
     await source.close();
-    await close();
   }
 }
 
 export async function ls(args: string[], cli: CliEnv): Promise<number> {
   const { values } = parse(args, { ...repoOption, json: { type: 'boolean' } }, []);
-  const { repository, close } = await openRepository(values.repo, cli);
-  try {
+  return withRepository(values.repo, cli, async ({ repository }) => {
     const backups = await repository.listBackups();
     if (values.json) {
       json(
@@ -172,9 +196,7 @@ export async function ls(args: string[], cli: CliEnv): Promise<number> {
       }
     }
     return EXIT.ok;
-  } finally {
-    await close();
-  }
+  });
 }
 
 export async function restore(args: string[], cli: CliEnv): Promise<number> {
@@ -183,16 +205,15 @@ export async function restore(args: string[], cli: CliEnv): Promise<number> {
     { ...repoOption, to: { type: 'string' }, overwrite: { type: 'boolean' }, json: { type: 'boolean' } },
     ['BACKUP_ID'],
   );
-  if (!values.to) throw new UsageError('--to FILE_OR_DEVICE is required');
-  const { repository, workers, close } = await openRepository(values.repo, cli);
-  const bar = progressBar(cli.stderr);
-  try {
+  const to = values.to;
+  if (!to) throw new UsageError('--to FILE_OR_DEVICE is required');
+  return withRepository(values.repo, cli, async ({ repository, workers, bar }) => {
     const ref = await repository.resolveBackup(positionals[0]!);
     const s = await restoreBackup({
       repository,
       workers,
       backup: ref,
-      targetPath: values.to,
+      targetPath: to,
       overwrite: values.overwrite ?? false,
       onProgress: bar.update,
       signal: cli.signal,
@@ -208,16 +229,10 @@ export async function restore(args: string[], cli: CliEnv): Promise<number> {
         seconds: Number(s.seconds.toFixed(3)),
       });
     } else {
-      print(
-        cli,
-        `restored ${s.backupId} (${formatBytes(s.size)}) to ${values.to} in ${s.seconds.toFixed(1)} s`,
-      );
+      print(cli, `restored ${s.backupId} (${formatBytes(s.size)}) to ${to} in ${s.seconds.toFixed(1)} s`);
     }
     return EXIT.ok;
-  } finally {
-    bar.done();
-    await close();
-  }
+  });
 }
 
 export async function verify(args: string[], cli: CliEnv): Promise<number> {
@@ -233,9 +248,7 @@ export async function verify(args: string[], cli: CliEnv): Promise<number> {
       throw new UsageError(`--sample must be a percentage in (0, 100], got "${values.sample}"`);
     }
   }
-  const { repository, workers, close } = await openRepository(values.repo, cli);
-  const bar = progressBar(cli.stderr);
-  try {
+  return withRepository(values.repo, cli, async ({ repository, workers, bar }) => {
     const ref = await repository.resolveBackup(positionals[0]!);
     const r = await verifyBackup({
       repository,
@@ -266,10 +279,7 @@ export async function verify(args: string[], cli: CliEnv): Promise<number> {
       );
     }
     return r.problems.length === 0 ? EXIT.ok : EXIT.integrity;
-  } finally {
-    bar.done();
-    await close();
-  }
+  });
 }
 
 export async function chunks(args: string[], cli: CliEnv): Promise<number> {
