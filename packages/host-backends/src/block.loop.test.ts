@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlockBackend } from './block.js';
+import { isHostBackendError } from './errors.js';
+import {
+  createLoopDevice,
+  describeHostBackendConformance,
+  expectBytes,
+  type LoopDevice,
+  loopUnavailableReason,
+  pattern,
+  readAll,
+} from './testing/index.js';
+
+// CI sets STOWAGE_REQUIRE_LOOP=1: there missing root or loop devices are a failure, never a skip.
+const required = process.env.STOWAGE_REQUIRE_LOOP === '1';
+const unavailable = await loopUnavailableReason();
+const MiB = 1024 * 1024;
+const MISSING_DEVICE = '/dev/stowage-test-missing-device';
+
+describe.runIf(required && unavailable !== undefined)(
+  'block on a loop device (required by STOWAGE_REQUIRE_LOOP=1)',
+  () => {
+    it('can attach a loop device', () => {
+      expect.fail(`STOWAGE_REQUIRE_LOOP=1 but loop devices cannot be attached here: ${unavailable}`);
+    });
+  },
+);
+
+describe.skipIf(unavailable !== undefined)(
+  `block on a loop device${unavailable === undefined ? '' : ` (skipped: ${unavailable})`}`,
+  () => {
+    let loop: LoopDevice | undefined;
+    beforeAll(async () => {
+      loop = await createLoopDevice('16M');
+    });
+    afterAll(async () => {
+      await loop?.dispose();
+    });
+    const device = (): string => {
+      if (loop === undefined) throw new Error('the loop device is not attached');
+      return loop.device;
+    };
+
+    describeHostBackendConformance(
+      'block',
+      () => ({
+        backend: new BlockBackend({ devices: [device(), MISSING_DEVICE] }),
+        existing: device(),
+        missing: MISSING_DEVICE,
+      }),
+      {
+        noSpaceUntestable:
+          'a block device has no free space to run out of; writes past its end are invalid-argument',
+      },
+    );
+
+    it('stats the device size from sysfs, and lists only devices that are there', async () => {
+      const backend = new BlockBackend({ devices: [MISSING_DEVICE, device()] });
+      const name = device().slice('/dev/'.length);
+      expect(await backend.stat(device())).toEqual({ locator: device(), name, size: 16 * MiB });
+      expect(await backend.list()).toEqual([{ locator: device(), name, size: 16 * MiB }]);
+    });
+
+    it('reads what was written through the device, to its last byte', async () => {
+      const backend = new BlockBackend({ devices: [device()] });
+      const writer = await backend.openWriter(device());
+      await writer.write(pattern(MiB, 3), 15 * MiB);
+      await writer.sync();
+      await writer.close();
+      const read = await readAll(await backend.openReader(device()));
+      expect(read.length).toBe(16 * MiB);
+      expectBytes(read.subarray(15 * MiB), pattern(MiB, 3));
+    });
+
+    it('refuses an allow-listed path that is not a block device', async () => {
+      const backend = new BlockBackend({ devices: ['/etc/hostname'] });
+      for (const attempt of [backend.stat('/etc/hostname'), backend.openReader('/etc/hostname')]) {
+        const error = await attempt.catch((caught: unknown) => caught);
+        expect(isHostBackendError(error, 'invalid-locator'), String(error)).toBe(true);
+      }
+    });
+
+    it('wants absolute device paths', () => {
+      expect(() => new BlockBackend({ devices: ['loop0'] })).toThrow(/absolute/);
+    });
+  },
+);
