@@ -7,6 +7,7 @@ import {
   expectBytes,
   type LoopDevice,
   loopUnavailableReason,
+  mountLoopFilesystem,
   pattern,
   readAll,
 } from './testing/index.js';
@@ -14,6 +15,7 @@ import {
 // CI sets STOWAGE_REQUIRE_LOOP=1: there missing root or loop devices are a failure, never a skip.
 const required = process.env.STOWAGE_REQUIRE_LOOP === '1';
 const unavailable = await loopUnavailableReason();
+const btrfsUnavailable = await loopUnavailableReason('btrfs');
 const MiB = 1024 * 1024;
 const MISSING_DEVICE = '/dev/stowage-test-missing-device';
 
@@ -71,6 +73,22 @@ describe.skipIf(unavailable !== undefined)(
       expect(read.length).toBe(16 * MiB);
       expectBytes(read.subarray(15 * MiB), pattern(MiB, 3));
     });
+
+    it.skipIf(btrfsUnavailable !== undefined)(
+      `refuses to write a mounted device: busy${btrfsUnavailable === undefined ? '' : ` (skipped: ${btrfsUnavailable})`}`,
+      async () => {
+        const mount = await mountLoopFilesystem('btrfs', '128M');
+        try {
+          const backend = new BlockBackend({ devices: [mount.device] });
+          const error = await backend.openWriter(mount.device).catch((caught: unknown) => caught);
+          expect(isHostBackendError(error, 'busy'), String(error)).toBe(true);
+          // Reading a mounted device is allowed: a crash-consistent read is the caller's choice.
+          await (await backend.openReader(mount.device)).close();
+        } finally {
+          await mount.dispose();
+        }
+      },
+    );
 
     it('refuses an allow-listed path that is not a block device', async () => {
       const backend = new BlockBackend({ devices: ['/etc/hostname'] });

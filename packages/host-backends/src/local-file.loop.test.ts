@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalFileBackend } from './local-file.js';
@@ -94,8 +94,6 @@ for (const filesystem of LOOP_FILESYSTEMS) {
 }
 
 async function freeBytes(path: string): Promise<number> {
-  await mkdir(path, { recursive: true });
-  const { statfs } = await import('node:fs/promises');
   const stats = await statfs(path);
   return stats.bavail * stats.bsize;
 }

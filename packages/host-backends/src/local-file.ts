@@ -1,4 +1,4 @@
-import { constants as fsConstants } from 'node:fs';
+import { type Dirent, constants as fsConstants } from 'node:fs';
 import {
   copyFile,
   type FileHandle,
@@ -118,7 +118,7 @@ export class LocalFileBackend implements HostBackend {
     const realRoots = await this.realRoots('list');
     const volumes: VolumeInfo[] = [];
     for (const [index, realRoot] of realRoots.entries()) {
-      let entries: import('node:fs').Dirent[];
+      let entries: Dirent[];
       try {
         entries = await readdir(realRoot, { withFileTypes: true });
       } catch (error) {
@@ -368,7 +368,8 @@ export class LocalFileBackend implements HostBackend {
 }
 
 function isSnapshotPath(real: string): boolean {
-  return basename(dirname(real)) === SNAPSHOT_DIRECTORY && basename(real).includes('@');
+  const file = basename(real);
+  return basename(dirname(real)) === SNAPSHOT_DIRECTORY && file.includes('@') && !file.startsWith('.');
 }
 
 function notAFile(locator: string, op: HostBackendOp): HostBackendError {
