@@ -45,6 +45,12 @@ paxos min wait = 0.001
 mon osd auto mark in = true
 [mon.a]
 mon data = $D/mon
+[osd]
+# At start an OSD updates its CRUSH location and device class with mon commands; under load these can leave
+# before its monitor client knows the cluster fsid, the monitor refuses them ("wrong fsid") and the OSD exits.
+# The script places the OSD in the CRUSH map itself instead.
+osd crush update on start = false
+osd class update on start = false
 [osd.0]
 osd data = $D/osd
 osd objectstore = memstore
@@ -66,6 +72,7 @@ if [ "$(timeout 20 ceph "${C[@]}" fsid 2>/dev/null)" != "$FSID" ]; then
   exit 3
 fi
 OSDID=$(ceph "${C[@]}" osd create "$OSDUUID")
+ceph "${C[@]}" osd crush add "osd.$OSDID" 1.0 root=default >/dev/null 2>&1
 ceph-osd "${C[@]}" -i "$OSDID" --mkfs --osd-uuid "$OSDUUID" >/dev/null 2>&1
 ceph-osd "${C[@]}" -i "$OSDID"
 up=0
