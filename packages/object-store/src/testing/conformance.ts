@@ -22,6 +22,8 @@ export interface ConformanceOptions {
    * printed in the skipped test's name, and the other listing tests then compare sorted results.
    */
   readonly listOrderUnfaithful?: string;
+  /** Why concurrent puts to one key may leave a mix of their bodies (a server writing objects in place). */
+  readonly samekeyPutsInterleave?: string;
   /** How many keys the pagination test writes; must stay past 2 × 1,000 to cross two page boundaries. */
   readonly manyKeys?: number;
 }
@@ -204,18 +206,23 @@ export function describeObjectStoreConformance(
       expect(ordered((await collect(store().list('man'))).map((info) => info.key))).toEqual(['man', 'manz']);
     });
 
-    it('takes concurrent puts, to different keys and to the same key', async () => {
+    it('takes concurrent puts to different keys', async () => {
       const keys = Array.from({ length: 40 }, (_, index) => `concurrent/${index}`);
       await Promise.all(keys.map((key, index) => store().put(key, bytes(1000 + index, index))));
       for (const [index, key] of keys.entries())
         expect(await store().get(key)).toEqual(bytes(1000 + index, index));
-
-      const bodies = Array.from({ length: 8 }, (_, index) => bytes(64 * 1024 + index, 100 + index));
-      await Promise.all(bodies.map((body) => store().put('contended', body)));
-      const final = await store().get('contended');
-      expect(bodies.some((body) => Buffer.compare(body, final) === 0)).toBe(true);
-      expect((await collect(store().list('contended'))).length).toBe(1);
     });
+
+    it.skipIf(options.samekeyPutsInterleave !== undefined)(
+      `concurrent puts to one key leave exactly one of the bodies, whole${skipReason(options.samekeyPutsInterleave)}`,
+      async () => {
+        const bodies = Array.from({ length: 8 }, (_, index) => bytes(64 * 1024 + index, 100 + index));
+        await Promise.all(bodies.map((body) => store().put('contended', body)));
+        const final = await store().get('contended');
+        expect(bodies.some((body) => Buffer.compare(body, final) === 0)).toBe(true);
+        expect((await collect(store().list('contended'))).length).toBe(1);
+      },
+    );
 
     it('deleteMany removes exactly the keys it is given', async () => {
       await Promise.all(['d/1', 'd/2', 'd/3', 'd/4'].map((key) => store().put(key, bytes(3, 1))));
