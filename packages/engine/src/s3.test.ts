@@ -6,7 +6,6 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   createDefaultStoreStack,
   createSeededRandom,
@@ -303,18 +302,7 @@ describe.skipIf(unavailable !== undefined)(
       return store;
     };
     beforeAll(async () => {
-      ceph = await startCeph();
-      const client = new S3Client({
-        region: 'us-east-1',
-        endpoint: ceph.endpoint,
-        forcePathStyle: true,
-        credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
-      });
-      try {
-        await client.send(new CreateBucketCommand({ Bucket: bucket }));
-      } finally {
-        client.destroy();
-      }
+      ceph = await startCeph({ buckets: [bucket] });
     }, 120_000);
     afterAll(async () => {
       for (const store of stores) store.destroy();

@@ -1,4 +1,4 @@
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore, s3ErrorKind } from './s3.js';
 import { cephUnavailableReason, startCeph } from './testing/ceph/ceph.js';
@@ -21,18 +21,7 @@ describe.skipIf(unavailable !== undefined)(
     let ceph: TestS3Server;
     const bucket = 'stowage-conformance';
     beforeAll(async () => {
-      ceph = await startCeph();
-      const client = new S3Client({
-        region: 'us-east-1',
-        endpoint: ceph.endpoint,
-        forcePathStyle: true,
-        credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
-      });
-      try {
-        await client.send(new CreateBucketCommand({ Bucket: bucket }));
-      } finally {
-        client.destroy();
-      }
+      ceph = await startCeph({ buckets: [bucket] });
     }, 120_000);
     afterAll(async () => {
       await ceph?.stop();

@@ -32,7 +32,36 @@ export async function cephUnavailableReason(): Promise<string | undefined> {
  * Starts a throwaway Ceph (monitor, memstore OSD, RADOS Gateway) on free ports under a fresh temp
  * directory; about 1–2 s. `stop()` kills the daemons and removes the directory.
  */
-export async function startCeph(): Promise<TestS3Server> {
+export async function startCeph(options: { buckets?: readonly string[] } = {}): Promise<TestS3Server> {
+  const server = await startCephCluster();
+  const buckets = options.buckets ?? [];
+  if (buckets.length === 0) return server;
+  try {
+    await createBuckets(server, buckets);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return { ...server, buckets };
+}
+
+/** Creates buckets through the S3 API, as a user would (the SDK is loaded only here). */
+async function createBuckets(server: TestS3Server, buckets: readonly string[]): Promise<void> {
+  const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: server.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+  });
+  try {
+    for (const bucket of buckets) await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+}
+
+async function startCephCluster(): Promise<TestS3Server> {
   // A port picked free can be taken before a daemon binds it (test files start clusters in parallel), and a
   // young cluster now and then refuses its OSD; a fresh try with new ports and a new directory covers both.
   const attempts = 4;
