@@ -1,0 +1,64 @@
+/**
+ * The seams between the parts of `agent serve`, so each part is built and tested on its own and `serve.ts`
+ * only wires them together:
+ *
+ *   config ─▶ serve.ts ─▶ backends (HostBackend per kind) ─┐
+ *                       ├▶ JobRunner (jobs/) ◀─ http/ (routes call it)
+ *                       │     └─ on every change ─▶ JobEventSink (events/: manager outbox) and metrics
+ *                       └▶ openRepository (target settings → Repository, store wrapped with metrics)
+ */
+import type {
+  BackendKind,
+  BackupRequest,
+  Job,
+  JobAccepted,
+  RestoreRequest,
+  TargetSettings,
+} from '@stowage/api';
+import type { Repository } from '@stowage/engine';
+import type { StoreEvent } from '@stowage/object-store';
+
+/** Structured logging: one JSON line per call. Callers never pass secrets in `fields`. */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * Runs backup and restore jobs: a queue with a concurrency limit, cancel, and one `Job` record per id (the
+ * `@stowage/api` shape, which the HTTP API returns as is). Request validation (zod) is the HTTP layer's;
+ * the runner checks what only it can (backend configured, job id reuse, shutting down) and throws `ApiError`s.
+ */
+export interface JobRunner {
+  /** Queues a backup. Same `job_id` and same request again → the existing job; a different request under
+   * that id → `ApiError('conflict')`; while stopping → `ApiError('unavailable')`. */
+  submitBackup(request: BackupRequest): JobAccepted;
+  submitRestore(request: RestoreRequest): JobAccepted;
+  get(id: string): Job | undefined;
+  list(): Job[];
+  /** Cancels a queued or running job (idempotent on a finished one: returns it as it is); unknown → not_found. */
+  cancel(id: string): Job;
+  /**
+   * Stops taking jobs, lets running ones finish for up to `graceMs`, then cancels them (and the queued ones)
+   * and waits for their clean-up (snapshots deleted, partial restores removed, iSCSI sessions out).
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** Receives every job change. `progress` at any rate (sinks throttle); `state` on each transition. */
+export interface JobEventSink {
+  jobChanged(job: Job, change: 'progress' | 'state'): void;
+}
+
+/** Opens the repository a request names, with its keys; the store stack (retry, limits, metrics) is the
+ * caller's. A `file://` repository outside the configured repository roots is `ApiError('forbidden')`. */
+export type RepositoryOpener = (target: TargetSettings, signal?: AbortSignal) => Promise<Repository>;
+
+/** What the metrics registry is fed with, beside job changes. */
+export interface StoreEventSink {
+  storeEvent(event: StoreEvent): void;
+}
+
+export type { BackendKind };

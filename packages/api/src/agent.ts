@@ -1,0 +1,245 @@
+import { z } from 'zod';
+import { ApiErrorBody } from './errors.js';
+
+/**
+ * The agent's HTTP API (`agent serve`), as zod schemas: the agent validates every request with them, the
+ * manager (and the tests) build requests and read answers with them. JSON field names are snake_case.
+ * Every route but `GET /healthz` needs `Authorization: Bearer <agent token>`.
+ *
+ *   GET    /healthz                                   → { status: 'ok' | 'stopping' }   (no token)
+ *   GET    /v1/backends                               → BackendInfo[]
+ *   GET    /v1/volumes?backend=B                      → Volume[]
+ *   POST   /v1/volumes            ProvisionVolumeRequest → 201 Volume
+ *   GET    /v1/volume?backend=B&locator=L             → Volume
+ *   DELETE /v1/volume?backend=B&locator=L             → 204
+ *   POST   /v1/snapshots          CreateSnapshotRequest  → 201 Snapshot
+ *   GET    /v1/snapshots?backend=B&volume=L           → Snapshot[]
+ *   DELETE /v1/snapshot?backend=B&locator=L           → 204
+ *   POST   /v1/storage/backup     BackupRequest   → 202 JobAccepted
+ *   POST   /v1/storage/restore    RestoreRequest  → 202 JobAccepted
+ *   GET    /v1/jobs                                   → Job[]   (jobs this agent process knows)
+ *   GET    /v1/jobs/:id                               → Job
+ *   POST   /v1/jobs/:id/cancel                        → 202 Job
+ *   GET    /metrics                                   → Prometheus text
+ *
+ * Locators are absolute paths on the agent's host (an image file, a device), so they travel in query
+ * strings and bodies, never in the URL path.
+ */
+
+export const BACKEND_KINDS = ['local-file', 'block', 'iscsi'] as const;
+export const BackendKind = z.enum(BACKEND_KINDS);
+export type BackendKind = z.infer<typeof BackendKind>;
+
+/** An absolute path; the agent confines it to its roots. Length-limited and NUL-free here already. */
+export const Locator = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((s) => s.startsWith('/') && !s.includes('\0'), 'must be an absolute path without NUL bytes');
+
+/** A volume or snapshot name: 1–200 of A–Z a–z 0–9 . _ -, not starting with . or -. */
+export const VolumeName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/,
+    'must be 1–200 of A–Z a–z 0–9 . _ - and not start with . or -',
+  );
+
+/** A byte count: a non-negative safe integer. */
+const Bytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const Uuid = z.uuid();
+const Timestamp = z.iso.datetime({ offset: true });
+
+export const BackendInfo = z.strictObject({
+  backend: BackendKind,
+  capabilities: z.strictObject({ provision: z.boolean(), snapshot: z.boolean() }),
+});
+export type BackendInfo = z.infer<typeof BackendInfo>;
+
+export const Volume = z.strictObject({
+  backend: BackendKind,
+  locator: Locator,
+  name: z.string(),
+  size: Bytes,
+});
+export type Volume = z.infer<typeof Volume>;
+
+export const Snapshot = z.strictObject({
+  backend: BackendKind,
+  locator: Locator,
+  volume: Locator,
+  name: z.string(),
+  size: Bytes,
+  /** How it was made; present on the answer to a create. */
+  method: z.enum(['reflink', 'copy']).optional(),
+});
+export type Snapshot = z.infer<typeof Snapshot>;
+
+export const VolumeQuery = z.strictObject({ backend: BackendKind, locator: Locator });
+export type VolumeQuery = z.infer<typeof VolumeQuery>;
+
+export const ProvisionVolumeRequest = z.strictObject({
+  backend: BackendKind,
+  name: VolumeName,
+  size: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+});
+export type ProvisionVolumeRequest = z.infer<typeof ProvisionVolumeRequest>;
+
+export const CreateSnapshotRequest = z.strictObject({
+  backend: BackendKind,
+  volume: Locator,
+  name: VolumeName,
+});
+export type CreateSnapshotRequest = z.infer<typeof CreateSnapshotRequest>;
+
+/**
+ * Where a backup lives and the secrets to use it. Held in memory for the job only, never logged or written
+ * to disk; every field but `repository` is redacted in anything the agent prints.
+ */
+export const TargetSettings = z.strictObject({
+  /** `s3://bucket/prefix?endpoint=…&region=…&path_style=true`, or `file:///abs/path` (only under the
+   * agent's configured repository roots). */
+  repository: z.string().min(1).max(4096),
+  /** S3 credentials; required for s3:// repositories. */
+  credentials: z
+    .strictObject({
+      access_key_id: z.string().min(1),
+      secret_access_key: z.string().min(1),
+      session_token: z.string().min(1).optional(),
+    })
+    .optional(),
+  /** The repository's 32-byte target key, base64 (the manager unwraps it; the passphrase never travels). */
+  target_key: z.base64().refine((s) => Buffer.from(s, 'base64').length === 32, 'must be 32 bytes, base64'),
+});
+export type TargetSettings = z.infer<typeof TargetSettings>;
+
+export const BackupRequest = z.strictObject({
+  /** Chosen by the caller: a retried request with the same id and body returns the same job. */
+  job_id: Uuid,
+  volume: VolumeQuery,
+  /** The volume's name as the repository records it (`agent ls` shows it). */
+  volume_name: z.string().min(1).max(200),
+  /** The manager's volume id; defaults to the repository's keyed id for `volume_name`. */
+  volume_id: Uuid.optional(),
+  /** Defaults to a random UUID. */
+  backup_id: Uuid.optional(),
+  /** Snapshot the volume first and back the snapshot up (default true where the backend can snapshot;
+   * false reads the live volume). The snapshot is deleted when the job ends, whatever its outcome. */
+  snapshot: z.boolean().optional(),
+  target: TargetSettings,
+});
+export type BackupRequest = z.infer<typeof BackupRequest>;
+
+export const BackupRef = z.strictObject({
+  volume_id: Uuid,
+  backup_id: Uuid,
+  manifest_key: z.string().min(1).max(1024),
+});
+export type BackupRef = z.infer<typeof BackupRef>;
+
+/**
+ * Where a restore writes: a new volume the job provisions with the backup's size (`name`) and deletes again
+ * if the restore fails or is cancelled, or an existing volume (`locator`: a block device, or a volume the
+ * caller provisioned), which is left marked failed — not removed — when the restore does not complete.
+ */
+export const RestoreDestination = z.union([
+  z.strictObject({ backend: BackendKind, name: VolumeName }),
+  z.strictObject({ backend: BackendKind, locator: Locator }),
+]);
+export type RestoreDestination = z.infer<typeof RestoreDestination>;
+
+export const RestoreRequest = z.strictObject({
+  job_id: Uuid,
+  backup: BackupRef,
+  destination: RestoreDestination,
+  target: TargetSettings,
+});
+export type RestoreRequest = z.infer<typeof RestoreRequest>;
+
+export const JOB_KINDS = ['backup', 'restore'] as const;
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const JobState = z.enum(JOB_STATES);
+export type JobState = z.infer<typeof JobState>;
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+
+export const JobProgress = z.strictObject({
+  bytes_done: Bytes,
+  bytes_total: Bytes,
+  /** Bytes per second since the job started moving data. */
+  rate: z.number().min(0),
+  /** Seconds left at the current rate; null before there is a rate. */
+  eta_seconds: z.number().min(0).nullable(),
+});
+export type JobProgress = z.infer<typeof JobProgress>;
+
+export const BackupResult = z.strictObject({
+  backup_id: Uuid,
+  volume_id: Uuid,
+  volume_name: z.string(),
+  manifest_key: z.string(),
+  created_at: Timestamp,
+  size: Bytes,
+  bytes_read: Bytes,
+  bytes_uploaded: Bytes,
+  chunks: Bytes,
+  chunks_new: Bytes,
+  holes: Bytes,
+  hole_bytes: Bytes,
+  seconds: z.number().min(0),
+  /** How the volume was frozen for the read: a snapshot's method, or `none` for a live read. */
+  snapshot: z.enum(['reflink', 'copy', 'none']),
+});
+export type BackupResult = z.infer<typeof BackupResult>;
+
+export const RestoreResult = z.strictObject({
+  backup_id: Uuid,
+  volume: Volume,
+  size: Bytes,
+  bytes_written: Bytes,
+  bytes_downloaded: Bytes,
+  chunks: Bytes,
+  holes: Bytes,
+  seconds: z.number().min(0),
+});
+export type RestoreResult = z.infer<typeof RestoreResult>;
+
+export const Job = z.strictObject({
+  id: Uuid,
+  kind: z.enum(JOB_KINDS),
+  state: JobState,
+  created_at: Timestamp,
+  started_at: Timestamp.nullable(),
+  finished_at: Timestamp.nullable(),
+  progress: JobProgress,
+  /** Why the job failed or was cancelled. */
+  error: ApiErrorBody.nullable(),
+  /** The outcome, on success. */
+  result: z.union([BackupResult, RestoreResult]).nullable(),
+  /** For a restore that did not complete: what became of the destination volume. */
+  destination: z
+    .strictObject({ volume: Volume.nullable(), state: z.enum(['available', 'failed', 'removed']) })
+    .nullable(),
+});
+export type Job = z.infer<typeof Job>;
+
+export const JobAccepted = z.strictObject({ job_id: Uuid, state: JobState });
+export type JobAccepted = z.infer<typeof JobAccepted>;
+
+/**
+ * What the agent POSTs to the manager (`POST <manager>/v1/agent/job-events`, with the agent's own token),
+ * retried with backoff until a 2xx. `event_id` is `<job id>:<seq>`, so a redelivered event is recognised;
+ * `seq` grows within a job, so an older progress event never overwrites a newer one. Progress events are
+ * sent at most once a second and may be dropped in favour of a newer one; the `finished` event is kept in the
+ * agent's state file until acknowledged, across restarts.
+ */
+export const JobEvent = z.strictObject({
+  event_id: z.string().regex(/^[0-9a-f-]{36}:\d+$/),
+  agent_id: z.string().min(1),
+  seq: z.number().int().min(0),
+  type: z.enum(['progress', 'finished']),
+  at: Timestamp,
+  job: Job,
+});
+export type JobEvent = z.infer<typeof JobEvent>;
+
+export const MANAGER_JOB_EVENTS_PATH = '/v1/agent/job-events';
