@@ -16,7 +16,7 @@ import type {
   TargetSettings,
 } from '@stowage/api';
 import type { Repository } from '@stowage/engine';
-import type { StoreEvent } from '@stowage/object-store';
+import type { RetryEvent, StoreEvent } from '@stowage/object-store';
 
 /** Structured logging: one JSON line per call. Callers never pass secrets in `fields`. */
 export interface Logger {
@@ -59,6 +59,8 @@ export type RepositoryOpener = (target: TargetSettings, signal?: AbortSignal) =>
 /** What the metrics registry is fed with, beside job changes. */
 export interface StoreEventSink {
   storeEvent(event: StoreEvent): void;
+  /** A failed attempt that is being retried. */
+  storeRetry(event: RetryEvent): void;
 }
 
 export type { BackendKind };
