@@ -9,6 +9,7 @@ import {
   ProvisionVolumeRequest,
   RestoreRequest,
   type Snapshot,
+  type TargetSettings,
   type Volume,
   VolumeQuery,
   validationDetails,
@@ -28,6 +29,8 @@ export interface AgentAppOptions {
   runner: JobRunner;
   metrics: { render(): Promise<{ contentType: string; body: string }> };
   logger: Logger;
+  /** Refuses a job's target before the job is queued (e.g. a file:// repository outside the allowed roots). */
+  checkTarget?: (target: TargetSettings) => void;
   /** True once shutdown began: health says so, and new work is refused by the runner. */
   isStopping?: () => boolean;
   /** Largest request body accepted (default 64 KiB; requests are small JSON documents). */
@@ -147,12 +150,14 @@ export function createAgentApp(options: AgentAppOptions): Hono {
   app.post('/v1/storage/backup', async (c) => {
     const request = parse(BackupRequest, await body(c));
     backend(request.volume.backend);
+    options.checkTarget?.(request.target);
     return c.json(runner.submitBackup(request), 202);
   });
 
   app.post('/v1/storage/restore', async (c) => {
     const request = parse(RestoreRequest, await body(c));
     backend(request.destination.backend);
+    options.checkTarget?.(request.target);
     return c.json(runner.submitRestore(request), 202);
   });
 
