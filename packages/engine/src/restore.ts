@@ -11,8 +11,15 @@ export interface RestoreOptions {
   repository: Repository;
   workers: ChunkWorkers;
   backup: BackupRef;
+  /** The backup's manifest, when the caller loaded it already (to size a new volume, say). */
+  manifest?: Manifest;
   /** A new file, an empty file, or a block device at least as large as the volume. */
-  targetPath: string;
+  targetPath?: string;
+  /**
+   * Or a target the caller opened (a host backend's volume): the restore writes through `target.fd`, then
+   * calls `commit` on success or `discard` on failure, and never returns while a write may still land.
+   */
+  target?: VolumeTarget;
   overwrite?: boolean;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
@@ -36,10 +43,15 @@ export interface RestoreSummary {
  * renamed into place) before success is reported; on failure a file target is removed.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreSummary> {
-  const manifest = await options.repository.loadManifest(options.backup);
-  const target = await openVolumeTarget(options.targetPath, manifest.volumeSize, {
-    overwrite: options.overwrite ?? false,
-  });
+  if ((options.target === undefined) === (options.targetPath === undefined)) {
+    throw new EngineError('invalid-target', 'restore needs exactly one of targetPath and target');
+  }
+  const manifest = options.manifest ?? (await options.repository.loadManifest(options.backup));
+  const target =
+    options.target ??
+    (await openVolumeTarget(options.targetPath!, manifest.volumeSize, {
+      overwrite: options.overwrite ?? false,
+    }));
   try {
     const summary = await writeChunks(manifest, target, options);
     await target.commit();
