@@ -26,6 +26,8 @@ export const API_ERROR_CODES = [
   'no_space',
   /** Anything else; the agent's log has the cause [500]. */
   'internal',
+  /** A job's error when it was cancelled, by a request or by the agent shutting down (never an HTTP answer). */
+  'cancelled',
 ] as const;
 
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
@@ -41,6 +43,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   unavailable: 503,
   no_space: 507,
   internal: 500,
+  cancelled: 409,
 };
 
 export const ApiErrorBody = z.strictObject({

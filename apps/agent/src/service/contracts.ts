@@ -50,6 +50,9 @@ export interface JobRunner {
 /** Receives every job change. `progress` at any rate (sinks throttle); `state` on each transition. */
 export interface JobEventSink {
   jobChanged(job: Job, change: 'progress' | 'state'): void;
+  /** Resolves once every final (terminal-state) event handed over so far is durable, e.g. in the outbox's
+   * state file. The runner awaits it before forgetting a job's crash-recovery record. */
+  flush?(): Promise<void>;
 }
 
 /** Opens the repository a request names, with its keys; the store stack (retry, limits, metrics) is the

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BackendKind } from '@stowage/api';
+
+/**
+ * What a job leaves on the host while it runs, so that after the agent is killed the next start can clean
+ * it up and report the job failed: the snapshot a backup reads, the volume a restore provisioned.
+ */
+export interface JournalEntry {
+  id: string;
+  kind: 'backup' | 'restore';
+  created_at: string;
+  started_at: string;
+  backend: BackendKind;
+  /** A backup's volume, and the name of the snapshot the job takes of it (unique to the job, so the
+   * clean-up can find it by name even when the process died before learning its locator). */
+  volume?: string;
+  snapshot_name?: string;
+  /** What a backup commits if it gets that far, so whoever reads the failure can check for the manifest. */
+  backup?: { volume_id: string; backup_id: string };
+  /** A volume this job provisioned and has not finished restoring. Recorded once provisioning returned:
+   * a name alone could belong to a volume that existed before, which must never be deleted. */
+  created_volume?: string;
+}
+
+/**
+ * One small JSON file per running job under `<state dir>/jobs/`, written atomically (temp, fsync, rename,
+ * directory fsync) before the job touches the host and removed once its final event is handed over.
+ */
+export class JobJournal {
+  readonly #directory: string;
+
+  constructor(stateDir: string) {
+    this.#directory = join(stateDir, 'jobs');
+  }
+
+  async write(entry: JournalEntry): Promise<void> {
+    await mkdir(this.#directory, { recursive: true, mode: 0o700 });
+    const path = join(this.#directory, `${entry.id}.json`);
+    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(entry));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    await syncDirectory(this.#directory);
+  }
+
+  async remove(id: string): Promise<void> {
+    await unlink(join(this.#directory, `${id}.json`)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+
+  /** Entries left by a previous process; unreadable ones are returned as `undefined` with their file name. */
+  async leftovers(): Promise<{ file: string; entry: JournalEntry | undefined }[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const found: { file: string; entry: JournalEntry | undefined }[] = [];
+    for (const name of names.sort()) {
+      const file = join(this.#directory, name);
+      if (name.endsWith('.tmp')) {
+        await unlink(file).catch(() => {});
+        continue;
+      }
+      if (!name.endsWith('.json')) continue;
+      try {
+        found.push({ file, entry: JSON.parse(await readFile(file, 'utf8')) as JournalEntry });
+      } catch {
+        found.push({ file, entry: undefined });
+      }
+    }
+    return found;
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
