@@ -105,6 +105,11 @@ export interface HostBackend {
   openWriter(volume: string): Promise<VolumeWriter>;
   deleteSnapshot(snapshot: string): Promise<void>;
   deleteVolume(volume: string): Promise<void>;
+  /**
+   * Releases what the backend holds beyond single calls (iSCSI sessions still logged in) when the agent shuts
+   * down; later opens fail. Backends that hold nothing leave it out.
+   */
+  close?(): Promise<void>;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;

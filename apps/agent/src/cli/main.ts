@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { backup, chunks, ls, repoInit, restore, verify } from './commands.js';
 import type { CliEnv } from './context.js';
 import { describeFailure, EXIT, UsageError } from './exit-codes.js';
+import { serveCommand } from './serve.js';
 
 const USAGE = `Usage: agent <command> [options]
 
@@ -12,6 +13,9 @@ Repository commands (a repository is file:///abs/path or s3://bucket/prefix?endp
   agent ls --repo URL [--json]
   agent restore BACKUP_ID --repo URL --to FILE_OR_DEVICE [--overwrite] [--json]
   agent verify BACKUP_ID --repo URL [--sample PERCENT] [--json]
+
+Service:
+  agent serve [--config FILE.json]   the agent service for the manager (see "agent serve --help")
 
 Tools:
   agent chunks FILE [--min SIZE --avg SIZE --max SIZE --level 0-3 --seed N] [--json]
@@ -51,6 +55,8 @@ export async function run(argv: string[], cli: CliEnv): Promise<number> {
         return await verify(rest, cli);
       case 'chunks':
         return await chunks(rest, cli);
+      case 'serve':
+        return await serveCommand(rest, cli);
       default:
         throw new UsageError(`unknown command "${command}" (see "agent --help")`);
     }
