@@ -43,7 +43,8 @@ export type HostBackendOp =
   | 'write'
   | 'sync'
   | 'delete-snapshot'
-  | 'delete-volume';
+  | 'delete-volume'
+  | 'logout';
 
 export interface HostBackendErrorOptions {
   /** The operation that failed. */

@@ -60,6 +60,11 @@ export interface VolumeWriter {
   close(): Promise<void>;
 }
 
+export interface OpenOptions {
+  /** Gives up opening (an iSCSI login, the wait for its device) when aborted; the open then fails. */
+  readonly signal?: AbortSignal;
+}
+
 export interface HostBackendCapabilities {
   /** `provision` and `deleteVolume` work; otherwise both fail with `unsupported`. */
   readonly provision: boolean;
@@ -101,8 +106,8 @@ export interface HostBackend {
   snapshot(volume: string, name: string): Promise<SnapshotResult>;
   /** The volume's snapshots, in name order. */
   listSnapshots(volume: string): Promise<SnapshotInfo[]>;
-  openReader(locator: string): Promise<VolumeReader>;
-  openWriter(volume: string): Promise<VolumeWriter>;
+  openReader(locator: string, options?: OpenOptions): Promise<VolumeReader>;
+  openWriter(volume: string, options?: OpenOptions): Promise<VolumeWriter>;
   deleteSnapshot(snapshot: string): Promise<void>;
   deleteVolume(volume: string): Promise<void>;
   /**

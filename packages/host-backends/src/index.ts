@@ -12,6 +12,7 @@ export {
   type HostBackend,
   type HostBackendCapabilities,
   nameProblem,
+  type OpenOptions,
   type ProvisionRequest,
   SNAPSHOT_METHODS,
   type SnapshotInfo,
@@ -23,6 +24,14 @@ export {
   validateName,
   validateSize,
 } from './host-backend.js';
+export {
+  type CommandResult,
+  type CommandRunner,
+  IscsiBackend,
+  type IscsiBackendOptions,
+  type IscsiTarget,
+  runCommand,
+} from './iscsi.js';
 export {
   LocalFileBackend,
   type LocalFileBackendOptions,

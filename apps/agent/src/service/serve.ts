@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Job } from '@stowage/api';
-import { BlockBackend, type HostBackend, LocalFileBackend } from '@stowage/host-backends';
+import { BlockBackend, type HostBackend, IscsiBackend, LocalFileBackend } from '@stowage/host-backends';
 import type { AgentConfig } from './config.js';
 import type { BackendKind, JobEventSink, Logger } from './contracts.js';
 import { ManagerReporter } from './events/manager-reporter.js';
@@ -143,7 +143,10 @@ function createBackends(config: AgentConfig): Map<BackendKind, HostBackend> {
   }
   if (block !== undefined) backends.set('block', new BlockBackend({ devices: block.devices }));
   if (iscsi !== undefined) {
-    throw new Error('the iscsi backend is configured but not available in this build');
+    backends.set(
+      'iscsi',
+      new IscsiBackend({ targets: iscsi.targets, deviceTimeoutMs: iscsi.deviceTimeoutSeconds * 1000 }),
+    );
   }
   return backends;
 }

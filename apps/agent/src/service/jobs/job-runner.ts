@@ -387,7 +387,7 @@ export class LocalJobRunner implements JobRunner {
       });
       if (takeSnapshot) snapshot = await backend.snapshot(volume.locator, name);
       signal.throwIfAborted();
-      reader = await backend.openReader(snapshot?.locator ?? volume.locator);
+      reader = await backend.openReader(snapshot?.locator ?? volume.locator, { signal });
       const summary = await backupVolume({
         repository,
         source: reader,
@@ -472,7 +472,7 @@ export class LocalJobRunner implements JobRunner {
         ...entry.job,
         destination: { volume: volumeOf(destination.backend, volume), state: 'failed' },
       };
-      const writer = await backend.openWriter(volume.locator);
+      const writer = await backend.openWriter(volume.locator, { signal });
       const target: VolumeTarget = {
         path: writer.path,
         fd: writer.fd,
