@@ -1,7 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -286,6 +287,13 @@ function roundTrip(name: string, startServer: () => Promise<TestS3Server>) {
       expect(text).toMatch(/stowage_agent_bytes_read_total \d{8}/);
       expect(text).toMatch(/stowage_agent_backup_chunks_total\{result="new"\} [1-9]/);
       expect(text).toMatch(/stowage_agent_job_duration_seconds_count\{kind="restore",state="succeeded"\} 1/);
+
+      // The job's secrets went through the agent; none of them reached its log.
+      const log = agent.stderr();
+      expect(log).toContain('"msg":"job succeeded"');
+      for (const secret of [world.targetKey, world.server.secretAccessKey, TOKEN, MANAGER_TOKEN]) {
+        expect(log).not.toContain(secret);
+      }
     });
   });
 }
@@ -462,6 +470,57 @@ describe('agent serve: faults, crashes, cancels and bad requests', () => {
       await proxy.close();
     }
   }, 120_000);
+
+  it('serves HTTPS from a certificate and key', async () => {
+    const cert = join(world.dir, 'agent.crt');
+    const key = join(world.dir, 'agent.key');
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    expect(made.status, made.stderr.toString()).toBe(0);
+    const agent = await startAgent(agentEnv(world, { AGENT_TLS_CERT_FILE: cert, AGENT_TLS_KEY_FILE: key }));
+    try {
+      expect(agent.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const ca = await readFile(cert);
+      const get = (path: string, headers: Record<string, string> = {}) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const request = httpsRequest(`${agent.url}${path}`, { ca, headers }, (response) => {
+            let body = '';
+            response.on('data', (d) => {
+              body += d;
+            });
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+          });
+          request.on('error', reject);
+          request.end();
+        });
+      expect((await get('/healthz')).status).toBe(200);
+      expect((await get('/v1/backends')).status).toBe(401);
+      const backends = await get('/v1/backends', { Authorization: `Bearer ${TOKEN}` });
+      expect(JSON.parse(backends.body)).toEqual([
+        { backend: 'local-file', capabilities: { provision: true, snapshot: true } },
+      ]);
+      await expect(fetch(agent.url.replace('https:', 'http:') + '/healthz')).rejects.toThrow();
+    } finally {
+      agent.child.kill('SIGKILL');
+    }
+  });
 
   it('on SIGTERM cancels a running job, removes its snapshot, and exits 0', async () => {
     const agent = await startAgent(agentEnv(world, { AGENT_SHUTDOWN_GRACE_SECONDS: '0' }));
