@@ -161,7 +161,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
             const sealed = await workers.seal(block.buffer, offset, length, id, buffer);
             buffer = sealed.out;
             release();
-            await store.put(key, new Uint8Array(sealed.out, 0, sealed.length));
+            // Deferred: the content is durable now, the names are made durable together by the flush below.
+            await store.put(key, new Uint8Array(sealed.out, 0, sealed.length), { durability: 'deferred' });
             summary.chunksNew++;
             summary.bytesUploaded += sealed.length;
           } finally {
@@ -266,6 +267,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   await Promise.all(tasks);
   if (failure) throw failure;
 
+  // Commit point ordering: every chunk name durable before the manifest that names it exists.
+  await store.flush?.();
   const manifestKey = manifestObjectKey(volumeId, backupId);
   const encoded = repository.encodeManifest(
     manifest.build({

@@ -75,6 +75,27 @@ describe('FsObjectStore', () => {
     expect(await store.get('a/b/c')).toEqual(new Uint8Array([1]));
   });
 
+  it('defers directory syncs of deferred puts to flush, and syncs there what head found too', async () => {
+    const synced: string[] = [];
+    const store = new FsObjectStore({ root, onDirectorySynced: (directory) => synced.push(directory) });
+    await store.put('chunks/aa/first', new Uint8Array([1]));
+    await store.put('chunks/bb/other', new Uint8Array([3]));
+    synced.length = 0;
+    await store.put('chunks/aa/one', new Uint8Array([2]), { durability: 'deferred' });
+    expect(await store.get('chunks/aa/one')).toEqual(new Uint8Array([2])); // visible before the flush
+    expect(synced).toEqual([]);
+    expect(await store.head('chunks/bb/other')).toBeDefined(); // someone's object this writer relies on
+    await store.put('manifests/m', new Uint8Array([9])); // immediate: synced at once (and its new parent)
+    expect(synced).toContain(join(root, 'manifests'));
+    expect(synced.filter((d) => d.includes('chunks'))).toEqual([]);
+    synced.length = 0;
+    await store.flush();
+    expect(synced.sort()).toEqual([join(root, 'chunks', 'aa'), join(root, 'chunks', 'bb')]);
+    synced.length = 0;
+    await store.flush();
+    expect(synced).toEqual([]);
+  });
+
   it('maps errno codes to kinds: ENOSPC is no-space', () => {
     expect(fsErrorKind('ENOSPC')).toBe('no-space');
     expect(fsErrorKind('EDQUOT')).toBe('no-space');

@@ -29,6 +29,8 @@ export interface FsObjectStoreOptions {
    * Throwing from it fails the put as a crash at that moment would, minus the leftover temp file.
    */
   readonly beforeCommit?: (tempPath: string) => Promise<void>;
+  /** Test seam: called with each directory the store fsyncs, after it did. */
+  readonly onDirectorySynced?: (directory: string) => void;
 }
 
 /**
@@ -45,6 +47,9 @@ export class FsObjectStore implements ObjectStore {
   readonly location: string;
   readonly root: string;
   readonly #beforeCommit: ((tempPath: string) => Promise<void>) | undefined;
+  /** Directories holding `deferred` puts whose names are not yet durable. */
+  readonly #unsyncedDirectories = new Set<string>();
+  readonly #onDirectorySynced: ((directory: string) => void) | undefined;
 
   constructor(options: FsObjectStoreOptions) {
     if (!isAbsolute(options.root))
@@ -52,6 +57,7 @@ export class FsObjectStore implements ObjectStore {
     this.root = resolve(options.root);
     this.location = pathToFileURL(this.root).href;
     this.#beforeCommit = options.beforeCommit;
+    this.#onDirectorySynced = options.onDirectorySynced;
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -59,6 +65,9 @@ export class FsObjectStore implements ObjectStore {
     try {
       const stats = await stat(path);
       if (!stats.isFile()) return undefined;
+      // The name found may be another writer's deferred put: the next flush makes it durable too, so a
+      // manifest written after that flush never names an object a crash could take back.
+      this.#unsyncedDirectories.add(dirname(path));
       return { key, size: stats.size, lastModified: stats.mtime };
     } catch (error) {
       if (isMissing(error)) return undefined;
@@ -100,6 +109,22 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Syncs each directory that received a deferred put, or in which `head` found an object, since the last
+   * flush: one fsync per directory (at most the 256 `chunks/xx/` and a few more).
+   */
+  async flush(): Promise<void> {
+    const directories = [...this.#unsyncedDirectories];
+    this.#unsyncedDirectories.clear();
+    try {
+      await Promise.all(directories.map((directory) => this.#syncDirectory(directory)));
+    } catch (error) {
+      // Not known to be durable: a later flush tries them again.
+      for (const directory of directories) this.#unsyncedDirectories.add(directory);
+      throw this.#translate(error, 'put', '(flush)');
+    }
+  }
+
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     const path = this.#path(key, 'put');
     const directory = dirname(path);
@@ -128,7 +153,8 @@ export class FsObjectStore implements ObjectStore {
         await rename(tempPath, path);
       }
       tempWritten = false;
-      await syncDirectory(directory);
+      if (options.durability === 'deferred') this.#unsyncedDirectories.add(directory);
+      else await this.#syncDirectory(directory);
     } catch (error) {
       if (tempWritten) await unlink(tempPath).catch(() => {});
       if (options.ifNoneMatch === true && errnoCode(error) === 'EEXIST') {
@@ -227,7 +253,12 @@ export class FsObjectStore implements ObjectStore {
     if (firstCreated === undefined) return;
     const created: string[] = [];
     for (let path = directory; path.length >= firstCreated.length; path = dirname(path)) created.push(path);
-    for (const path of created) await syncDirectory(dirname(path));
+    for (const path of created) await this.#syncDirectory(dirname(path));
+  }
+
+  async #syncDirectory(directory: string): Promise<void> {
+    await syncDirectory(directory);
+    this.#onDirectorySynced?.(directory);
   }
 
   #translate(error: unknown, op: ObjectStoreOp, key: string): ObjectStoreError {

@@ -24,6 +24,7 @@ export function withConcurrencyLimit(store: ObjectStore, limit: number): ObjectS
 
   return {
     location: store.location,
+    ...(store.flush === undefined ? {} : { flush: () => limited(() => store.flush!()) }),
     head: (key: string) => limited(() => store.head(key)),
     get: (key: string, range?: ByteRange) => limited(() => store.get(key, range)),
     put: (key: string, body: Uint8Array, options?: PutOptions) =>

@@ -64,6 +64,7 @@ export function withFaults(store: ObjectStore, options: FaultOptions): ObjectSto
   const beforeKinds = kinds.filter((kind) => kind.endsWith('-before'));
   return {
     location: store.location,
+    ...(store.flush === undefined ? {} : { flush: () => store.flush!() }),
     head: (key: string) => faulty('head', key, () => store.head(key)),
     get: (key: string, range?: ByteRange) => faulty('get', key, () => store.get(key, range)),
     put: (key: string, body: Uint8Array, putOptions?: PutOptions) =>

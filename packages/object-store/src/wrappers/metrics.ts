@@ -66,6 +66,7 @@ export function withMetrics(
 
   return {
     location: store.location,
+    ...(store.flush === undefined ? {} : { flush: () => store.flush!() }),
     head: (key: string) => measured('head', key, 0, 1, () => store.head(key)),
     get: (key: string, range?: ByteRange) =>
       measured(

@@ -75,6 +75,7 @@ export function withRetry(store: ObjectStore, options: RetryOptions = {}): Objec
 
   return {
     location: store.location,
+    ...(store.flush === undefined ? {} : { flush: () => retrying('put', undefined, () => store.flush!()) }),
     head: (key: string) => retrying('head', key, () => store.head(key)),
     get: (key: string, range?: ByteRange) => retrying('get', key, () => store.get(key, range)),
     put: (key: string, body: Uint8Array, putOptions?: PutOptions) =>

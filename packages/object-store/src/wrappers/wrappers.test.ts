@@ -162,3 +162,29 @@ describe('withMetrics', () => {
     expect(await store.get('a')).toEqual(new Uint8Array(1));
   });
 });
+
+describe('flush through the wrappers', () => {
+  it('is forwarded by every wrapper where the store has one, and absent where it has none', async () => {
+    let flushes = 0;
+    const memory = new MemoryObjectStore();
+    const flushing: ObjectStore = {
+      location: memory.location,
+      head: (key) => memory.head(key),
+      get: (key, range) => memory.get(key, range),
+      put: (key, body, options) => memory.put(key, body, options),
+      delete: (key) => memory.delete(key),
+      deleteMany: (keys) => memory.deleteMany(keys),
+      list: (prefix) => memory.list(prefix),
+      flush: async () => {
+        flushes++;
+      },
+    };
+    const wrapped = withFaults(createDefaultStoreStack(flushing, { onEvent: () => {} }), {
+      rate: 0,
+      random: createSeededRandom(1),
+    });
+    await wrapped.flush?.();
+    expect(flushes).toBe(1);
+    expect(createDefaultStoreStack(memory, { onEvent: () => {} }).flush).toBeUndefined();
+  });
+});
