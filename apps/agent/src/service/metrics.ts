@@ -24,9 +24,7 @@ export class AgentMetrics implements JobEventSink, StoreEventSink {
   readonly #jobsFinished: Counter<'kind' | 'state'>;
   /** Per running job: bytes already counted from its progress, to count only the delta next time. */
   readonly #counted = new Map<string, number>();
-  /** Jobs whose end is counted: a repeated final change must not count twice. */
-  readonly #finished = new Set<string>();
-  readonly #jobs = new Map<string, Job['state']>();
+  #jobStates: () => readonly Job['state'][] = () => [];
 
   constructor() {
     const registers = [this.registry];
@@ -82,21 +80,26 @@ export class AgentMetrics implements JobEventSink, StoreEventSink {
       labelNames: ['kind', 'state'],
       registers,
     });
-    const jobs = this.#jobs;
+    const states = () => this.#jobStates();
     new Gauge({
       name: 'stowage_agent_jobs',
-      help: 'Jobs this agent knows, by state.',
+      help: 'Jobs this agent knows (running, queued, and its recent history), by state.',
       labelNames: ['state'],
       registers,
       collect() {
         for (const state of JOB_STATES) this.set({ state }, 0);
-        for (const state of jobs.values()) this.inc({ state });
+        for (const state of states()) this.inc({ state });
       },
     });
   }
 
+  /** Where the jobs gauge reads from at scrape time (the runner's own list: no second copy to keep bounded). */
+  observeJobs(states: () => readonly Job['state'][]): void {
+    this.#jobStates = states;
+  }
+
+  /** Called once per change; a job reaches a final state once, so its end is counted once. */
   jobChanged(job: Job, _change: 'progress' | 'state'): void {
-    this.#jobs.set(job.id, job.state);
     if (job.kind === 'backup') {
       const counted = this.#counted.get(job.id) ?? 0;
       const done =
@@ -107,11 +110,9 @@ export class AgentMetrics implements JobEventSink, StoreEventSink {
       }
     }
     if (job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled') return;
-    if (job.finished_at === null || this.#finished.has(job.id)) return;
     this.#counted.delete(job.id);
-    this.#finished.add(job.id);
     this.#jobsFinished.inc({ kind: job.kind, state: job.state });
-    if (job.started_at !== null) {
+    if (job.started_at !== null && job.finished_at !== null) {
       const seconds = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
       this.#jobDuration.observe({ kind: job.kind, state: job.state }, Math.max(0, seconds));
     }
@@ -119,13 +120,6 @@ export class AgentMetrics implements JobEventSink, StoreEventSink {
       this.#chunks.inc({ result: 'new' }, job.result.chunks_new);
       this.#chunks.inc({ result: 'deduplicated' }, job.result.chunks - job.result.chunks_new);
     }
-  }
-
-  /** Forgets a job that left the runner's history (keeps the maps bounded). */
-  forgetJob(id: string): void {
-    this.#jobs.delete(id);
-    this.#counted.delete(id);
-    this.#finished.delete(id);
   }
 
   storeEvent(event: StoreEvent): void {

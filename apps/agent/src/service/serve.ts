@@ -74,6 +74,7 @@ export async function startAgentService(
     journal: new JobJournal(config.stateDir),
     logger,
   });
+  metrics.observeJobs(() => runner.list().map((job) => job.state));
   await runner.recover();
 
   const app = createAgentApp({
