@@ -1,9 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { StreamingChunker } from '@stowage/chunker';
-import { chunkObjectKey, ManifestBuilder, manifestObjectKey, maxChunkObjectLength } from '@stowage/format';
+import {
+  chunkObjectKey,
+  ManifestBuilder,
+  type ManifestEntries,
+  manifestObjectKey,
+  maxChunkObjectLength,
+} from '@stowage/format';
 import { EngineError } from './errors.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
-import type { Repository } from './repository.js';
+import { MANIFESTS_PREFIX, type Repository } from './repository.js';
 import type { VolumeSource } from './volume-io.js';
 import type { ChunkWorkers } from './workers/chunk-workers.js';
 
@@ -31,6 +37,12 @@ export interface BackupOptions {
    */
   uploadConcurrency?: number;
   now?: () => Date;
+  /**
+   * Chunks named by the volume's latest committed manifest are taken as present without a HEAD (default
+   * true): by the GC invariant a chunk a committed manifest names is never deleted, so this is as safe as the
+   * HEAD it saves. `false` checks every chunk with a HEAD.
+   */
+  trustPreviousManifest?: boolean;
 }
 
 export interface BackupSummary {
@@ -84,6 +96,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     options.uploadConcurrency ?? Math.max(4, Math.min(16, Math.floor((24 << 20) / params.maxSize))),
   );
   const seen = new RecentIds(1 << 16);
+  const previous =
+    options.trustPreviousManifest === false ? undefined : await PreviousChunks.load(repository, volumeId);
 
   const summary = {
     bytesRead: 0,
@@ -154,7 +168,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       } else {
         seen.add(hex);
         const key = chunkObjectKey(id);
-        if (!(await store.head(key))) {
+        if (!previous?.has(hex, id) && !(await store.head(key))) {
           let buffer = await objectBuffers.acquire();
           try {
             if (failure) return;
@@ -317,6 +331,49 @@ class BufferPool {
     else this.#free.push(buffer);
   }
 }
+
+/**
+ * The chunk ids of the volume's latest committed manifest, to skip their HEADs. Looked up by the first 8
+ * bytes of the id and confirmed against the full id in the manifest's own packed records (40 bytes a chunk,
+ * plus the index), so a prefix collision only costs a HEAD. Left out (HEAD for everything) past
+ * MAX_PREVIOUS_CHUNKS, to keep memory flat on huge volumes, or when that manifest cannot be read.
+ */
+class PreviousChunks {
+  private constructor(
+    private readonly entries: ManifestEntries,
+    private readonly index: Map<string, number>,
+  ) {}
+
+  static async load(repository: Repository, volumeId: string): Promise<PreviousChunks | undefined> {
+    let latest: { key: string; at: number } | undefined;
+    for await (const info of repository.store.list(`${MANIFESTS_PREFIX}${volumeId}/`)) {
+      const at = info.lastModified?.getTime() ?? 0;
+      if (latest === undefined || at > latest.at) latest = { key: info.key, at };
+    }
+    if (latest === undefined) return undefined;
+    let entries: ManifestEntries;
+    try {
+      const backupId = latest.key.slice(latest.key.lastIndexOf('/') + 1);
+      entries = (await repository.loadManifest({ volumeId, backupId, manifestKey: latest.key })).entries;
+    } catch {
+      return undefined; // a damaged or unreadable manifest is verify's business; HEADs still work
+    }
+    if (entries.chunkCount > MAX_PREVIOUS_CHUNKS) return undefined;
+    const index = new Map<string, number>();
+    for (let i = 0; i < entries.count; i++) {
+      if (entries.isChunkAt(i)) index.set(Buffer.from(entries.idAt(i).subarray(0, 8)).toString('hex'), i);
+    }
+    return new PreviousChunks(entries, index);
+  }
+
+  has(hex: string, id: Uint8Array): boolean {
+    const at = this.index.get(hex.slice(0, 16));
+    return at !== undefined && Buffer.from(this.entries.idAt(at)).equals(Buffer.from(id));
+  }
+}
+
+/** 2^18 chunks (≈ 256 GiB at 1 MiB average): ≈ 10 MiB of records and ≈ 25 MiB of index at most. */
+const MAX_PREVIOUS_CHUNKS = 1 << 18;
 
 /** Ids uploaded or found earlier in this backup; bounded, so memory stays flat on huge volumes. */
 class RecentIds {

@@ -92,3 +92,49 @@ describe('restore into a target the caller opened', () => {
     await expect(restoreBackup({ repository, workers, backup })).rejects.toThrow(/exactly one/);
   });
 });
+
+describe('trusting the previous manifest', () => {
+  it("skips the HEAD of chunks the volume's latest committed manifest names, unless told not to", async () => {
+    const { withMetrics, MemoryObjectStore: Memory } = await import('@stowage/object-store');
+    const heads: string[] = [];
+    const inner = new Memory();
+    const store = withMetrics(inner, (event) => {
+      if (event.op === 'head' && event.key?.startsWith('chunks/')) heads.push(event.key);
+    });
+    const repo = await Repository.init(store, {
+      passphrase: TEST_PASSPHRASE,
+      chunker: TEST_CHUNKER_PARAMS,
+      kdf: TEST_KDF,
+    });
+    const w = new ChunkWorkers(repo.targetKey, { threads: 2 });
+    try {
+      const image = join(dir, 'trusted.img');
+      await writeTestVolume(image, 4 << 20, 'trusted');
+      const run = async (options: { trustPreviousManifest?: boolean } = {}) => {
+        const source = await openVolumeSource(image);
+        try {
+          return await backupVolume({
+            repository: repo,
+            workers: w,
+            source,
+            volumeName: 'trusted',
+            ...options,
+          });
+        } finally {
+          await source.close();
+        }
+      };
+      const first = await run();
+      expect(heads.length).toBe(first.chunks); // nothing to trust yet: one HEAD per distinct chunk
+      heads.length = 0;
+      const second = await run();
+      expect(second.chunksNew).toBe(0);
+      expect(heads).toEqual([]);
+      const checked = await run({ trustPreviousManifest: false });
+      expect(checked.chunksNew).toBe(0);
+      expect(heads.length).toBe(first.chunks);
+    } finally {
+      await w.close();
+    }
+  });
+});

@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { backup, chunks, ls, repoInit, restore, verify } from './commands.js';
 import type { CliEnv } from './context.js';
 import { describeFailure, EXIT, UsageError } from './exit-codes.js';
-import { serveCommand } from './serve.js';
 
 const USAGE = `Usage: agent <command> [options]
 
@@ -56,7 +55,8 @@ export async function run(argv: string[], cli: CliEnv): Promise<number> {
       case 'chunks':
         return await chunks(rest, cli);
       case 'serve':
-        return await serveCommand(rest, cli);
+        // Loaded only here: the service's HTTP, zod and metrics modules would slow every other command.
+        return await (await import('./serve.js')).serveCommand(rest, cli);
       default:
         throw new UsageError(`unknown command "${command}" (see "agent --help")`);
     }
