@@ -90,6 +90,19 @@ describe.skipIf(unavailable !== undefined)(
       },
     );
 
+    it('stops an open whose signal is aborted already; close is a no-op', async () => {
+      const backend = new BlockBackend({ devices: [device()] });
+      for (const attempt of [
+        backend.openReader(device(), { signal: AbortSignal.abort() }),
+        backend.openWriter(device(), { signal: AbortSignal.abort() }),
+      ]) {
+        const error = await attempt.catch((caught: unknown) => caught);
+        expect(isHostBackendError(error, 'io') && /cancelled/.test(error.message), String(error)).toBe(true);
+      }
+      await backend.close();
+      await (await backend.openReader(device(), { signal: new AbortController().signal })).close();
+    });
+
     it('refuses an allow-listed path that is not a block device', async () => {
       const backend = new BlockBackend({ devices: ['/etc/hostname'] });
       for (const attempt of [backend.stat('/etc/hostname'), backend.openReader('/etc/hostname')]) {

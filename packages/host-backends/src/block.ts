@@ -2,10 +2,11 @@ import { constants as fsConstants } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { configuredPath, normalizeLocator, outsideRoots } from './confine.js';
-import { fromNative, HostBackendError, type HostBackendOp } from './errors.js';
+import { cancelled, fromNative, HostBackendError, type HostBackendOp } from './errors.js';
 import { blockDeviceSize, handleReader, handleWriter } from './file-io.js';
 import type {
   HostBackend,
+  OpenOptions,
   ProvisionRequest,
   SnapshotInfo,
   SnapshotResult,
@@ -78,14 +79,17 @@ export class BlockBackend implements HostBackend {
     return [];
   }
 
-  async openReader(locator: string): Promise<VolumeReader> {
+  async openReader(locator: string, options: OpenOptions = {}): Promise<VolumeReader> {
     const device = this.allowed(locator, 'open-reader');
+    // Opening a device does not wait on anything, so a signal only matters if it was aborted already.
+    if (options.signal?.aborted) throw cancelled('open-reader', device, options.signal);
     const { handle, size } = await openDevice(device, fsConstants.O_RDONLY, 'open-reader');
     return handleReader(handle, device, size);
   }
 
-  async openWriter(volume: string): Promise<VolumeWriter> {
+  async openWriter(volume: string, options: OpenOptions = {}): Promise<VolumeWriter> {
     const device = this.allowed(volume, 'open-writer');
+    if (options.signal?.aborted) throw cancelled('open-writer', device, options.signal);
     // O_EXCL on a block device fails with EBUSY while it is mounted or otherwise held open exclusively.
     const { handle, size } = await openDevice(
       device,
@@ -110,6 +114,9 @@ export class BlockBackend implements HostBackend {
       locator: device,
     });
   }
+
+  /** Holds nothing between calls: every reader and writer is closed by its caller. */
+  async close(): Promise<void> {}
 
   /** Only the configured paths themselves, spelled as configured: nothing else is ever opened. */
   private allowed(locator: string, op: HostBackendOp): string {

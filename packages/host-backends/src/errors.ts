@@ -69,6 +69,18 @@ export class HostBackendError extends Error {
   }
 }
 
+/**
+ * An open given up because the caller aborted its signal. It has no kind of its own (`io`): the caller is the
+ * one who aborted, so it already knows; the signal's reason is the cause.
+ */
+export function cancelled(op: HostBackendOp, locator: string, signal: AbortSignal): HostBackendError {
+  return new HostBackendError('io', `opening ${locator} was cancelled`, {
+    op,
+    locator,
+    cause: signal.reason,
+  });
+}
+
 export function isHostBackendError(error: unknown, kind?: HostBackendErrorKind): error is HostBackendError {
   return error instanceof HostBackendError && (kind === undefined || error.kind === kind);
 }

@@ -61,7 +61,11 @@ export interface VolumeWriter {
 }
 
 export interface OpenOptions {
-  /** Gives up opening (an iSCSI login, the wait for its device) when aborted; the open then fails. */
+  /**
+   * Gives up opening when aborted (an iSCSI open stops waiting for its login and its device); the open then
+   * fails and leaves nothing behind. It governs the open only: a reader or writer already handed out stays
+   * usable until its caller closes it.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -74,7 +78,7 @@ export interface HostBackendCapabilities {
 
 /**
  * Where the volumes the agent backs up and restores live on its host: image files under configured roots,
- * allow-listed block devices, later iSCSI LUNs.
+ * allow-listed block devices, allow-listed iSCSI LUNs.
  *
  * Contract (the conformance suite in `@stowage/host-backends/testing` checks all of it):
  * - A locator is an absolute path the backend handed out (`VolumeInfo.locator`, `SnapshotInfo.locator`) or
@@ -96,7 +100,7 @@ export interface HostBackendCapabilities {
  * - Backends do no retrying and keep no state between calls but their configuration.
  */
 export interface HostBackend {
-  /** Which backend this is, for messages: `local-file`, `block`. */
+  /** Which backend this is, for messages: `local-file`, `block`, `iscsi`. */
   readonly kind: string;
   readonly capabilities: HostBackendCapabilities;
   provision(request: ProvisionRequest): Promise<VolumeInfo>;
@@ -111,8 +115,10 @@ export interface HostBackend {
   deleteSnapshot(snapshot: string): Promise<void>;
   deleteVolume(volume: string): Promise<void>;
   /**
-   * Releases what the backend holds beyond single calls (iSCSI sessions still logged in) when the agent shuts
-   * down; later opens fail. Backends that hold nothing leave it out.
+   * Releases what the backend holds beyond single calls when the agent shuts down (iSCSI: logs out of every
+   * session still open, even under readers and writers not closed yet, and makes later opens fail). Safe to
+   * call twice. Optional so that test doubles may leave it out; the backends here all have it (a no-op for
+   * `local-file` and `block`), so call it as `backend.close?.()`.
    */
   close?(): Promise<void>;
 }

@@ -165,6 +165,27 @@ describe('LocalFileBackend', () => {
     },
   );
 
+  it('takes an open signal (nothing to wait for: only an already aborted one stops the open) and a no-op close', async () => {
+    const backend = new LocalFileBackend({ roots: [root] });
+    const info = await backend.provision({ name: 'vol.img', size: MiB });
+    const reason = new Error('job cancelled');
+    for (const attempt of [
+      backend.openReader(info.locator, { signal: AbortSignal.abort(reason) }),
+      backend.openWriter(info.locator, { signal: AbortSignal.abort(reason) }),
+    ]) {
+      const error = await attempt.catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ kind: 'io', message: expect.stringMatching(/cancelled/), cause: reason });
+    }
+    const controller = new AbortController();
+    const reader = await backend.openReader(info.locator, { signal: controller.signal });
+    controller.abort();
+    expect(await reader.read(new Uint8Array(16), 0)).toBe(16);
+    await reader.close();
+    await backend.close();
+    await backend.close();
+    await (await backend.openReader(info.locator)).close();
+  });
+
   it('wants absolute roots, at least one', () => {
     expect(() => new LocalFileBackend({ roots: ['relative'] })).toThrow(/absolute/);
     expect(() => new LocalFileBackend({ roots: [] })).toThrow(/at least one/);

@@ -13,10 +13,11 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { configuredPath, isInside, normalizeLocator, outsideRoots } from './confine.js';
-import { fromNative, HostBackendError, type HostBackendOp } from './errors.js';
+import { cancelled, fromNative, HostBackendError, type HostBackendOp } from './errors.js';
 import { handleReader, handleWriter } from './file-io.js';
 import {
   type HostBackend,
+  type OpenOptions,
   type ProvisionRequest,
   type SnapshotInfo,
   type SnapshotResult,
@@ -195,9 +196,11 @@ export class LocalFileBackend implements HostBackend {
     return this.snapshotsOf(volume, op);
   }
 
-  async openReader(locator: string): Promise<VolumeReader> {
+  async openReader(locator: string, options: OpenOptions = {}): Promise<VolumeReader> {
     const op = 'open-reader';
     const resolved = await this.resolve(locator, op);
+    // Opening a file does not wait on anything, so a signal only matters if it was aborted already.
+    if (options.signal?.aborted) throw cancelled(op, resolved.locator, options.signal);
     const handle = await this.openConfined(resolved, fsConstants.O_RDONLY, op);
     try {
       const stats = await handle.stat();
@@ -209,9 +212,10 @@ export class LocalFileBackend implements HostBackend {
     }
   }
 
-  async openWriter(volumeLocator: string): Promise<VolumeWriter> {
+  async openWriter(volumeLocator: string, options: OpenOptions = {}): Promise<VolumeWriter> {
     const op = 'open-writer';
     const volume = await this.resolveVolume(volumeLocator, op);
+    if (options.signal?.aborted) throw cancelled(op, volume.locator, options.signal);
     const handle = await this.openConfined(volume, fsConstants.O_WRONLY, op);
     try {
       const stats = await handle.stat();
@@ -222,6 +226,9 @@ export class LocalFileBackend implements HostBackend {
       throw error;
     }
   }
+
+  /** Holds nothing between calls: every reader and writer is closed by its caller. */
+  async close(): Promise<void> {}
 
   async deleteSnapshot(snapshotLocator: string): Promise<void> {
     const op = 'delete-snapshot';
