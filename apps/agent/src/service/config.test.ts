@@ -80,6 +80,13 @@ describe('agent serve configuration', () => {
     );
     files['/typo.json'] = JSON.stringify({ token: TOKEN, backend: {} });
     expect(await problem({}, '/typo.json')).toMatch(/Unrecognized key.*backend/);
+    files['/iscsi.json'] = JSON.stringify({
+      token: TOKEN,
+      backends: {
+        iscsi: { targets: [{ portal: 'san.example:3260', iqn: 'iqn.2001-05.com.example:v', lun: 0 }] },
+      },
+    });
+    expect(await problem({}, '/iscsi.json')).toMatch(/backends.iscsi.targets.0.portal.*must be IP:PORT/);
     files['/bad.json'] = '{ "token": ';
     expect(await problem({}, '/bad.json')).toMatch(/not valid JSON/);
   });

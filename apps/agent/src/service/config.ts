@@ -43,7 +43,13 @@ const FileSchema = z.strictObject({
           targets: z
             .array(
               z.strictObject({
-                portal: z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be HOST:PORT'),
+                // udev names the LUN's device by the node record's address, so a host name could never match.
+                portal: z
+                  .string()
+                  .regex(
+                    /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/,
+                    'must be IP:PORT (an IPv4 address, or [IPv6]), as in the node record',
+                  ),
                 iqn: z.string().regex(/^(iqn|eui|naa)\.[A-Za-z0-9.:-]+$/, 'must be an iqn./eui./naa. name'),
                 lun: z.number().int().min(0).max(16383),
               }),
