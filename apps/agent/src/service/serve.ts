@@ -34,6 +34,8 @@ export interface AgentServiceDependencies {
 
 /** How long stop() keeps trying to hand pending events to the manager; what is left stays in the outbox. */
 const EVENT_DRAIN_MS = 5_000;
+/** How long stop() waits for a backend to release what it holds (iSCSI logouts) before exiting anyway. */
+const BACKEND_CLOSE_MS = 60_000;
 
 /** Wires config → backends → job runner → HTTP, and starts it. The only place that knows all the parts. */
 export async function startAgentService(
@@ -115,9 +117,24 @@ export async function startAgentService(
       });
       await runner.shutdown(config.shutdownGraceSeconds * 1000);
       for (const [kind, backend] of backends) {
-        await backend
-          .close?.()
-          .catch((error: unknown) => logger.error('backend did not close cleanly', { backend: kind, error }));
+        // An iSCSI login still running is waited for (then logged out); bounded, so a hung iscsid cannot
+        // keep the agent from exiting.
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), BACKEND_CLOSE_MS);
+        });
+        const outcome = await Promise.race([
+          (backend.close?.() ?? Promise.resolve()).then(
+            () => 'closed' as const,
+            (error: unknown) => {
+              logger.error('backend did not close cleanly', { backend: kind, error });
+              return 'failed' as const;
+            },
+          ),
+          timedOut,
+        ]);
+        clearTimeout(timer);
+        if (outcome === 'timeout') logger.error('backend still closing; exiting anyway', { backend: kind });
       }
       await reporter.stop(EVENT_DRAIN_MS);
       const undelivered = reporter.undelivered().length;
