@@ -516,7 +516,7 @@ describe('agent serve: faults, crashes, cancels and bad requests', () => {
       expect(JSON.parse(backends.body)).toEqual([
         { backend: 'local-file', capabilities: { provision: true, snapshot: true } },
       ]);
-      await expect(fetch(agent.url.replace('https:', 'http:') + '/healthz')).rejects.toThrow();
+      await expect(fetch(`${agent.url.replace('https:', 'http:')}/healthz`)).rejects.toThrow();
     } finally {
       agent.child.kill('SIGKILL');
     }

@@ -12,7 +12,7 @@ import {
   type RestoreRequest,
   Volume,
 } from '@stowage/api';
-import { type HostBackend, LocalFileBackend } from '@stowage/host-backends';
+import { BlockBackend, type HostBackend, LocalFileBackend } from '@stowage/host-backends';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobRunner } from '../contracts.js';
 import { createJsonLogger } from '../log.js';
@@ -270,6 +270,27 @@ describe('agent HTTP API: bad input gets a clear 4xx and changes nothing', () =>
       404,
       'not_found',
     );
+    const restoreToNew = {
+      job_id: randomUUID(),
+      backup: { volume_id: randomUUID(), backup_id: randomUUID(), manifest_key: 'manifests/x/y' },
+      destination: { backend: 'block', name: 'new-volume' },
+      target,
+    };
+    const blockApp = createAgentApp({
+      token: TOKEN,
+      backends: new Map<BackendKind, HostBackend>([
+        ['block', new BlockBackend({ devices: ['/dev/null-device'] })],
+      ]),
+      runner,
+      metrics: new AgentMetrics(),
+      logger: createJsonLogger({ write: () => {} }),
+    });
+    const refused = await blockApp.request('/v1/storage/restore', {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify(restoreToNew),
+    });
+    await errorOf(refused, 501, 'unsupported');
     expect(runner.submitted).toHaveLength(0);
 
     const accepted = await backup(good);

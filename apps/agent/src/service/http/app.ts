@@ -156,7 +156,13 @@ export function createAgentApp(options: AgentAppOptions): Hono {
 
   app.post('/v1/storage/restore', async (c) => {
     const request = parse(RestoreRequest, await body(c));
-    backend(request.destination.backend);
+    const destination = backend(request.destination.backend);
+    if ('name' in request.destination && !destination.capabilities.provision) {
+      throw new ApiError(
+        'unsupported',
+        `backend ${request.destination.backend} cannot provision a new volume; restore to an existing one (locator)`,
+      );
+    }
     options.checkTarget?.(request.target);
     return c.json(runner.submitRestore(request), 202);
   });

@@ -154,6 +154,8 @@ export class LocalJobRunner implements JobRunner {
       };
       this.#remember({ job, fingerprint: '', controller: new AbortController() });
       this.#options.events.jobChanged(job, 'state');
+      // Forget the record only once the failure report is durable with the sink, as for any finished job.
+      await this.#options.events.flush?.();
       await journal.remove(entry.id);
       this.#logger.warn('job from a previous run reported failed', {
         job_id: entry.id,
