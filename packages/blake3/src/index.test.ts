@@ -15,6 +15,23 @@ describe('API', () => {
     expect(hex(h.digest())).toBe(hex(whole));
   });
 
+  it('hashes slices of a SharedArrayBuffer at every alignment the same as plain copies', () => {
+    // Unaligned shared slices take the bounce-buffer path; lengths span several 64 KiB input slabs.
+    const shared = new Uint8Array(new SharedArrayBuffer(1 << 20));
+    for (let i = 0; i < shared.length; i++) shared[i] = (i * 131) >>> 5;
+    const key = new Uint8Array(32).fill(3);
+    for (const offset of [0, 1, 3, 7, 8, 13]) {
+      for (const length of [0, 1, 63, 64 * 1024 - 1, 64 * 1024 + 9, 300_001]) {
+        const slice = shared.subarray(offset, offset + length);
+        const plain = slice.slice();
+        expect(hex(blake3(slice))).toBe(hex(blake3(plain)));
+        expect(hex(blake3Keyed(key, [plain.subarray(0, 5), slice.subarray(5)]))).toBe(
+          hex(blake3Keyed(key, plain)),
+        );
+      }
+    }
+  });
+
   it('returns fresh arrays of the requested length', () => {
     const a = blake3(new Uint8Array(10));
     const b = blake3(new Uint8Array(10));

@@ -92,9 +92,30 @@ function start(kn: Kernel, flags: number, key: Uint8Array | undefined): void {
   kn.k.init(flags, key ? 0 : 1);
 }
 
+// V8 copies out of a SharedArrayBuffer an order of magnitude slower (≈ 3.6 against ≈ 27 GB/s here) when source
+// and destination differ in alignment mod 8, and chunks start anywhere in the backup's shared read blocks. Such
+// copies go through an aligned bounce buffer instead: two fast copies beat one slow one.
+const SharedBuffer = globalThis.SharedArrayBuffer;
+let bounce = new Uint8Array(0);
+
+function copyIn(kn: Kernel, src: Uint8Array, at: number): void {
+  const skew = src.byteOffset & 7;
+  if (
+    SharedBuffer === undefined ||
+    !(src.buffer instanceof SharedBuffer) ||
+    ((src.byteOffset - at) & 7) === 0
+  ) {
+    kn.mem.set(src, at);
+    return;
+  }
+  if (bounce.length < src.length + 8) bounce = new Uint8Array(Math.max(src.length + 8, 64 * 1024 + 8));
+  bounce.set(new Uint8Array(src.buffer, src.byteOffset - skew, src.length + skew), 0);
+  kn.mem.set(bounce.subarray(skew, skew + src.length), at);
+}
+
 /** Streams `parts` through the input slab. The last slab is hashed with `more` = 0: nothing follows it yet. */
 function feed(kn: Kernel, parts: readonly Uint8Array[]): void {
-  const { k, mem, input, inputLen } = kn;
+  const { k, input, inputLen } = kn;
   let fill = 0;
   for (const part of parts) {
     let at = 0;
@@ -105,7 +126,7 @@ function feed(kn: Kernel, parts: readonly Uint8Array[]): void {
         fill = 0;
       }
       const n = Math.min(inputLen - fill, part.length - at);
-      mem.set(n === part.length ? part : part.subarray(at, at + n), input + fill);
+      copyIn(kn, n === part.length ? part : part.subarray(at, at + n), input + fill);
       fill += n;
       at += n;
     }
