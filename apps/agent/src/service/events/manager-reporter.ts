@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type Job, JobEvent, MANAGER_JOB_EVENTS_PATH, TERMINAL_JOB_STATES } from '@stowage/api';
+import { writeFileAtomically } from '../atomic-file.js';
 import type { JobEventSink, Logger } from '../contracts.js';
 import { silentLogger } from '../log.js';
 
@@ -293,30 +293,10 @@ export class ManagerReporter implements JobEventSink {
   #persist(): void {
     const events = this.undelivered();
     this.#persisting = this.#persisting
-      .then(() => writeAtomically(this.#path, `${JSON.stringify({ version: 1, events })}\n`))
+      .then(() => writeFileAtomically(this.#path, `${JSON.stringify({ version: 1, events })}\n`))
       .catch((error: unknown) => {
         this.#logger.error('could not write the job event outbox', { file: this.#path, error });
       });
-  }
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const directory = dirname(path);
-  await mkdir(directory, { recursive: true, mode: 0o700 });
-  const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
-  const dir = await open(directory, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
   }
 }
 

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BackendKind } from '@stowage/api';
+import { writeFileAtomically } from '../atomic-file.js';
 
 /**
  * What a job leaves on the host while it runs, so that after the agent is killed the next start can clean
@@ -36,18 +36,7 @@ export class JobJournal {
   }
 
   async write(entry: JournalEntry): Promise<void> {
-    await mkdir(this.#directory, { recursive: true, mode: 0o700 });
-    const path = join(this.#directory, `${entry.id}.json`);
-    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(entry));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    await syncDirectory(this.#directory);
+    await writeFileAtomically(join(this.#directory, `${entry.id}.json`), JSON.stringify(entry));
   }
 
   async remove(id: string): Promise<void> {
@@ -80,14 +69,5 @@ export class JobJournal {
       }
     }
     return found;
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
