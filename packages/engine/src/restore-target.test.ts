@@ -1,4 +1,4 @@
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryObjectStore } from '@stowage/object-store';
@@ -85,6 +85,48 @@ describe('restore into a target the caller opened', () => {
       }),
     ).rejects.toThrow(EngineError);
     expect(failing).toEqual(['discard']);
+  });
+
+  it('refuses a target smaller than the volume, and a manifest of another backup, releasing the target', async () => {
+    const image = join(dir, 'small-source.img');
+    await writeTestVolume(image, 2 << 20, 'small');
+    const source = await openVolumeSource(image);
+    const summary = await backupVolume({ repository, workers, source, volumeName: 's' }).finally(() =>
+      source.close(),
+    );
+    const manifest = await repository.loadManifest(summary);
+
+    const calls: string[] = [];
+    const path = join(dir, 'too-small.img');
+    const small = { ...(await openedTarget(path, 1 << 20, calls)), size: 1 << 20 };
+    await expect(
+      restoreBackup({ repository, workers, backup: summary, manifest, target: small }),
+    ).rejects.toMatchObject({ code: 'target-too-small' });
+    expect(calls).toEqual(['discard']);
+    expect((await stat(path)).blocks).toBe(0); // nothing written
+
+    const other: string[] = [];
+    await expect(
+      restoreBackup({
+        repository,
+        workers,
+        backup: { ...summary, backupId: '00000000-0000-4000-8000-000000000000' },
+        manifest,
+        target: await openedTarget(join(dir, 'other.img'), manifest.volumeSize, other),
+      }),
+    ).rejects.toMatchObject({ code: 'invalid-argument' });
+    expect(other).toEqual(['discard']);
+
+    const missing: string[] = [];
+    await expect(
+      restoreBackup({
+        repository,
+        workers,
+        backup: { ...summary, manifestKey: `${summary.manifestKey}-missing` },
+        target: await openedTarget(join(dir, 'missing.img'), manifest.volumeSize, missing),
+      }),
+    ).rejects.toMatchObject({ kind: 'not-found' });
+    expect(missing).toEqual(['discard']);
   });
 
   it('needs exactly one of targetPath and target', async () => {

@@ -17,7 +17,8 @@ export interface RestoreOptions {
   targetPath?: string;
   /**
    * Or a target the caller opened (a host backend's volume): the restore writes through `target.fd`, then
-   * calls `commit` on success or `discard` on failure, and never returns while a write may still land.
+   * calls `commit` on success or `discard` on any failure (a missing manifest included), and never returns
+   * while a write may still land. A target that states its `size` must hold the whole volume.
    */
   target?: VolumeTarget;
   overwrite?: boolean;
@@ -46,13 +47,33 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
   if ((options.target === undefined) === (options.targetPath === undefined)) {
     throw new EngineError('invalid-target', 'restore needs exactly one of targetPath and target');
   }
-  const manifest = options.manifest ?? (await options.repository.loadManifest(options.backup));
+  let manifest: Manifest;
+  try {
+    manifest = options.manifest ?? (await options.repository.loadManifest(options.backup));
+    if (manifest.backupId !== options.backup.backupId) {
+      // A manifest loaded for another backup would restore the wrong data under this backup's name.
+      throw new EngineError(
+        'invalid-argument',
+        `the manifest given is backup ${manifest.backupId}, not ${options.backup.backupId}`,
+      );
+    }
+  } catch (error) {
+    // The caller handed its target over: it is released on every path, as after a failed restore.
+    await options.target?.discard();
+    throw error;
+  }
   const target =
     options.target ??
     (await openVolumeTarget(options.targetPath!, manifest.volumeSize, {
       overwrite: options.overwrite ?? false,
     }));
   try {
+    if (target.size !== undefined && target.size < manifest.volumeSize) {
+      throw new EngineError(
+        'target-too-small',
+        `${target.path} holds ${target.size} bytes; the backup needs ${manifest.volumeSize}`,
+      );
+    }
     const summary = await writeChunks(manifest, target, options);
     await target.commit();
     return summary;

@@ -59,6 +59,11 @@ export interface VolumeTarget {
   readonly fd: number;
   /** True when skipped ranges read back as zeros (a fresh regular file). */
   readonly holesAreZero: boolean;
+  /**
+   * Bytes the target holds, when the caller knows (a host backend's volume): a restore into a target smaller
+   * than the backup fails before writing anything. The targets opened here check their own size.
+   */
+  readonly size?: number;
   /** Makes the restored data durable and visible at `path` (fsync; for files, rename into place). */
   commit(): Promise<void>;
   /** Closes and removes what the restore wrote to a file (a device is left as it is), after a failure. */
