@@ -1,10 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BackendKind, type BackupRequest, type Job, JobEvent, type RestoreRequest } from '@stowage/api';
+import {
+  type BackendKind,
+  type BackupRequest,
+  type BackupResult,
+  type Job,
+  JobEvent,
+  type RestoreRequest,
+} from '@stowage/api';
 import { Repository } from '@stowage/engine';
 import {
+  seededBytes,
   sha256File,
   TEST_CHUNKER_PARAMS,
   TEST_KDF,
@@ -20,24 +28,37 @@ import {
   withRetry,
 } from '@stowage/object-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { JobEventSink, RepositoryOpener } from '../contracts.js';
-import { LocalJobRunner } from './job-runner.js';
+import type { JobEventSink, Logger, RepositoryOpener } from '../contracts.js';
+import { createJobRunner, type JobRunnerOptions, type LocalJobRunner } from './job-runner.js';
 import { JobJournal } from './journal.js';
 
-const KEY = Buffer.alloc(32, 9).toString('base64');
-const target = { repository: 'memory://test', target_key: KEY };
+const SECRET_ACCESS_KEY = 'never-in-a-job-record-or-a-log';
 
-/** Records every change the runner publishes, and checks each against the API schema. */
+/** Records every change the runner publishes (checked against the API schema) and when it came. */
 class RecordingSink implements JobEventSink {
-  readonly changes: { job: Job; change: 'progress' | 'state' }[] = [];
+  readonly changes: { job: Job; change: 'progress' | 'state'; at: number }[] = [];
   jobChanged(job: Job, change: 'progress' | 'state'): void {
     JobEvent.shape.job.parse(job);
-    this.changes.push({ job, change });
+    this.changes.push({ job, change, at: performance.now() });
   }
   states(id: string): string[] {
     return this.changes.filter((c) => c.job.id === id && c.change === 'state').map((c) => c.job.state);
   }
+  progress(id: string) {
+    return this.changes.filter((c) => c.job.id === id && c.change === 'progress');
+  }
   async flush(): Promise<void> {}
+}
+
+class RecordingLogger implements Logger {
+  readonly lines: string[] = [];
+  #log = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    this.lines.push(JSON.stringify({ level, message, ...fields }));
+  };
+  debug = this.#log('debug');
+  info = this.#log('info');
+  warn = this.#log('warn');
+  error = this.#log('error');
 }
 
 let dir: string;
@@ -46,11 +67,11 @@ let store: MemoryObjectStore;
 let repository: Repository;
 let backend: LocalFileBackend;
 let sink: RecordingSink;
+let logger: RecordingLogger;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-jobs-'));
   root = join(dir, 'volumes');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(root);
   store = new MemoryObjectStore();
   repository = await Repository.init(store, {
@@ -60,6 +81,7 @@ beforeEach(async () => {
   });
   backend = new LocalFileBackend({ roots: [root] });
   sink = new RecordingSink();
+  logger = new RecordingLogger();
 });
 
 afterEach(() => rm(dir, { recursive: true, force: true }));
@@ -69,21 +91,28 @@ function opener(
   wrap: (store: ObjectStore) => ObjectStore = (s) => s,
   gate?: Promise<void>,
 ): RepositoryOpener {
-  return async () => {
+  return async (target) => {
     await gate;
-    return Repository.openWithKey(wrap(store), repository.targetKey);
+    expect(Buffer.from(target.target_key, 'base64')).toEqual(Buffer.from(repository.targetKey));
+    return Repository.openWithKey(wrap(store), Buffer.from(target.target_key, 'base64'));
   };
 }
 
-function runner(options: Partial<ConstructorParameters<typeof LocalJobRunner>[0]> = {}) {
-  return new LocalJobRunner({
+function runner(options: Partial<JobRunnerOptions> = {}): LocalJobRunner {
+  return createJobRunner({
     backends: new Map<BackendKind, HostBackend>([['local-file', backend]]),
     openRepository: opener(),
     events: sink,
     threads: 2,
     journal: new JobJournal(join(dir, 'state')),
+    logger,
     ...options,
   });
+}
+
+/** The local-file backend without the capabilities of a block device: no provisioning, no snapshots. */
+function withoutCapabilities(inner: HostBackend): HostBackend {
+  return Object.create(inner, { capabilities: { value: { provision: false, snapshot: false } } });
 }
 
 async function volume(name: string, size = 6 << 20) {
@@ -92,23 +121,31 @@ async function volume(name: string, size = 6 << 20) {
   return info;
 }
 
+function targetSettings() {
+  return {
+    repository: 's3://bucket/prefix',
+    credentials: { access_key_id: 'AKIATEST', secret_access_key: SECRET_ACCESS_KEY },
+    target_key: Buffer.from(repository.targetKey).toString('base64'),
+  };
+}
+
 function backupRequest(locator: string, extra: Partial<BackupRequest> = {}): BackupRequest {
   return {
     job_id: randomUUID(),
     volume: { backend: 'local-file', locator },
     volume_name: 'vol',
-    target: { ...target, target_key: Buffer.from(repository.targetKey).toString('base64') },
+    target: targetSettings(),
     ...extra,
   };
 }
 
-function restoreRequest(job: Job, name: string): RestoreRequest {
-  const result = job.result as { volume_id: string; backup_id: string; manifest_key: string };
+function restoreRequest(job: Job, destination: RestoreRequest['destination']): RestoreRequest {
+  const result = job.result as BackupResult;
   return {
     job_id: randomUUID(),
     backup: { volume_id: result.volume_id, backup_id: result.backup_id, manifest_key: result.manifest_key },
-    destination: { backend: 'local-file', name },
-    target: { ...target, target_key: Buffer.from(repository.targetKey).toString('base64') },
+    destination,
+    target: targetSettings(),
   };
 }
 
@@ -118,6 +155,13 @@ async function settle(r: LocalJobRunner, id: string): Promise<Job> {
     if (job.finished_at !== null) return job;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+async function backedUp(locator: string): Promise<Job> {
+  const r = runner();
+  const job = await settle(r, r.submitBackup(backupRequest(locator)).job_id);
+  expect(job.state).toBe('succeeded');
+  return job;
 }
 
 /** A store whose gets and puts take `ms` each, so a job runs long enough to be cancelled mid-way. */
@@ -140,6 +184,54 @@ function slow(ms: number): (s: ObjectStore) => ObjectStore {
   });
 }
 
+/** Every chunk GET fails with a 503 (retried twice); the manifest and the repository config still load. */
+function chunkGetsFail(s: ObjectStore): ObjectStore {
+  const faulty = withRetry(
+    withFaults(s, { rate: 1, random: createSeededRandom(1), ops: ['get'], kinds: ['error-before'] }),
+    { attempts: 2, baseDelayMs: 1 },
+  );
+  return {
+    location: s.location,
+    head: (key) => s.head(key),
+    get: (key, range) => (key.startsWith('chunks/') ? faulty.get(key, range) : s.get(key, range)),
+    put: (key, body, options) => s.put(key, body, options),
+    delete: (key) => s.delete(key),
+    deleteMany: (keys) => s.deleteMany(keys),
+    list: (prefix) => s.list(prefix),
+  };
+}
+
+/** The backend, with reads of every opened volume or snapshot waiting until `released`: a backup stays
+ * mid-read, its snapshot taken, for as long as the test needs. `reading` gets each locator read. */
+function heldReads(inner: HostBackend, released: Promise<void>, reading: string[]): HostBackend {
+  const openReader: HostBackend['openReader'] = async (locator, options) => {
+    const reader = await inner.openReader(locator, options);
+    return {
+      path: reader.path,
+      size: reader.size,
+      read: async (into, position) => {
+        reading.push(locator);
+        await released;
+        return reader.read(into, position);
+      },
+      close: () => reader.close(),
+    };
+  };
+  return Object.create(inner, { openReader: { value: openReader } });
+}
+
+/** Journal records left in the state directory (none before the first job wrote one). */
+async function journalLeft(): Promise<string[]> {
+  return readdir(join(dir, 'state', 'jobs')).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+}
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 describe('job runner', () => {
   it('backs a volume up from a snapshot and restores it to a new volume byte-exact', async () => {
     const r = runner();
@@ -148,21 +240,76 @@ describe('job runner', () => {
     expect(['queued', 'running']).toContain(accepted.state);
     const backup = await settle(r, accepted.job_id);
     expect(backup.state).toBe('succeeded');
+    expect(backup.error).toBeNull();
     expect(backup.result).toMatchObject({
+      volume_name: 'vol',
       size: 6 << 20,
       bytes_read: 6 << 20,
       snapshot: expect.stringMatching(/reflink|copy/),
     });
     expect(sink.states(backup.id)).toEqual(['queued', 'running', 'succeeded']);
-    expect(sink.changes.some((c) => c.job.id === backup.id && c.change === 'progress')).toBe(true);
+    const progress = sink.progress(backup.id);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.at(-1)!.job.progress).toMatchObject({ bytes_done: 6 << 20, bytes_total: 6 << 20 });
+    // At most four a second; only the final 100 % may come sooner.
+    for (let i = 1; i < progress.length - 1; i++) {
+      expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(249);
+    }
     expect(await backend.listSnapshots(source.locator)).toEqual([]);
 
-    const restore = await settle(r, r.submitRestore(restoreRequest(backup, 'web-1-restored')).job_id);
+    const restore = await settle(
+      r,
+      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'web-1-restored' })).job_id,
+    );
     expect(restore.state).toBe('succeeded');
-    expect(restore.destination?.state).toBe('available');
+    expect(sink.states(restore.id)).toEqual(['queued', 'running', 'succeeded']);
     const restored = restore.destination!.volume!;
+    expect(restore.destination?.state).toBe('available');
+    expect(restored).toMatchObject({ backend: 'local-file', name: 'web-1-restored', size: 6 << 20 });
+    expect(restore.result).toMatchObject({ volume: restored, size: 6 << 20, bytes_written: 6 << 20 });
     expect(await sha256File(restored.locator)).toBe(await sha256File(source.locator));
-    expect(await readdir(join(dir, 'state', 'jobs'))).toEqual([]);
+    expect(await journalLeft()).toEqual([]);
+  });
+
+  it('restores into an existing volume, writing zeros over old data where the backup has holes', async () => {
+    const source = await volume('holey', 4 << 20);
+    const backup = await backedUp(source.locator);
+    const existing = await backend.provision({ name: 'dirty', size: 5 << 20 });
+    const handle = await open(existing.locator, 'r+');
+    await handle.write(seededBytes('old data', 5 << 20), 0, 5 << 20, 0);
+    await handle.close();
+
+    const r = runner();
+    const job = await settle(
+      r,
+      r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: existing.locator })).job_id,
+    );
+    expect(job.state).toBe('succeeded');
+    expect(job.destination).toEqual({
+      volume: { backend: 'local-file', locator: existing.locator, name: 'dirty', size: 5 << 20 },
+      state: 'available',
+    });
+    const head = Buffer.alloc(4 << 20);
+    const restored = await open(existing.locator, 'r');
+    await restored.read(head, 0, head.length, 0);
+    await restored.close();
+    const original = await open(source.locator, 'r');
+    const expected = Buffer.alloc(4 << 20);
+    await original.read(expected, 0, expected.length, 0);
+    await original.close();
+    expect(head.equals(expected)).toBe(true);
+
+    const small = await backend.provision({ name: 'small', size: 1 << 20 });
+    const tooSmall = await settle(
+      r,
+      r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: small.locator })).job_id,
+    );
+    expect(tooSmall.state).toBe('failed');
+    expect(tooSmall.error).toMatchObject({
+      code: 'invalid_request',
+      message: expect.stringContaining('holds'),
+    });
+    expect(await backend.stat(small.locator)).toMatchObject({ size: 1 << 20 });
   });
 
   it('runs at most `concurrency` jobs and queues the rest in order', async () => {
@@ -182,37 +329,55 @@ describe('job runner', () => {
     expect(Date.parse(r.get(second.job_id)!.started_at!)).toBeGreaterThanOrEqual(
       Date.parse(r.get(first.job_id)!.finished_at!),
     );
+    expect(sink.states(second.job_id)).toEqual(['queued', 'running', 'succeeded']);
   });
 
   it('cancels a queued job without running it, and a running restore removing its new volume', async () => {
     const source = await volume('src', 8 << 20);
-    const fast = runner();
-    const backup = await settle(fast, fast.submitBackup(backupRequest(source.locator)).job_id);
+    const backup = await backedUp(source.locator);
 
     const r = runner({ concurrency: 1, openRepository: opener(slow(15)) });
-    const restore = r.submitRestore(restoreRequest(backup, 'restored'));
+    const restore = r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'restored' }));
     const queued = r.submitBackup(backupRequest(source.locator));
     expect(r.cancel(queued.job_id).state).toBe('cancelled');
-    // Cancel once the restore is writing.
-    for (;;) {
-      const job = r.get(restore.job_id)!;
-      if (job.progress.bytes_done > 0) break;
-      expect(job.finished_at).toBeNull();
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    r.cancel(restore.job_id);
+    await waitUntil(() => r.get(restore.job_id)!.progress.bytes_done > 0);
+    expect(r.cancel(restore.job_id).state).toBe('running');
     const cancelled = await settle(r, restore.job_id);
     expect(cancelled.state).toBe('cancelled');
-    expect(cancelled.error).toMatchObject({ code: 'cancelled', message: 'job cancelled by request' });
-    expect(cancelled.destination?.state).toBe('removed');
-    expect((await backend.list()).map((v) => v.name)).toEqual(
-      ['src.img'].filter((n) => n.startsWith('src')).length ? (await backend.list()).map((v) => v.name) : [],
-    );
-    expect((await backend.list()).some((v) => v.locator === cancelled.destination!.volume!.locator)).toBe(
-      false,
-    );
+    expect(cancelled.error).toEqual({ code: 'cancelled', message: 'job cancelled by request' });
+    expect(cancelled.result).toBeNull();
+    expect(cancelled.destination).toMatchObject({ volume: { name: 'restored' }, state: 'removed' });
+    expect((await backend.list()).map((v) => v.name)).toEqual(['src']);
+    expect(sink.states(restore.job_id)).toEqual(['queued', 'running', 'cancelled']);
     expect(sink.states(queued.job_id)).toEqual(['queued', 'cancelled']);
     expect(r.get(queued.job_id)!.started_at).toBeNull();
+    // Cancelling a finished job changes nothing; an unknown one is not_found.
+    expect(r.cancel(restore.job_id)).toBe(r.get(restore.job_id));
+    expect(sink.states(restore.job_id)).toHaveLength(3);
+    expect(() => r.cancel(randomUUID())).toThrow(expect.objectContaining({ code: 'not_found' }));
+  });
+
+  it('cancels a running backup and deletes its snapshot', async () => {
+    const source = await volume('busy', 16 << 20);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const reading: string[] = [];
+    const r = runner({
+      backends: new Map<BackendKind, HostBackend>([['local-file', heldReads(backend, released, reading)]]),
+    });
+    const job = r.submitBackup(backupRequest(source.locator));
+    await waitUntil(() => reading.length > 0);
+    const [snapshot] = await backend.listSnapshots(source.locator);
+    expect(snapshot?.name).toBe(`stowage-job-${job.job_id}`);
+    expect(reading[0]).toBe(snapshot?.locator);
+    r.cancel(job.job_id);
+    release();
+    const cancelled = await settle(r, job.job_id);
+    expect(cancelled.state).toBe('cancelled');
+    expect(cancelled.result).toBeNull();
+    expect(sink.states(job.job_id)).toEqual(['queued', 'running', 'cancelled']);
+    expect(await backend.listSnapshots(source.locator)).toEqual([]);
+    expect(await journalLeft()).toEqual([]);
   });
 
   it('fails a job with a cause that names what went wrong', async () => {
@@ -221,6 +386,7 @@ describe('job runner', () => {
     expect(missing.state).toBe('failed');
     expect(missing.error?.code).toBe('not_found');
     expect(missing.error?.message).toContain('missing.img');
+    expect(sink.states(missing.id)).toEqual(['queued', 'running', 'failed']);
 
     const outside = await settle(r, r.submitBackup(backupRequest('/etc/passwd')).job_id);
     expect(outside.error?.code).toBe('forbidden');
@@ -230,37 +396,113 @@ describe('job runner', () => {
       openRepository: opener((s) =>
         withRetry(
           withFaults(s, { rate: 1, random: createSeededRandom(3), ops: ['put'], kinds: ['error-before'] }),
-          {
-            attempts: 2,
-            baseDelayMs: 1,
-          },
+          { attempts: 2, baseDelayMs: 1 },
         ),
       ),
     });
     const failed = await settle(faulty, faulty.submitBackup(backupRequest(source.locator)).job_id);
     expect(failed.state).toBe('failed');
-    expect(failed.error?.message).toMatch(/chunks\/|put/i);
-    expect(failed.error?.details).toMatchObject({ error: 'ObjectStoreError', error_kind: 'transient' });
+    expect(failed.error?.code).toBe('internal');
+    expect(failed.error?.message).toMatch(
+      /^injected error-before fault on put chunks\/.*still failing after retries/,
+    );
+    expect(failed.error?.details).toMatchObject({
+      error: 'ObjectStoreError',
+      error_kind: 'transient',
+      op: 'put',
+      key: expect.stringMatching(/^chunks\//),
+    });
     expect(await backend.listSnapshots(source.locator)).toEqual([]);
+
+    const missingBackup = await settle(
+      r,
+      r.submitRestore({
+        ...restoreRequest(await backedUp(source.locator), { backend: 'local-file', name: 'never' }),
+        backup: {
+          volume_id: randomUUID(),
+          backup_id: randomUUID(),
+          manifest_key: 'manifests/nothing/here',
+        },
+      }).job_id,
+    );
+    expect(missingBackup.error).toMatchObject({
+      code: 'not_found',
+      message: expect.stringContaining('manifests/'),
+    });
+    expect(missingBackup.destination).toBeNull(); // nothing was provisioned
+    await expect(backend.stat(join(root, 'never'))).rejects.toMatchObject({ kind: 'not-found' });
   });
 
-  it('retried S3 faults still give a complete backup', async () => {
-    const source = await volume('flaky', 4 << 20);
+  it('fails a restore whose chunks cannot be read: a new volume is removed, an existing one marked failed', async () => {
+    const source = await volume('unreadable', 2 << 20);
+    const backup = await backedUp(source.locator);
+    const r = runner({ openRepository: opener(chunkGetsFail) });
+
+    const fresh = await settle(
+      r,
+      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'new' })).job_id,
+    );
+    expect(fresh.state).toBe('failed');
+    expect(fresh.error?.message).toMatch(/get chunks\/.*still failing after retries/);
+    expect(fresh.destination).toMatchObject({ volume: { name: 'new' }, state: 'removed' });
+    await expect(backend.stat(join(root, 'new'))).rejects.toMatchObject({ kind: 'not-found' });
+
+    const existing = await backend.provision({ name: 'kept', size: 2 << 20 });
+    const kept = await settle(
+      r,
+      r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: existing.locator })).job_id,
+    );
+    expect(kept.state).toBe('failed');
+    expect(kept.destination).toMatchObject({ volume: { locator: existing.locator }, state: 'failed' });
+    expect(await backend.stat(existing.locator)).toMatchObject({ size: 2 << 20 });
+    expect(await journalLeft()).toEqual([]);
+  });
+
+  it('refuses at submit what it can tell is wrong without touching the host', async () => {
     const r = runner({
-      openRepository: opener((s) =>
-        withRetry(withFaults(s, { rate: 0.2, random: createSeededRandom(5) }), {
-          attempts: 8,
-          baseDelayMs: 1,
+      backends: new Map<BackendKind, HostBackend>([['block', withoutCapabilities(backend)]]),
+    });
+    const source = await volume('plain', 1 << 20);
+    expect(() => r.submitBackup(backupRequest(source.locator))).toThrow(
+      expect.objectContaining({ code: 'not_found', message: expect.stringContaining('local-file') }),
+    );
+    expect(() =>
+      r.submitBackup(
+        backupRequest(source.locator, {
+          volume: { backend: 'block', locator: source.locator },
+          snapshot: true,
         }),
       ),
-    });
+    ).toThrow(expect.objectContaining({ code: 'unsupported' }));
+    const backup = await backedUp(source.locator);
+    expect(() => r.submitRestore(restoreRequest(backup, { backend: 'block', name: 'x' }))).toThrow(
+      expect.objectContaining({ code: 'unsupported' }),
+    );
+    expect(r.list()).toEqual([]);
+
+    // Where the backend cannot snapshot, the default reads the live volume and says so.
+    const live = await settle(
+      r,
+      r.submitBackup(backupRequest(source.locator, { volume: { backend: 'block', locator: source.locator } }))
+        .job_id,
+    );
+    expect(live.state).toBe('succeeded');
+    expect((live.result as BackupResult).snapshot).toBe('none');
+  });
+
+  it('retried S3 faults still give a complete backup that restores byte-exact', async () => {
+    const source = await volume('flaky', 4 << 20);
+    const flaky = (s: ObjectStore) =>
+      withRetry(withFaults(s, { rate: 0.2, random: createSeededRandom(5) }), { attempts: 8, baseDelayMs: 1 });
+    const r = runner({ openRepository: opener(flaky) });
     const backup = await settle(r, r.submitBackup(backupRequest(source.locator)).job_id);
     expect(backup.state).toBe('succeeded');
     const restore = await settle(
-      runner(),
-      runner().submitRestore(restoreRequest(backup, 'flaky-r')).job_id,
-    ).catch(() => undefined);
-    void restore;
+      r,
+      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'flaky-r' })).job_id,
+    );
+    expect(restore.state).toBe('succeeded');
+    expect(await sha256File(restore.destination!.volume!.locator)).toBe(await sha256File(source.locator));
   });
 
   it('makes submits idempotent by job id and refuses a different request under the same id', async () => {
@@ -268,30 +510,98 @@ describe('job runner', () => {
     const source = await volume('idem', 1 << 20);
     const request = backupRequest(source.locator);
     const first = r.submitBackup(request);
+    // Same content, other objects and key order: the same job.
     const again = r.submitBackup({
-      ...request,
       target: { ...request.target },
-      volume: { ...request.volume },
+      volume: { locator: request.volume.locator, backend: request.volume.backend },
+      volume_name: request.volume_name,
+      job_id: request.job_id,
     });
     expect(again.job_id).toBe(first.job_id);
-    expect(() => r.submitBackup({ ...request, volume_name: 'other' })).toThrow(/different request/);
-    await settle(r, first.job_id);
+    expect(() => r.submitBackup({ ...request, volume_name: 'other' })).toThrow(
+      expect.objectContaining({ code: 'conflict' }),
+    );
+    const done = await settle(r, first.job_id);
+    expect(r.submitBackup(request)).toEqual({ job_id: first.job_id, state: 'succeeded' });
+    expect(() =>
+      r.submitRestore({
+        ...restoreRequest(done, { backend: 'local-file', name: 'x' }),
+        job_id: first.job_id,
+      }),
+    ).toThrow(expect.objectContaining({ code: 'conflict' }));
     expect(r.list().filter((job) => job.id === first.job_id)).toHaveLength(1);
+    expect(sink.states(first.job_id)).toEqual(['queued', 'running', 'succeeded']);
+  });
+
+  it('keeps secrets out of job records, events and logs', async () => {
+    const r = runner();
+    const source = await volume('secret', 1 << 20);
+    const backup = await settle(r, r.submitBackup(backupRequest(source.locator)).job_id);
+    await settle(
+      r,
+      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'secret-r' })).job_id,
+    );
+    await settle(r, r.submitBackup(backupRequest(join(root, 'nope.img'))).job_id);
+    const key = Buffer.from(repository.targetKey).toString('base64');
+    const everything = JSON.stringify([sink.changes, logger.lines, r.list()]);
+    expect(logger.lines.length).toBeGreaterThan(0);
+    expect(everything).not.toContain(SECRET_ACCESS_KEY);
+    expect(everything).not.toContain(key);
+    expect(everything).not.toContain('AKIATEST');
+  });
+
+  it('keeps a bounded history of finished jobs', async () => {
+    const r = runner({ historyLimit: 2 });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = r.submitBackup(backupRequest(join(root, `missing-${i}.img`))).job_id;
+      await settle(r, id);
+      ids.push(id);
+    }
+    expect(r.list().map((job) => job.id)).toEqual(ids.slice(1));
+    expect(r.get(ids[0]!)).toBeUndefined();
   });
 
   it('shuts down: cancels running and queued jobs after the grace period, cleans up, refuses new work', async () => {
     const source = await volume('shut', 16 << 20);
-    const r = runner({ concurrency: 1, openRepository: opener(slow(40)) });
-    const running = r.submitBackup(backupRequest(source.locator));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const reading: string[] = [];
+    const r = runner({
+      concurrency: 1,
+      backends: new Map<BackendKind, HostBackend>([['local-file', heldReads(backend, released, reading)]]),
+    });
+    const runningRequest = backupRequest(source.locator);
+    const running = r.submitBackup(runningRequest);
     const queued = r.submitBackup(backupRequest(source.locator));
-    // Every store request takes 40 ms, so the backup (about 130 chunk uploads) outlasts the 50 ms grace.
-    expect(r.get(running.job_id)!.state).toBe('running');
+    await waitUntil(() => reading.length > 0);
+    // The reads go on only well after the 50 ms grace has run out, so the running job is cancelled.
+    setTimeout(release, 300);
     await r.shutdown(50);
     expect(r.get(running.job_id)!.state).toBe('cancelled');
-    expect(r.get(running.job_id)!.error?.message).toContain('shutting down');
+    expect(r.get(running.job_id)!.error).toEqual({
+      code: 'cancelled',
+      message: 'job cancelled: the agent is shutting down',
+    });
     expect(r.get(queued.job_id)!.state).toBe('cancelled');
+    expect(sink.states(running.job_id)).toEqual(['queued', 'running', 'cancelled']);
+    expect(sink.states(queued.job_id)).toEqual(['queued', 'cancelled']);
     expect(await backend.listSnapshots(source.locator)).toEqual([]);
-    expect(() => r.submitBackup(backupRequest(source.locator))).toThrow(/shutting down/);
+    expect(await journalLeft()).toEqual([]);
+    expect(() => r.submitBackup(backupRequest(source.locator))).toThrow(
+      expect.objectContaining({ code: 'unavailable' }),
+    );
+    // A retried submit of a job it knows still gets that job.
+    expect(r.submitBackup(runningRequest)).toEqual({ job_id: running.job_id, state: 'cancelled' });
+  });
+
+  it('shuts down after running jobs that finish within the grace period', async () => {
+    const source = await volume('quick', 1 << 20);
+    const r = runner();
+    const job = r.submitBackup(backupRequest(source.locator));
+    await r.shutdown(60_000);
+    expect(r.get(job.job_id)!.state).toBe('succeeded');
+    expect(await backend.listSnapshots(source.locator)).toEqual([]);
   });
 
   it('after a crash, deletes what the dead job left and reports it failed', async () => {
@@ -333,6 +643,33 @@ describe('job runner', () => {
     expect(backup.error?.details).toHaveProperty('backup.backup_id');
     expect(r.get(restoreId)!.destination?.state).toBe('removed');
     expect(sink.states(backupId)).toEqual(['failed']);
+    expect(await journal.leftovers()).toEqual([]);
+  });
+
+  it('after a crash between a job’s end and its durable report, reports the outcome and undoes nothing', async () => {
+    const journal = new JobJournal(join(dir, 'state'));
+    const source = await volume('done', 1 << 20);
+    const backup = await backedUp(source.locator);
+    // A sink that cannot make the final event durable: the record, with the outcome, stays for the next start.
+    const failing: JobEventSink = {
+      jobChanged: (job, change) => sink.jobChanged(job, change),
+      flush: () => Promise.reject(new Error('outbox disk full')),
+    };
+    const first = runner({ journal, events: failing });
+    const restore = await settle(
+      first,
+      first.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'restored-ok' })).job_id,
+    );
+    expect(restore.state).toBe('succeeded');
+    await waitUntil(() => logger.lines.some((line) => line.includes('journal entry kept')));
+    expect((await journal.leftovers()).map((l) => l.entry?.final?.state)).toEqual(['succeeded']);
+
+    sink.changes.length = 0;
+    const next = runner({ journal });
+    const recovered = await next.recover();
+    expect(recovered).toEqual([restore]);
+    expect(sink.states(restore.id)).toEqual(['succeeded']);
+    expect(await sha256File(restore.destination!.volume!.locator)).toBe(await sha256File(source.locator));
     expect(await journal.leftovers()).toEqual([]);
   });
 });

@@ -2,7 +2,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import {
   ApiError,
-  type ApiErrorBody,
   type BackendKind,
   type BackupRequest,
   type BackupResult,
@@ -12,19 +11,16 @@ import {
   type RestoreResult,
   type Volume,
 } from '@stowage/api';
-import {
-  backupVolume,
-  ChunkWorkers,
-  EngineError,
-  type Progress,
-  restoreBackup,
-  type VolumeTarget,
-} from '@stowage/engine';
+import { backupVolume, ChunkWorkers, type Progress, restoreBackup } from '@stowage/engine';
 import type { HostBackend, SnapshotResult, VolumeInfo } from '@stowage/host-backends';
 import type { JobEventSink, JobRunner, Logger, RepositoryOpener } from '../contracts.js';
 import { apiErrorFromHostBackend } from '../errors.js';
 import { silentLogger } from '../log.js';
+import { errorBody } from './job-errors.js';
 import type { JobJournal, JournalEntry } from './journal.js';
+import { type WriterTarget, writerTarget } from './writer-target.js';
+
+export { errorBody } from './job-errors.js';
 
 export interface JobRunnerOptions {
   backends: ReadonlyMap<BackendKind, HostBackend>;
@@ -52,6 +48,11 @@ interface Entry {
   controller: AbortController;
   /** Why the job was aborted: a cancel request or shutdown. */
   abortReason?: string;
+  /** The job's journal record as last written, once it touched the host; undefined before. */
+  journaled?: JournalEntry;
+  /** What the job will report when it ends (its result, its destination's fate), published with the final
+   * state only, so that a running job never shows a result. */
+  ending: Pick<Job, 'result' | 'destination'>;
   /** Runs the job; dropped once started, so the request's secrets live only as long as the work. */
   work?: (entry: Entry) => Promise<void>;
   settled?: Promise<void>;
@@ -75,6 +76,15 @@ export class LocalJobRunner implements JobRunner {
   #stopping = false;
 
   constructor(options: JobRunnerOptions) {
+    if (
+      options.concurrency !== undefined &&
+      !(Number.isSafeInteger(options.concurrency) && options.concurrency >= 1)
+    ) {
+      throw new RangeError(`concurrency must be a whole number ≥ 1: ${options.concurrency}`);
+    }
+    if (options.threads !== undefined && !(Number.isSafeInteger(options.threads) && options.threads >= 1)) {
+      throw new RangeError(`threads must be a whole number ≥ 1: ${options.threads}`);
+    }
     this.#options = options;
     this.#now = options.now ?? (() => new Date());
     this.#logger = options.logger ?? silentLogger;
@@ -85,11 +95,37 @@ export class LocalJobRunner implements JobRunner {
   }
 
   submitBackup(request: BackupRequest): JobAccepted {
-    return this.#submit('backup', request, (entry) => this.#runBackup(entry, request));
+    return this.#submit(
+      'backup',
+      request,
+      () => {
+        const backend = this.#backend(request.volume.backend);
+        if (request.snapshot === true && !backend.capabilities.snapshot) {
+          throw new ApiError(
+            'unsupported',
+            `backend ${request.volume.backend} cannot snapshot; pass snapshot: false to read the live volume`,
+          );
+        }
+      },
+      (entry) => this.#runBackup(entry, request),
+    );
   }
 
   submitRestore(request: RestoreRequest): JobAccepted {
-    return this.#submit('restore', request, (entry) => this.#runRestore(entry, request));
+    return this.#submit(
+      'restore',
+      request,
+      () => {
+        const backend = this.#backend(request.destination.backend);
+        if ('name' in request.destination && !backend.capabilities.provision) {
+          throw new ApiError(
+            'unsupported',
+            `backend ${request.destination.backend} cannot provision a new volume; restore to an existing one (locator)`,
+          );
+        }
+      },
+      (entry) => this.#runRestore(entry, request),
+    );
   }
 
   get(id: string): Job | undefined {
@@ -109,12 +145,12 @@ export class LocalJobRunner implements JobRunner {
 
   async shutdown(graceMs: number): Promise<void> {
     this.#stopping = true;
-    for (const entry of [...this.#queue]) this.#abort(entry, 'the agent is shutting down');
+    for (const entry of [...this.#queue]) this.#abort(entry, 'cancelled: the agent is shutting down');
     const running = () => Promise.allSettled([...this.#running].map((entry) => entry.settled));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([running(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
-    for (const entry of [...this.#running]) this.#abort(entry, 'the agent is shutting down');
+    for (const entry of [...this.#running]) this.#abort(entry, 'cancelled: the agent is shutting down');
     await running();
   }
 
@@ -129,6 +165,22 @@ export class LocalJobRunner implements JobRunner {
     for (const { file, entry } of await journal.leftovers()) {
       if (entry === undefined) {
         this.#logger.error('unreadable job journal entry left as it is', { file });
+        continue;
+      }
+      if (entry.final !== undefined) {
+        // The job had ended and cleaned up; only its report may not have reached the sink. Report the outcome
+        // it had (a restored volume is the caller's now and must not be undone).
+        const job = entry.final;
+        this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
+        this.#options.events.jobChanged(job, 'state');
+        await this.#options.events.flush?.();
+        await journal.remove(entry.id);
+        this.#logger.info('final state of a job from a previous run reported again', {
+          job_id: job.id,
+          kind: job.kind,
+          state: job.state,
+        });
+        recovered.push(job);
         continue;
       }
       const cleanup = await this.#cleanUpAfterCrash(entry);
@@ -152,7 +204,7 @@ export class LocalJobRunner implements JobRunner {
             ? { volume: null, state: entry.created_volume === undefined ? 'failed' : 'removed' }
             : null,
       };
-      this.#remember({ job, fingerprint: '', controller: new AbortController() });
+      this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
       this.#options.events.jobChanged(job, 'state');
       // Forget the record only once the failure report is durable with the sink, as for any finished job.
       await this.#options.events.flush?.();
@@ -201,16 +253,23 @@ export class LocalJobRunner implements JobRunner {
     return done.length === 0 ? 'nothing to clean up' : done.join('; ');
   }
 
-  #submit(kind: Job['kind'], request: BackupRequest | RestoreRequest, work: Entry['work']): JobAccepted {
+  #submit(
+    kind: Job['kind'],
+    request: BackupRequest | RestoreRequest,
+    validate: () => void,
+    work: Entry['work'],
+  ): JobAccepted {
     const fingerprint = fingerprintOf(request);
     const existing = this.#jobs.get(request.job_id);
     if (existing !== undefined) {
+      // A retried submit (a lost 202) finds its job, whatever happened since; other work under the id is not.
       if (existing.fingerprint !== fingerprint) {
         throw new ApiError('conflict', `job ${request.job_id} exists with a different request`);
       }
       return { job_id: existing.job.id, state: existing.job.state };
     }
     if (this.#stopping) throw new ApiError('unavailable', 'the agent is shutting down and takes no new jobs');
+    validate();
     const entry: Entry = {
       job: {
         id: request.job_id,
@@ -226,6 +285,7 @@ export class LocalJobRunner implements JobRunner {
       },
       fingerprint,
       controller: new AbortController(),
+      ending: { result: null, destination: null },
       work,
     };
     this.#remember(entry);
@@ -261,29 +321,51 @@ export class LocalJobRunner implements JobRunner {
   }
 
   async #run(entry: Entry, work: (entry: Entry) => Promise<void>): Promise<void> {
+    const id = entry.job.id;
     this.#publish(entry, { state: 'running', started_at: this.#now().toISOString() }, 'state');
-    this.#logger.info('job started', { job_id: entry.job.id, kind: entry.job.kind });
+    this.#logger.info('job started', { job_id: id, kind: entry.job.kind });
+    let outcome: Partial<Job>;
     try {
       await work(entry);
-      this.#finish(entry, { state: 'succeeded' });
-      this.#logger.info('job succeeded', { job_id: entry.job.id, kind: entry.job.kind });
+      outcome = { state: 'succeeded', ...entry.ending };
     } catch (error) {
       const cancelled = entry.controller.signal.aborted;
       const body = cancelled
         ? { code: 'cancelled' as const, message: `job ${entry.abortReason ?? 'cancelled'}` }
         : errorBody(error);
-      this.#finish(entry, { state: cancelled ? 'cancelled' : 'failed', error: body });
-      const log = cancelled ? this.#logger.warn : this.#logger.error;
-      log('job ended', {
-        job_id: entry.job.id,
-        kind: entry.job.kind,
-        state: entry.job.state,
-        error: body.message,
+      outcome = {
+        state: cancelled ? 'cancelled' : 'failed',
+        error: body,
+        result: null,
+        destination: entry.ending.destination,
+      };
+    }
+    const final: Job = { ...entry.job, ...outcome, finished_at: this.#now().toISOString() };
+    const journal = this.#options.journal;
+    if (journal !== undefined && entry.journaled !== undefined) {
+      // The job's clean-up has run. From here a crash must report this outcome rather than undo it: the
+      // record still names the volume a restore provisioned, which after a success is the caller's.
+      await journal.write({ ...entry.journaled, final }).catch((error: unknown) => {
+        this.#logger.error('could not record a job outcome in the journal', { job_id: id, error });
       });
-    } finally {
-      await this.#options.journal?.remove(entry.job.id).catch((error: unknown) => {
-        this.#logger.error('could not remove a job journal entry', { job_id: entry.job.id, error });
-      });
+    }
+    this.#publish(entry, final, 'state');
+    const fields = { job_id: id, kind: final.kind, state: final.state };
+    if (final.state === 'succeeded') this.#logger.info('job succeeded', fields);
+    else if (final.state === 'cancelled')
+      this.#logger.warn('job ended', { ...fields, error: final.error?.message });
+    else this.#logger.error('job ended', { ...fields, error: final.error?.message });
+    if (journal !== undefined && entry.journaled !== undefined) {
+      // Forget the record only once the sink holds the final event durably; else the next start reports it.
+      try {
+        await this.#options.events.flush?.();
+        await journal.remove(id);
+      } catch (error) {
+        this.#logger.error('job journal entry kept: its final event is not durable yet', {
+          job_id: id,
+          error,
+        });
+      }
     }
   }
 
@@ -295,13 +377,17 @@ export class LocalJobRunner implements JobRunner {
     if (queued >= 0) {
       this.#queue.splice(queued, 1);
       entry.work = undefined;
-      this.#finish(entry, { state: 'cancelled', error: { code: 'cancelled', message: `job ${reason}` } });
+      this.#publish(
+        entry,
+        {
+          state: 'cancelled',
+          error: { code: 'cancelled', message: `job ${reason}` },
+          finished_at: this.#now().toISOString(),
+        },
+        'state',
+      );
       this.#logger.info('queued job cancelled', { job_id: entry.job.id, reason });
     }
-  }
-
-  #finish(entry: Entry, change: Partial<Job>): void {
-    this.#publish(entry, { ...change, finished_at: this.#now().toISOString() }, 'state');
   }
 
   #publish(entry: Entry, change: Partial<Job>, kind: 'progress' | 'state'): void {
@@ -353,22 +439,28 @@ export class LocalJobRunner implements JobRunner {
     };
   }
 
+  /** Records what the job is about to leave on the host, before it does. */
+  async #journal(entry: Entry, record: JournalEntry): Promise<void> {
+    await this.#options.journal?.write(record);
+    entry.journaled = record;
+  }
+
   #workers(): ChunkWorkers {
     return new ChunkWorkers(undefined, { threads: this.#options.threads ?? availableParallelism() });
+  }
+
+  async #closeWorkers(entry: Entry, workers: ChunkWorkers): Promise<void> {
+    await workers.close().catch((error: unknown) => {
+      this.#logger.warn("stopping a job's worker threads failed", { job_id: entry.job.id, error });
+    });
   }
 
   async #runBackup(entry: Entry, request: BackupRequest): Promise<void> {
     const signal = entry.controller.signal;
     const backend = this.#backend(request.volume.backend);
-    const journal = this.#options.journal;
     const record = this.#journalEntry(entry, request.volume.backend);
+    // Confinement and existence first: a locator outside the roots fails here, before anything is opened.
     const volume = await backend.stat(request.volume.locator);
-    if (request.snapshot === true && !backend.capabilities.snapshot) {
-      throw new ApiError(
-        'unsupported',
-        `backend ${request.volume.backend} cannot snapshot; pass snapshot: false to read the live volume`,
-      );
-    }
     const workers = this.#workers(); // threads start while the repository opens
     let snapshot: SnapshotResult | undefined;
     let reader: Awaited<ReturnType<HostBackend['openReader']>> | undefined;
@@ -382,7 +474,7 @@ export class LocalJobRunner implements JobRunner {
       const name = `stowage-job-${entry.job.id}`;
       // Journal first, then snapshot: a crash in between leaves an entry whose snapshot is not there, which
       // the clean-up finds by its name and reports as nothing to delete.
-      await journal?.write({
+      await this.#journal(entry, {
         ...record,
         backup: { volume_id: volumeId, backup_id: backupId },
         ...(takeSnapshot ? { volume: volume.locator, snapshot_name: name } : {}),
@@ -416,11 +508,11 @@ export class LocalJobRunner implements JobRunner {
         seconds: summary.seconds,
         snapshot: snapshot?.method ?? 'none',
       };
-      entry.job = { ...entry.job, result };
+      entry.ending = { result, destination: null };
     } finally {
-      await reader
-        ?.close()
-        .catch((error: unknown) => this.#logger.warn('closing a volume reader failed', { error }));
+      await reader?.close().catch((error: unknown) => {
+        this.#logger.warn('closing a volume reader failed', { job_id: entry.job.id, error });
+      });
       if (snapshot !== undefined) {
         await backend.deleteSnapshot(snapshot.locator).catch((error: unknown) => {
           // Named stowage-job-<id>, so an operator (or listSnapshots) finds it; the job's outcome stands.
@@ -431,7 +523,7 @@ export class LocalJobRunner implements JobRunner {
           });
         });
       }
-      await workers.close();
+      await this.#closeWorkers(entry, workers);
     }
   }
 
@@ -439,11 +531,11 @@ export class LocalJobRunner implements JobRunner {
     const signal = entry.controller.signal;
     const destination = request.destination;
     const backend = this.#backend(destination.backend);
-    const journal = this.#options.journal;
     const record = this.#journalEntry(entry, destination.backend);
     const workers = this.#workers();
     let created: VolumeInfo | undefined;
     let volume: VolumeInfo | undefined;
+    let target: WriterTarget | undefined;
     let succeeded = false;
     try {
       const repository = await this.#options.openRepository(request.target, signal);
@@ -456,10 +548,10 @@ export class LocalJobRunner implements JobRunner {
       const manifest = await repository.loadManifest(backup);
       signal.throwIfAborted();
       if ('name' in destination) {
-        await journal?.write(record);
+        await this.#journal(entry, record);
         created = await backend.provision({ name: destination.name, size: manifest.volumeSize });
         volume = created;
-        await journal?.write({ ...record, created_volume: created.locator });
+        await this.#journal(entry, { ...record, created_volume: created.locator });
       } else {
         volume = await backend.stat(destination.locator);
         if (volume.size < manifest.volumeSize) {
@@ -468,25 +560,22 @@ export class LocalJobRunner implements JobRunner {
             `volume ${volume.locator} holds ${volume.size} bytes; the backup needs ${manifest.volumeSize}`,
           );
         }
-        await journal?.write(record);
+        await this.#journal(entry, record);
       }
-      entry.job = {
-        ...entry.job,
+      // Until the restore completes, the volume holds partial data.
+      entry.ending = {
+        result: null,
         destination: { volume: volumeOf(destination.backend, volume), state: 'failed' },
       };
       const writer = await backend.openWriter(volume.locator, { signal });
-      const target: VolumeTarget = {
-        path: writer.path,
-        fd: writer.fd,
-        // A volume provisioned just now reads as zeros (the backend contract), so holes may be skipped;
-        // an existing volume may hold old data there and gets zeros written.
-        holesAreZero: created !== undefined,
-        async commit() {
-          await writer.sync();
-          await writer.close();
+      target = writerTarget(writer, {
+        // Holes are skipped only where they surely read as zeros: a sparse image file provisioned for this
+        // job. An existing volume may hold old data there, and a device is never trusted to; both get zeros.
+        holesAreZero: created !== undefined && destination.backend === 'local-file',
+        onDiscard: (error) => {
+          this.#logger.warn('closing a restore target failed', { job_id: entry.job.id, error });
         },
-        discard: () => writer.close(),
-      };
+      });
       const summary = await restoreBackup({
         repository,
         workers,
@@ -508,14 +597,16 @@ export class LocalJobRunner implements JobRunner {
         holes: summary.holes,
         seconds: summary.seconds,
       };
-      entry.job = { ...entry.job, result, destination: { volume: restored, state: 'available' } };
+      entry.ending = { result, destination: { volume: restored, state: 'available' } };
     } finally {
+      // The engine closes the target on every path it reaches; this covers a failure before it got there.
+      await target?.discard();
       if (!succeeded && created !== undefined) {
         // The volume exists only because of this job: a half-restored one must not look usable.
         try {
           await backend.deleteVolume(created.locator);
-          entry.job = {
-            ...entry.job,
+          entry.ending = {
+            result: null,
             destination: { volume: volumeOf(destination.backend, created), state: 'removed' },
           };
         } catch (error) {
@@ -526,9 +617,14 @@ export class LocalJobRunner implements JobRunner {
           });
         }
       }
-      await workers.close();
+      await this.#closeWorkers(entry, workers);
     }
   }
+}
+
+/** The job runner `serve.ts` wires in: see `JobRunnerOptions` for what it is given. */
+export function createJobRunner(options: JobRunnerOptions): LocalJobRunner {
+  return new LocalJobRunner(options);
 }
 
 function volumeOf(backend: BackendKind, info: VolumeInfo): Volume {
@@ -551,21 +647,4 @@ export function fingerprintOf(request: unknown): string {
   return createHash('sha256')
     .update(JSON.stringify(canonical(request)))
     .digest('hex');
-}
-
-/** What a failed job reports: the cause's own message (it names the volume or the object) and its class. */
-export function errorBody(error: unknown): ApiErrorBody {
-  if (error instanceof ApiError) return error.toBody();
-  const fromBackend = apiErrorFromHostBackend(error);
-  if (fromBackend !== undefined) return fromBackend.toBody();
-  const details: Record<string, unknown> = { error: (error as Error)?.name ?? 'Error' };
-  const code = (error as { code?: unknown }).code;
-  const kind = (error as { kind?: unknown }).kind;
-  if (typeof code === 'string') details.error_code = code;
-  if (typeof kind === 'string') details.error_kind = kind;
-  if (error instanceof EngineError && error.code === 'aborted') {
-    return { code: 'cancelled', message: error.message, details };
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: 'internal', message, details };
 }

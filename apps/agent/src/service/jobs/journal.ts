@@ -1,6 +1,6 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BackendKind } from '@stowage/api';
+import type { BackendKind, Job } from '@stowage/api';
 import { writeFileAtomically } from '../atomic-file.js';
 
 /**
@@ -22,11 +22,15 @@ export interface JournalEntry {
   /** A volume this job provisioned and has not finished restoring. Recorded once provisioning returned:
    * a name alone could belong to a volume that existed before, which must never be deleted. */
   created_volume?: string;
+  /** The job's final state, written once its clean-up ran and before it is published: after a crash the
+   * next start reports this instead of cleaning up (a restored volume is the caller's by then). */
+  final?: Job;
 }
 
 /**
  * One small JSON file per running job under `<state dir>/jobs/`, written atomically (temp, fsync, rename,
- * directory fsync) before the job touches the host and removed once its final event is handed over.
+ * directory fsync) before the job touches the host and removed once its final event is durable with the
+ * event sink. Jobs that ended before touching the host never get one.
  */
 export class JobJournal {
   readonly #directory: string;
