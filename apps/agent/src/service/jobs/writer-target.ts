@@ -27,6 +27,7 @@ export interface WriterTarget extends VolumeTarget {
  */
 export function writerTarget(writer: VolumeWriter, options: WriterTargetOptions): WriterTarget {
   let closing: Promise<void> | undefined;
+  let discarded = false;
   const close = () => {
     closing ??= writer.close();
     return closing;
@@ -44,6 +45,8 @@ export function writerTarget(writer: VolumeWriter, options: WriterTargetOptions)
       await close();
     },
     async discard() {
+      if (discarded) return;
+      discarded = true;
       try {
         await close();
       } catch (error) {
