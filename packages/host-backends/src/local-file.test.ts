@@ -169,11 +169,12 @@ describe('LocalFileBackend', () => {
     const backend = new LocalFileBackend({ roots: [root] });
     const info = await backend.provision({ name: 'vol.img', size: MiB });
     const reason = new Error('job cancelled');
-    for (const attempt of [
-      backend.openReader(info.locator, { signal: AbortSignal.abort(reason) }),
-      backend.openWriter(info.locator, { signal: AbortSignal.abort(reason) }),
+    // One open at a time: a second promise made up front would reject before anything awaits it.
+    for (const open of [
+      () => backend.openReader(info.locator, { signal: AbortSignal.abort(reason) }),
+      () => backend.openWriter(info.locator, { signal: AbortSignal.abort(reason) }),
     ]) {
-      const error = await attempt.catch((caught: unknown) => caught);
+      const error = await open().catch((caught: unknown) => caught);
       expect(error).toMatchObject({ kind: 'io', message: expect.stringMatching(/cancelled/), cause: reason });
     }
     const controller = new AbortController();

@@ -57,7 +57,11 @@ export class ManagerReporter implements JobEventSink {
   #seq: number;
   #timer: NodeJS.Timeout | undefined;
   #pumping = false;
+  /** The running pump, if any: `stop()` waits for it so nothing is sent or written after it returns. */
+  #pumpDone: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Aborted by `stop()`: a delivery still in flight then counts as not delivered and stays in the outbox. */
+  readonly #abort = new AbortController();
   #persisting: Promise<void> = Promise.resolve();
 
   constructor(options: ManagerReporterOptions) {
@@ -144,11 +148,14 @@ export class ManagerReporter implements JobEventSink {
     // One more try for everything at once, whatever its backoff: this may be the last chance for a while.
     for (const outbox of this.#jobs.values()) outbox.retryAt = 0;
     while (this.enabled && this.#now() < deadline && this.#hasDue()) {
-      if (!this.#pumping) await this.#pump();
+      if (!this.#pumping) await this.#startPump();
       if (this.#hasDue()) await sleep(Math.max(1, Math.min(50, deadline - this.#now())));
     }
     this.#stopped = true;
     clearTimeout(this.#timer);
+    // A delivery may still be in flight (its answer not read yet): end it, then wait for what it persists.
+    this.#abort.abort(new Error('reporter stopped'));
+    await this.#pumpDone;
     await this.#persisting;
   }
 
@@ -201,15 +208,20 @@ export class ManagerReporter implements JobEventSink {
   #schedule(delayMs: number): void {
     if (this.#stopped || this.#pumping) return;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#pump(), delayMs);
+    this.#timer = setTimeout(() => void this.#startPump(), delayMs);
     this.#timer.unref?.();
   }
 
+  #startPump(): Promise<void> {
+    if (this.#pumping) return this.#pumpDone;
+    this.#pumpDone = this.#pump();
+    return this.#pumpDone;
+  }
+
   async #pump(): Promise<void> {
-    if (this.#pumping) return;
     this.#pumping = true;
     try {
-      for (;;) {
+      while (!this.#stopped) {
         const next = this.#next();
         if (next === undefined) return;
         if ('wait' in next) {
@@ -233,7 +245,10 @@ export class ManagerReporter implements JobEventSink {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${this.#options.token ?? ''}` },
         body: JSON.stringify(event),
-        signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 10_000),
+        signal: AbortSignal.any([
+          AbortSignal.timeout(this.#options.requestTimeoutMs ?? 10_000),
+          this.#abort.signal,
+        ]),
       });
       await response.body?.cancel().catch(() => {});
       detail = `HTTP ${response.status}`;
