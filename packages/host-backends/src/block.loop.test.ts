@@ -92,11 +92,11 @@ describe.skipIf(unavailable !== undefined)(
 
     it('stops an open whose signal is aborted already; close is a no-op', async () => {
       const backend = new BlockBackend({ devices: [device()] });
-      for (const attempt of [
-        backend.openReader(device(), { signal: AbortSignal.abort() }),
-        backend.openWriter(device(), { signal: AbortSignal.abort() }),
+      for (const open of [
+        () => backend.openReader(device(), { signal: AbortSignal.abort() }),
+        () => backend.openWriter(device(), { signal: AbortSignal.abort() }),
       ]) {
-        const error = await attempt.catch((caught: unknown) => caught);
+        const error = await open().catch((caught: unknown) => caught);
         expect(isHostBackendError(error, 'io') && /cancelled/.test(error.message), String(error)).toBe(true);
       }
       await backend.close();

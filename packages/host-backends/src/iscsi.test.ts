@@ -502,13 +502,14 @@ describe('iscsi backend — iscsiadm is replaced by a recording fake; the LUN is
       await c.close();
       await backend.close();
       expect(fake.calls).toHaveLength(4);
+      // One at a time: promises made up front would reject before anything awaits them.
       for (const attempt of [
-        backend.openReader(linkOf(byPath, TARGET)),
-        backend.openWriter(linkOf(byPath, OTHER)),
-        backend.stat(linkOf(byPath, TARGET)),
-        backend.list(),
+        () => backend.openReader(linkOf(byPath, TARGET)),
+        () => backend.openWriter(linkOf(byPath, OTHER)),
+        () => backend.stat(linkOf(byPath, TARGET)),
+        () => backend.list(),
       ]) {
-        expect(await failure(attempt)).toMatchObject({
+        expect(await failure(attempt())).toMatchObject({
           kind: 'io',
           message: expect.stringMatching(/shut down/),
         });
@@ -552,11 +553,13 @@ describe('iscsi backend — iscsiadm is replaced by a recording fake; the LUN is
     });
 
     it('a logout that fails at shutdown fails the close, naming it', async () => {
-      await backend.openReader(linkOf(byPath, TARGET));
+      const reader = await backend.openReader(linkOf(byPath, TARGET));
       fake.logoutExits = [10];
       const error = await failure(backend.close());
       expect(error).toMatchObject({ kind: 'io', op: 'logout' });
       expect(error.message).toContain(`iSCSI logout from ${TARGET.iqn} at ${TARGET.portal} failed`);
+      await reader.close(); // its session is gone: this closes the file and logs out nothing more
+      expect(fake.calls).toEqual([login(TARGET), logout(TARGET)]);
     });
   });
 
@@ -572,14 +575,14 @@ describe('iscsi backend — iscsiadm is replaced by a recording fake; the LUN is
       ] as const;
       for (const [locator, kind] of attempts) {
         for (const attempt of [
-          backend.openReader(locator),
-          backend.openWriter(locator),
-          backend.stat(locator),
-          backend.listSnapshots(locator),
-          backend.snapshot(locator, 's'),
-          backend.deleteVolume(locator),
+          () => backend.openReader(locator),
+          () => backend.openWriter(locator),
+          () => backend.stat(locator),
+          () => backend.listSnapshots(locator),
+          () => backend.snapshot(locator, 's'),
+          () => backend.deleteVolume(locator),
         ]) {
-          expect(await failure(attempt)).toMatchObject({ kind });
+          expect(await failure(attempt())).toMatchObject({ kind });
         }
       }
       expect(fake.calls).toEqual([]);
@@ -588,12 +591,12 @@ describe('iscsi backend — iscsiadm is replaced by a recording fake; the LUN is
     it('provisions, snapshots and deletes nothing (the array does), without a command', async () => {
       const locator = linkOf(byPath, TARGET);
       for (const attempt of [
-        backend.provision({ name: 'x', size: MiB }),
-        backend.snapshot(locator, 's'),
-        backend.deleteSnapshot(locator),
-        backend.deleteVolume(locator),
+        () => backend.provision({ name: 'x', size: MiB }),
+        () => backend.snapshot(locator, 's'),
+        () => backend.deleteSnapshot(locator),
+        () => backend.deleteVolume(locator),
       ]) {
-        expect(await failure(attempt)).toMatchObject({ kind: 'unsupported' });
+        expect(await failure(attempt())).toMatchObject({ kind: 'unsupported' });
       }
       expect(await backend.listSnapshots(locator)).toEqual([]);
       expect(fake.calls).toEqual([login(TARGET), logout(TARGET)]);
