@@ -6,7 +6,7 @@
 //                `mke2fs -d` without mounting
 //   changed.img  base.img after "a day of changes": files deleted, added and rewritten (through debugfs)
 //   random.img   1 GiB of random data
-//   big.img      4 GiB (random data with the OS image inside), to show peak RSS does not grow with size
+//   big.img      4 GiB of random data, to show peak RSS does not grow with size
 // Runs: first backup, backup of the changed image, unchanged re-backup, restore; random first/again; big.
 // Each figure is wall time and peak RSS of the whole process (GNU time), and repository bytes (du).
 // Writes bench/results/latest.json and the tables in docs/benchmarks.md.

@@ -88,7 +88,8 @@ describe('backup and restore', () => {
       expect(st.blocks * 512).toBeLessThan(st.size - (8 << 20)); // holes stayed holes
 
       const listed = await repository.listBackups();
-      expect(listed.map((b) => b.backupId).sort()).toEqual([first.backupId, again.backupId].sort());
+      expect(listed.backups.map((b) => b.backupId).sort()).toEqual([first.backupId, again.backupId].sort());
+      expect(listed.damaged).toEqual([]);
       expect([...(await collectKeys(store, 'manifests/'))]).toHaveLength(2);
     } finally {
       await workers.close();
@@ -326,6 +327,72 @@ describe('cancellation and failures', () => {
         concurrency: 2,
         ...cancelAfterFirstProgress(),
       }).catch((e) => e);
+      expect(v).toMatchObject({ code: 'aborted' });
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('a cancel ends a restore or a verify whose chunk GETs never answer, and writes nothing more', async () => {
+    const memory = new MemoryObjectStore();
+    const { repository, workers } = await newRepo(memory);
+    try {
+      const image = join(dir, 'stall.img');
+      await writeImage(image, 8 << 20, [{ offset: 0, data: seededBytes('stall', 8 << 20) }]);
+      const ref = await repository.resolveBackup((await backupFile(repository, workers, image)).backupId);
+      // A dead connection: after two chunks every chunk GET hangs (the store takes no signal).
+      let answered = 0;
+      const stalled: string[] = [];
+      const stalling = await Repository.open(
+        {
+          location: memory.location,
+          head: (k) => memory.head(k),
+          list: (p) => memory.list(p),
+          put: (k, b, o) => memory.put(k, b, o),
+          delete: (k) => memory.delete(k),
+          deleteMany: (k) => memory.deleteMany(k),
+          get: (k, r) => {
+            if (!k.startsWith('chunks/') || answered++ < 2) return memory.get(k, r);
+            stalled.push(k);
+            return new Promise<Uint8Array>(() => {});
+          },
+        },
+        { passphrase: PASS },
+      );
+      const cancelWhenStalled = () => {
+        const controller = new AbortController();
+        const timer = setInterval(() => {
+          if (stalled.length > 0) controller.abort();
+        }, 5);
+        return { signal: controller.signal, stop: () => clearInterval(timer) };
+      };
+
+      const out = join(dir, 'stall.out');
+      const forRestore = cancelWhenStalled();
+      const r = await restoreBackup({
+        repository: stalling,
+        workers,
+        backup: ref,
+        targetPath: out,
+        concurrency: 4,
+        signal: forRestore.signal,
+      }).catch((e) => e);
+      forRestore.stop();
+      expect(r).toMatchObject({ code: 'aborted' });
+      await expect(stat(out)).rejects.toThrow();
+      expect((await readdir(dir)).filter((f) => f.includes('stowage-partial'))).toEqual([]);
+
+      answered = 0;
+      stalled.length = 0;
+      const forVerify = cancelWhenStalled();
+      const v = await verifyBackup({
+        repository: stalling,
+        workers,
+        backup: ref,
+        concurrency: 4,
+        signal: forVerify.signal,
+      }).catch((e) => e);
+      forVerify.stop();
       expect(v).toMatchObject({ code: 'aborted' });
     } finally {
       await workers.close();

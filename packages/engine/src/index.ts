@@ -1,7 +1,7 @@
 export { type BackupOptions, type BackupSummary, backupVolume } from './backup.js';
 export { ENGINE_ERROR_CODES, EngineError, type EngineErrorCode } from './errors.js';
 export type { Progress, ProgressListener } from './progress.js';
-export { type BackupInfo, type BackupRef, Repository } from './repository.js';
+export { type BackupInfo, type BackupListing, type BackupRef, Repository } from './repository.js';
 export { type RestoreOptions, type RestoreSummary, restoreBackup } from './restore.js';
 export { type VerifyOptions, type VerifyProblem, type VerifyReport, verifyBackup } from './verify.js';
 export { openVolumeSource, openVolumeTarget, type VolumeSource, type VolumeTarget } from './volume-io.js';

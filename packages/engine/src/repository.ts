@@ -14,6 +14,7 @@ import {
   openKeyFile,
   type RepositoryConfig,
   readConfigVersion,
+  StowageFormatError,
   type TargetKeys,
   WrongPassphraseError,
 } from '@stowage/format';
@@ -38,6 +39,16 @@ export interface BackupInfo extends BackupRef {
   createdAt: string;
   chunks: number;
 }
+
+/** What `listBackups` found: the backups it could read, and the manifests it could not (never silently). */
+export interface BackupListing {
+  backups: BackupInfo[];
+  /** Manifests that exist but do not decode (corrupt, truncated, wrong key, unknown version). */
+  damaged: { ref: BackupRef; error: StowageFormatError }[];
+}
+
+/** Manifests fetched at once by `listBackups` (each is one GET; S3 latency dominates). */
+const LIST_CONCURRENCY = 8;
 
 /** An opened repository: its store, configuration and the keys derived from its target key. */
 export class Repository {
@@ -148,19 +159,40 @@ export class Repository {
     }
   }
 
-  async listBackups(): Promise<BackupInfo[]> {
-    const out: BackupInfo[] = [];
-    for await (const ref of this.backupRefs()) {
-      const m = await this.loadManifest(ref);
-      out.push({
-        ...ref,
-        volumeName: m.volumeName,
-        volumeSize: m.volumeSize,
-        createdAt: m.createdAt.toISOString(),
-        chunks: m.entries.chunkCount,
-      });
-    }
-    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  /**
+   * Every committed backup, oldest first. A manifest that does not decode is reported in `damaged` and the
+   * listing goes on: one bad object must not hide every other backup from someone recovering. One deleted
+   * while the listing runs (a prune) is left out; a storage failure fails the listing.
+   */
+  async listBackups(): Promise<BackupListing> {
+    const listing: BackupListing = { backups: [], damaged: [] };
+    const refs: BackupRef[] = [];
+    for await (const ref of this.backupRefs()) refs.push(ref);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < refs.length) {
+        const ref = refs[next++]!;
+        try {
+          const m = await this.loadManifest(ref);
+          listing.backups.push({
+            ...ref,
+            volumeName: m.volumeName,
+            volumeSize: m.volumeSize,
+            createdAt: m.createdAt.toISOString(),
+            chunks: m.entries.chunkCount,
+          });
+        } catch (error) {
+          if (error instanceof StowageFormatError) listing.damaged.push({ ref, error });
+          else if (!isObjectStoreError(error, 'not-found')) throw error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, refs.length) }, worker));
+    listing.backups.sort(
+      (a, b) => a.createdAt.localeCompare(b.createdAt) || a.manifestKey.localeCompare(b.manifestKey),
+    );
+    listing.damaged.sort((a, b) => a.ref.manifestKey.localeCompare(b.ref.manifestKey));
+    return listing;
   }
 
   /** Finds a backup by its id or a unique prefix of it. */

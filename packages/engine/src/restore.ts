@@ -1,5 +1,6 @@
 import { fdatasync, write } from 'node:fs';
 import { chunkObjectKey, type Manifest } from '@stowage/format';
+import { abortable } from './abort.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
@@ -137,7 +138,7 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
       const { id, length, offset } = entry;
       const task = (async () => {
         try {
-          const object = await repository.store.get(chunkObjectKey(id));
+          const object = await abortable(repository.store.get(chunkObjectKey(id)), signal, 'restore');
           summary.bytesDownloaded += object.length;
           await workers.restoreTo(object, id, length, target.fd, offset);
           wrote(length);

@@ -139,7 +139,7 @@ async function roundTrip(repository: Repository, name: string, size: number) {
     const again = await backupFile(repository, workers, image);
     expect(again.chunksNew).toBe(0);
     expect(again.chunks).toBe(first.chunks);
-    expect((await repository.listBackups()).map((b) => b.backupId).sort()).toEqual(
+    expect((await repository.listBackups()).backups.map((b) => b.backupId).sort()).toEqual(
       [first.backupId, again.backupId].sort(),
     );
     return first;
@@ -201,7 +201,7 @@ describe('engine on s3rver', () => {
       // Tried exactly `attempts` times, then given up.
       expect(log.faults.filter((f) => f.key === failed.key)).toHaveLength(attempts);
       expect(await collectKeys(cleanStack(bare), 'manifests/')).toEqual([]);
-      expect(await repository.listBackups()).toEqual([]);
+      expect(await repository.listBackups()).toEqual({ backups: [], damaged: [] });
     } finally {
       await workers.close();
     }

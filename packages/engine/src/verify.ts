@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { chunkObjectKey, IntegrityError, type ManifestEntries } from '@stowage/format';
 import { isObjectStoreError } from '@stowage/object-store';
+import { abortable } from './abort.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
@@ -78,7 +79,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     const objectKey = chunkObjectKey(id);
     const task = (async () => {
       try {
-        const object = await repository.store.get(objectKey);
+        const object = await abortable(repository.store.get(objectKey), options.signal, 'verify');
         await workers.check(object, id, length);
         checked++;
         bytesChecked += length;

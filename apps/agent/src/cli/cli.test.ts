@@ -204,6 +204,45 @@ describe('agent CLI', () => {
     }
   });
 
+  it('a damaged manifest fails its restore and verify with exit code 5 naming it; ls lists the rest', async () => {
+    const local = await mkdtemp(join(tmpdir(), 'stowage-cli-manifest-'));
+    try {
+      const r = `file://${local}/repo`;
+      expect((await agent(['repo', 'init', '--repo', r])).code).toBe(0);
+      const image = join(local, 'v.img');
+      await writeImage(image, 2 << 20, [{ offset: 0, data: seededBytes('manifest', 2 << 20) }]);
+      const good = JSON.parse(
+        (await agent(['backup', image, '--repo', r, '--volume', 'good', '--json'])).stdout,
+      );
+      const bad = JSON.parse(
+        (await agent(['backup', image, '--repo', r, '--volume', 'bad', '--json'])).stdout,
+      );
+      const listed = JSON.parse((await agent(['ls', '--repo', r, '--json'])).stdout) as {
+        backup_id: string;
+        manifest_key: string;
+      }[];
+      const key = listed.find((b) => b.backup_id === bad.backup_id)!.manifest_key;
+      const file = join(local, 'repo', key);
+      await writeFile(file, (await readFile(file)).subarray(0, 40)); // truncated
+
+      const ls = await agent(['ls', '--repo', r, '--json']);
+      expect(ls.code).toBe(5);
+      expect((JSON.parse(ls.stdout) as { backup_id: string }[]).map((b) => b.backup_id)).toEqual([
+        good.backup_id,
+      ]);
+      expect(ls.stderr).toContain(key);
+      const restore = await agent(['restore', bad.backup_id, '--repo', r, '--to', join(local, 'out.img')]);
+      expect(restore.code).toBe(5);
+      expect(restore.stderr).toContain(key);
+      await expect(readFile(join(local, 'out.img'))).rejects.toThrow();
+      const verify = await agent(['verify', bad.backup_id, '--repo', r]);
+      expect(verify.code).toBe(5);
+      expect(verify.stderr).toContain(key);
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
+  });
+
   it('a backup killed with SIGKILL and re-run uploads only the missing chunks', async () => {
     const local = await mkdtemp(join(tmpdir(), 'stowage-cli-kill-'));
     try {

@@ -172,7 +172,7 @@ export async function backup(args: string[], cli: CliEnv): Promise<number> {
 export async function ls(args: string[], cli: CliEnv): Promise<number> {
   const { values } = parse(args, { ...repoOption, json: { type: 'boolean' } }, []);
   return withRepository(values.repo, cli, async ({ repository }) => {
-    const backups = await repository.listBackups();
+    const { backups, damaged } = await repository.listBackups();
     if (values.json) {
       json(
         cli,
@@ -194,6 +194,19 @@ export async function ls(args: string[], cli: CliEnv): Promise<number> {
           `${b.backupId}  ${b.createdAt.padEnd(24)}  ${formatBytes(b.volumeSize).padStart(10)}  ${b.volumeName}`,
         );
       }
+    }
+    // The readable backups are listed all the same; each damaged manifest gets a line and the exit code says so.
+    for (const { ref, error } of damaged) {
+      const named = error.message.includes(ref.manifestKey)
+        ? error.message
+        : `${ref.manifestKey}: ${error.message}`;
+      cli.stderr.write(`agent: ${named}\n`);
+    }
+    if (damaged.length > 0) {
+      cli.stderr.write(
+        `agent: ${damaged.length} manifest${damaged.length === 1 ? '' : 's'} could not be read; their backups are not listed\n`,
+      );
+      return EXIT.integrity;
     }
     return EXIT.ok;
   });

@@ -42,9 +42,10 @@ export interface JobRunner {
   cancel(id: string): Job;
   /**
    * Stops taking jobs, lets running ones finish for up to `graceMs`, then cancels them (and the queued ones)
-   * and waits for their clean-up (snapshots deleted, partial restores removed, iSCSI sessions out).
+   * and waits up to `cleanupMs` (default 30 s) for their clean-up (snapshots deleted, partial restores
+   * removed). Answers the jobs still running after that: they are left to the next start's recovery.
    */
-  shutdown(graceMs: number): Promise<void>;
+  shutdown(graceMs: number, cleanupMs?: number): Promise<Job[]>;
 }
 
 /** Receives every job change. `progress` at any rate (sinks throttle); `state` on each transition. */

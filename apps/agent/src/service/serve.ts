@@ -115,7 +115,8 @@ export async function startAgentService(
       logger.info('stopping: no new jobs; running jobs get the grace period', {
         grace_seconds: config.shutdownGraceSeconds,
       });
-      await runner.shutdown(config.shutdownGraceSeconds * 1000);
+      const stuck = await runner.shutdown(config.shutdownGraceSeconds * 1000);
+      if (stuck.length > 0) logger.error('exiting with jobs still running', { jobs: stuck.map((j) => j.id) });
       for (const [kind, backend] of backends) {
         // An iSCSI login still running is waited for (then logged out); bounded, so a hung iscsid cannot
         // keep the agent from exiting.

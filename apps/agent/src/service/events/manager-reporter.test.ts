@@ -175,6 +175,24 @@ describe('job events to the manager', () => {
     expect(manager.events[1]!.seq).toBeGreaterThan(manager.events[0]!.seq);
   });
 
+  it('fails flush() while the outbox cannot be written, so the caller keeps its own record', async () => {
+    const stateDir = join(dir, 'state');
+    const r = reporter({ managerUrl: 'http://127.0.0.1:1', stateDir });
+    await r.start();
+    await writeFile(stateDir, 'a file where the state directory should be');
+    const first = randomUUID();
+    r.jobChanged(job(first, 'succeeded'), 'state');
+    await expect(r.flush()).rejects.toThrow(/could not write the job event outbox/);
+    expect(logs.some((l) => l.includes('could not write the job event outbox'))).toBe(true);
+    // Once the directory can be made, the next write holds every undelivered event, the first included.
+    await rm(stateDir);
+    const second = randomUUID();
+    r.jobChanged(job(second, 'failed'), 'state');
+    await r.flush();
+    const saved = JSON.parse(await readFile(join(stateDir, 'outbox.json'), 'utf8')) as { events: JobEvent[] };
+    expect(saved.events.map((e) => e.job.id).sort()).toEqual([first, second].sort());
+  });
+
   it("doesn't let one job's refused or failing events hold up another's", async () => {
     const r = reporter({ initialBackoffMs: 5_000, maxBackoffMs: 5_000 });
     await r.start();
@@ -190,7 +208,23 @@ describe('job events to the manager', () => {
     expect(r.undelivered().map((e) => e.job.id)).toEqual([stuck]);
   });
 
-  it('drops an event the manager rejects as invalid (4xx), logging it', async () => {
+  it('retries a final event through 401, 404, 409 and 429 answers until the manager takes it', async () => {
+    const r = reporter();
+    await r.start();
+    const id = randomUUID();
+    for (const status of [401, 404, 409, 429]) {
+      manager.failures = 1;
+      manager.status = status;
+      const attempts = manager.auth.length;
+      r.jobChanged(job(id, 'failed'), 'state');
+      await until(() => manager.auth.length > attempts + 1, `a retry after ${status}`);
+      await until(() => r.undelivered().length === 0, `delivery after ${status}`);
+    }
+    expect(manager.events.map((e) => e.job.id)).toEqual([id, id, id, id]);
+    expect(logs.some((l) => l.includes('manager refused a job event'))).toBe(false);
+  });
+
+  it('drops an event the manager rejects as invalid (400, 413, 422), logging it', async () => {
     manager.failures = 1;
     manager.status = 422;
     const r = reporter();

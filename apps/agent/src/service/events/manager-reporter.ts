@@ -37,6 +37,8 @@ interface Outbox {
 }
 
 const STATE_FILE = 'outbox.json';
+/** Manager answers that mean "this event is invalid and never will be valid". */
+const DROP_STATUSES: readonly number[] = [400, 413, 422];
 
 /**
  * Delivers job events to the manager: `POST <manager>/v1/agent/job-events`, retried with jittered exponential
@@ -62,7 +64,8 @@ export class ManagerReporter implements JobEventSink {
   #stopped = false;
   /** Aborted by `stop()`: a delivery still in flight then counts as not delivered and stays in the outbox. */
   readonly #abort = new AbortController();
-  #persisting: Promise<void> = Promise.resolve();
+  /** The latest outbox write, answering its error if it failed (the newest write holds every older event). */
+  #persisting: Promise<unknown> = Promise.resolve(undefined);
 
   constructor(options: ManagerReporterOptions) {
     this.#options = options;
@@ -138,8 +141,14 @@ export class ManagerReporter implements JobEventSink {
     this.#schedule(Math.max(0, due, outbox.retryAt - this.#now()));
   }
 
-  flush(): Promise<void> {
-    return this.#persisting;
+  /** Resolves once the outbox file holds every final event so far; rejects if the latest write failed. */
+  async flush(): Promise<void> {
+    const error = await this.#persisting;
+    if (error !== undefined) {
+      throw new Error(`could not write the job event outbox ${this.#path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 
   /** Tries to deliver what is pending for up to `timeoutMs`, then persists and stops. */
@@ -253,15 +262,11 @@ export class ManagerReporter implements JobEventSink {
       await response.body?.cancel().catch(() => {});
       detail = `HTTP ${response.status}`;
       if (response.ok) outcome = 'ack';
-      // 401/403 are retried: a token being rotated on the manager must not cost a job's result. Other 4xx
-      // mean the manager will never take this event.
-      else if (
-        response.status >= 400 &&
-        response.status < 500 &&
-        ![401, 403, 408, 429].includes(response.status)
-      ) {
-        outcome = 'drop';
-      } else outcome = 'retry';
+      // Only an answer that the event itself is bad (malformed, too large, invalid) drops it: the manager will
+      // never take it. Everything else is retried — 401/403 (a token being rotated), 404 (a manager not yet
+      // upgraded, or a proxy in the way), 409, 429, 5xx — since dropping a final event loses a job's result.
+      else if (DROP_STATUSES.includes(response.status)) outcome = 'drop';
+      else outcome = 'retry';
     } catch (error) {
       outcome = 'retry';
       detail = (error as Error).message;
@@ -307,11 +312,15 @@ export class ManagerReporter implements JobEventSink {
   /** Writes the unacknowledged final events: temp file, fsync, rename, directory fsync; one write at a time. */
   #persist(): void {
     const events = this.undelivered();
-    this.#persisting = this.#persisting
-      .then(() => writeFileAtomically(this.#path, `${JSON.stringify({ version: 1, events })}\n`))
-      .catch((error: unknown) => {
-        this.#logger.error('could not write the job event outbox', { file: this.#path, error });
-      });
+    this.#persisting = this.#persisting.then(() =>
+      writeFileAtomically(this.#path, `${JSON.stringify({ version: 1, events })}\n`).then(
+        () => undefined,
+        (error: unknown) => {
+          this.#logger.error('could not write the job event outbox', { file: this.#path, error });
+          return error ?? new Error('unknown error');
+        },
+      ),
+    );
   }
 }
 

@@ -68,7 +68,9 @@ class RecordingRunner implements JobRunner {
     this.jobs.set(id, cancelled);
     return cancelled;
   }
-  async shutdown(): Promise<void> {}
+  async shutdown(): Promise<Job[]> {
+    return [];
+  }
 }
 
 let root: string;
@@ -175,6 +177,43 @@ describe('agent HTTP API: volumes and snapshots on local-file', () => {
     expect((await app.request(`/v1/snapshot?${sq}`, { method: 'DELETE', headers: auth })).status).toBe(204);
     expect((await app.request(`/v1/volume?${q}`, { method: 'DELETE', headers: auth })).status).toBe(204);
     await errorOf(await app.request(`/v1/volume?${q}`, { headers: auth }), 404, 'not_found');
+  });
+
+  it('takes no volume changes while the agent stops, and still answers reads', async () => {
+    const backend = new LocalFileBackend({ roots: [root] });
+    const existing = await backend.provision({ name: 'kept', size: 1 << 20 });
+    let stopping = false;
+    const stoppable = createAgentApp({
+      token: TOKEN,
+      backends: new Map<BackendKind, HostBackend>([['local-file', backend]]),
+      runner,
+      metrics: new AgentMetrics(),
+      logger: createJsonLogger({ level: 'debug', write: (line) => logLines.push(line) }),
+      isStopping: () => stopping,
+    });
+    stopping = true;
+    const q = `backend=local-file&locator=${encodeURIComponent(existing.locator)}`;
+    const changes = [
+      () =>
+        stoppable.request('/v1/volumes', {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ backend: 'local-file', name: 'new', size: 1 << 20 }),
+        }),
+      () =>
+        stoppable.request('/v1/snapshots', {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ backend: 'local-file', volume: existing.locator, name: 'late' }),
+        }),
+      () => stoppable.request(`/v1/volume?${q}`, { method: 'DELETE', headers: auth }),
+      () => stoppable.request(`/v1/snapshot?${q}`, { method: 'DELETE', headers: auth }),
+    ];
+    for (const change of changes) await errorOf(await change(), 503, 'unavailable');
+    expect((await backend.list()).map((v) => v.name)).toEqual(['kept']);
+    expect(await backend.listSnapshots(existing.locator)).toEqual([]);
+    expect((await stoppable.request(`/v1/volume?${q}`, { headers: auth })).status).toBe(200);
+    expect(await (await stoppable.request('/healthz')).json()).toEqual({ status: 'stopping' });
   });
 
   it('refuses paths outside its roots with 4xx, whatever the spelling', async () => {

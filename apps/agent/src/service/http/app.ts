@@ -90,6 +90,13 @@ export function createAgentApp(options: AgentAppOptions): Hono {
     return found;
   };
 
+  // While the agent stops, nothing new starts on a volume: it would race the shutdown's clean-up.
+  const refuseWhileStopping = (): void => {
+    if (options.isStopping?.()) {
+      throw new ApiError('unavailable', 'the agent is shutting down and takes no volume changes');
+    }
+  };
+
   app.get('/v1/backends', (c) =>
     c.json(
       [...backends.entries()].map(([kind, b]) => ({
@@ -106,6 +113,7 @@ export function createAgentApp(options: AgentAppOptions): Hono {
 
   app.post('/v1/volumes', async (c) => {
     const request = parse(ProvisionVolumeRequest, await body(c));
+    refuseWhileStopping();
     const info = await backend(request.backend).provision({ name: request.name, size: request.size });
     logger.info('volume provisioned', { backend: request.backend, locator: info.locator, size: info.size });
     return c.json(volume(request.backend, info), 201);
@@ -118,6 +126,7 @@ export function createAgentApp(options: AgentAppOptions): Hono {
 
   app.delete('/v1/volume', async (c) => {
     const query = parse(VolumeQuery, c.req.query());
+    refuseWhileStopping();
     await backend(query.backend).deleteVolume(query.locator);
     logger.info('volume deleted', { backend: query.backend, locator: query.locator });
     return c.body(null, 204);
@@ -125,6 +134,7 @@ export function createAgentApp(options: AgentAppOptions): Hono {
 
   app.post('/v1/snapshots', async (c) => {
     const request = parse(CreateSnapshotRequest, await body(c));
+    refuseWhileStopping();
     const result = await backend(request.backend).snapshot(request.volume, request.name);
     logger.info('snapshot created', {
       backend: request.backend,
@@ -142,6 +152,7 @@ export function createAgentApp(options: AgentAppOptions): Hono {
 
   app.delete('/v1/snapshot', async (c) => {
     const query = parse(VolumeQuery, c.req.query());
+    refuseWhileStopping();
     await backend(query.backend).deleteSnapshot(query.locator);
     logger.info('snapshot deleted', { backend: query.backend, locator: query.locator });
     return c.body(null, 204);

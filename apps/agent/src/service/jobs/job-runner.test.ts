@@ -595,6 +595,27 @@ describe('job runner', () => {
     expect(r.submitBackup(runningRequest)).toEqual({ job_id: running.job_id, state: 'cancelled' });
   });
 
+  it('gives up on a job that does not stop within the clean-up bound, keeping its journal record', async () => {
+    const source = await volume('hung', 16 << 20);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const reading: string[] = [];
+    const r = runner({
+      backends: new Map<BackendKind, HostBackend>([['local-file', heldReads(backend, released, reading)]]),
+    });
+    const job = r.submitBackup(backupRequest(source.locator));
+    await waitUntil(() => reading.length > 0);
+    // The read ignores its cancel (a hung device): shutdown returns after its bounds with the job named.
+    const stuck = await r.shutdown(20, 50);
+    expect(stuck.map((j) => j.id)).toEqual([job.job_id]);
+    expect(await journalLeft()).toEqual([`${job.job_id}.json`]);
+    // When the device answers, the job ends as cancelled and cleans up after all.
+    release();
+    await settle(r, job.job_id);
+    expect(r.get(job.job_id)!.state).toBe('cancelled');
+    expect(await backend.listSnapshots(source.locator)).toEqual([]);
+  });
+
   it('shuts down after running jobs that finish within the grace period', async () => {
     const source = await volume('quick', 1 << 20);
     const r = runner();

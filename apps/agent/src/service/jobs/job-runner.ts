@@ -59,6 +59,8 @@ interface Entry {
 }
 
 const EMPTY_PROGRESS = { bytes_done: 0, bytes_total: 0, rate: 0, eta_seconds: null } as const;
+/** How long shutdown waits for cancelled jobs to clean up before it gives up on them. */
+const SHUTDOWN_CLEANUP_MS = 30_000;
 
 /**
  * Backup and restore jobs on this host: a FIFO queue with a concurrency limit, cancel, a bounded history,
@@ -143,15 +145,33 @@ export class LocalJobRunner implements JobRunner {
     return entry.job;
   }
 
-  async shutdown(graceMs: number): Promise<void> {
+  async shutdown(graceMs: number, cleanupMs = SHUTDOWN_CLEANUP_MS): Promise<Job[]> {
     this.#stopping = true;
     for (const entry of [...this.#queue]) this.#abort(entry, 'cancelled: the agent is shutting down');
-    const running = () => Promise.allSettled([...this.#running].map((entry) => entry.settled));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([running(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-    clearTimeout(timer);
+    await this.#settledWithin(graceMs);
     for (const entry of [...this.#running]) this.#abort(entry, 'cancelled: the agent is shutting down');
-    await running();
+    // A job stuck in host I/O (a hung device) may never see its cancel. It is left running: the agent exits
+    // anyway, and its journal record makes the next start clean up after it and report it failed.
+    await this.#settledWithin(cleanupMs);
+    const stuck = [...this.#running].map((entry) => entry.job);
+    for (const job of stuck) {
+      this.#logger.error('job did not stop within the shutdown bound; left to the next start', {
+        job_id: job.id,
+        kind: job.kind,
+        cleanup_seconds: cleanupMs / 1000,
+      });
+    }
+    return stuck;
+  }
+
+  /** Waits until no job runs, or `ms` passed. */
+  async #settledWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#running].map((entry) => entry.settled)),
+      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+    clearTimeout(timer);
   }
 
   /**

@@ -6,9 +6,15 @@ export interface FaultyS3Proxy {
   /** `http://127.0.0.1:<port>`: use it as the S3 endpoint. */
   readonly endpoint: string;
   /** Requests seen and faults injected so far, by kind. */
-  readonly stats: { requests: number; slowDowns: number; resets: number; forwarded: number };
+  readonly stats: { requests: number; slowDowns: number; resets: number; forwarded: number; held: number };
   /** Changes the share of requests that fail (0 = a plain proxy, 1 = every request fails). */
   setFaultRate(rate: number): void;
+  /**
+   * Forwards `n` more requests, then holds every later one unanswered until `release()` (a stalled
+   * backend): a test can stop a job part-way, whatever the server's speed.
+   */
+  holdAfter(n: number): void;
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -25,7 +31,9 @@ export async function startFaultyS3Proxy(
   const target = new URL(upstream);
   const random = createSeededRandom(options.seed ?? 1);
   let faultRate = options.faultRate;
-  const stats = { requests: 0, slowDowns: 0, resets: 0, forwarded: 0 };
+  const stats = { requests: 0, slowDowns: 0, resets: 0, forwarded: 0, held: 0 };
+  let passesLeft = Infinity;
+  let held: (() => void)[] = [];
 
   const forward = (req: IncomingMessage, res: ServerResponse) => {
     const outgoing = httpRequest(
@@ -65,6 +73,12 @@ export async function startFaultyS3Proxy(
       req.socket.destroy();
       return;
     }
+    if (passesLeft <= 0) {
+      stats.held++;
+      held.push(() => forward(req, res));
+      return;
+    }
+    passesLeft--;
     stats.forwarded++;
     forward(req, res);
   });
@@ -75,6 +89,18 @@ export async function startFaultyS3Proxy(
     stats,
     setFaultRate(rate) {
       faultRate = rate;
+    },
+    holdAfter(n) {
+      passesLeft = n;
+    },
+    release() {
+      passesLeft = Infinity;
+      const waiting = held;
+      held = [];
+      for (const go of waiting) {
+        stats.forwarded++;
+        go();
+      }
     },
     close: () =>
       new Promise<void>((resolve) => {
