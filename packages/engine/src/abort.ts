@@ -1,32 +1,56 @@
 import { EngineError } from './errors.js';
 
+/** Races requests against one abort signal; see `abortRace`. */
+export interface AbortRace {
+  /** Settles with `promise`, or rejects with an `aborted` EngineError as soon as the signal aborts. */
+  race<T>(promise: Promise<T>): Promise<T>;
+  /** Removes the one listener on the signal. */
+  close(): void;
+}
+
 /**
- * Settles with `promise`, or rejects with an `aborted` EngineError as soon as `signal` aborts, whichever
- * comes first. The object store takes no signal, so a request stalled on a dead connection would otherwise
- * hold a cancelled restore until the request timeout and every retry ran out. The abandoned request goes on
- * in the background until it settles; its result is dropped. Only for reads whose result nothing else uses.
+ * The object store takes no signal, so a request stalled on a dead connection would hold a cancelled restore
+ * or verify until the request timeout and every retry ran out. Racing each request against the signal ends
+ * the job at once; the abandoned request goes on in the background until it settles, and its result is
+ * dropped — so this is only for reads whose result nothing else uses. One listener serves every request of
+ * the operation (a listener per request would pile up past Node's limit of 10 on one signal).
  */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(new EngineError('aborted', `${what} cancelled`));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      promise.catch(() => {}); // its later failure is not ours to report
-      reject(new EngineError('aborted', `${what} cancelled`));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+export function abortRace(signal: AbortSignal | undefined, what: string): AbortRace {
+  if (signal === undefined) return { race: (promise) => promise, close: () => {} };
+  const pending = new Set<(error: EngineError) => void>();
+  const onAbort = () => {
+    const error = new EngineError('aborted', `${what} cancelled`);
+    for (const reject of pending) reject(error);
+    pending.clear();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  return {
+    race<T>(promise: Promise<T>): Promise<T> {
+      if (signal.aborted) {
+        promise.catch(() => {}); // its later failure is not ours to report
+        return Promise.reject(new EngineError('aborted', `${what} cancelled`));
+      }
+      return new Promise<T>((resolve, reject) => {
+        const abandon = (error: EngineError) => {
+          promise.catch(() => {});
+          reject(error);
+        };
+        pending.add(abandon);
+        promise.then(
+          (value) => {
+            pending.delete(abandon);
+            resolve(value);
+          },
+          (error: unknown) => {
+            pending.delete(abandon);
+            reject(error);
+          },
+        );
+      });
+    },
+    close() {
+      signal.removeEventListener('abort', onAbort);
+      pending.clear();
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import { fdatasync, write } from 'node:fs';
 import { chunkObjectKey, type Manifest } from '@stowage/format';
-import { abortable } from './abort.js';
+import { abortRace } from './abort.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
@@ -90,6 +90,7 @@ const WRITEBACK_EVERY = 128 << 20;
 async function writeChunks(manifest: Manifest, target: VolumeTarget, options: RestoreOptions) {
   const { repository, workers, signal } = options;
   const progress = new ProgressReporter('restore', manifest.volumeSize, options.onProgress);
+  const gets = abortRace(signal, 'restore');
   const limiter = new Limiter(options.concurrency ?? 16);
   const summary = { bytesWritten: 0, bytesDownloaded: 0, chunks: 0, holes: 0 };
   let failure: unknown;
@@ -138,7 +139,7 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
       const { id, length, offset } = entry;
       const task = (async () => {
         try {
-          const object = await abortable(repository.store.get(chunkObjectKey(id)), signal, 'restore');
+          const object = await gets.race(repository.store.get(chunkObjectKey(id)));
           summary.bytesDownloaded += object.length;
           await workers.restoreTo(object, id, length, target.fd, offset);
           wrote(length);
@@ -159,6 +160,7 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
   }
   // Never return (and let the caller close the target) while a worker may still be writing to it.
   await Promise.allSettled(inFlight);
+  gets.close();
   await syncing; // errors surface in the final fsync of commit()
   if (failure) throw asTargetError(failure, target.path);
   progress.report(manifest.volumeSize, true);

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { chunkObjectKey, IntegrityError, type ManifestEntries } from '@stowage/format';
 import { isObjectStoreError } from '@stowage/object-store';
-import { abortable } from './abort.js';
+import { abortRace } from './abort.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
@@ -64,6 +64,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   let total = 0;
   for (const index of chosen) total += entries.lengthAt(index);
   const progress = new ProgressReporter('verify', total, options.onProgress);
+  const gets = abortRace(options.signal, 'verify');
   const limiter = new Limiter(options.concurrency ?? 16);
   const problems: VerifyProblem[] = [];
   let bytesChecked = 0;
@@ -79,7 +80,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     const objectKey = chunkObjectKey(id);
     const task = (async () => {
       try {
-        const object = await abortable(repository.store.get(objectKey), options.signal, 'verify');
+        const object = await gets.race(repository.store.get(objectKey));
         await workers.check(object, id, length);
         checked++;
         bytesChecked += length;
@@ -97,6 +98,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     void task.finally(() => inFlight.delete(task));
   }
   await Promise.allSettled(inFlight);
+  gets.close();
   if (failure) throw failure;
   progress.report(total, true);
   return {
