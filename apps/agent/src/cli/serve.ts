@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError, configHelp, loadAgentConfig, redactConfig } from '../service/config.js';
 import { createJsonLogger } from '../service/log.js';
@@ -28,6 +28,7 @@ export async function serveCommand(args: string[], cli: CliEnv): Promise<number>
     loaded = await loadAgentConfig({
       env: cli.env,
       readFile: (path) => readFile(path, 'utf8'),
+      stat,
       ...(values.config === undefined ? {} : { configPath: values.config }),
     });
   } catch (error) {

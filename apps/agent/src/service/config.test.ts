@@ -53,6 +53,33 @@ describe('agent serve configuration', () => {
     expect(fromEnv.config.manager).toEqual({ url: 'https://manager.example:7470', token: TOKEN });
   });
 
+  it('checks host paths when it can: a root must be a directory, a missing device is a warning', async () => {
+    const kinds: Record<string, 'dir' | 'file' | 'block'> = {
+      '/srv/images': 'dir',
+      '/srv/file.img': 'file',
+      '/dev/vdb': 'block',
+    };
+    const stat = async (path: string) => {
+      const kind = kinds[path];
+      if (kind === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+      return { isDirectory: () => kind === 'dir', isBlockDevice: () => kind === 'block' };
+    };
+    const checked = (env: Record<string, string>) => loadAgentConfig({ env, readFile, stat });
+    const ok = await checked({
+      AGENT_TOKEN: TOKEN,
+      AGENT_LOCAL_FILE_ROOTS: '/srv/images',
+      AGENT_BLOCK_DEVICES: '/dev/vdb:/dev/vdz',
+    });
+    expect(ok.warnings).toEqual(['backends.block.devices: /dev/vdz is not there (yet)']);
+    const bad = await checked({
+      AGENT_TOKEN: TOKEN,
+      AGENT_LOCAL_FILE_ROOTS: '/srv/missing:/srv/file.img',
+    }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(ConfigError);
+    expect((bad as Error).message).toContain('/srv/missing: cannot use it (ENOENT)');
+    expect((bad as Error).message).toContain('/srv/file.img is not a directory');
+  });
+
   it('names each bad setting and where it came from', async () => {
     expect(await problem({ AGENT_LOCAL_FILE_ROOTS: '/srv' })).toMatch(/token: required/);
     expect(await problem({ AGENT_TOKEN: TOKEN })).toMatch(/backends: configure at least one/);

@@ -233,6 +233,12 @@ export interface ConfigSources {
   /** `--config PATH`; else `AGENT_CONFIG`. */
   configPath?: string;
   readFile: (path: string) => Promise<string>;
+  /**
+   * Checks host paths at start-up when given (`agent serve` passes `fs.stat`): a local-file root must be an
+   * existing directory, else start-up fails; a block device that is not there yet is only a warning (it may
+   * be attached later).
+   */
+  stat?: (path: string) => Promise<{ isDirectory(): boolean; isBlockDevice(): boolean }>;
 }
 
 /** Builds and validates the configuration, or throws a ConfigError naming every problem and its source. */
@@ -344,6 +350,21 @@ export async function loadAgentConfig(
       targets: c.backends.iscsi.targets,
       deviceTimeoutSeconds: c.backends.iscsi.device_timeout_seconds ?? 30,
     };
+  }
+  if (sources.stat !== undefined) {
+    const stat = sources.stat;
+    for (const root of backends.localFile?.roots ?? []) {
+      const found = await stat(root).catch((error: NodeJS.ErrnoException) => error.code ?? String(error));
+      if (typeof found === 'string')
+        errors.push(`backends.local_file.roots: ${root}: cannot use it (${found})`);
+      else if (!found.isDirectory()) errors.push(`backends.local_file.roots: ${root} is not a directory`);
+    }
+    for (const device of backends.block?.devices ?? []) {
+      const found = await stat(device).catch(() => undefined);
+      if (found === undefined) warnings.push(`backends.block.devices: ${device} is not there (yet)`);
+      else if (!found.isBlockDevice())
+        warnings.push(`backends.block.devices: ${device} is not a block device`);
+    }
   }
   if (Object.keys(backends).length === 0) {
     errors.push(

@@ -33,6 +33,7 @@ import { startFaultyS3Proxy } from './testing/faulty-s3-proxy.js';
 // files, and a small HTTP server standing in for the manager that records the job events it is sent.
 
 const main = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const healthcheck = fileURLToPath(new URL('../../bin/healthcheck.cjs', import.meta.url));
 const TOKEN = 'e2e-agent-token-0123456789abcdef0123456789';
 const MANAGER_TOKEN = 'e2e-manager-token-0123456789abcdef01234567';
 const BUCKET = 'agent-e2e';
@@ -537,6 +538,14 @@ function faultsCrashesAndCancels(name: string, startServer: () => Promise<TestS3
           { backend: 'local-file', capabilities: { provision: true, snapshot: true } },
         ]);
         await expect(fetch(`${agent.url.replace('https:', 'http:')}/healthz`)).rejects.toThrow();
+        // The container's HEALTHCHECK finds it from the same variables, HTTPS included; a wrong port fails.
+        const port = new URL(agent.url).port;
+        const probe = (env: Record<string, string>) =>
+          spawnSync(process.execPath, [healthcheck], { env: { PATH: process.env.PATH ?? '', ...env } })
+            .status;
+        expect(probe({ AGENT_LISTEN: `0.0.0.0:${port}`, AGENT_TLS_CERT_FILE: cert })).toBe(0);
+        expect(probe({ AGENT_LISTEN: `0.0.0.0:${port}` })).toBe(1);
+        expect(probe({ AGENT_LISTEN: '127.0.0.1:1', AGENT_TLS_CERT_FILE: cert })).toBe(1);
       } finally {
         agent.child.kill('SIGKILL');
       }

@@ -693,4 +693,30 @@ describe('job runner', () => {
     expect(await sha256File(restore.destination!.volume!.locator)).toBe(await sha256File(source.locator));
     expect(await journal.leftovers()).toEqual([]);
   });
+
+  it('keeps the record of a backup whose snapshot would not delete, and the next start deletes it', async () => {
+    const journal = new JobJournal(join(dir, 'state'));
+    const source = await volume('sticky', 1 << 20);
+    const refusing: HostBackend = Object.create(backend, {
+      deleteSnapshot: { value: () => Promise.reject(new Error('device busy')) },
+    });
+    const first = runner({
+      journal,
+      backends: new Map<BackendKind, HostBackend>([['local-file', refusing]]),
+    });
+    const job = await settle(first, first.submitBackup(backupRequest(source.locator)).job_id);
+    expect(job.state).toBe('succeeded'); // the backup itself is whole
+    await waitUntil(() => logger.lines.some((line) => line.includes('the next start deletes the snapshot')));
+    expect((await backend.listSnapshots(source.locator)).map((snap) => snap.name)).toEqual([
+      `stowage-job-${job.id}`,
+    ]);
+    expect((await journal.leftovers()).map((l) => l.entry?.final?.state)).toEqual(['succeeded']);
+
+    sink.changes.length = 0;
+    const next = runner({ journal });
+    expect((await next.recover()).map((j) => j.state)).toEqual(['succeeded']);
+    expect(sink.states(job.id)).toEqual(['succeeded']);
+    expect(await backend.listSnapshots(source.locator)).toEqual([]);
+    expect(await journal.leftovers()).toEqual([]);
+  });
 });

@@ -56,6 +56,8 @@ interface Entry {
   /** Runs the job; dropped once started, so the request's secrets live only as long as the work. */
   work?: (entry: Entry) => Promise<void>;
   settled?: Promise<void>;
+  /** A job snapshot the backup could not delete: its journal record is kept so the next start retries. */
+  snapshotLeft?: string;
 }
 
 const EMPTY_PROGRESS = { bytes_done: 0, bytes_total: 0, rate: 0, eta_seconds: null } as const;
@@ -188,17 +190,25 @@ export class LocalJobRunner implements JobRunner {
         continue;
       }
       if (entry.final !== undefined) {
-        // The job had ended and cleaned up; only its report may not have reached the sink. Report the outcome
-        // it had (a restored volume is the caller's now and must not be undone).
+        // The job had ended and cleaned up; only its report may not have reached the sink, or its snapshot
+        // would not go. Report the outcome it had and retry the snapshot, nothing else: a restored volume is
+        // the caller's now and must not be undone.
         const job = entry.final;
         this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
         this.#options.events.jobChanged(job, 'state');
         await this.#options.events.flush?.();
-        await journal.remove(entry.id);
+        const cleanup = await this.#cleanUpAfterCrash(entry, { snapshotOnly: true });
+        if (cleanup.includes('could not')) {
+          this.#logger.error('job journal entry kept: its snapshot still could not be deleted', {
+            job_id: job.id,
+            cleanup,
+          });
+        } else await journal.remove(entry.id);
         this.#logger.info('final state of a job from a previous run reported again', {
           job_id: job.id,
           kind: job.kind,
           state: job.state,
+          cleanup,
         });
         recovered.push(job);
         continue;
@@ -239,7 +249,7 @@ export class LocalJobRunner implements JobRunner {
     return recovered;
   }
 
-  async #cleanUpAfterCrash(entry: JournalEntry): Promise<string> {
+  async #cleanUpAfterCrash(entry: JournalEntry, only: { snapshotOnly?: boolean } = {}): Promise<string> {
     const backend = this.#options.backends.get(entry.backend);
     const done: string[] = [];
     const tryTo = async (what: string, run: (backend: HostBackend) => Promise<boolean>) => {
@@ -263,7 +273,7 @@ export class LocalJobRunner implements JobRunner {
         return true;
       });
     }
-    if (created !== undefined) {
+    if (created !== undefined && only.snapshotOnly !== true) {
       await tryTo(`delete the partly restored volume ${created}`, async (b) => {
         for (const s of await b.listSnapshots(created)) await b.deleteSnapshot(s.locator);
         await b.deleteVolume(created);
@@ -379,6 +389,13 @@ export class LocalJobRunner implements JobRunner {
       // Forget the record only once the sink holds the final event durably; else the next start reports it.
       try {
         await this.#options.events.flush?.();
+        if (entry.snapshotLeft !== undefined) {
+          this.#logger.warn('job journal entry kept: the next start deletes the snapshot this job left', {
+            job_id: id,
+            snapshot: entry.snapshotLeft,
+          });
+          return;
+        }
         await journal.remove(id);
       } catch (error) {
         this.#logger.error('job journal entry kept: its final event is not durable yet', {
@@ -535,7 +552,9 @@ export class LocalJobRunner implements JobRunner {
       });
       if (snapshot !== undefined) {
         await backend.deleteSnapshot(snapshot.locator).catch((error: unknown) => {
-          // Named stowage-job-<id>, so an operator (or listSnapshots) finds it; the job's outcome stands.
+          // The job's outcome stands. Its journal record stays, so the next start tries again; the name
+          // (stowage-job-<id>) lets an operator find it meanwhile.
+          entry.snapshotLeft = snapshot?.locator;
           this.#logger.error('could not delete a job snapshot', {
             job_id: entry.job.id,
             snapshot: snapshot?.locator,
