@@ -330,7 +330,22 @@ function micro() {
 function machine() {
   const node = process.version;
   const resticVersion = sh('restic', ['version']).toString().trim();
-  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / GiB).toFixed(0)} GiB, Node ${node}, ${resticVersion}`;
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${cpuGeneration()}, ${(totalmem() / GiB).toFixed(0)} GiB, Node ${node}, ${resticVersion}`;
+}
+
+/**
+ * The CPU's family and model from /proc/cpuinfo (" (family 25 model 1)"): machines of this kind all say
+ * "AMD EPYC", yet their generations differ ~2× in WASM SIMD speed, which moves our ratios to restic.
+ */
+function cpuGeneration() {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const family = /^cpu family\s*:\s*(\d+)/m.exec(info)?.[1];
+    const model = /^model\s*:\s*(\d+)/m.exec(info)?.[1];
+    return family === undefined ? '' : ` (family ${family} model ${model})`;
+  } catch {
+    return '';
+  }
 }
 
 function mbps(bytes, s) {

@@ -34,6 +34,20 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** `store` with some operations replaced (failing, stalling or dying ones); the rest go to `store`. */
+function overriding(store: ObjectStore, replaced: Partial<Pick<ObjectStore, 'get' | 'put'>>): ObjectStore {
+  return {
+    location: store.location,
+    head: (k) => store.head(k),
+    list: (p) => store.list(p),
+    get: (k, r) => store.get(k, r),
+    put: (k, b, o) => store.put(k, b, o),
+    delete: (k) => store.delete(k),
+    deleteMany: (k) => store.deleteMany(k),
+    ...replaced,
+  };
+}
+
 async function newRepo(store: ObjectStore = new MemoryObjectStore()) {
   const repository = await Repository.init(store, { passphrase: PASS, chunker: PARAMS, kdf: FAST_KDF });
   const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
@@ -190,20 +204,14 @@ describe('faults', () => {
     const memory = new MemoryObjectStore();
     let putsLeft = Number.POSITIVE_INFINITY;
     // Stands in for a crash: chunk PUTs start failing for good after a budget.
-    const dying: ObjectStore = {
-      location: memory.location,
-      head: (key) => memory.head(key),
-      get: (key, range) => memory.get(key, range),
-      delete: (key) => memory.delete(key),
-      deleteMany: (keys) => memory.deleteMany(keys),
-      list: (prefix) => memory.list(prefix),
+    const dying = overriding(memory, {
       put: async (key, body, opts) => {
         if (key.startsWith('chunks/') && putsLeft-- <= 0) {
           throw new ObjectStoreError('permanent', 'simulated crash', { op: 'put', key });
         }
         return memory.put(key, body, opts);
       },
-    };
+    });
     const { repository, workers } = await newRepo(dying);
     try {
       const image = join(dir, 'k.img');
@@ -344,19 +352,13 @@ describe('cancellation and failures', () => {
       let answered = 0;
       const stalled: string[] = [];
       const stalling = await Repository.open(
-        {
-          location: memory.location,
-          head: (k) => memory.head(k),
-          list: (p) => memory.list(p),
-          put: (k, b, o) => memory.put(k, b, o),
-          delete: (k) => memory.delete(k),
-          deleteMany: (k) => memory.deleteMany(k),
+        overriding(memory, {
           get: (k, r) => {
             if (!k.startsWith('chunks/') || answered++ < 2) return memory.get(k, r);
             stalled.push(k);
             return new Promise<Uint8Array>(() => {});
           },
-        },
+        }),
         { passphrase: PASS },
       );
       const cancelWhenStalled = () => {
@@ -408,19 +410,13 @@ describe('cancellation and failures', () => {
       const s = await backupFile(repository, workers, image);
       const ref = await repository.resolveBackup(s.backupId);
       const failing = await Repository.open(
-        {
-          location: memory.location,
-          head: (k) => memory.head(k),
-          list: (p) => memory.list(p),
-          put: (k, b, o) => memory.put(k, b, o),
-          delete: (k) => memory.delete(k),
-          deleteMany: (k) => memory.deleteMany(k),
+        overriding(memory, {
           get: async (k, r) => {
             if (k.startsWith('chunks/'))
               throw new ObjectStoreError('auth', 'access denied', { op: 'get', key: k });
             return memory.get(k, r);
           },
-        },
+        }),
         { passphrase: PASS },
       );
       await expect(verifyBackup({ repository: failing, workers, backup: ref })).rejects.toMatchObject({

@@ -131,8 +131,13 @@ export class FsObjectStore implements ObjectStore {
     const tempPath = join(directory, `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     let tempWritten = false;
     try {
-      await this.#makeDirectory(directory);
-      const handle = await open(tempPath, 'wx', 0o644);
+      // The directory usually exists (256 chunk directories serve every chunk): try the open first and make
+      // the directory only when it is missing, instead of a mkdir per put.
+      const handle = await open(tempPath, 'wx', 0o644).catch(async (error: unknown) => {
+        if (errnoCode(error) !== 'ENOENT') throw error;
+        await this.#makeDirectory(directory);
+        return open(tempPath, 'wx', 0o644);
+      });
       tempWritten = true;
       try {
         let done = 0;

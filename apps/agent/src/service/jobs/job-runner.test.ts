@@ -220,6 +220,19 @@ function heldReads(inner: HostBackend, released: Promise<void>, reading: string[
   return Object.create(inner, { openReader: { value: openReader } });
 }
 
+/** A 16 MiB volume and a runner whose reads of it wait until `release()`: jobs held mid-backup. */
+async function heldBackups(name: string, options: Partial<JobRunnerOptions> = {}) {
+  const source = await volume(name, 16 << 20);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const reading: string[] = [];
+  const r = runner({
+    backends: new Map<BackendKind, HostBackend>([['local-file', heldReads(backend, released, reading)]]),
+    ...options,
+  });
+  return { source, release, reading, r };
+}
+
 /** Journal records left in the state directory (none before the first job wrote one). */
 async function journalLeft(): Promise<string[]> {
   return readdir(join(dir, 'state', 'jobs')).catch((error: NodeJS.ErrnoException) => {
@@ -358,13 +371,7 @@ describe('job runner', () => {
   });
 
   it('cancels a running backup and deletes its snapshot', async () => {
-    const source = await volume('busy', 16 << 20);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const reading: string[] = [];
-    const r = runner({
-      backends: new Map<BackendKind, HostBackend>([['local-file', heldReads(backend, released, reading)]]),
-    });
+    const { source, release, reading, r } = await heldBackups('busy');
     const job = r.submitBackup(backupRequest(source.locator));
     await waitUntil(() => reading.length > 0);
     const [snapshot] = await backend.listSnapshots(source.locator);
@@ -563,14 +570,7 @@ describe('job runner', () => {
   });
 
   it('shuts down: cancels running and queued jobs after the grace period, cleans up, refuses new work', async () => {
-    const source = await volume('shut', 16 << 20);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const reading: string[] = [];
-    const r = runner({
-      concurrency: 1,
-      backends: new Map<BackendKind, HostBackend>([['local-file', heldReads(backend, released, reading)]]),
-    });
+    const { source, release, reading, r } = await heldBackups('shut', { concurrency: 1 });
     const runningRequest = backupRequest(source.locator);
     const running = r.submitBackup(runningRequest);
     const queued = r.submitBackup(backupRequest(source.locator));
@@ -596,13 +596,7 @@ describe('job runner', () => {
   });
 
   it('gives up on a job that does not stop within the clean-up bound, keeping its journal record', async () => {
-    const source = await volume('hung', 16 << 20);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const reading: string[] = [];
-    const r = runner({
-      backends: new Map<BackendKind, HostBackend>([['local-file', heldReads(backend, released, reading)]]),
-    });
+    const { source, release, reading, r } = await heldBackups('hung');
     const job = r.submitBackup(backupRequest(source.locator));
     await waitUntil(() => reading.length > 0);
     // The read ignores its cancel (a hung device): shutdown returns after its bounds with the job named.
