@@ -9,11 +9,13 @@ export interface AbortRace {
 }
 
 /**
- * The object store takes no signal, so a request stalled on a dead connection would hold a cancelled restore
- * or verify until the request timeout and every retry ran out. Racing each request against the signal ends
- * the job at once; the abandoned request goes on in the background until it settles, and its result is
- * dropped — so this is only for reads whose result nothing else uses. One listener serves every request of
- * the operation (a listener per request would pile up past Node's limit of 10 on one signal).
+ * The object store takes no signal, so a request stalled on a dead connection would hold a cancelled backup,
+ * restore or verify until the request timeout and every retry ran out. Racing each request against the
+ * signal ends the job at once; the abandoned request goes on in the background until it settles, and its
+ * result is dropped. So it is only for requests whose late outcome harms nothing: reads, HEADs, and PUTs of
+ * chunk objects (content-addressed: landing late, after the job, only leaves an unreferenced chunk for GC) —
+ * never a manifest. The caller must not reuse what an abandoned request still reads (a put's body). One
+ * listener serves every request of the operation (one per request would pass Node's limit of 10 a signal).
  */
 export function abortRace(signal: AbortSignal | undefined, what: string): AbortRace {
   if (signal === undefined) return { race: (promise) => promise, close: () => {} };

@@ -7,6 +7,7 @@ import {
   manifestObjectKey,
   maxChunkObjectLength,
 } from '@stowage/format';
+import { abortRace } from './abort.js';
 import { EngineError } from './errors.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
 import { MANIFESTS_PREFIX, type Repository } from './repository.js';
@@ -140,6 +141,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   };
 
   const tasks = new Set<Promise<void>>();
+  // A cancel ends HEADs and PUTs that hang on a dead connection (the store takes no signal).
+  const calls = abortRace(options.signal, 'backup');
   const processChunk = async (seq: number, block: Block, offset: number, length: number) => {
     // The block is released as soon as this chunk's bytes are no longer needed (after sealing; at once for
     // holes and chunks already handled in this backup), not after the upload: the reader must not wait on
@@ -168,7 +171,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       } else {
         seen.add(hex);
         const key = chunkObjectKey(id);
-        if (!previous?.has(hex, id) && !(await store.head(key))) {
+        if (!previous?.has(hex, id) && !(await calls.race(store.head(key)))) {
           let buffer = await objectBuffers.acquire();
           try {
             if (failure) return;
@@ -176,11 +179,23 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
             buffer = sealed.out;
             release();
             // Deferred: the content is durable now, the names are made durable together by the flush below.
-            await store.put(key, new Uint8Array(sealed.out, 0, sealed.length), { durability: 'deferred' });
+            let putSettled = false;
+            const put = store
+              .put(key, new Uint8Array(sealed.out, 0, sealed.length), { durability: 'deferred' })
+              .finally(() => {
+                putSettled = true;
+              });
+            try {
+              await calls.race(put);
+            } finally {
+              // A put abandoned by a cancel still reads its buffer: it must not go back to the pool.
+              if (!putSettled) buffer = new ArrayBuffer(0);
+            }
             summary.chunksNew++;
             summary.bytesUploaded += sealed.length;
           } finally {
-            // After a failed seal the buffer stayed with the worker (detached here); the pool replaces it.
+            // After a failed seal the buffer stayed with the worker (detached here), and after an abandoned put
+            // with the put: the pool replaces it.
             objectBuffers.release(buffer);
           }
         }
@@ -279,6 +294,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   // Reads started ahead may still be running; let them finish before the caller closes the source.
   await Promise.allSettled(reads);
   await Promise.all(tasks);
+  calls.close();
   if (failure) throw failure;
 
   // Commit point ordering: every chunk name durable before the manifest that names it exists.

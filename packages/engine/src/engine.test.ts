@@ -341,6 +341,45 @@ describe('cancellation and failures', () => {
     }
   });
 
+  it('a cancel ends a backup whose chunk PUTs never answer, and commits no manifest', async () => {
+    const memory = new MemoryObjectStore();
+    const { workers } = await newRepo(memory);
+    try {
+      const image = join(dir, 'stall-put.img');
+      await writeImage(image, 16 << 20, [{ offset: 0, data: seededBytes('stall-put', 16 << 20) }]);
+      let landed = 0;
+      let stalled = 0;
+      const stalling = await Repository.open(
+        overriding(memory, {
+          put: (k, b, o) => {
+            if (!k.startsWith('chunks/') || landed++ < 2) return memory.put(k, b, o);
+            stalled++;
+            return new Promise<void>(() => {});
+          },
+        }),
+        { passphrase: PASS },
+      );
+      const controller = new AbortController();
+      const timer = setInterval(() => {
+        if (stalled > 0) controller.abort();
+      }, 5);
+      const source = await openVolumeSource(image);
+      const b = await backupVolume({
+        repository: stalling,
+        workers,
+        source,
+        volumeName: 'stall-put',
+        signal: controller.signal,
+      }).catch((e) => e);
+      clearInterval(timer);
+      await source.close();
+      expect(b).toMatchObject({ code: 'aborted' });
+      expect(await collectKeys(memory, 'manifests/')).toHaveLength(0);
+    } finally {
+      await workers.close();
+    }
+  });
+
   it('a cancel ends a restore or a verify whose chunk GETs never answer, and writes nothing more', async () => {
     const memory = new MemoryObjectStore();
     const { repository, workers } = await newRepo(memory);
