@@ -1,15 +1,23 @@
 #!/usr/bin/env node
-// The container's HEALTHCHECK: asks the agent's own /healthz where AGENT_LISTEN and AGENT_TLS_* say it
-// listens (plain HTTP or HTTPS, any port), and exits 0 only on a 200 "ok". No token: /healthz needs none.
+// The container's HEALTHCHECK: asks the agent's own /healthz where it listens — AGENT_LISTEN and
+// AGENT_TLS_CERT_FILE, else `listen` and `tls` in the AGENT_CONFIG file, as `agent serve` reads them (plain
+// HTTP or HTTPS, any port) — and exits 0 only on a 200 "ok". No token: /healthz needs none.
+const { readFileSync } = require('node:fs');
 const https = require('node:https');
 const http = require('node:http');
 
-const listen = process.env.AGENT_LISTEN || '127.0.0.1:7480';
+let file = {};
+try {
+  if (process.env.AGENT_CONFIG) file = JSON.parse(readFileSync(process.env.AGENT_CONFIG, 'utf8'));
+} catch {
+  // An unreadable config file stops the agent itself; the probe then fails on the connection.
+}
+const listen = process.env.AGENT_LISTEN || file.listen || '127.0.0.1:7480';
 const colon = listen.lastIndexOf(':');
 let host = listen.slice(0, colon).replace(/^\[|\]$/g, '');
 if (host === '0.0.0.0' || host === '') host = '127.0.0.1';
 if (host === '::') host = '::1';
-const tls = Boolean(process.env.AGENT_TLS_CERT_FILE);
+const tls = Boolean(process.env.AGENT_TLS_CERT_FILE || file.tls?.cert_file);
 // The probe runs beside the agent, on its own address: the certificate names the agent's public name, not
 // this one, so it is not checked here (the orchestrator's own probe, if any, should check it).
 const request = (tls ? https : http).get(

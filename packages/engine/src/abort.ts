@@ -2,8 +2,11 @@ import { EngineError } from './errors.js';
 
 /** Races requests against one abort signal; see `abortRace`. */
 export interface AbortRace {
-  /** Settles with `promise`, or rejects with an `aborted` EngineError as soon as the signal aborts. */
-  race<T>(promise: Promise<T>): Promise<T>;
+  /**
+   * Starts the request and settles with it, or rejects with an `aborted` EngineError as soon as the signal
+   * aborts; once it has aborted, requests are not started at all.
+   */
+  race<T>(start: () => Promise<T>): Promise<T>;
   /** Removes the one listener on the signal. */
   close(): void;
 }
@@ -18,7 +21,7 @@ export interface AbortRace {
  * listener serves every request of the operation (one per request would pass Node's limit of 10 a signal).
  */
 export function abortRace(signal: AbortSignal | undefined, what: string): AbortRace {
-  if (signal === undefined) return { race: (promise) => promise, close: () => {} };
+  if (signal === undefined) return { race: (start) => start(), close: () => {} };
   const pending = new Set<(error: EngineError) => void>();
   const onAbort = () => {
     const error = new EngineError('aborted', `${what} cancelled`);
@@ -27,11 +30,9 @@ export function abortRace(signal: AbortSignal | undefined, what: string): AbortR
   };
   signal.addEventListener('abort', onAbort, { once: true });
   return {
-    race<T>(promise: Promise<T>): Promise<T> {
-      if (signal.aborted) {
-        promise.catch(() => {}); // its later failure is not ours to report
-        return Promise.reject(new EngineError('aborted', `${what} cancelled`));
-      }
+    race<T>(start: () => Promise<T>): Promise<T> {
+      if (signal.aborted) return Promise.reject(new EngineError('aborted', `${what} cancelled`));
+      const promise = start();
       return new Promise<T>((resolve, reject) => {
         const abandon = (error: EngineError) => {
           promise.catch(() => {});

@@ -171,7 +171,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       } else {
         seen.add(hex);
         const key = chunkObjectKey(id);
-        if (!previous?.has(hex, id) && !(await calls.race(store.head(key)))) {
+        if (!previous?.has(hex, id) && !(await calls.race(() => store.head(key)))) {
           let buffer = await objectBuffers.acquire();
           try {
             if (failure) return;
@@ -180,15 +180,17 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
             release();
             // Deferred: the content is durable now, the names are made durable together by the flush below.
             let putSettled = false;
-            const put = store
-              .put(key, new Uint8Array(sealed.out, 0, sealed.length), { durability: 'deferred' })
-              .finally(() => {
-                putSettled = true;
-              });
             try {
-              await calls.race(put);
+              await calls.race(() =>
+                store
+                  .put(key, new Uint8Array(sealed.out, 0, sealed.length), { durability: 'deferred' })
+                  .finally(() => {
+                    putSettled = true;
+                  }),
+              );
             } finally {
-              // A put abandoned by a cancel still reads its buffer: it must not go back to the pool.
+              // A put abandoned by a cancel may still read its buffer, so it must not go back to the pool. (No
+              // seal starts after a cancel anyway — `failure` is set first — but nothing should hang on that.)
               if (!putSettled) buffer = new ArrayBuffer(0);
             }
             summary.chunksNew++;

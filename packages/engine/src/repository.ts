@@ -169,8 +169,10 @@ export class Repository {
     const refs: BackupRef[] = [];
     for await (const ref of this.backupRefs()) refs.push(ref);
     let next = 0;
+    let failed = false;
     const worker = async (): Promise<void> => {
-      while (next < refs.length) {
+      // After a storage failure the others stop too: the listing has failed, nothing more is worth fetching.
+      while (!failed && next < refs.length) {
         const ref = refs[next++]!;
         try {
           const m = await this.loadManifest(ref);
@@ -183,7 +185,10 @@ export class Repository {
           });
         } catch (error) {
           if (error instanceof StowageFormatError) listing.damaged.push({ ref, error });
-          else if (!isObjectStoreError(error, 'not-found')) throw error;
+          else if (!isObjectStoreError(error, 'not-found')) {
+            failed = true;
+            throw error;
+          }
         }
       }
     };

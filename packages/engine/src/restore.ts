@@ -139,7 +139,7 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
       const { id, length, offset } = entry;
       const task = (async () => {
         try {
-          const object = await gets.race(repository.store.get(chunkObjectKey(id)));
+          const object = await gets.race(() => repository.store.get(chunkObjectKey(id)));
           summary.bytesDownloaded += object.length;
           await workers.restoreTo(object, id, length, target.fd, offset);
           wrote(length);

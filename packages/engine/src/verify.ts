@@ -75,12 +75,17 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     if (options.signal?.aborted) failure ??= new EngineError('aborted', 'verify cancelled');
     if (failure) break;
     await limiter.acquire();
+    if (options.signal?.aborted) {
+      limiter.release();
+      failure ??= new EngineError('aborted', 'verify cancelled');
+      break;
+    }
     const id = entries.idAt(index).slice();
     const length = entries.lengthAt(index);
     const objectKey = chunkObjectKey(id);
     const task = (async () => {
       try {
-        const object = await gets.race(repository.store.get(objectKey));
+        const object = await gets.race(() => repository.store.get(objectKey));
         await workers.check(object, id, length);
         checked++;
         bytesChecked += length;

@@ -49,6 +49,11 @@ export async function serveCommand(args: string[], cli: CliEnv): Promise<number>
     if (cli.signal.aborted) resolve();
     else cli.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  await agent.stop();
+  const stuck = await agent.stop();
+  if (stuck.length > 0) {
+    // Jobs stuck on a hung device keep threads and I/O alive, which would keep the process from exiting;
+    // their journal records make the next start clean up after them and report them failed.
+    process.exit(EXIT.ok);
+  }
   return EXIT.ok;
 }

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -546,6 +546,9 @@ function faultsCrashesAndCancels(name: string, startServer: () => Promise<TestS3
         expect(probe({ AGENT_LISTEN: `0.0.0.0:${port}`, AGENT_TLS_CERT_FILE: cert })).toBe(0);
         expect(probe({ AGENT_LISTEN: `0.0.0.0:${port}` })).toBe(1);
         expect(probe({ AGENT_LISTEN: '127.0.0.1:1', AGENT_TLS_CERT_FILE: cert })).toBe(1);
+        const configFile = join(world.dir, 'agent.json');
+        await writeFile(configFile, JSON.stringify({ listen: `0.0.0.0:${port}`, tls: { cert_file: cert } }));
+        expect(probe({ AGENT_CONFIG: configFile })).toBe(0);
       } finally {
         agent.child.kill('SIGKILL');
       }

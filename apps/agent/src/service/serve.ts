@@ -21,8 +21,10 @@ export interface RunningAgent {
   /**
    * Graceful stop: refuse new jobs (503), let running ones finish for the grace period, cancel the rest and
    * wait for their clean-up, log out of iSCSI sessions, deliver pending events (briefly), close the server.
+   * Answers the jobs that did not stop within the bound: their journal records stay for the next start, and
+   * the caller should end the process (they may hold worker threads and device I/O).
    */
-  stop(): Promise<void>;
+  stop(): Promise<Job[]>;
 }
 
 export interface AgentServiceDependencies {
@@ -109,7 +111,7 @@ export async function startAgentService(
   const url = `${tls === undefined ? 'http' : 'https'}://${host}:${address.port}`;
   logger.info('listening', { url, backends: [...backends.keys()] });
 
-  let stopping: Promise<void> | undefined;
+  let stopping: Promise<Job[]> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       logger.info('stopping: no new jobs; running jobs get the grace period', {
@@ -145,6 +147,7 @@ export async function startAgentService(
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       logger.info('stopped');
+      return stuck;
     })();
     return stopping;
   };

@@ -193,6 +193,15 @@ describe('job events to the manager', () => {
     expect(saved.events.map((e) => e.job.id).sort()).toEqual([first, second].sort());
   });
 
+  it('once stopped, fails flush() for a final event that comes later (a job that outlived shutdown)', async () => {
+    const r = reporter();
+    await r.start();
+    await r.stop(0);
+    r.jobChanged(job(randomUUID(), 'succeeded'), 'state');
+    await expect(r.flush()).rejects.toThrow(/stopped/);
+    expect(manager.auth).toEqual([]);
+  });
+
   it("doesn't let one job's refused or failing events hold up another's", async () => {
     const r = reporter({ initialBackoffMs: 5_000, maxBackoffMs: 5_000 });
     await r.start();

@@ -62,8 +62,8 @@ export class ManagerReporter implements JobEventSink {
   /** The running pump, if any: `stop()` waits for it so nothing is sent or written after it returns. */
   #pumpDone: Promise<void> = Promise.resolve();
   #stopped = false;
-  /** Aborted by `stop()`: a delivery still in flight then counts as not delivered and stays in the outbox. */
-  readonly #abort = new AbortController();
+  /** The delivery in flight, aborted by `stop()`: it then counts as not delivered and stays in the outbox. */
+  #inFlight: AbortController | undefined;
   /** The latest outbox write, answering its error if it failed (the newest write holds every older event). */
   #persisting: Promise<unknown> = Promise.resolve(undefined);
 
@@ -143,6 +143,8 @@ export class ManagerReporter implements JobEventSink {
 
   /** Resolves once the outbox file holds every final event so far; rejects if the latest write failed. */
   async flush(): Promise<void> {
+    // After stop() a new final event is neither sent nor written: the caller must keep its own record.
+    if (this.#stopped && this.enabled) throw new Error('the job event reporter has stopped');
     const error = await this.#persisting;
     if (error !== undefined) {
       throw new Error(`could not write the job event outbox ${this.#path}: ${(error as Error).message}`, {
@@ -163,7 +165,7 @@ export class ManagerReporter implements JobEventSink {
     this.#stopped = true;
     clearTimeout(this.#timer);
     // A delivery may still be in flight (its answer not read yet): end it, then wait for what it persists.
-    this.#abort.abort(new Error('reporter stopped'));
+    this.#inFlight?.abort(new Error('reporter stopped'));
     await this.#pumpDone;
     await this.#persisting;
   }
@@ -249,15 +251,19 @@ export class ManagerReporter implements JobEventSink {
     const outbox = this.#outbox(id);
     let outcome: 'ack' | 'drop' | 'retry';
     let detail: string;
+    // One controller per delivery (a signal derived from a long-lived one would stay attached to it).
+    const controller = new AbortController();
+    this.#inFlight = controller;
+    const timer = setTimeout(
+      () => controller.abort(new Error('request timed out')),
+      this.#options.requestTimeoutMs ?? 10_000,
+    );
     try {
       const response = await this.#fetch(`${this.#options.managerUrl}${MANAGER_JOB_EVENTS_PATH}`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${this.#options.token ?? ''}` },
         body: JSON.stringify(event),
-        signal: AbortSignal.any([
-          AbortSignal.timeout(this.#options.requestTimeoutMs ?? 10_000),
-          this.#abort.signal,
-        ]),
+        signal: controller.signal,
       });
       await response.body?.cancel().catch(() => {});
       detail = `HTTP ${response.status}`;
@@ -270,6 +276,9 @@ export class ManagerReporter implements JobEventSink {
     } catch (error) {
       outcome = 'retry';
       detail = (error as Error).message;
+    } finally {
+      clearTimeout(timer);
+      this.#inFlight = undefined;
     }
     if (outcome === 'retry') {
       outbox.failures++;

@@ -688,6 +688,30 @@ describe('job runner', () => {
     expect(await journal.leftovers()).toEqual([]);
   });
 
+  it('recovers the other journal entries when one cannot be reported now, keeping its record', async () => {
+    const journal = new JobJournal(join(dir, 'state'));
+    const at = new Date().toISOString();
+    const ids = [randomUUID(), randomUUID()].sort();
+    for (const id of ids) {
+      await journal.write({ id, kind: 'backup', created_at: at, started_at: at, backend: 'local-file' });
+    }
+    let flushes = 0;
+    const flaky: JobEventSink = {
+      jobChanged: (job, change) => sink.jobChanged(job, change),
+      flush: () => (flushes++ === 0 ? Promise.reject(new Error('outbox disk full')) : Promise.resolve()),
+    };
+    const r = runner({ journal, events: flaky });
+    const recovered = await r.recover();
+    expect(recovered).toHaveLength(1);
+    expect(logger.lines.some((line) => line.includes('could not report it or clean up after it now'))).toBe(
+      true,
+    );
+    const left = (await journal.leftovers()).map((l) => l.entry?.id);
+    expect(left).toHaveLength(1);
+    expect(ids).toContain(left[0]);
+    expect(left[0]).not.toBe(recovered[0]!.id);
+  });
+
   it('keeps the record of a backup whose snapshot would not delete, and the next start deletes it', async () => {
     const journal = new JobJournal(join(dir, 'state'));
     const source = await volume('sticky', 1 << 20);

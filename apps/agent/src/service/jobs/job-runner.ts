@@ -189,64 +189,83 @@ export class LocalJobRunner implements JobRunner {
         this.#logger.error('unreadable job journal entry left as it is', { file });
         continue;
       }
-      if (entry.final !== undefined) {
-        // The job had ended and cleaned up; only its report may not have reached the sink, or its snapshot
-        // would not go. Report the outcome it had and retry the snapshot, nothing else: a restored volume is
-        // the caller's now and must not be undone.
-        const job = entry.final;
-        this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
-        this.#options.events.jobChanged(job, 'state');
-        await this.#options.events.flush?.();
-        const cleanup = await this.#cleanUpAfterCrash(entry, { snapshotOnly: true });
-        if (cleanup.includes('could not')) {
-          this.#logger.error('job journal entry kept: its snapshot still could not be deleted', {
-            job_id: job.id,
-            cleanup,
-          });
-        } else await journal.remove(entry.id);
-        this.#logger.info('final state of a job from a previous run reported again', {
-          job_id: job.id,
-          kind: job.kind,
-          state: job.state,
-          cleanup,
+      try {
+        recovered.push(await this.#recoverOne(journal, entry));
+      } catch (error) {
+        // One entry that cannot be settled now (its report not durable, the host busy) must not stop the
+        // agent from starting: its record stays, and the next start tries again.
+        this.#logger.error('job journal entry kept: could not report it or clean up after it now', {
+          job_id: entry.id,
+          error,
         });
-        recovered.push(job);
-        continue;
       }
-      const cleanup = await this.#cleanUpAfterCrash(entry);
-      const at = this.#now().toISOString();
-      const job: Job = {
-        id: entry.id,
-        kind: entry.kind,
-        state: 'failed',
-        created_at: entry.created_at,
-        started_at: entry.started_at,
-        finished_at: at,
-        progress: EMPTY_PROGRESS,
-        error: {
-          code: 'internal',
-          message: `the agent stopped while the job was running (killed, crashed or the host restarted); ${cleanup}`,
-          ...(entry.backup === undefined ? {} : { details: { backup: entry.backup } }),
-        },
-        result: null,
-        destination:
-          entry.kind === 'restore'
-            ? { volume: null, state: entry.created_volume === undefined ? 'failed' : 'removed' }
-            : null,
-      };
-      this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
-      this.#options.events.jobChanged(job, 'state');
-      // Forget the record only once the failure report is durable with the sink, as for any finished job.
-      await this.#options.events.flush?.();
-      await journal.remove(entry.id);
-      this.#logger.warn('job from a previous run reported failed', {
-        job_id: entry.id,
-        kind: entry.kind,
-        cleanup,
-      });
-      recovered.push(job);
     }
     return recovered;
+  }
+
+  /** Reports (and cleans up after) one job a previous process left in the journal. */
+  async #recoverOne(journal: JobJournal, entry: JournalEntry): Promise<Job> {
+    if (entry.final !== undefined) {
+      // The job had ended and cleaned up; only its report may not have reached the sink, or its snapshot
+      // would not go. Report the outcome it had and retry the snapshot, nothing else: a restored volume is
+      // the caller's now and must not be undone.
+      const job = entry.final;
+      this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
+      this.#options.events.jobChanged(job, 'state');
+      await this.#options.events.flush?.();
+      const cleanup = await this.#cleanUpAfterCrash(entry, { snapshotOnly: true });
+      // Retried at each start while its backend is configured; without it nothing here can ever delete it.
+      if (cleanup.includes('could not') && this.#options.backends.has(entry.backend)) {
+        this.#logger.error('job journal entry kept: its snapshot still could not be deleted', {
+          job_id: job.id,
+          cleanup,
+        });
+      } else {
+        if (cleanup.includes('could not')) {
+          this.#logger.warn('a job snapshot is left for an operator to delete', { job_id: job.id, cleanup });
+        }
+        await journal.remove(entry.id);
+      }
+      this.#logger.info('final state of a job from a previous run reported again', {
+        job_id: job.id,
+        kind: job.kind,
+        state: job.state,
+        cleanup,
+      });
+      return job;
+    }
+    const cleanup = await this.#cleanUpAfterCrash(entry);
+    const at = this.#now().toISOString();
+    const job: Job = {
+      id: entry.id,
+      kind: entry.kind,
+      state: 'failed',
+      created_at: entry.created_at,
+      started_at: entry.started_at,
+      finished_at: at,
+      progress: EMPTY_PROGRESS,
+      error: {
+        code: 'internal',
+        message: `the agent stopped while the job was running (killed, crashed or the host restarted); ${cleanup}`,
+        ...(entry.backup === undefined ? {} : { details: { backup: entry.backup } }),
+      },
+      result: null,
+      destination:
+        entry.kind === 'restore'
+          ? { volume: null, state: entry.created_volume === undefined ? 'failed' : 'removed' }
+          : null,
+    };
+    this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
+    this.#options.events.jobChanged(job, 'state');
+    // Forget the record only once the failure report is durable with the sink, as for any finished job.
+    await this.#options.events.flush?.();
+    await journal.remove(entry.id);
+    this.#logger.warn('job from a previous run reported failed', {
+      job_id: entry.id,
+      kind: entry.kind,
+      cleanup,
+    });
+    return job;
   }
 
   async #cleanUpAfterCrash(entry: JournalEntry, only: { snapshotOnly?: boolean } = {}): Promise<string> {

@@ -75,7 +75,11 @@ export async function startFaultyS3Proxy(
     }
     if (passesLeft <= 0) {
       stats.held++;
-      held.push(() => forward(req, res));
+      const go = () => {
+        // A client that gave up while held (a cancelled job) gets nothing forwarded for it.
+        if (!req.destroyed && !res.destroyed) forward(req, res);
+      };
+      held.push(go);
       return;
     }
     passesLeft--;
@@ -104,6 +108,7 @@ export async function startFaultyS3Proxy(
     },
     close: () =>
       new Promise<void>((resolve) => {
+        held = [];
         server.closeAllConnections();
         server.close(() => resolve());
       }),
