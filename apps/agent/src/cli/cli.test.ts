@@ -191,14 +191,7 @@ describe('agent CLI', () => {
       await writeFile(victim, bytes);
       const name = victim.slice(join(local, 'repo').length + 1);
 
-      const restore = await agent(['restore', b.backup_id, '--repo', r, '--to', join(local, 'out.img')]);
-      expect(restore.code).toBe(5);
-      expect(restore.stderr).toContain(name);
-      await expect(readFile(join(local, 'out.img'))).rejects.toThrow();
-
-      const verify = await agent(['verify', b.backup_id, '--repo', r]);
-      expect(verify.code).toBe(5);
-      expect(verify.stderr).toContain(name);
+      await expectRestoreAndVerifyToFail(r, b.backup_id, name, join(local, 'out.img'));
     } finally {
       await rm(local, { recursive: true, force: true });
     }
@@ -231,13 +224,7 @@ describe('agent CLI', () => {
         good.backup_id,
       ]);
       expect(ls.stderr).toContain(key);
-      const restore = await agent(['restore', bad.backup_id, '--repo', r, '--to', join(local, 'out.img')]);
-      expect(restore.code).toBe(5);
-      expect(restore.stderr).toContain(key);
-      await expect(readFile(join(local, 'out.img'))).rejects.toThrow();
-      const verify = await agent(['verify', bad.backup_id, '--repo', r]);
-      expect(verify.code).toBe(5);
-      expect(verify.stderr).toContain(key);
+      await expectRestoreAndVerifyToFail(r, bad.backup_id, key, join(local, 'out.img'));
     } finally {
       await rm(local, { recursive: true, force: true });
     }
@@ -287,6 +274,17 @@ describe('agent CLI', () => {
     }
   }, 180_000);
 });
+
+/** Restore and verify of a damaged backup both exit 5 naming the damaged object, and no restored file is left. */
+async function expectRestoreAndVerifyToFail(repo: string, backupId: string, object: string, out: string) {
+  const restore = await agent(['restore', backupId, '--repo', repo, '--to', out]);
+  expect(restore.code).toBe(5);
+  expect(restore.stderr).toContain(object);
+  await expect(readFile(out)).rejects.toThrow();
+  const verify = await agent(['verify', backupId, '--repo', repo]);
+  expect(verify.code).toBe(5);
+  expect(verify.stderr).toContain(object);
+}
 
 async function listFiles(root: string): Promise<string[]> {
   const out: string[] = [];
