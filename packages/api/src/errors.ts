@@ -24,6 +24,8 @@ export const API_ERROR_CODES = [
   'unavailable',
   /** The host's filesystem is full [507]. */
   'no_space',
+  /** The target key a request carried does not open the repository (the key of another target) [422]. */
+  'wrong_key',
   /** Anything else; the agent's log has the cause [500]. */
   'internal',
   /** A job's error when it was cancelled, by a request or by the agent shutting down (never an HTTP answer). */
@@ -42,6 +44,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   unsupported: 501,
   unavailable: 503,
   no_space: 507,
+  wrong_key: 422,
   internal: 500,
   cancelled: 409,
 };

@@ -10,6 +10,10 @@ export const ENGINE_ERROR_CODES = [
   'ambiguous-backup-id',
   'invalid-argument',
   'aborted',
+  /** A backup id already committed: a manifest is written once and never replaced. */
+  'backup-exists',
+  /** The target key given does not open the repository (it belongs to another one). */
+  'wrong-key',
 ] as const;
 export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
 

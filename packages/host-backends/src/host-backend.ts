@@ -28,6 +28,19 @@ export interface SnapshotResult extends SnapshotInfo {
   readonly method: SnapshotMethod;
 }
 
+export interface SnapshotOptions {
+  /**
+   * A copy is acceptable where the backend cannot take a point-in-time snapshot (default false: such a
+   * snapshot fails with `unsupported` rather than silently being a copy). A copy is point in time only when
+   * nothing writes the volume while it is made; `SnapshotResult.method` says which kind was made.
+   */
+  readonly allowCopy?: boolean;
+  /** Stops a snapshot that takes time (a copy) within a second; it then fails and leaves nothing behind. */
+  readonly signal?: AbortSignal;
+  /** Bytes copied so far of `total`, for a snapshot that takes time (a copy); at most a few times a second. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
 export interface ProvisionRequest {
   /** A volume name (see `validateVolumeName`); it becomes the file name. */
   readonly name: string;
@@ -107,7 +120,7 @@ export interface HostBackend {
   /** Every volume the backend manages, in locator order. */
   list(): Promise<VolumeInfo[]>;
   stat(locator: string): Promise<VolumeInfo>;
-  snapshot(volume: string, name: string): Promise<SnapshotResult>;
+  snapshot(volume: string, name: string, options?: SnapshotOptions): Promise<SnapshotResult>;
   /** The volume's snapshots, in name order. */
   listSnapshots(volume: string): Promise<SnapshotInfo[]>;
   openReader(locator: string, options?: OpenOptions): Promise<VolumeReader>;

@@ -17,6 +17,7 @@ export {
   SNAPSHOT_METHODS,
   type SnapshotInfo,
   type SnapshotMethod,
+  type SnapshotOptions,
   type SnapshotResult,
   type VolumeInfo,
   type VolumeReader,

@@ -34,6 +34,8 @@ export function describeFailure(error: unknown): { code: number; message: string
         return { code: EXIT.usage, message: error.message };
       case 'aborted':
         return { code: EXIT.interrupted, message: error.message };
+      case 'wrong-key':
+        return { code: EXIT.wrongPassphrase, message: error.message };
       default:
         return { code: EXIT.failure, message: error.message };
     }

@@ -16,6 +16,8 @@ const ENGINE_CODES: Readonly<Record<EngineErrorCode, ApiErrorCode>> = {
   'ambiguous-backup-id': 'invalid_request',
   'invalid-argument': 'invalid_request',
   aborted: 'cancelled',
+  'backup-exists': 'conflict',
+  'wrong-key': 'wrong_key',
 };
 
 const STORE_CODES: Readonly<Record<ObjectStoreErrorKind, ApiErrorCode>> = {
