@@ -47,7 +47,8 @@ export const VolumeName = z
 
 /** A byte count: a non-negative safe integer. */
 const Bytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const Uuid = z.uuid();
+/** A UUID in any case, lower-cased: ids compare as strings everywhere after the edge. */
+const Uuid = z.uuid().transform((id) => id.toLowerCase());
 const Timestamp = z.iso.datetime({ offset: true });
 
 export const BackendInfo = z.strictObject({
@@ -89,6 +90,9 @@ export const CreateSnapshotRequest = z.strictObject({
   backend: BackendKind,
   volume: Locator,
   name: VolumeName,
+  /** Accept a full copy where the backend cannot take a point-in-time snapshot (default false: 501 then).
+   * A copy is point in time only if nothing writes the volume meanwhile; the answer's `method` says which. */
+  allow_copy: z.boolean().optional(),
 });
 export type CreateSnapshotRequest = z.infer<typeof CreateSnapshotRequest>;
 
@@ -123,18 +127,31 @@ export const BackupRequest = z.strictObject({
   volume_id: Uuid.optional(),
   /** Defaults to a random UUID. */
   backup_id: Uuid.optional(),
-  /** Snapshot the volume first and back the snapshot up (default true where the backend can snapshot;
-   * false reads the live volume). The snapshot is deleted when the job ends, whatever its outcome. */
-  snapshot: z.boolean().optional(),
+  /**
+   * How the volume is frozen for the read; the snapshot is deleted when the job ends, whatever its outcome,
+   * and the result's `snapshot` says which kind the backup read.
+   * - `true` (the default where the backend can snapshot): a point-in-time snapshot (a reflink); where the
+   *   filesystem cannot make one the job fails with `unsupported` rather than read something else;
+   * - `"copy"`: a point-in-time snapshot where possible, else a full copy of the volume, which is point in
+   *   time only if nothing writes the volume while it is copied (an idle or stopped volume);
+   * - `false`: read the live volume (torn if it is written meanwhile).
+   */
+  snapshot: z.union([z.boolean(), z.literal('copy')]).optional(),
   target: TargetSettings,
 });
 export type BackupRequest = z.infer<typeof BackupRequest>;
 
-export const BackupRef = z.strictObject({
-  volume_id: Uuid,
-  backup_id: Uuid,
-  manifest_key: z.string().min(1).max(1024),
-});
+export const BackupRef = z
+  .strictObject({
+    volume_id: Uuid,
+    backup_id: Uuid,
+    /** Always `manifests/<volume_id>/<backup_id>` (docs/format.md); anything else is refused. */
+    manifest_key: z.string().min(1).max(1024),
+  })
+  .refine((ref) => ref.manifest_key === manifestKeyOf(ref.volume_id, ref.backup_id), {
+    message: 'must be manifests/<volume_id>/<backup_id>',
+    path: ['manifest_key'],
+  });
 export type BackupRef = z.infer<typeof BackupRef>;
 
 /**
@@ -163,6 +180,9 @@ export type JobState = z.infer<typeof JobState>;
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
 
 export const JobProgress = z.strictObject({
+  /** What the bytes count: copying the volume into a snapshot (`snapshot: "copy"`), or moving its data to or
+   * from the bucket. Absent before the job started either. */
+  phase: z.enum(['snapshot', 'transfer']).optional(),
   bytes_done: Bytes,
   bytes_total: Bytes,
   /** Bytes per second since the job started moving data. */
@@ -241,5 +261,10 @@ export const JobEvent = z.strictObject({
   job: Job,
 });
 export type JobEvent = z.infer<typeof JobEvent>;
+
+/** Where a backup's manifest lives in its repository (docs/format.md). */
+export function manifestKeyOf(volumeId: string, backupId: string): string {
+  return `manifests/${volumeId.toLowerCase()}/${backupId.toLowerCase()}`;
+}
 
 export const MANAGER_JOB_EVENTS_PATH = '/v1/agent/job-events';

@@ -61,6 +61,15 @@ const FileSchema = z.strictObject({
     })
     .optional(),
   repository_roots: z.array(AbsolutePath).optional(),
+  /** S3 endpoints jobs may name (origins: scheme, host, port); absent → any. */
+  s3_endpoints: z
+    .array(
+      z
+        .url({ protocol: /^https?$/ })
+        .refine((u) => new URL(u).pathname === '/' && !u.includes('?'), 'must be scheme://host[:port] only'),
+    )
+    .min(1)
+    .optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
   threads: z.number().int().min(1).max(256).optional(),
   retry_attempts: z.number().int().min(1).max(100).optional(),
@@ -82,6 +91,8 @@ export interface AgentConfig {
     iscsi?: { targets: { portal: string; iqn: string; lun: number }[]; deviceTimeoutSeconds: number };
   };
   repositoryRoots: string[];
+  /** Origins (`https://host:port`) s3:// targets may name; undefined → any endpoint. */
+  s3Endpoints: string[] | undefined;
   concurrency: number;
   threads: number;
   retryAttempts: number;
@@ -90,7 +101,7 @@ export interface AgentConfig {
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
-type Kind = 'string' | 'int' | 'number' | 'paths';
+type Kind = 'string' | 'int' | 'number' | 'paths' | 'list';
 
 /** One row per setting an environment variable can set: drives the env mapping and `--help` alike. */
 export const SETTINGS: readonly { env: string; key: string; kind: Kind; default: string; help: string }[] = [
@@ -184,6 +195,13 @@ export const SETTINGS: readonly { env: string; key: string; kind: Kind; default:
     kind: 'paths',
     default: '(none: file:// targets refused)',
     help: 'directories where file:// repositories may be, colon-separated',
+  },
+  {
+    env: 'AGENT_S3_ENDPOINTS',
+    key: 's3_endpoints',
+    kind: 'list',
+    default: '(any)',
+    help: 'S3 endpoints jobs may use, comma-separated origins (https://s3.example.com:443); AWS is https://s3.REGION.amazonaws.com',
   },
   {
     env: 'AGENT_CONCURRENCY',
@@ -288,6 +306,11 @@ export async function loadAgentConfig(
       }
     } else if (setting.kind === 'paths') {
       parsed = value.split(':').filter((p) => p !== '');
+    } else if (setting.kind === 'list') {
+      parsed = value
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== '');
     }
     setPath(merged, setting.key, parsed);
   }
@@ -384,6 +407,7 @@ export async function loadAgentConfig(
       manager,
       backends,
       repositoryRoots: c.repository_roots ?? [],
+      s3Endpoints: c.s3_endpoints?.map((u) => new URL(u).origin),
       concurrency: c.concurrency ?? 2,
       threads: c.threads ?? availableParallelism(),
       retryAttempts: c.retry_attempts ?? 6,

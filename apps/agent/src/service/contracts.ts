@@ -32,10 +32,18 @@ export interface Logger {
  * the runner checks what only it can (backend configured, job id reuse, shutting down) and throws `ApiError`s.
  */
 export interface JobRunner {
-  /** Queues a backup. Same `job_id` and same request again → the existing job; a different request under
-   * that id → `ApiError('conflict')`; while stopping → `ApiError('unavailable')`. */
-  submitBackup(request: BackupRequest): JobAccepted;
-  submitRestore(request: RestoreRequest): JobAccepted;
+  /**
+   * Queues a backup. Same `job_id` (in any case) and same request again → the existing job, also after a
+   * restart; a different request under that id → `ApiError('conflict')`; while stopping →
+   * `ApiError('unavailable')`. The volume is looked up first (a missing or unconfined one fails as the
+   * backend says) and held by the job until it ends: a volume another job holds → `ApiError('conflict')`
+   * naming that job.
+   */
+  submitBackup(request: BackupRequest): Promise<JobAccepted>;
+  /** As `submitBackup`; a destination `name` is held until the job provisions the volume, then the volume. */
+  submitRestore(request: RestoreRequest): Promise<JobAccepted>;
+  /** Whether job `id` is queued or running (its volumes held). */
+  isActive(id: string): boolean;
   get(id: string): Job | undefined;
   list(): Job[];
   /** Cancels a queued or running job (idempotent on a finished one: returns it as it is); unknown → not_found. */

@@ -9,6 +9,8 @@ import type { RepositoryOpener, StoreEventSink } from './contracts.js';
 export interface RepositoryAccessOptions {
   /** Directories under which `file://` repositories may be; none → file repositories are refused. */
   repositoryRoots: readonly string[];
+  /** Origins s3:// repositories may name as their endpoint; undefined → any (the manager chooses). */
+  s3Endpoints?: readonly string[];
   /** S3 tries per operation, the first included. */
   retryAttempts?: number;
   /** Requests in flight per repository. */
@@ -43,6 +45,7 @@ export class RepositoryAccess {
       if (target.credentials === undefined) {
         throw new ApiError('invalid_request', 'target.credentials: required for an s3:// repository');
       }
+      this.#checkEndpoint(url);
       return;
     }
     if (url.protocol !== 'file:') {
@@ -67,6 +70,33 @@ export class RepositoryAccess {
     if (!this.#roots.some((root) => within(root, real))) {
       throw new ApiError('forbidden', 'target.repository is outside the repository roots this agent allows', {
         allowed_roots: this.options.repositoryRoots,
+      });
+    }
+  }
+
+  /**
+   * An allow-list of endpoints keeps a stolen agent token from making the agent talk to any host it can
+   * reach (an internal service, the cloud's metadata address) with a job's requests.
+   */
+  #checkEndpoint(url: URL): void {
+    const allowed = this.options.s3Endpoints;
+    if (allowed === undefined) return;
+    const given = url.searchParams.get('endpoint');
+    let origin: string;
+    try {
+      origin =
+        given === null
+          ? `https://s3.${url.searchParams.get('region') ?? 'us-east-1'}.amazonaws.com`
+          : new URL(given).origin;
+    } catch {
+      throw new ApiError(
+        'invalid_request',
+        `target.repository: endpoint ${JSON.stringify(given)} is not a URL`,
+      );
+    }
+    if (!allowed.includes(origin)) {
+      throw new ApiError('forbidden', `target.repository: endpoint ${origin} is not one this agent allows`, {
+        allowed_endpoints: allowed,
       });
     }
   }

@@ -8,6 +8,7 @@ import type { AgentConfig } from './config.js';
 import type { BackendKind, JobEventSink, Logger } from './contracts.js';
 import { ManagerReporter } from './events/manager-reporter.js';
 import { createAgentApp } from './http/app.js';
+import { JobHistory } from './jobs/history.js';
 import { LocalJobRunner } from './jobs/job-runner.js';
 import { JobJournal } from './jobs/journal.js';
 import { AgentMetrics } from './metrics.js';
@@ -59,6 +60,7 @@ export async function startAgentService(
   await reporter.start();
   const repositories = new RepositoryAccess({
     repositoryRoots: config.repositoryRoots,
+    ...(config.s3Endpoints === undefined ? {} : { s3Endpoints: config.s3Endpoints }),
     retryAttempts: config.retryAttempts,
     metrics,
   });
@@ -76,6 +78,7 @@ export async function startAgentService(
     concurrency: config.concurrency,
     threads: config.threads,
     journal: new JobJournal(config.stateDir),
+    history: new JobHistory(config.stateDir),
     logger,
   });
   metrics.observeJobs(() => runner.list().map((job) => job.state));
@@ -85,6 +88,7 @@ export async function startAgentService(
     token: config.token,
     backends,
     runner,
+    locks: runner.locks,
     metrics,
     logger,
     isStopping: () => runner.stopping,

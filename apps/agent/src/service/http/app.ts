@@ -21,12 +21,16 @@ import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { JobRunner, Logger } from '../contracts.js';
 import { apiErrorFromHostBackend } from '../errors.js';
+import { JOB_SNAPSHOT_PREFIX } from '../jobs/job-runner.js';
+import { VolumeLocks } from '../volume-locks.js';
 
 export interface AgentAppOptions {
   /** The bearer token every route but `/healthz` requires. */
   token: string;
   backends: ReadonlyMap<BackendKind, HostBackend>;
   runner: JobRunner;
+  /** The volume locks the runner's jobs hold: volume routes take them too, or answer 409 naming the job. */
+  locks: VolumeLocks;
   metrics: { render(): Promise<{ contentType: string; body: string }> };
   logger: Logger;
   /** Refuses a job's target before the job is queued (e.g. a file:// repository outside the allowed roots). */
@@ -43,7 +47,7 @@ export interface AgentAppOptions {
  * Built on Hono so handlers are tested in process with `app.request(…)`.
  */
 export function createAgentApp(options: AgentAppOptions): Hono {
-  const { backends, runner, logger } = options;
+  const { backends, runner, logger, locks } = options;
   const app = new Hono();
   const expected = digest(options.token);
 
@@ -114,7 +118,12 @@ export function createAgentApp(options: AgentAppOptions): Hono {
   app.post('/v1/volumes', async (c) => {
     const request = parse(ProvisionVolumeRequest, await body(c));
     refuseWhileStopping();
-    const info = await backend(request.backend).provision({ name: request.name, size: request.size });
+    const info = await locks.during(
+      [VolumeLocks.nameKey(request.backend, request.name)],
+      'a volume provision',
+      `volume name ${request.name}`,
+      () => backend(request.backend).provision({ name: request.name, size: request.size }),
+    );
     logger.info('volume provisioned', { backend: request.backend, locator: info.locator, size: info.size });
     return c.json(volume(request.backend, info), 201);
   });
@@ -124,10 +133,25 @@ export function createAgentApp(options: AgentAppOptions): Hono {
     return c.json(volume(query.backend, await backend(query.backend).stat(query.locator)));
   });
 
+  /** Runs `work` on the volume `locator` names, holding it (canonical: the backend resolves it first). */
+  const holdingVolume = async <T>(
+    kind: BackendKind,
+    locator: string,
+    what: string,
+    work: (canonical: string) => Promise<T>,
+  ): Promise<T> => {
+    const canonical = (await backend(kind).stat(locator)).locator;
+    return locks.during([VolumeLocks.volumeKey(kind, canonical)], what, `volume ${canonical}`, () =>
+      work(canonical),
+    );
+  };
+
   app.delete('/v1/volume', async (c) => {
     const query = parse(VolumeQuery, c.req.query());
     refuseWhileStopping();
-    await backend(query.backend).deleteVolume(query.locator);
+    await holdingVolume(query.backend, query.locator, 'a volume delete', (canonical) =>
+      backend(query.backend).deleteVolume(canonical),
+    );
     logger.info('volume deleted', { backend: query.backend, locator: query.locator });
     return c.body(null, 204);
   });
@@ -135,7 +159,15 @@ export function createAgentApp(options: AgentAppOptions): Hono {
   app.post('/v1/snapshots', async (c) => {
     const request = parse(CreateSnapshotRequest, await body(c));
     refuseWhileStopping();
-    const result = await backend(request.backend).snapshot(request.volume, request.name);
+    if (request.name.startsWith(JOB_SNAPSHOT_PREFIX)) {
+      throw new ApiError(
+        'invalid_request',
+        `snapshot names starting ${JOB_SNAPSHOT_PREFIX} are the agent's own`,
+      );
+    }
+    const result = await holdingVolume(request.backend, request.volume, 'a snapshot', (canonical) =>
+      backend(request.backend).snapshot(canonical, request.name, { allowCopy: request.allow_copy === true }),
+    );
     logger.info('snapshot created', {
       backend: request.backend,
       locator: result.locator,
@@ -153,6 +185,13 @@ export function createAgentApp(options: AgentAppOptions): Hono {
   app.delete('/v1/snapshot', async (c) => {
     const query = parse(VolumeQuery, c.req.query());
     refuseWhileStopping();
+    // A job's own snapshot is what it is reading: it goes when the job ends, and not before.
+    const jobId = new RegExp(`@${JOB_SNAPSHOT_PREFIX}([0-9a-f-]{36})$`, 'i').exec(query.locator)?.[1];
+    if (jobId !== undefined && runner.isActive(jobId)) {
+      throw new ApiError('conflict', `snapshot ${query.locator} is in use by job ${jobId.toLowerCase()}`, {
+        job_id: jobId.toLowerCase(),
+      });
+    }
     await backend(query.backend).deleteSnapshot(query.locator);
     logger.info('snapshot deleted', { backend: query.backend, locator: query.locator });
     return c.body(null, 204);
@@ -162,7 +201,7 @@ export function createAgentApp(options: AgentAppOptions): Hono {
     const request = parse(BackupRequest, await body(c));
     backend(request.volume.backend);
     options.checkTarget?.(request.target);
-    return c.json(runner.submitBackup(request), 202);
+    return c.json(await runner.submitBackup(request), 202);
   });
 
   app.post('/v1/storage/restore', async (c) => {
@@ -175,7 +214,7 @@ export function createAgentApp(options: AgentAppOptions): Hono {
       );
     }
     options.checkTarget?.(request.target);
-    return c.json(runner.submitRestore(request), 202);
+    return c.json(await runner.submitRestore(request), 202);
   });
 
   app.get('/v1/jobs', (c) => c.json(runner.list()));

@@ -56,7 +56,8 @@ export function errorBody(error: unknown): ApiErrorBody {
     details.op = error.op;
     if (error.key !== undefined) details.key = error.key;
     // The retry wrapper rethrows the last attempt's error as is; say that it was not the first.
-    const text = error.kind === 'transient' ? `${message} (still failing after retries)` : message;
+    const short = reducedStoreMessage(message);
+    const text = error.kind === 'transient' ? `${short} (still failing after retries)` : short;
     return { code: STORE_CODES[error.kind], message: text, details };
   }
   if (error instanceof StowageFormatError) {
@@ -68,4 +69,19 @@ export function errorBody(error: unknown): ApiErrorBody {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (typeof code === 'string') details.error_code = code;
   return { code: code === 'ENOSPC' ? 'no_space' : 'internal', message, details };
+}
+
+/** Longest store message a job error carries. */
+const MAX_STORE_MESSAGE = 300;
+
+/**
+ * A store's message keeps the operation, key, S3 error code and status it begins with, but only the first
+ * line of what the server said, escaped and cut short: an endpoint that answers with a page (a proxy, a
+ * service that is not S3) must not have its body copied into job records and the manager's database.
+ */
+export function reducedStoreMessage(message: string): string {
+  const firstLine = message.split(/\r?\n/, 1)[0] ?? '';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is being removed
+  const printable = firstLine.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return printable.length <= MAX_STORE_MESSAGE ? printable : `${printable.slice(0, MAX_STORE_MESSAGE)}…`;
 }

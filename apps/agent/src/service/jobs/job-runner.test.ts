@@ -134,6 +134,8 @@ function backupRequest(locator: string, extra: Partial<BackupRequest> = {}): Bac
     job_id: randomUUID(),
     volume: { backend: 'local-file', locator },
     volume_name: 'vol',
+    // The test volumes live on the temp directory's filesystem, which may have no reflinks.
+    snapshot: 'copy',
     target: targetSettings(),
     ...extra,
   };
@@ -159,7 +161,7 @@ async function settle(r: LocalJobRunner, id: string): Promise<Job> {
 
 async function backedUp(locator: string): Promise<Job> {
   const r = runner();
-  const job = await settle(r, r.submitBackup(backupRequest(locator)).job_id);
+  const job = await settle(r, (await r.submitBackup(backupRequest(locator))).job_id);
   expect(job.state).toBe('succeeded');
   return job;
 }
@@ -249,7 +251,7 @@ describe('job runner', () => {
   it('backs a volume up from a snapshot and restores it to a new volume byte-exact', async () => {
     const r = runner();
     const source = await volume('web-1');
-    const accepted = r.submitBackup(backupRequest(source.locator));
+    const accepted = await r.submitBackup(backupRequest(source.locator));
     expect(['queued', 'running']).toContain(accepted.state);
     const backup = await settle(r, accepted.job_id);
     expect(backup.state).toBe('succeeded');
@@ -272,7 +274,8 @@ describe('job runner', () => {
 
     const restore = await settle(
       r,
-      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'web-1-restored' })).job_id,
+      (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'web-1-restored' })))
+        .job_id,
     );
     expect(restore.state).toBe('succeeded');
     expect(sink.states(restore.id)).toEqual(['queued', 'running', 'succeeded']);
@@ -295,7 +298,8 @@ describe('job runner', () => {
     const r = runner();
     const job = await settle(
       r,
-      r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: existing.locator })).job_id,
+      (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: existing.locator })))
+        .job_id,
     );
     expect(job.state).toBe('succeeded');
     expect(job.destination).toEqual({
@@ -315,7 +319,8 @@ describe('job runner', () => {
     const small = await backend.provision({ name: 'small', size: 1 << 20 });
     const tooSmall = await settle(
       r,
-      r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: small.locator })).job_id,
+      (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: small.locator })))
+        .job_id,
     );
     expect(tooSmall.state).toBe('failed');
     expect(tooSmall.error).toMatchObject({
@@ -331,8 +336,8 @@ describe('job runner', () => {
     const r = runner({ concurrency: 1, openRepository: opener(undefined, gate) });
     const a = await volume('a', 1 << 20);
     const b = await volume('b', 1 << 20);
-    const first = r.submitBackup(backupRequest(a.locator));
-    const second = r.submitBackup(backupRequest(b.locator, { volume_name: 'b' }));
+    const first = await r.submitBackup(backupRequest(a.locator));
+    const second = await r.submitBackup(backupRequest(b.locator, { volume_name: 'b' }));
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(r.get(first.job_id)!.state).toBe('running');
     expect(r.get(second.job_id)!.state).toBe('queued');
@@ -350,8 +355,10 @@ describe('job runner', () => {
     const backup = await backedUp(source.locator);
 
     const r = runner({ concurrency: 1, openRepository: opener(slow(15)) });
-    const restore = r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'restored' }));
-    const queued = r.submitBackup(backupRequest(source.locator));
+    const restore = await r.submitRestore(
+      restoreRequest(backup, { backend: 'local-file', name: 'restored' }),
+    );
+    const queued = await r.submitBackup(backupRequest(source.locator));
     expect(r.cancel(queued.job_id).state).toBe('cancelled');
     await waitUntil(() => r.get(restore.job_id)!.progress.bytes_done > 0);
     expect(r.cancel(restore.job_id).state).toBe('running');
@@ -372,7 +379,7 @@ describe('job runner', () => {
 
   it('cancels a running backup and deletes its snapshot', async () => {
     const { source, release, reading, r } = await heldBackups('busy');
-    const job = r.submitBackup(backupRequest(source.locator));
+    const job = await r.submitBackup(backupRequest(source.locator));
     await waitUntil(() => reading.length > 0);
     const [snapshot] = await backend.listSnapshots(source.locator);
     expect(snapshot?.name).toBe(`stowage-job-${job.job_id}`);
@@ -387,17 +394,26 @@ describe('job runner', () => {
     expect(await journalLeft()).toEqual([]);
   });
 
-  it('fails a job with a cause that names what went wrong', async () => {
+  it('refuses at submit a volume that is missing or outside the roots, naming it', async () => {
     const r = runner();
-    const missing = await settle(r, r.submitBackup(backupRequest(join(root, 'missing.img'))).job_id);
-    expect(missing.state).toBe('failed');
-    expect(missing.error?.code).toBe('not_found');
-    expect(missing.error?.message).toContain('missing.img');
-    expect(sink.states(missing.id)).toEqual(['queued', 'running', 'failed']);
+    await expect(r.submitBackup(backupRequest(join(root, 'missing.img')))).rejects.toThrow(
+      expect.objectContaining({ code: 'not_found', message: expect.stringContaining('missing.img') }),
+    );
+    await expect(r.submitBackup(backupRequest('/etc/passwd'))).rejects.toThrow(
+      expect.objectContaining({ code: 'forbidden' }),
+    );
+    await expect(
+      r.submitRestore(
+        restoreRequest(
+          { result: { volume_id: randomUUID(), backup_id: randomUUID(), manifest_key: 'x' } } as never,
+          { backend: 'local-file', locator: '/etc/shadow' },
+        ),
+      ),
+    ).rejects.toThrow(expect.objectContaining({ code: 'forbidden' }));
+    expect(r.list()).toEqual([]);
+  });
 
-    const outside = await settle(r, r.submitBackup(backupRequest('/etc/passwd')).job_id);
-    expect(outside.error?.code).toBe('forbidden');
-
+  it('fails a job with a cause that names what went wrong', async () => {
     const source = await volume('faulty', 2 << 20);
     const faulty = runner({
       openRepository: opener((s) =>
@@ -407,7 +423,7 @@ describe('job runner', () => {
         ),
       ),
     });
-    const failed = await settle(faulty, faulty.submitBackup(backupRequest(source.locator)).job_id);
+    const failed = await settle(faulty, (await faulty.submitBackup(backupRequest(source.locator))).job_id);
     expect(failed.state).toBe('failed');
     expect(failed.error?.code).toBe('internal');
     expect(failed.error?.message).toMatch(
@@ -421,16 +437,20 @@ describe('job runner', () => {
     });
     expect(await backend.listSnapshots(source.locator)).toEqual([]);
 
+    const r = runner();
+    const [volumeId, backupId] = [randomUUID(), randomUUID()];
     const missingBackup = await settle(
       r,
-      r.submitRestore({
-        ...restoreRequest(await backedUp(source.locator), { backend: 'local-file', name: 'never' }),
-        backup: {
-          volume_id: randomUUID(),
-          backup_id: randomUUID(),
-          manifest_key: 'manifests/nothing/here',
-        },
-      }).job_id,
+      (
+        await r.submitRestore({
+          ...restoreRequest(await backedUp(source.locator), { backend: 'local-file', name: 'never' }),
+          backup: {
+            volume_id: volumeId,
+            backup_id: backupId,
+            manifest_key: `manifests/${volumeId}/${backupId}`,
+          },
+        })
+      ).job_id,
     );
     expect(missingBackup.error).toMatchObject({
       code: 'not_found',
@@ -447,7 +467,7 @@ describe('job runner', () => {
 
     const fresh = await settle(
       r,
-      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'new' })).job_id,
+      (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'new' }))).job_id,
     );
     expect(fresh.state).toBe('failed');
     expect(fresh.error?.message).toMatch(/get chunks\/.*still failing after retries/);
@@ -457,7 +477,8 @@ describe('job runner', () => {
     const existing = await backend.provision({ name: 'kept', size: 2 << 20 });
     const kept = await settle(
       r,
-      r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: existing.locator })).job_id,
+      (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', locator: existing.locator })))
+        .job_id,
     );
     expect(kept.state).toBe('failed');
     expect(kept.destination).toMatchObject({ volume: { locator: existing.locator }, state: 'failed' });
@@ -470,19 +491,19 @@ describe('job runner', () => {
       backends: new Map<BackendKind, HostBackend>([['block', withoutCapabilities(backend)]]),
     });
     const source = await volume('plain', 1 << 20);
-    expect(() => r.submitBackup(backupRequest(source.locator))).toThrow(
+    await expect(r.submitBackup(backupRequest(source.locator))).rejects.toThrow(
       expect.objectContaining({ code: 'not_found', message: expect.stringContaining('local-file') }),
     );
-    expect(() =>
+    await expect(
       r.submitBackup(
         backupRequest(source.locator, {
           volume: { backend: 'block', locator: source.locator },
           snapshot: true,
         }),
       ),
-    ).toThrow(expect.objectContaining({ code: 'unsupported' }));
+    ).rejects.toThrow(expect.objectContaining({ code: 'unsupported' }));
     const backup = await backedUp(source.locator);
-    expect(() => r.submitRestore(restoreRequest(backup, { backend: 'block', name: 'x' }))).toThrow(
+    await expect(r.submitRestore(restoreRequest(backup, { backend: 'block', name: 'x' }))).rejects.toThrow(
       expect.objectContaining({ code: 'unsupported' }),
     );
     expect(r.list()).toEqual([]);
@@ -490,8 +511,14 @@ describe('job runner', () => {
     // Where the backend cannot snapshot, the default reads the live volume and says so.
     const live = await settle(
       r,
-      r.submitBackup(backupRequest(source.locator, { volume: { backend: 'block', locator: source.locator } }))
-        .job_id,
+      (
+        await r.submitBackup(
+          backupRequest(source.locator, {
+            volume: { backend: 'block', locator: source.locator },
+            snapshot: undefined,
+          }),
+        )
+      ).job_id,
     );
     expect(live.state).toBe('succeeded');
     expect((live.result as BackupResult).snapshot).toBe('none');
@@ -502,11 +529,11 @@ describe('job runner', () => {
     const flaky = (s: ObjectStore) =>
       withRetry(withFaults(s, { rate: 0.2, random: createSeededRandom(5) }), { attempts: 8, baseDelayMs: 1 });
     const r = runner({ openRepository: opener(flaky) });
-    const backup = await settle(r, r.submitBackup(backupRequest(source.locator)).job_id);
+    const backup = await settle(r, (await r.submitBackup(backupRequest(source.locator))).job_id);
     expect(backup.state).toBe('succeeded');
     const restore = await settle(
       r,
-      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'flaky-r' })).job_id,
+      (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'flaky-r' }))).job_id,
     );
     expect(restore.state).toBe('succeeded');
     expect(await sha256File(restore.destination!.volume!.locator)).toBe(await sha256File(source.locator));
@@ -516,26 +543,33 @@ describe('job runner', () => {
     const r = runner();
     const source = await volume('idem', 1 << 20);
     const request = backupRequest(source.locator);
-    const first = r.submitBackup(request);
+    const first = await r.submitBackup(request);
     // Same content, other objects and key order: the same job.
-    const again = r.submitBackup({
+    const again = await r.submitBackup({
       target: { ...request.target },
       volume: { locator: request.volume.locator, backend: request.volume.backend },
       volume_name: request.volume_name,
+      snapshot: request.snapshot,
       job_id: request.job_id,
     });
     expect(again.job_id).toBe(first.job_id);
-    expect(() => r.submitBackup({ ...request, volume_name: 'other' })).toThrow(
+    await expect(r.submitBackup({ ...request, volume_name: 'other' })).rejects.toThrow(
       expect.objectContaining({ code: 'conflict' }),
     );
     const done = await settle(r, first.job_id);
-    expect(r.submitBackup(request)).toEqual({ job_id: first.job_id, state: 'succeeded' });
-    expect(() =>
+    expect(await r.submitBackup(request)).toEqual({ job_id: first.job_id, state: 'succeeded' });
+    await expect(
       r.submitRestore({
         ...restoreRequest(done, { backend: 'local-file', name: 'x' }),
         job_id: first.job_id,
       }),
-    ).toThrow(expect.objectContaining({ code: 'conflict' }));
+    ).rejects.toThrow(expect.objectContaining({ code: 'conflict' }));
+    // Ids are UUIDs: an upper-case spelling is the same job, not a second backup.
+    expect(await r.submitBackup({ ...request, job_id: request.job_id.toUpperCase() })).toEqual({
+      job_id: first.job_id,
+      state: 'succeeded',
+    });
+    expect(r.get(first.job_id.toUpperCase())?.id).toBe(first.job_id);
     expect(r.list().filter((job) => job.id === first.job_id)).toHaveLength(1);
     expect(sink.states(first.job_id)).toEqual(['queued', 'running', 'succeeded']);
   });
@@ -543,12 +577,12 @@ describe('job runner', () => {
   it('keeps secrets out of job records, events and logs', async () => {
     const r = runner();
     const source = await volume('secret', 1 << 20);
-    const backup = await settle(r, r.submitBackup(backupRequest(source.locator)).job_id);
+    const backup = await settle(r, (await r.submitBackup(backupRequest(source.locator))).job_id);
     await settle(
       r,
-      r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'secret-r' })).job_id,
+      (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'secret-r' }))).job_id,
     );
-    await settle(r, r.submitBackup(backupRequest(join(root, 'nope.img'))).job_id);
+    await expect(r.submitBackup(backupRequest(join(root, 'nope.img')))).rejects.toThrow();
     const key = Buffer.from(repository.targetKey).toString('base64');
     const everything = JSON.stringify([sink.changes, logger.lines, r.list()]);
     expect(logger.lines.length).toBeGreaterThan(0);
@@ -561,7 +595,8 @@ describe('job runner', () => {
     const r = runner({ historyLimit: 2 });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const id = r.submitBackup(backupRequest(join(root, `missing-${i}.img`))).job_id;
+      const source = await volume(`small-${i}`, 64 << 10);
+      const id = (await r.submitBackup(backupRequest(source.locator))).job_id;
       await settle(r, id);
       ids.push(id);
     }
@@ -571,9 +606,10 @@ describe('job runner', () => {
 
   it('shuts down: cancels running and queued jobs after the grace period, cleans up, refuses new work', async () => {
     const { source, release, reading, r } = await heldBackups('shut', { concurrency: 1 });
+    const other = await volume('shut-2', 1 << 20);
     const runningRequest = backupRequest(source.locator);
-    const running = r.submitBackup(runningRequest);
-    const queued = r.submitBackup(backupRequest(source.locator));
+    const running = await r.submitBackup(runningRequest);
+    const queued = await r.submitBackup(backupRequest(other.locator));
     await waitUntil(() => reading.length > 0);
     // The reads go on only well after the 50 ms grace has run out, so the running job is cancelled.
     setTimeout(release, 300);
@@ -588,16 +624,16 @@ describe('job runner', () => {
     expect(sink.states(queued.job_id)).toEqual(['queued', 'cancelled']);
     expect(await backend.listSnapshots(source.locator)).toEqual([]);
     expect(await journalLeft()).toEqual([]);
-    expect(() => r.submitBackup(backupRequest(source.locator))).toThrow(
+    await expect(r.submitBackup(backupRequest(source.locator))).rejects.toThrow(
       expect.objectContaining({ code: 'unavailable' }),
     );
     // A retried submit of a job it knows still gets that job.
-    expect(r.submitBackup(runningRequest)).toEqual({ job_id: running.job_id, state: 'cancelled' });
+    expect(await r.submitBackup(runningRequest)).toEqual({ job_id: running.job_id, state: 'cancelled' });
   });
 
   it('gives up on a job that does not stop within the clean-up bound, keeping its journal record', async () => {
     const { source, release, reading, r } = await heldBackups('hung');
-    const job = r.submitBackup(backupRequest(source.locator));
+    const job = await r.submitBackup(backupRequest(source.locator));
     await waitUntil(() => reading.length > 0);
     // The read ignores its cancel (a hung device): shutdown returns after its bounds with the job named.
     const stuck = await r.shutdown(20, 50);
@@ -613,7 +649,7 @@ describe('job runner', () => {
   it('shuts down after running jobs that finish within the grace period', async () => {
     const source = await volume('quick', 1 << 20);
     const r = runner();
-    const job = r.submitBackup(backupRequest(source.locator));
+    const job = await r.submitBackup(backupRequest(source.locator));
     await r.shutdown(60_000);
     expect(r.get(job.job_id)!.state).toBe('succeeded');
     expect(await backend.listSnapshots(source.locator)).toEqual([]);
@@ -673,7 +709,8 @@ describe('job runner', () => {
     const first = runner({ journal, events: failing });
     const restore = await settle(
       first,
-      first.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'restored-ok' })).job_id,
+      (await first.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'restored-ok' })))
+        .job_id,
     );
     expect(restore.state).toBe('succeeded');
     await waitUntil(() => logger.lines.some((line) => line.includes('journal entry kept')));
@@ -722,7 +759,7 @@ describe('job runner', () => {
       journal,
       backends: new Map<BackendKind, HostBackend>([['local-file', refusing]]),
     });
-    const job = await settle(first, first.submitBackup(backupRequest(source.locator)).job_id);
+    const job = await settle(first, (await first.submitBackup(backupRequest(source.locator))).job_id);
     expect(job.state).toBe('succeeded'); // the backup itself is whole
     await waitUntil(() => logger.lines.some((line) => line.includes('the next start deletes the snapshot')));
     expect((await backend.listSnapshots(source.locator)).map((snap) => snap.name)).toEqual([

@@ -16,6 +16,8 @@ import type { HostBackend, SnapshotResult, VolumeInfo } from '@stowage/host-back
 import type { JobEventSink, JobRunner, Logger, RepositoryOpener } from '../contracts.js';
 import { apiErrorFromHostBackend } from '../errors.js';
 import { silentLogger } from '../log.js';
+import { VolumeLocks } from '../volume-locks.js';
+import type { JobHistory } from './history.js';
 import { errorBody } from './job-errors.js';
 import type { JobJournal, JournalEntry } from './journal.js';
 import { type WriterTarget, writerTarget } from './writer-target.js';
@@ -32,6 +34,10 @@ export interface JobRunnerOptions {
   threads?: number;
   /** Where running jobs are recorded for clean-up after a crash; without it nothing survives the process. */
   journal?: JobJournal;
+  /** Where finished jobs are kept across restarts, for `GET /v1/jobs/:id` and idempotent resubmits. */
+  history?: JobHistory;
+  /** One user of a volume at a time; shared with the HTTP API's volume routes (default: the runner's own). */
+  locks?: VolumeLocks;
   /** Finished jobs kept for `GET /v1/jobs/:id` and idempotent resubmits (default 1,000). */
   historyLimit?: number;
   /** Least time between progress changes handed to `events` (default 250 ms). */
@@ -58,7 +64,12 @@ interface Entry {
   settled?: Promise<void>;
   /** A job snapshot the backup could not delete: its journal record is kept so the next start retries. */
   snapshotLeft?: string;
+  /** Frees the volumes the job holds (from submit to its end); safe to call twice. */
+  releaseVolumes: Array<() => void>;
 }
+
+/** Snapshots a backup job takes are named so; nothing else may create, and nobody delete, one while it runs. */
+export const JOB_SNAPSHOT_PREFIX = 'stowage-job-';
 
 const EMPTY_PROGRESS = { bytes_done: 0, bytes_total: 0, rate: 0, eta_seconds: null } as const;
 /** How long shutdown waits for cancelled jobs to clean up before it gives up on them. */
@@ -77,6 +88,7 @@ export class LocalJobRunner implements JobRunner {
   readonly #running = new Set<Entry>();
   readonly #now: () => Date;
   readonly #logger: Logger;
+  readonly #locks: VolumeLocks;
   #stopping = false;
 
   constructor(options: JobRunnerOptions) {
@@ -92,48 +104,80 @@ export class LocalJobRunner implements JobRunner {
     this.#options = options;
     this.#now = options.now ?? (() => new Date());
     this.#logger = options.logger ?? silentLogger;
+    this.#locks = options.locks ?? new VolumeLocks();
+  }
+
+  /** The volume locks jobs take; the HTTP API's volume routes take the same ones. */
+  get locks(): VolumeLocks {
+    return this.#locks;
+  }
+
+  /** True while job `id` is queued or running. */
+  isActive(id: string): boolean {
+    const job = this.#jobs.get(id.toLowerCase())?.job;
+    return job !== undefined && job.finished_at === null;
   }
 
   get stopping(): boolean {
     return this.#stopping;
   }
 
-  submitBackup(request: BackupRequest): JobAccepted {
+  submitBackup(request: BackupRequest): Promise<JobAccepted> {
+    const { backend: kind, locator } = request.volume;
     return this.#submit(
       'backup',
       request,
-      () => {
-        const backend = this.#backend(request.volume.backend);
-        if (request.snapshot === true && !backend.capabilities.snapshot) {
+      async () => {
+        const backend = this.#backend(kind);
+        if (request.snapshot !== undefined && request.snapshot !== false && !backend.capabilities.snapshot) {
           throw new ApiError(
             'unsupported',
-            `backend ${request.volume.backend} cannot snapshot; pass snapshot: false to read the live volume`,
+            `backend ${kind} cannot snapshot; pass snapshot: false to read the live volume`,
           );
         }
+        // Confinement and existence first: a locator outside the roots fails here, before anything is opened.
+        const volume = await backend.stat(locator);
+        return {
+          keys: [VolumeLocks.volumeKey(kind, volume.locator)],
+          subject: `volume ${volume.locator}`,
+        };
       },
       (entry) => this.#runBackup(entry, request),
     );
   }
 
-  submitRestore(request: RestoreRequest): JobAccepted {
+  submitRestore(request: RestoreRequest): Promise<JobAccepted> {
+    const destination = request.destination;
     return this.#submit(
       'restore',
       request,
-      () => {
-        const backend = this.#backend(request.destination.backend);
-        if ('name' in request.destination && !backend.capabilities.provision) {
-          throw new ApiError(
-            'unsupported',
-            `backend ${request.destination.backend} cannot provision a new volume; restore to an existing one (locator)`,
-          );
+      async () => {
+        const backend = this.#backend(destination.backend);
+        if ('name' in destination) {
+          if (!backend.capabilities.provision) {
+            throw new ApiError(
+              'unsupported',
+              `backend ${destination.backend} cannot provision a new volume; restore to an existing one (locator)`,
+            );
+          }
+          // The volume does not exist yet: its name is held until the job provisions it and holds that.
+          return {
+            keys: [VolumeLocks.nameKey(destination.backend, destination.name)],
+            subject: `volume name ${destination.name}`,
+          };
         }
+        const volume = await backend.stat(destination.locator);
+        return {
+          keys: [VolumeLocks.volumeKey(destination.backend, volume.locator)],
+          subject: `volume ${volume.locator}`,
+        };
       },
       (entry) => this.#runRestore(entry, request),
     );
   }
 
   get(id: string): Job | undefined {
-    return this.#jobs.get(id)?.job;
+    return this.#jobs.get(id.toLowerCase())?.job;
   }
 
   list(): Job[] {
@@ -141,7 +185,7 @@ export class LocalJobRunner implements JobRunner {
   }
 
   cancel(id: string): Job {
-    const entry = this.#jobs.get(id);
+    const entry = this.#jobs.get(id.toLowerCase());
     if (entry === undefined) throw new ApiError('not_found', `no job ${id} on this agent`);
     this.#abort(entry, 'cancelled by request');
     return entry.job;
@@ -181,6 +225,9 @@ export class LocalJobRunner implements JobRunner {
    * their snapshots and half-restored volumes, and publishes each as failed so the manager learns of it.
    */
   async recover(): Promise<Job[]> {
+    for (const { job, fingerprint } of (await this.#options.history?.load()) ?? []) {
+      this.#remember(recoveredEntry(job, fingerprint));
+    }
     const journal = this.#options.journal;
     if (journal === undefined) return [];
     const recovered: Job[] = [];
@@ -210,7 +257,9 @@ export class LocalJobRunner implements JobRunner {
       // would not go. Report the outcome it had and retry the snapshot, nothing else: a restored volume is
       // the caller's now and must not be undone.
       const job = entry.final;
-      this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
+      const recovered = recoveredEntry(job, entry.fingerprint);
+      this.#remember(recovered);
+      await this.#keepInHistory(recovered);
       this.#options.events.jobChanged(job, 'state');
       await this.#options.events.flush?.();
       const cleanup = await this.#cleanUpAfterCrash(entry, { snapshotOnly: true });
@@ -255,10 +304,12 @@ export class LocalJobRunner implements JobRunner {
           ? { volume: null, state: entry.created_volume === undefined ? 'failed' : 'removed' }
           : null,
     };
-    this.#remember({ job, fingerprint: '', controller: new AbortController(), ending: job });
+    const recovered = recoveredEntry(job, entry.fingerprint);
+    this.#remember(recovered);
     this.#options.events.jobChanged(job, 'state');
     // Forget the record only once the failure report is durable with the sink, as for any finished job.
     await this.#options.events.flush?.();
+    await this.#keepInHistory(recovered);
     await journal.remove(entry.id);
     this.#logger.warn('job from a previous run reported failed', {
       job_id: entry.id,
@@ -302,26 +353,46 @@ export class LocalJobRunner implements JobRunner {
     return done.length === 0 ? 'nothing to clean up' : done.join('; ');
   }
 
-  #submit(
+  /**
+   * Queues a job: an identical resubmit answers the job it made (even after a restart, from the history);
+   * otherwise the volume it names is checked (confined, existing) and held for it, or 409 names its holder.
+   */
+  async #submit(
     kind: Job['kind'],
     request: BackupRequest | RestoreRequest,
-    validate: () => void,
+    prepare: () => Promise<{ keys: string[]; subject: string }>,
     work: Entry['work'],
-  ): JobAccepted {
-    const fingerprint = fingerprintOf(request);
-    const existing = this.#jobs.get(request.job_id);
-    if (existing !== undefined) {
+  ): Promise<JobAccepted> {
+    const id = request.job_id.toLowerCase();
+    const fingerprint = fingerprintOf({ ...request, job_id: id });
+    const resubmitted = (): JobAccepted | undefined => {
+      const existing = this.#jobs.get(id);
+      if (existing === undefined) return undefined;
       // A retried submit (a lost 202) finds its job, whatever happened since; other work under the id is not.
       if (existing.fingerprint !== fingerprint) {
-        throw new ApiError('conflict', `job ${request.job_id} exists with a different request`);
+        throw new ApiError('conflict', `job ${id} exists with a different request`);
       }
       return { job_id: existing.job.id, state: existing.job.state };
-    }
-    if (this.#stopping) throw new ApiError('unavailable', 'the agent is shutting down and takes no new jobs');
-    validate();
+    };
+    const refuseWhileStopping = () => {
+      if (this.#stopping)
+        throw new ApiError('unavailable', 'the agent is shutting down and takes no new jobs');
+    };
+    const before = resubmitted();
+    if (before !== undefined) return before;
+    refuseWhileStopping();
+    const { keys, subject } = await prepare().catch((error: unknown) => {
+      throw apiErrorFromHostBackend(error) ?? error;
+    });
+    // Another submit may have run while the volume was looked up: the same request finds its job.
+    const raced = resubmitted();
+    if (raced !== undefined) return raced;
+    refuseWhileStopping();
+    const release = this.#locks.acquire(keys, { kind: 'job', jobId: id, jobKind: kind }, subject);
     const entry: Entry = {
+      releaseVolumes: [release],
       job: {
-        id: request.job_id,
+        id,
         kind,
         state: 'queued',
         created_at: this.#now().toISOString(),
@@ -390,6 +461,8 @@ export class LocalJobRunner implements JobRunner {
       };
     }
     const final: Job = { ...entry.job, ...outcome, finished_at: this.#now().toISOString() };
+    // Free before the final state is visible: whoever reads "succeeded" may delete the volume at once.
+    for (const release of entry.releaseVolumes) release();
     const journal = this.#options.journal;
     if (journal !== undefined && entry.journaled !== undefined) {
       // The job's clean-up has run. From here a crash must report this outcome rather than undo it: the
@@ -399,6 +472,7 @@ export class LocalJobRunner implements JobRunner {
       });
     }
     this.#publish(entry, final, 'state');
+    await this.#keepInHistory(entry);
     const fields = { job_id: id, kind: final.kind, state: final.state };
     if (final.state === 'succeeded') this.#logger.info('job succeeded', fields);
     else if (final.state === 'cancelled')
@@ -433,6 +507,7 @@ export class LocalJobRunner implements JobRunner {
     if (queued >= 0) {
       this.#queue.splice(queued, 1);
       entry.work = undefined;
+      for (const release of entry.releaseVolumes) release();
       this.#publish(
         entry,
         {
@@ -443,7 +518,15 @@ export class LocalJobRunner implements JobRunner {
         'state',
       );
       this.#logger.info('queued job cancelled', { job_id: entry.job.id, reason });
+      void this.#keepInHistory(entry);
     }
+  }
+
+  /** Records a finished job for resubmits and lookups after a restart; a failure only costs that. */
+  async #keepInHistory(entry: Entry): Promise<void> {
+    await this.#options.history?.append(entry.job, entry.fingerprint).catch((error: unknown) => {
+      this.#logger.warn('could not record a finished job in the history', { job_id: entry.job.id, error });
+    });
   }
 
   #publish(entry: Entry, change: Partial<Job>, kind: 'progress' | 'state'): void {
@@ -455,7 +538,10 @@ export class LocalJobRunner implements JobRunner {
     }
   }
 
-  #progressListener(entry: Entry): (progress: Progress) => void {
+  #progressListener(
+    entry: Entry,
+    phase: 'snapshot' | 'transfer',
+  ): (progress: Pick<Progress, 'bytesDone' | 'bytesTotal' | 'rate' | 'etaSeconds'>) => void {
     const interval = this.#options.progressIntervalMs ?? 250;
     let last = -Infinity;
     return (progress) => {
@@ -467,6 +553,7 @@ export class LocalJobRunner implements JobRunner {
         entry,
         {
           progress: {
+            phase,
             bytes_done: progress.bytesDone,
             bytes_total: progress.bytesTotal,
             rate: progress.rate,
@@ -488,6 +575,7 @@ export class LocalJobRunner implements JobRunner {
   #journalEntry(entry: Entry, backend: BackendKind): JournalEntry {
     return {
       id: entry.job.id,
+      fingerprint: entry.fingerprint,
       kind: entry.job.kind,
       created_at: entry.job.created_at,
       started_at: entry.job.started_at ?? this.#now().toISOString(),
@@ -527,7 +615,7 @@ export class LocalJobRunner implements JobRunner {
       const volumeId = request.volume_id ?? repository.volumeIdFor(request.volume_name);
       const backupId = request.backup_id ?? randomUUID();
       const takeSnapshot = request.snapshot !== false && backend.capabilities.snapshot;
-      const name = `stowage-job-${entry.job.id}`;
+      const name = `${JOB_SNAPSHOT_PREFIX}${entry.job.id}`;
       // Journal first, then snapshot: a crash in between leaves an entry whose snapshot is not there, which
       // the clean-up finds by its name and reports as nothing to delete.
       await this.#journal(entry, {
@@ -535,7 +623,24 @@ export class LocalJobRunner implements JobRunner {
         backup: { volume_id: volumeId, backup_id: backupId },
         ...(takeSnapshot ? { volume: volume.locator, snapshot_name: name } : {}),
       });
-      if (takeSnapshot) snapshot = await backend.snapshot(volume.locator, name);
+      if (takeSnapshot) {
+        const copying = this.#progressListener(entry, 'snapshot');
+        const started = performance.now();
+        snapshot = await backend.snapshot(volume.locator, name, {
+          allowCopy: request.snapshot === 'copy',
+          signal,
+          // Only a copy takes long enough to report on; a reflink is instant.
+          onProgress: (done, total) => {
+            const rate = done / Math.max((performance.now() - started) / 1000, 1e-3);
+            copying({
+              bytesDone: done,
+              bytesTotal: total,
+              rate,
+              etaSeconds: rate > 0 ? (total - done) / rate : undefined,
+            });
+          },
+        });
+      }
       signal.throwIfAborted();
       reader = await backend.openReader(snapshot?.locator ?? volume.locator, { signal });
       const summary = await backupVolume({
@@ -545,7 +650,7 @@ export class LocalJobRunner implements JobRunner {
         volumeName: request.volume_name,
         volumeId,
         backupId,
-        onProgress: this.#progressListener(entry),
+        onProgress: this.#progressListener(entry, 'transfer'),
         signal,
       });
       const result: BackupResult = {
@@ -609,6 +714,14 @@ export class LocalJobRunner implements JobRunner {
         await this.#journal(entry, record);
         created = await backend.provision({ name: destination.name, size: manifest.volumeSize });
         volume = created;
+        // Held from the moment it exists (no await in between): a delete must find the job holding it.
+        entry.releaseVolumes.push(
+          this.#locks.acquire(
+            [VolumeLocks.volumeKey(destination.backend, created.locator)],
+            { kind: 'job', jobId: entry.job.id, jobKind: 'restore' },
+            `volume ${created.locator}`,
+          ),
+        );
         await this.#journal(entry, { ...record, created_volume: created.locator });
       } else {
         volume = await backend.stat(destination.locator);
@@ -640,8 +753,17 @@ export class LocalJobRunner implements JobRunner {
         backup,
         manifest,
         target,
-        onProgress: this.#progressListener(entry),
+        onProgress: this.#progressListener(entry, 'transfer'),
         signal,
+      });
+      // The volume is held against the API's deletes, but not against someone on the host: never call a
+      // restore good whose volume is gone.
+      await backend.stat(volume.locator).catch((error: unknown) => {
+        if (apiErrorFromHostBackend(error)?.code !== 'not_found') throw error;
+        throw new ApiError(
+          'not_found',
+          `volume ${volume?.locator} was deleted while the restore wrote it; nothing was restored`,
+        );
       });
       succeeded = true;
       const restored = volumeOf(destination.backend, volume);
@@ -683,6 +805,17 @@ export class LocalJobRunner implements JobRunner {
 /** The job runner `serve.ts` wires in: see `JobRunnerOptions` for what it is given. */
 export function createJobRunner(options: JobRunnerOptions): LocalJobRunner {
   return new LocalJobRunner(options);
+}
+
+/** A job of an earlier process, kept for lookups and resubmits (an old journal entry has no fingerprint). */
+function recoveredEntry(job: Job, fingerprint: string | undefined): Entry {
+  return {
+    job,
+    fingerprint: fingerprint ?? '',
+    controller: new AbortController(),
+    ending: job,
+    releaseVolumes: [],
+  };
 }
 
 function volumeOf(backend: BackendKind, info: VolumeInfo): Volume {

@@ -9,6 +9,9 @@ import { writeFileAtomically } from '../atomic-file.js';
  */
 export interface JournalEntry {
   id: string;
+  /** The request's fingerprint, so that an identical resubmit after a restart finds the job (older entries
+   * have none: their resubmits are refused as different). */
+  fingerprint?: string;
   kind: 'backup' | 'restore';
   created_at: string;
   started_at: string;
