@@ -37,6 +37,25 @@ export {
   readConfigVersion,
 } from './config.js';
 export {
+  CHUNK_PROBLEMS,
+  type ChunkProblem,
+  DAMAGE_ENTRY_LENGTH,
+  DAMAGE_RECORD_HEADER_LENGTH,
+  DAMAGE_RECORD_MAGIC,
+  DAMAGE_RECORD_PREFIX,
+  type DamagedChunk,
+  DamagedChunks,
+  type DamageRecord,
+  type DamageRecordInit,
+  type DecodeDamageRecordOptions,
+  damageRecordObjectKey,
+  decodeDamageRecord,
+  type EncodeDamageRecordOptions,
+  encodeDamageRecord,
+  MAX_DAMAGE_RECORD_LENGTH,
+  parseDamageRecordObjectKey,
+} from './damage.js';
+export {
   FormatError,
   type FormatErrorCode,
   IntegrityError,

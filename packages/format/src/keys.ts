@@ -14,6 +14,7 @@ export const KDF_CONTEXT = {
   chunkEncryption: 'stowage 2026-11-22 chunk encryption',
   manifestEncryption: 'stowage 2026-11-22 manifest encryption',
   configAuthentication: 'stowage 2026-11-22 config authentication',
+  damageRecordEncryption: 'stowage 2026-12-01 damage record encryption',
   keyFileWrapping: 'stowage 2026-11-22 key file wrapping',
   keyFileCheck: 'stowage 2026-11-22 key file check',
 } as const;
@@ -30,6 +31,8 @@ export interface TargetKeys {
   readonly manifestKey: Uint8Array;
   /** Keys the BLAKE3 MAC of the `config` object. */
   readonly configKey: Uint8Array;
+  /** XChaCha20-Poly1305 key of damage records (`damage/<volume>/<backup>`). */
+  readonly damageKey: Uint8Array;
 }
 
 export function deriveTargetKeys(targetKey: Uint8Array): TargetKeys {
@@ -42,6 +45,7 @@ export function deriveTargetKeys(targetKey: Uint8Array): TargetKeys {
     chunkKey: blake3DeriveKey(KDF_CONTEXT.chunkEncryption, targetKey),
     manifestKey: blake3DeriveKey(KDF_CONTEXT.manifestEncryption, targetKey),
     configKey: blake3DeriveKey(KDF_CONTEXT.configAuthentication, targetKey),
+    damageKey: blake3DeriveKey(KDF_CONTEXT.damageRecordEncryption, targetKey),
   });
 }
 
