@@ -134,6 +134,19 @@ describe('agent serve configuration', () => {
     expect(warnings).toEqual(['unknown environment variable AGENT_CONCURENCY is ignored']);
   });
 
+  it('takes an allow-list of S3 endpoints as origins', async () => {
+    const base = { AGENT_CONFIG: '/etc/stowage/agent.json' };
+    const { config } = await load({
+      ...base,
+      AGENT_S3_ENDPOINTS: 'https://s3.example.com, http://10.0.0.5:7480/',
+    });
+    expect(config.s3Endpoints).toEqual(['https://s3.example.com', 'http://10.0.0.5:7480']);
+    expect(await problem({ ...base, AGENT_S3_ENDPOINTS: 'https://s3.example.com/bucket' })).toMatch(
+      /AGENT_S3_ENDPOINTS.*scheme:\/\/host/,
+    );
+    expect((await load(base)).config.s3Endpoints).toBeUndefined();
+  });
+
   it('redacts every secret from what it logs', async () => {
     const { config } = await load({
       AGENT_TOKEN: TOKEN,

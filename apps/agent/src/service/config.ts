@@ -469,7 +469,8 @@ function problems(
 ): string {
   const lines = error.issues.map((issue) => {
     const key = issue.path.map(String).join('.');
-    const setting = SETTINGS.find((s) => s.key === key);
+    // An issue inside a list (`s3_endpoints.0`) belongs to the setting of the list.
+    const setting = SETTINGS.find((s) => s.key === key || key.startsWith(`${s.key}.`));
     const source =
       env !== undefined && setting !== undefined && env[setting.env] !== undefined && env[setting.env] !== ''
         ? setting.env

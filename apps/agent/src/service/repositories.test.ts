@@ -64,6 +64,25 @@ describe('RepositoryAccess', () => {
     ).toBeUndefined();
   });
 
+  it('allows only the S3 endpoints it is told to, when told (AGENT_S3_ENDPOINTS)', () => {
+    const access = new RepositoryAccess({
+      repositoryRoots: [],
+      s3Endpoints: ['https://s3.example.com', 'http://10.0.0.5:7480', 'https://s3.eu-west-1.amazonaws.com'],
+    });
+    const credentials = { access_key_id: 'a', secret_access_key: 'b' };
+    const at = (query: string) => ({ repository: `s3://bucket/p?${query}`, target_key: key, credentials });
+    expect(codeOf(() => access.check(at('endpoint=https://s3.example.com')))).toBeUndefined();
+    expect(codeOf(() => access.check(at('endpoint=https://s3.example.com:443/')))).toBeUndefined();
+    expect(codeOf(() => access.check(at('endpoint=http://10.0.0.5:7480')))).toBeUndefined();
+    expect(codeOf(() => access.check(at('region=eu-west-1')))).toBeUndefined();
+    // The cloud's metadata address, another port, another scheme, another region: not on the list.
+    expect(codeOf(() => access.check(at('endpoint=http://169.254.169.254')))).toBe('forbidden');
+    expect(codeOf(() => access.check(at('endpoint=http://10.0.0.5:7481')))).toBe('forbidden');
+    expect(codeOf(() => access.check(at('endpoint=http://s3.example.com')))).toBe('forbidden');
+    expect(codeOf(() => access.check(at('region=us-east-1')))).toBe('forbidden');
+    expect(codeOf(() => access.check(at('endpoint=not a url')))).toBe('invalid_request');
+  });
+
   it('opens a repository with the request key, counting store traffic in the metrics', async () => {
     const path = join(roots, 'repo');
     const created = await Repository.init(new FsObjectStore({ root: path }), {

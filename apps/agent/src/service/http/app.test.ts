@@ -17,6 +17,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobRunner } from '../contracts.js';
 import { createJsonLogger } from '../log.js';
 import { AgentMetrics } from '../metrics.js';
+import { VolumeLocks } from '../volume-locks.js';
 import { createAgentApp } from './app.js';
 
 const TOKEN = 'test-token-0123456789abcdef0123456789abcdef';
@@ -47,13 +48,17 @@ class RecordingRunner implements JobRunner {
     this.jobs.set(id, job);
     return { job_id: id, state: 'queued' };
   }
-  submitBackup(request: BackupRequest): JobAccepted {
+  async submitBackup(request: BackupRequest): Promise<JobAccepted> {
     this.submitted.push(request);
     return this.#accept(request.job_id, 'backup');
   }
-  submitRestore(request: RestoreRequest): JobAccepted {
+  async submitRestore(request: RestoreRequest): Promise<JobAccepted> {
     this.submitted.push(request);
     return this.#accept(request.job_id, 'restore');
+  }
+  isActive(id: string): boolean {
+    const job = this.jobs.get(id);
+    return job !== undefined && (job.state === 'queued' || job.state === 'running');
   }
   get(id: string): Job | undefined {
     return this.jobs.get(id);
@@ -78,6 +83,7 @@ let outside: string;
 let runner: RecordingRunner;
 let logLines: string[];
 let app: ReturnType<typeof createAgentApp>;
+let locks: VolumeLocks;
 
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'stowage-agent-http-'));
@@ -88,10 +94,12 @@ beforeEach(async () => {
   const backends = new Map<BackendKind, HostBackend>([
     ['local-file', new LocalFileBackend({ roots: [root] })],
   ]);
+  locks = new VolumeLocks();
   app = createAgentApp({
     token: TOKEN,
     backends,
     runner,
+    locks,
     metrics: new AgentMetrics(),
     logger: createJsonLogger({ level: 'debug', write: (line) => logLines.push(line) }),
   });
@@ -187,6 +195,7 @@ describe('agent HTTP API: volumes and snapshots on local-file', () => {
       token: TOKEN,
       backends: new Map<BackendKind, HostBackend>([['local-file', backend]]),
       runner,
+      locks,
       metrics: new AgentMetrics(),
       logger: createJsonLogger({ level: 'debug', write: (line) => logLines.push(line) }),
       isStopping: () => stopping,
@@ -309,18 +318,38 @@ describe('agent HTTP API: bad input gets a clear 4xx and changes nothing', () =>
       404,
       'not_found',
     );
+    const [volumeId, backupId] = [randomUUID(), randomUUID()];
     const restoreToNew = {
       job_id: randomUUID(),
-      backup: { volume_id: randomUUID(), backup_id: randomUUID(), manifest_key: 'manifests/x/y' },
+      backup: { volume_id: volumeId, backup_id: backupId, manifest_key: `manifests/${volumeId}/${backupId}` },
       destination: { backend: 'block', name: 'new-volume' },
       target,
     };
+    // A manifest key is where the ids say it is, nothing else: not a path into the repository's directory.
+    for (const manifestKey of [
+      '../../etc/shadow',
+      'manifests/x/y',
+      `manifests/${volumeId}/${randomUUID()}`,
+    ]) {
+      const wrongKey = await app.request('/v1/storage/restore', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({
+          ...restoreToNew,
+          backup: { ...restoreToNew.backup, manifest_key: manifestKey },
+          destination: { backend: 'local-file', name: 'new-volume' },
+        }),
+      });
+      const body = await errorOf(wrongKey, 400, 'invalid_request');
+      expect(body.message).toContain('manifest_key');
+    }
     const blockApp = createAgentApp({
       token: TOKEN,
       backends: new Map<BackendKind, HostBackend>([
         ['block', new BlockBackend({ devices: ['/dev/null-device'] })],
       ]),
       runner,
+      locks,
       metrics: new AgentMetrics(),
       logger: createJsonLogger({ write: () => {} }),
     });

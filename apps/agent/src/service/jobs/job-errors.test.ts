@@ -4,7 +4,7 @@ import { IntegrityError } from '@stowage/format';
 import { HostBackendError } from '@stowage/host-backends';
 import { ObjectStoreError } from '@stowage/object-store';
 import { describe, expect, it } from 'vitest';
-import { errorBody } from './job-errors.js';
+import { errorBody, reducedStoreMessage } from './job-errors.js';
 
 describe('job error bodies', () => {
   it('keep the cause in the message and give each typed error its code', () => {
@@ -64,5 +64,25 @@ describe('job error bodies', () => {
       message: 'a string',
       details: { error: 'string' },
     });
+  });
+
+  it("reduce what an S3 server said to one short line (a proxy's HTML page stays out of job records)", () => {
+    const page = `<html>\n<body>${'internal dashboard '.repeat(100)}</body>\n</html>`;
+    const error = new ObjectStoreError(
+      'permanent',
+      `get config in s3://b failed (UnknownError, HTTP 502): ${page}`,
+      {
+        op: 'get',
+        key: 'config',
+      },
+    );
+    const body = errorBody(error);
+    expect(body.message.startsWith('get config in s3://b failed (UnknownError, HTTP 502): <html>')).toBe(
+      true,
+    );
+    expect(body.message).not.toContain('internal dashboard');
+    expect(body.message).not.toContain('\n');
+    expect(reducedStoreMessage(`x${'y'.repeat(1000)}`)).toHaveLength(301);
+    expect(reducedStoreMessage('a\u001b[31mb')).toBe('a [31mb');
   });
 });
