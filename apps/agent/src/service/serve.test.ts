@@ -215,6 +215,8 @@ function backupBody(world: World, locator: string, extra: Record<string, unknown
     job_id: randomUUID(),
     volume: { backend: 'local-file', locator },
     volume_name: 'vol',
+    // The temp directory's filesystem may have no reflinks; a copy is what these tests can have.
+    snapshot: 'copy',
     target: world.repository(),
     ...extra,
   };
