@@ -9,6 +9,7 @@ import type {
   OpenOptions,
   ProvisionRequest,
   SnapshotInfo,
+  SnapshotOptions,
   SnapshotResult,
   VolumeInfo,
   VolumeReader,
@@ -65,7 +66,8 @@ export class BlockBackend implements HostBackend {
     return { locator: device, name: basename(device), size: await sizeOf(stats.rdev, device, 'stat') };
   }
 
-  async snapshot(volume: string, _name: string): Promise<SnapshotResult> {
+  /** No snapshots, copies allowed or not (`unsupported`): `options` change nothing. */
+  async snapshot(volume: string, _name: string, _options: SnapshotOptions = {}): Promise<SnapshotResult> {
     const device = this.allowed(volume, 'snapshot');
     throw new HostBackendError(
       'unsupported',

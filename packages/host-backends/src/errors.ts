@@ -15,17 +15,18 @@ export const HOST_BACKEND_ERROR_KINDS = [
   /** The locator or name is malformed: relative, empty, has a `..` segment or a NUL, names a directory or
    * a snapshot where a volume is wanted, or the other way round. Raised before any I/O on it [400]. */
   'invalid-locator',
-  /** The locator resolves (symlinks included) outside the configured roots or device allow-list. Nothing
-   * outside is opened, let alone read [403]. */
+  /** The locator resolves (symlinks included) outside the configured roots or device allow-list, or names a
+   * file with more than one hard link (the other may lie outside). Nothing outside is opened, let alone read
+   * [403]. */
   'outside-roots',
   /** A size or write range is wrong: not a positive integer, or past the end of the volume [400]. */
   'invalid-argument',
-  /** This backend cannot do that (provisioning a block device, snapshots without a hook, reflink-only
-   * snapshots on a filesystem without reflinks) [501]. */
+  /** This backend cannot do that (provisioning a block device, snapshots without a hook, a snapshot on a
+   * filesystem without reflinks when no copy is allowed) [501]. */
   'unsupported',
   /** The volume is in use: a mounted device opened for writing, a volume that still has snapshots [409]. */
   'busy',
-  /** Anything else: permission denied, I/O errors, unexpected file types [500]. */
+  /** Anything else: permission denied, I/O errors, unexpected file types, a cancelled open or copy [500]. */
   'io',
 ] as const;
 
@@ -70,11 +71,17 @@ export class HostBackendError extends Error {
 }
 
 /**
- * An open given up because the caller aborted its signal. It has no kind of its own (`io`): the caller is the
- * one who aborted, so it already knows; the signal's reason is the cause.
+ * An operation given up because the caller aborted its signal: an open, or a snapshot's copy. It has no kind
+ * of its own (`io`): the caller is the one who aborted, so it already knows; the signal's reason is the cause.
+ * `doing` starts the message: `opening <locator> was cancelled`.
  */
-export function cancelled(op: HostBackendOp, locator: string, signal: AbortSignal): HostBackendError {
-  return new HostBackendError('io', `opening ${locator} was cancelled`, {
+export function cancelled(
+  op: HostBackendOp,
+  locator: string,
+  signal: AbortSignal,
+  doing = 'opening',
+): HostBackendError {
+  return new HostBackendError('io', `${doing} ${locator} was cancelled`, {
     op,
     locator,
     cause: signal.reason,

@@ -35,9 +35,17 @@ export interface SnapshotOptions {
    * nothing writes the volume while it is made; `SnapshotResult.method` says which kind was made.
    */
   readonly allowCopy?: boolean;
-  /** Stops a snapshot that takes time (a copy) within a second; it then fails and leaves nothing behind. */
+  /**
+   * Stops a snapshot that takes time (a copy) within a second; it then fails (`io`, "cancelled", the
+   * signal's reason as `cause`) and leaves nothing behind. One aborted already stops any snapshot before it
+   * starts.
+   */
   readonly signal?: AbortSignal;
-  /** Bytes copied so far of `total`, for a snapshot that takes time (a copy); at most a few times a second. */
+  /**
+   * Bytes copied so far of `total`, for a snapshot that takes time (a copy): `(0, total)` first, then at most
+   * four times a second, and `(total, total)` once the copy is whole. A reflink does not report. Called on
+   * the copy's path: an exception thrown here fails the snapshot.
+   */
   readonly onProgress?: (done: number, total: number) => void;
 }
 
@@ -95,18 +103,23 @@ export interface HostBackendCapabilities {
  *
  * Contract (the conformance suite in `@stowage/host-backends/testing` checks all of it):
  * - A locator is an absolute path the backend handed out (`VolumeInfo.locator`, `SnapshotInfo.locator`) or
- *   an operator named. Every locator is confined to the backend's roots or allow-list, symlinks and `..`
- *   included: one outside fails with `outside-roots` and nothing behind it is opened, let alone read. A
+ *   an operator named. Every locator is confined to the backend's roots or allow-list, symlinks, `..` and
+ *   hard links included: one outside fails with `outside-roots` and nothing behind it is opened, let alone
+ *   read, and so does a file with a second hard link (it may be outside; writing one writes both). A
  *   malformed one (relative, empty, NUL, a `..` segment) fails with `invalid-locator` before any I/O.
  * - Every failure is a `HostBackendError`; its `kind` says what happened. A missing volume or snapshot is
  *   `not-found` for every operation (deletes too: they are not idempotent, so a caller learns it named the
  *   wrong thing); a full filesystem is `no-space`, from whichever operation met it.
  * - `provision` creates an empty volume of exactly `size` bytes that reads as zeros and takes no space until
- *   written (sparse), or fails with `exists` and leaves the existing one alone.
- * - `snapshot` captures the volume's content at one instant and reports how (`reflink` or `copy`; a copy is
- *   only point in time when nothing writes the volume meanwhile). Later writes to the volume do not show in
- *   the snapshot. Snapshots are for reading and then deleting; they are not made durable, and after a host
- *   crash `listSnapshots` shows what to clean up.
+ *   written (sparse), or fails with `exists` and leaves the existing one alone. A name is unique across the
+ *   backend's roots: `exists` too when another root holds it.
+ * - `snapshot` captures the volume's content at one instant and reports how (`reflink` or `copy`). Later
+ *   writes to the volume do not show in the snapshot. A copy is point in time only when nothing writes the
+ *   volume meanwhile, so it is made only when asked for: where the backend has no point-in-time snapshot, a
+ *   snapshot without `allowCopy` fails with `unsupported` (saying how to ask for a copy) and leaves nothing.
+ *   A copy reports progress and stops within a second of its signal aborting, leaving nothing (see
+ *   `SnapshotOptions`). Snapshots are for reading and then deleting; they are not made durable, and after a
+ *   host crash `listSnapshots` shows what to clean up.
  * - `openReader` takes a snapshot or a volume locator (reading a live volume is the caller's choice);
  *   `openWriter` takes only a volume locator. Readers and writers must be closed by the caller.
  * - `deleteVolume` refuses a volume that still has snapshots (`busy`).

@@ -11,6 +11,7 @@ import type {
   OpenOptions,
   ProvisionRequest,
   SnapshotInfo,
+  SnapshotOptions,
   SnapshotResult,
   VolumeInfo,
   VolumeReader,
@@ -203,7 +204,8 @@ export class IscsiBackend implements HostBackend {
     }
   }
 
-  async snapshot(volume: string, _name: string): Promise<SnapshotResult> {
+  /** No snapshots, copies allowed or not (`unsupported`): `options` change nothing. */
+  async snapshot(volume: string, _name: string, _options: SnapshotOptions = {}): Promise<SnapshotResult> {
     const locator = this.#allowed(volume, 'snapshot');
     throw new HostBackendError(
       'unsupported',

@@ -1,7 +1,13 @@
 import { dirname } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type HostBackendErrorKind, isHostBackendError } from '../errors.js';
-import type { HostBackend, SnapshotMethod, VolumeInfo, VolumeReader } from '../host-backend.js';
+import type {
+  HostBackend,
+  SnapshotMethod,
+  SnapshotResult,
+  VolumeInfo,
+  VolumeReader,
+} from '../host-backend.js';
 
 export interface HostBackendConformanceSubject {
   /** A backend with no volumes of its own yet (or only `existing`), used by one test only. */
@@ -22,7 +28,11 @@ export type HostBackendConformanceFactory = () =>
   | HostBackendConformanceSubject;
 
 export interface HostBackendConformanceOptions {
-  /** The method every snapshot must report here; unset, either is accepted. */
+  /**
+   * The method snapshots are made by here: `reflink`, every snapshot, copies allowed or not; `copy`, a
+   * snapshot is refused (`unsupported`) unless a copy is allowed, and is then a copy. Unset, either is
+   * accepted.
+   */
   readonly snapshotMethod?: SnapshotMethod;
   /**
    * The size of a volume bigger than the free space, for the no-space test: the suite fills it and expects
@@ -160,7 +170,8 @@ export function describeHostBackendConformance(
       }
       await writeAt(backend(), volume.locator, 0, pattern(MiB, 6));
       await writeAt(backend(), volume.locator, 3 * MiB, pattern(1000, 7));
-      const snapshot = await backend().snapshot(volume.locator, 'snap-1');
+      // Nothing writes the volume meanwhile, so even a copy is point in time.
+      const snapshot = await backend().snapshot(volume.locator, 'snap-1', { allowCopy: true });
       expect(snapshot).toMatchObject({ volume: volume.locator, name: 'snap-1', size: volume.size });
       if (options.snapshotMethod !== undefined) expect(snapshot.method).toBe(options.snapshotMethod);
       else expect(['reflink', 'copy']).toContain(snapshot.method);
@@ -178,9 +189,62 @@ export function describeHostBackendConformance(
       // Snapshots are not volumes: not listed, not writable.
       expect((await backend().list()).map((v) => v.locator)).toEqual([volume.locator]);
       await expectKind(backend().openWriter(snapshot.locator), 'invalid-locator');
-      await expectKind(backend().snapshot(volume.locator, 'snap-1'), 'exists');
+      await expectKind(backend().snapshot(volume.locator, 'snap-1', { allowCopy: true }), 'exists');
       await expectKind(backend().snapshot(volume.locator, '../snap'), 'invalid-locator');
-      await expectKind(backend().snapshot(snapshot.locator, 'snap-2'), 'invalid-locator');
+      await expectKind(
+        backend().snapshot(snapshot.locator, 'snap-2', { allowCopy: true }),
+        'invalid-locator',
+      );
+    });
+
+    it('makes a copy only when allowed to, and reports its progress up to the whole', async () => {
+      const volume = await freshVolume();
+      if (!backend().capabilities.snapshot) {
+        await expectKind(backend().snapshot(volume.locator, 'snap-1', { allowCopy: true }), 'unsupported');
+        return;
+      }
+      await writeAt(backend(), volume.locator, MiB, pattern(MiB, 10));
+      const progress: [number, number][] = [];
+      const onProgress = (done: number, total: number) => progress.push([done, total]);
+      const first = await backend()
+        .snapshot(volume.locator, 'snap-1', { onProgress })
+        .catch((error: unknown) => error);
+      if (isHostBackendError(first)) {
+        // No point-in-time snapshot here: refused rather than silently a copy, and nothing left behind.
+        expect(first.kind, String(first)).toBe('unsupported');
+        expect(options.snapshotMethod).not.toBe('reflink');
+        expect(await backend().listSnapshots(volume.locator)).toEqual([]);
+        const copy = await backend().snapshot(volume.locator, 'snap-1', { allowCopy: true, onProgress });
+        expect(copy.method).toBe('copy');
+        expect(progress.length).toBeGreaterThan(0);
+        expect(progress.at(-1)).toEqual([volume.size, volume.size]);
+        for (const [index, [done, total]] of progress.entries()) {
+          expect(total).toBe(volume.size);
+          if (index > 0) expect(done).toBeGreaterThanOrEqual(progress[index - 1]![0]);
+        }
+        expectBytes(await readRange(backend(), copy.locator, MiB, MiB), pattern(MiB, 10));
+      } else {
+        expect((first as SnapshotResult).method).toBe('reflink');
+        expect(options.snapshotMethod).not.toBe('copy');
+      }
+    });
+
+    it('gives up a snapshot whose signal is aborted, leaving nothing behind', async () => {
+      const volume = await freshVolume();
+      const reason = new Error('job cancelled');
+      const attempt = () =>
+        backend().snapshot(volume.locator, 'snap-1', { allowCopy: true, signal: AbortSignal.abort(reason) });
+      if (!backend().capabilities.snapshot) {
+        await expectKind(attempt(), 'unsupported');
+        return;
+      }
+      const error = await attempt().catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ kind: 'io', message: expect.stringMatching(/cancelled/), cause: reason });
+      expect(await backend().listSnapshots(volume.locator)).toEqual([]);
+      // The name was not taken.
+      expect(await backend().snapshot(volume.locator, 'snap-1', { allowCopy: true })).toMatchObject({
+        name: 'snap-1',
+      });
     });
 
     it('deletes snapshots, then the volume; both are not-found afterwards', async () => {
@@ -190,8 +254,8 @@ export function describeHostBackendConformance(
         expect(await backend().stat(volume.locator)).toEqual(volume);
         return;
       }
-      const first = await backend().snapshot(volume.locator, 'snap-1');
-      const second = await backend().snapshot(volume.locator, 'snap-2');
+      const first = await backend().snapshot(volume.locator, 'snap-1', { allowCopy: true });
+      const second = await backend().snapshot(volume.locator, 'snap-2', { allowCopy: true });
       await expectKind(backend().deleteVolume(volume.locator), 'busy');
       await expectKind(backend().deleteSnapshot(volume.locator), 'invalid-locator');
       await backend().deleteSnapshot(first.locator);
