@@ -3,6 +3,9 @@ export {
   type ChunkerParams,
   ChunkerParamsError,
   DEFAULT_CHUNKER_PARAMS,
+  GEAR_TABLE_BYTES,
+  GearTable,
+  gearTableFromBytes,
   type NormalizationLevel,
   validateChunkerParams,
 } from './params.js';

@@ -131,9 +131,42 @@ export interface CutSettings {
   readonly maskS: bigint;
   /** Mask once the chunk has reached the average (easier: fewer bits). */
   readonly maskL: bigint;
-  /** The gear tables with the seed applied: GEAR ^ seed and (GEAR << 1) ^ (seed << 1). */
+  /** The gear tables: GEAR ^ seed and (GEAR << 1) ^ (seed << 1), or a keyed table and each entry << 1. */
   readonly gear: BigUint64Array;
   readonly gearLs: BigUint64Array;
+}
+
+/** Entries of a gear table: one 64-bit value per byte value. */
+export const GEAR_ENTRIES = 256;
+/** Bytes of a gear table as `gearTableFromBytes` reads it: 256 big-endian 64-bit entries. */
+export const GEAR_TABLE_BYTES = GEAR_ENTRIES * 8;
+
+/**
+ * A gear table in place of the published one (FastCDC is otherwise unchanged), for example one derived from
+ * a secret key so that nobody without it can compute where known content is cut. Entry i of `bytes` is the
+ * big-endian 64-bit integer at bytes[8i .. 8i + 8]. Frozen by being a fresh copy the caller never sees.
+ */
+export function gearTableFromBytes(bytes: Uint8Array): GearTable {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== GEAR_TABLE_BYTES) {
+    throw new ChunkerParamsError(`a gear table is ${GEAR_TABLE_BYTES} bytes, got ${describe(bytes)}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const gear = new BigUint64Array(GEAR_ENTRIES);
+  const gearLs = new BigUint64Array(GEAR_ENTRIES);
+  for (let i = 0; i < GEAR_ENTRIES; i++) {
+    gear[i] = view.getBigUint64(i * 8, false);
+    gearLs[i] = BigInt.asUintN(64, gear[i]! << 1n);
+  }
+  return new GearTable(gear, gearLs);
+}
+
+/** An opaque gear table made by `gearTableFromBytes`; the chunkers take it beside their parameters. */
+export class GearTable {
+  /** @internal */
+  constructor(
+    readonly gear: BigUint64Array,
+    readonly gearLs: BigUint64Array,
+  ) {}
 }
 
 const gearCache = new Map<bigint, { gear: BigUint64Array; gearLs: BigUint64Array }>();
@@ -154,7 +187,17 @@ function gearTables(seed: bigint): { gear: BigUint64Array; gearLs: BigUint64Arra
   return t;
 }
 
-export function cutSettings(params: ChunkerParams): CutSettings {
+/**
+ * `table` replaces the published table; params.seed must then be 0 (a seed is the reference crate's own way
+ * of varying its table, and mixing the two would be a third algorithm nobody can check).
+ */
+export function cutSettings(params: ChunkerParams, table?: GearTable): CutSettings {
+  if (table !== undefined && !(table instanceof GearTable)) {
+    throw new ChunkerParamsError('a gear table must come from gearTableFromBytes');
+  }
+  if (table !== undefined && params.seed !== 0n) {
+    throw new ChunkerParamsError('a keyed gear table takes no seed (seed must be 0)');
+  }
   const bits = logarithm2(params.avgSize);
   return {
     minSize: params.minSize,
@@ -162,6 +205,6 @@ export function cutSettings(params: ChunkerParams): CutSettings {
     maxSize: params.maxSize,
     maskS: MASKS[bits + params.level]!,
     maskL: MASKS[bits - params.level]!,
-    ...gearTables(params.seed),
+    ...(table === undefined ? gearTables(params.seed) : { gear: table.gear, gearLs: table.gearLs }),
   };
 }

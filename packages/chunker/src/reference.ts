@@ -1,4 +1,4 @@
-import { type ChunkerParams, cutSettings, validateChunkerParams } from './params.js';
+import { type ChunkerParams, cutSettings, type GearTable, validateChunkerParams } from './params.js';
 
 /** A chunk of a whole buffer, with the gear hash at its cut point (0 for a final chunk not above minSize). */
 export interface Chunk {
@@ -12,8 +12,8 @@ export interface Chunk {
  * rather than to be fast. The 64-bit hash is kept as two unsigned 32-bit halves. Tests use it as the oracle
  * for the WebAssembly kernel and the streaming logic.
  */
-export function referenceChunks(data: Uint8Array, params: ChunkerParams): Chunk[] {
-  const s = cutSettings(validateChunkerParams(params));
+export function referenceChunks(data: Uint8Array, params: ChunkerParams, table?: GearTable): Chunk[] {
+  const s = cutSettings(validateChunkerParams(params), table);
   const split = (t: BigUint64Array) => {
     const hi = new Uint32Array(256);
     const lo = new Uint32Array(256);

@@ -1,5 +1,11 @@
 import { type ScanKernel, scanKernel, WINDOW_SIZE } from './kernel.js';
-import { type ChunkerParams, type CutSettings, cutSettings, validateChunkerParams } from './params.js';
+import {
+  type ChunkerParams,
+  type CutSettings,
+  cutSettings,
+  type GearTable,
+  validateChunkerParams,
+} from './params.js';
 import type { Chunk } from './reference.js';
 
 /** A chunk as the streaming chunker reports it: its length and the gear hash at its cut point. */
@@ -42,8 +48,9 @@ export class StreamingChunker {
   /** First byte of a pair whose second byte has not arrived yet (when #length - #scanStart is odd). */
   #pending = 0;
 
-  constructor(params: ChunkerParams) {
-    this.#s = cutSettings(validateChunkerParams(params));
+  /** `options.gear` replaces the published gear table (see `gearTableFromBytes`); cut points then follow it. */
+  constructor(params: ChunkerParams, options: { gear?: GearTable } = {}) {
+    this.#s = cutSettings(validateChunkerParams(params), options.gear);
     this.#scanStart = this.#s.minSize - (this.#s.minSize % 2);
     this.#normEnd = this.#s.avgSize - (this.#s.avgSize % 2);
     this.#pairsEnd = this.#s.maxSize - (this.#s.maxSize % 2);
@@ -172,8 +179,12 @@ export class StreamingChunker {
 }
 
 /** Convenience for small inputs and the CLI: all chunks of a whole buffer. */
-export function chunkBuffer(data: Uint8Array, params: ChunkerParams): Chunk[] {
-  const chunker = new StreamingChunker(params);
+export function chunkBuffer(
+  data: Uint8Array,
+  params: ChunkerParams,
+  options: { gear?: GearTable } = {},
+): Chunk[] {
+  const chunker = new StreamingChunker(params, options);
   const chunks: Chunk[] = [];
   let offset = 0;
   for (const cut of [...chunker.pushCuts(data), ...chunker.finishCuts()]) {
