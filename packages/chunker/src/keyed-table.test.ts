@@ -25,7 +25,7 @@ const P16K: ChunkerParams = { minSize: 4096, avgSize: 16384, maxSize: 65535, lev
 function tableBytes(entries: readonly bigint[]): Uint8Array {
   const bytes = new Uint8Array(GEAR_TABLE_BYTES);
   const view = new DataView(bytes.buffer);
-  entries.forEach((entry, i) => view.setBigUint64(i * 8, entry, false));
+  for (const [i, entry] of entries.entries()) view.setBigUint64(i * 8, entry, false);
   return bytes;
 }
 
