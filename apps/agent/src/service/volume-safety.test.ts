@@ -380,6 +380,49 @@ describe('resubmits after a restart', () => {
   });
 });
 
+describe('snapshots are what they claim', () => {
+  it('a default backup never silently reads a copy: a reflink, or unsupported saying how to ask for a copy', async () => {
+    const { runner, call } = agent();
+    const volume = await makeVolume('frozen');
+    const started = await call(
+      'POST',
+      '/v1/storage/backup',
+      backupBody(volume.locator, { snapshot: undefined }),
+    );
+    const job = await settle(runner, started.body.job_id);
+    // The temp directory is on ext4 here (no reflinks); on btrfs or XFS the same request gets a reflink.
+    if (job.state === 'succeeded') expect((job.result as BackupResult).snapshot).toBe('reflink');
+    else {
+      expect(job.error?.code).toBe('unsupported');
+      expect(job.error?.message).toMatch(/reflink/);
+      expect(job.error?.message).toMatch(/copy/);
+    }
+    expect(await backend.listSnapshots(volume.locator)).toEqual([]);
+  });
+
+  it('snapshot: "copy" says which kind the backup read and reports the copy as phase "snapshot"', async () => {
+    const changes: Job[] = [];
+    const { runner, call } = agent({ events: { jobChanged: (job) => changes.push(job), async flush() {} } });
+    const volume = await makeVolume('copied', 8 << 20);
+    const started = await call(
+      'POST',
+      '/v1/storage/backup',
+      backupBody(volume.locator, { snapshot: 'copy' }),
+    );
+    const job = await settle(runner, started.body.job_id);
+    expect(job.state).toBe('succeeded');
+    const kind = (job.result as BackupResult).snapshot;
+    expect(['reflink', 'copy']).toContain(kind);
+    const phases = changes.filter((c) => c.state === 'running').map((c) => c.progress.phase);
+    if (kind === 'copy') {
+      expect(phases).toContain('snapshot');
+      // The copy's progress comes first, then the transfer's, never back.
+      expect(phases.indexOf('transfer')).toBeGreaterThan(phases.lastIndexOf('snapshot'));
+    }
+    expect(phases).toContain('transfer');
+  });
+});
+
 describe('target keys', () => {
   it('a target key of another repository fails the job as wrong_key, not internal', async () => {
     const { runner, call } = agent();
