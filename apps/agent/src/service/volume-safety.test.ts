@@ -11,7 +11,13 @@ import {
   type RestoreRequest,
 } from '@stowage/api';
 import { Repository } from '@stowage/engine';
-import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE, writeTestVolume } from '@stowage/engine/testing';
+import {
+  sha256File,
+  TEST_CHUNKER_PARAMS,
+  TEST_KDF,
+  TEST_PASSPHRASE,
+  writeTestVolume,
+} from '@stowage/engine/testing';
 import { type HostBackend, LocalFileBackend } from '@stowage/host-backends';
 import { MemoryObjectStore } from '@stowage/object-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -420,6 +426,41 @@ describe('snapshots are what they claim', () => {
       expect(phases.indexOf('transfer')).toBeGreaterThan(phases.lastIndexOf('snapshot'));
     }
     expect(phases).toContain('transfer');
+  });
+});
+
+describe('a backup is written once', () => {
+  it('reusing a committed backup id fails the job as conflict and the first backup still restores its data', async () => {
+    const { runner, call } = agent();
+    const volume = await makeVolume('once', 2 << 20);
+    const backupId = randomUUID();
+    const first = await call(
+      'POST',
+      '/v1/storage/backup',
+      backupBody(volume.locator, { backup_id: backupId }),
+    );
+    const committed = await settle(runner, first.body.job_id);
+    expect(committed.state).toBe('succeeded');
+    await writeTestVolume(volume.locator, volume.size, 'changed since');
+    const second = await call(
+      'POST',
+      '/v1/storage/backup',
+      backupBody(volume.locator, { backup_id: backupId }),
+    );
+    const refused = await settle(runner, second.body.job_id);
+    expect(refused.state).toBe('failed');
+    expect(refused.error?.code).toBe('conflict');
+    expect(refused.error?.message).toContain(backupId);
+    // The committed backup is the first one, whole: restored, it is the volume as it was then.
+    const restore = await call(
+      'POST',
+      '/v1/storage/restore',
+      restoreBody(committed.result as BackupResult, { backend: 'local-file', name: 'once-restored' }),
+    );
+    const restored = await settle(runner, restore.body.job_id);
+    expect(restored.state).toBe('succeeded');
+    await writeTestVolume(join(dir, 'expected.img'), volume.size, 'once');
+    expect(await sha256File(join(root, 'once-restored'))).toBe(await sha256File(join(dir, 'expected.img')));
   });
 });
 
