@@ -7,7 +7,9 @@ import {
   manifestObjectKey,
   maxChunkObjectLength,
 } from '@stowage/format';
+import { isObjectStoreError, type ObjectStore } from '@stowage/object-store';
 import { abortRace } from './abort.js';
+import type { RepositoryDamage } from './damage.js';
 import { EngineError } from './errors.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
 import { MANIFESTS_PREFIX, type Repository } from './repository.js';
@@ -40,8 +42,10 @@ export interface BackupOptions {
   now?: () => Date;
   /**
    * Chunks named by the volume's latest committed manifest are taken as present without a HEAD (default
-   * true): by the GC invariant a chunk a committed manifest names is never deleted, so this is as safe as the
-   * HEAD it saves. `false` checks every chunk with a HEAD.
+   * true), unless that backup has a damage record: by the GC invariant a chunk a committed manifest names is
+   * never deleted, so this is as safe as the HEAD it saves for as long as no verify or check found otherwise.
+   * Chunks any damage record lists are always checked (and re-uploaded when recorded corrupt), whatever this
+   * says. `false` checks every chunk with a HEAD.
    */
   trustPreviousManifest?: boolean;
 }
@@ -58,10 +62,21 @@ export interface BackupSummary {
   bytesUploaded: number;
   /** Data chunks (holes excluded). */
   chunks: number;
+  /** Chunk objects this backup wrote (repairs included). */
   chunksNew: number;
+  /**
+   * Of `chunksNew`, chunks a damage record listed that this backup stored again: found missing by its HEAD,
+   * or recorded corrupt (re-uploaded even though an object exists; the same id is the same content).
+   */
+  chunksRepaired: number;
   /** All-zero chunks recorded as holes and never uploaded. */
   holes: number;
   holeBytes: number;
+  /**
+   * The manifest whose chunks skipped their HEADs (the volume's latest, when it has no damage record), or
+   * undefined when every chunk was checked.
+   */
+  trustedManifest: string | undefined;
   seconds: number;
 }
 
@@ -75,7 +90,9 @@ interface Block {
 /**
  * Backs up a volume: stream → FastCDC → (zero? hole) → keyed id → HEAD → seal → PUT, then the manifest.
  * Chunk objects are all written before the manifest, so a manifest only ever names chunks that exist; a
- * re-run after a crash finds the chunks already uploaded and skips them.
+ * re-run after a crash finds the chunks already uploaded and skips them. A backup id is committed once: one
+ * whose manifest exists fails with `backup-exists` before the source is read, and the commit itself never
+ * replaces a manifest (see `commitManifest`).
  */
 export async function backupVolume(options: BackupOptions): Promise<BackupSummary> {
   const { repository, source, workers } = options;
@@ -88,6 +105,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const volumeId = options.volumeId ?? repository.volumeIdFor(options.volumeName);
   const createdAt = (options.now ?? (() => new Date()))();
   const store = repository.store;
+  const manifestKey = manifestObjectKey(volumeId, backupId);
+  if (await store.head(manifestKey)) throw backupExists(backupId, manifestKey);
   const progress = new ProgressReporter('backup', source.size, options.onProgress);
 
   const chunker = new StreamingChunker(params);
@@ -97,14 +116,20 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     options.uploadConcurrency ?? Math.max(4, Math.min(16, Math.floor((24 << 20) / params.maxSize))),
   );
   const seen = new RecentIds(1 << 16);
+  // What verify and check found: chunks listed there are never taken on a manifest's word, and a damaged
+  // latest backup is not trusted at all (its damage is only known as far as it was checked).
+  const damage = await repository.listDamage();
   const previous =
-    options.trustPreviousManifest === false ? undefined : await PreviousChunks.load(repository, volumeId);
+    options.trustPreviousManifest === false || !damage.complete
+      ? undefined
+      : await PreviousChunks.load(repository, volumeId, damage);
 
   const summary = {
     bytesRead: 0,
     bytesUploaded: 0,
     chunks: 0,
     chunksNew: 0,
+    chunksRepaired: 0,
     holes: 0,
     holeBytes: 0,
   };
@@ -171,7 +196,14 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       } else {
         seen.add(hex);
         const key = chunkObjectKey(id);
-        if (!previous?.has(hex, id) && !(await calls.race(() => store.head(key)))) {
+        // A recorded chunk is stored again when it is missing, or whenever it is recorded corrupt (its HEAD
+        // would find the bad object): that is how a backup heals damage instead of naming it once more.
+        const recorded = damage.empty ? undefined : damage.problemOf(id);
+        let upload: boolean;
+        if (recorded === 'corrupt') upload = true;
+        else if (recorded === undefined && previous?.has(hex, id)) upload = false;
+        else upload = !(await calls.race(() => store.head(key)));
+        if (upload) {
           let buffer = await objectBuffers.acquire();
           try {
             if (failure) return;
@@ -194,6 +226,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
               if (!putSettled) buffer = new ArrayBuffer(0);
             }
             summary.chunksNew++;
+            if (recorded !== undefined) summary.chunksRepaired++;
             summary.bytesUploaded += sealed.length;
           } finally {
             // After a failed seal the buffer stayed with the worker (detached here), and after an abandoned put
@@ -301,7 +334,6 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
 
   // Commit point ordering: every chunk name durable before the manifest that names it exists.
   await store.flush?.();
-  const manifestKey = manifestObjectKey(volumeId, backupId);
   const encoded = repository.encodeManifest(
     manifest.build({
       backupId,
@@ -312,7 +344,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       chunker: params,
     }),
   );
-  await store.put(manifestKey, encoded);
+  await commitManifest(store, manifestKey, encoded, backupId);
   summary.bytesUploaded += encoded.length;
   progress.report(source.size, true);
   return {
@@ -323,8 +355,43 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     createdAt: createdAt.toISOString(),
     size: source.size,
     ...summary,
+    trustedManifest: previous?.manifestKey,
     seconds: progress.elapsedSeconds(),
   };
+}
+
+function backupExists(backupId: string, manifestKey: string): EngineError {
+  return new EngineError(
+    'backup-exists',
+    `backup ${backupId} is already committed (${manifestKey}); a backup is written once, so this one was ` +
+      'not made and the committed backup is untouched (use a new backup id)',
+  );
+}
+
+/**
+ * Writes a manifest only where none exists: a conditional create (`If-None-Match: *`). A `precondition-failed`
+ * answer is success when the object there is byte-identical to ours — a retried put whose first try landed
+ * and lost its answer (the nonce is random, so no other writer produces the same bytes) — and `backup-exists`
+ * otherwise, the other writer's manifest untouched.
+ */
+async function commitManifest(
+  store: ObjectStore,
+  manifestKey: string,
+  encoded: Uint8Array,
+  backupId: string,
+): Promise<void> {
+  // Fallback for stores that ignore If-None-Match (s3rver, some S3 clones), and done everywhere since the
+  // engine cannot tell which store it has: a HEAD right before the put. It leaves a race window between the
+  // HEAD and the put in which another writer's manifest of this id could still be overwritten there; only a
+  // store that honours the condition (memory, filesystem, AWS S3, Ceph RGW) closes it.
+  if (await store.head(manifestKey)) throw backupExists(backupId, manifestKey);
+  try {
+    await store.put(manifestKey, encoded, { ifNoneMatch: true });
+  } catch (error) {
+    if (!isObjectStoreError(error, 'precondition-failed')) throw error;
+    const existing = await store.get(manifestKey);
+    if (!Buffer.from(existing).equals(Buffer.from(encoded))) throw backupExists(backupId, manifestKey);
+  }
 }
 
 /** Fixed set of equal-size buffers handed out and returned; waiting callers queue. */
@@ -358,17 +425,23 @@ class BufferPool {
  */
 class PreviousChunks {
   private constructor(
+    readonly manifestKey: string,
     private readonly entries: ManifestEntries,
     private readonly index: Map<string, number>,
   ) {}
 
-  static async load(repository: Repository, volumeId: string): Promise<PreviousChunks | undefined> {
+  /** Undefined (HEAD everything) when the volume has no manifest or its latest one is marked damaged. */
+  static async load(
+    repository: Repository,
+    volumeId: string,
+    damage: RepositoryDamage,
+  ): Promise<PreviousChunks | undefined> {
     let latest: { key: string; at: number } | undefined;
     for await (const info of repository.store.list(`${MANIFESTS_PREFIX}${volumeId}/`)) {
       const at = info.lastModified?.getTime() ?? 0;
       if (latest === undefined || at > latest.at) latest = { key: info.key, at };
     }
-    if (latest === undefined) return undefined;
+    if (latest === undefined || damage.isMarked(latest.key)) return undefined;
     let entries: ManifestEntries;
     try {
       const backupId = latest.key.slice(latest.key.lastIndexOf('/') + 1);
@@ -381,7 +454,7 @@ class PreviousChunks {
     for (let i = 0; i < entries.count; i++) {
       if (entries.isChunkAt(i)) index.set(Buffer.from(entries.idAt(i).subarray(0, 8)).toString('hex'), i);
     }
-    return new PreviousChunks(entries, index);
+    return new PreviousChunks(latest.key, entries, index);
   }
 
   has(hex: string, id: Uint8Array): boolean {

@@ -509,6 +509,34 @@ describe('repository', () => {
     expect(err.code).toBe('repository-not-found');
   });
 
+  it("refuses a target key that is not the repository's with wrong-key, naming the repository", async () => {
+    const store = new MemoryObjectStore();
+    const repository = await Repository.init(store, { passphrase: PASS, chunker: PARAMS, kdf: FAST_KDF });
+    const other = await Repository.init(new MemoryObjectStore(), {
+      passphrase: PASS,
+      chunker: PARAMS,
+      kdf: FAST_KDF,
+    });
+    for (const key of [other.targetKey, new Uint8Array(32).fill(9)]) {
+      const err = await Repository.openWithKey(store, key).catch((e) => e);
+      expect(err).toBeInstanceOf(EngineError);
+      expect(err.code).toBe('wrong-key');
+      expect(err.message).toBe(
+        `the key does not open the repository at ${store.location}: it belongs to another repository (or the repository config was altered)`,
+      );
+      expect(err.cause).toBeInstanceOf(IntegrityError);
+    }
+    // The right key still opens it, and a missing repository is still repository-not-found.
+    expect((await Repository.openWithKey(store, repository.targetKey)).config.repositoryId).toBe(
+      repository.config.repositoryId,
+    );
+    await expect(Repository.openWithKey(new MemoryObjectStore(), repository.targetKey)).rejects.toMatchObject(
+      {
+        code: 'repository-not-found',
+      },
+    );
+  });
+
   it('resolves backup id prefixes and rejects unknown or ambiguous ones', async () => {
     const { repository, workers } = await newRepo();
     try {

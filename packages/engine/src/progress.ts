@@ -1,6 +1,6 @@
 /** Progress of a long-running operation, reported through `onProgress` callbacks. */
 export interface Progress {
-  phase: 'backup' | 'restore' | 'verify';
+  phase: 'backup' | 'restore' | 'verify' | 'check';
   bytesDone: number;
   bytesTotal: number;
   /** Bytes per second since the start. */

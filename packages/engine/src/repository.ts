@@ -3,15 +3,23 @@ import { blake3DeriveKey, blake3Keyed } from '@stowage/blake3';
 import type { ChunkerParams } from '@stowage/chunker';
 import {
   createKeyFile,
+  DAMAGE_RECORD_PREFIX,
+  type DamagedChunks,
+  type DamageRecord,
+  damageRecordObjectKey,
   decodeConfig,
+  decodeDamageRecord,
   decodeManifest,
   deriveTargetKeys,
   encodeConfig,
+  encodeDamageRecord,
   encodeManifest,
   generateTargetKey,
+  IntegrityError,
   type KdfParams,
   type Manifest,
   openKeyFile,
+  parseDamageRecordObjectKey,
   type RepositoryConfig,
   readConfigVersion,
   StowageFormatError,
@@ -19,6 +27,7 @@ import {
   WrongPassphraseError,
 } from '@stowage/format';
 import { isObjectStoreError, type ObjectStore } from '@stowage/object-store';
+import { RepositoryDamage } from './damage.js';
 import { EngineError } from './errors.js';
 
 export const CONFIG_KEY = 'config';
@@ -119,9 +128,25 @@ export class Repository {
     return Repository.#withKey(store, targetKey, configBytes);
   }
 
-  /** Opens a repository with its target key (as the manager does, holding the key itself). */
+  /**
+   * Opens a repository with its target key (as the manager does, holding the key itself). A key that is not
+   * this repository's fails with `wrong-key`: the config's MAC is the one place a key is checked before use,
+   * and "integrity check failed" would send an operator looking for corruption that is not there.
+   */
   static async openWithKey(store: ObjectStore, targetKey: Uint8Array): Promise<Repository> {
-    return Repository.#withKey(store, targetKey, await readConfig(store));
+    const configBytes = await readConfig(store);
+    readConfigVersion(configBytes); // a newer format says so, rather than looking like a wrong key
+    try {
+      return Repository.#withKey(store, targetKey, configBytes);
+    } catch (error) {
+      if (!(error instanceof IntegrityError)) throw error;
+      throw new EngineError(
+        'wrong-key',
+        `the key does not open the repository at ${store.location}: it belongs to another repository ` +
+          '(or the repository config was altered)',
+        { cause: error },
+      );
+    }
   }
 
   static #withKey(store: ObjectStore, targetKey: Uint8Array, configBytes: Uint8Array): Repository {
@@ -157,6 +182,75 @@ export class Repository {
       if (parts.length !== 2) continue;
       yield { volumeId: parts[0]!, backupId: parts[1]!, manifestKey: info.key };
     }
+  }
+
+  /** Bucket key of a backup's damage record (docs/format.md §12): `damage/<volume-id>/<backup-id>`. */
+  damageRecordKey(ref: Pick<BackupRef, 'volumeId' | 'backupId'>): string {
+    return damageRecordObjectKey(ref.volumeId, ref.backupId);
+  }
+
+  /**
+   * The backup's damage record, or undefined when it has none. A record that exists but does not decode
+   * throws its `StowageFormatError`: callers must treat that backup as damaged in unknown chunks.
+   */
+  async readDamageRecord(ref: Pick<BackupRef, 'volumeId' | 'backupId'>): Promise<DamageRecord | undefined> {
+    const objectKey = this.damageRecordKey(ref);
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.store.get(objectKey);
+    } catch (error) {
+      if (isObjectStoreError(error, 'not-found')) return undefined;
+      throw error;
+    }
+    return decodeDamageRecord(this.keys, bytes, {
+      volumeId: ref.volumeId,
+      backupId: ref.backupId,
+      objectKey,
+    });
+  }
+
+  /**
+   * Replaces the backup's damage record with one listing `chunks` (use `deleteDamageRecord` for none). Plain
+   * put, last writer wins: records are read-modify-write without a lock (docs/format.md §12.5).
+   */
+  async writeDamageRecord(
+    ref: Pick<BackupRef, 'volumeId' | 'backupId'>,
+    chunks: DamagedChunks,
+    updatedAt: Date = new Date(),
+  ): Promise<void> {
+    const bytes = encodeDamageRecord(this.keys, {
+      volumeId: ref.volumeId,
+      backupId: ref.backupId,
+      updatedAt,
+      chunks,
+    });
+    await this.store.put(this.damageRecordKey(ref), bytes);
+  }
+
+  /** Removes the backup's damage record; idempotent. */
+  async deleteDamageRecord(ref: Pick<BackupRef, 'volumeId' | 'backupId'>): Promise<void> {
+    await this.store.delete(this.damageRecordKey(ref));
+  }
+
+  /** The backups that have a damage record, in key order (their manifests may be gone: check before use). */
+  async *damageRecordRefs(): AsyncIterable<BackupRef & { damageKey: string }> {
+    for await (const info of this.store.list(DAMAGE_RECORD_PREFIX)) {
+      const ids = parseDamageRecordObjectKey(info.key);
+      if (ids === undefined) continue;
+      yield {
+        ...ids,
+        manifestKey: `${MANIFESTS_PREFIX}${ids.volumeId}/${ids.backupId}`,
+        damageKey: info.key,
+      };
+    }
+  }
+
+  /**
+   * Every damage record of the repository, merged: which backups are marked damaged and the problem of each
+   * chunk id any record lists. One LIST and one GET per record; memory is bounded (see `RepositoryDamage`).
+   */
+  listDamage(): Promise<RepositoryDamage> {
+    return RepositoryDamage.load(this);
   }
 
   /**

@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { EngineError } from './errors.js';
 
@@ -70,11 +71,82 @@ export interface VolumeTarget {
   discard(): Promise<void>;
 }
 
+const PARTIAL_MARK = '.stowage-partial-';
+
+/**
+ * Which machine and pid namespace wrote a partial file: a hash of the host name and of this process's pid
+ * namespace. A pid means something only where it was issued: another container sharing the directory (its
+ * own pid namespace) or another host on a network filesystem may run a restore under a pid that is dead here.
+ */
+let writerTag: Promise<string> | undefined;
+function partialWriterTag(): Promise<string> {
+  writerTag ??= (async () => {
+    const namespace = await readlink('/proc/self/ns/pid').catch(() => '');
+    return createHash('sha256').update(`${hostname()}\0${namespace}`).digest('hex').slice(0, 8);
+  })();
+  return writerTag;
+}
+
+/** `.NAME.stowage-partial-<writer tag>-<pid>-<random>` beside `path`: hidden, and named after its writer. */
+async function partialPath(path: string): Promise<string> {
+  const tag = await partialWriterTag();
+  const name = `.${basename(path)}${PARTIAL_MARK}${tag}-${process.pid}-${randomBytes(6).toString('hex')}`;
+  return join(dirname(path), name);
+}
+
+/**
+ * Removes the partial files of restores to `path` whose writer is gone: a restore killed with SIGKILL (or a
+ * power cut) never reaches its cleanup and leaves a hidden file the size of the volume. A file is removed only
+ * when it was written on this host and pid namespace (see `partialWriterTag`) by a pid that no longer exists
+ * (`kill(pid, 0)` fails with ESRCH), so the partial file of a restore still running in another process is
+ * never touched. A reused pid keeps a stale file until that process is gone too, the safe way round. Files of
+ * other writers, and those named before writers were recorded (no pid), are left alone. Returns the paths
+ * removed.
+ */
+export async function removeStalePartialFiles(path: string): Promise<string[]> {
+  const prefix = `.${basename(path)}${PARTIAL_MARK}`;
+  const tag = await partialWriterTag();
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return []; // creating the target reports what is wrong with the directory
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^([0-9a-f]{8})-(\d+)-[0-9a-f]{12}$/.exec(name.slice(prefix.length));
+    if (m === null || m[1] !== tag) continue;
+    const pid = Number(m[2]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || processExists(pid)) continue;
+    const stale = join(dirname(path), name);
+    try {
+      await unlink(stale);
+      removed.push(stale);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ENOENT')
+        throw ioError('cannot remove stale partial file', stale, error);
+    }
+  }
+  return removed;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists and belongs to someone else. Only ESRCH says nobody has the pid.
+    return (error as { code?: string }).code !== 'ESRCH';
+  }
+}
+
 /**
  * Opens a restore target. A regular file is restored into a temporary file beside it and renamed into place
  * only on success, so a failed or cancelled restore never leaves a full-size, partly written image where the
- * volume should be, and `--overwrite` keeps the old file until the new one is whole. A block device must be
- * at least the volume's size and not in use (O_EXCL).
+ * volume should be, and `--overwrite` keeps the old file until the new one is whole. Partial files that
+ * killed restores left for the same path are removed first (`removeStalePartialFiles`). A block device must
+ * be at least the volume's size and not in use (O_EXCL).
  */
 export async function openVolumeTarget(
   path: string,
@@ -93,7 +165,8 @@ export async function openVolumeTarget(
     );
   }
   const directory = dirname(path);
-  const tempPath = join(directory, `.${basename(path)}.stowage-partial-${randomBytes(6).toString('hex')}`);
+  await removeStalePartialFiles(path);
+  const tempPath = await partialPath(path);
   let handle: FileHandle | undefined;
   try {
     handle = await open(tempPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
