@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chunkBuffer, DEFAULT_CHUNKER_PARAMS } from '@stowage/chunker';
+import { Repository } from '@stowage/engine';
 import { seededBytes, sha256File, writeImage, writeTestVolume } from '@stowage/engine/testing';
+import { openObjectStore } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The real `agent` command in a child process, run from source through tsx (as `npx agent` runs dist/).
@@ -59,7 +61,7 @@ describe('agent CLI', () => {
     const b = await agent(['backup', image, '--repo', repo, '--volume', 'web-1', '--json']);
     expect(b.stderr).toBe('');
     expect(b.code).toBe(0);
-    const summary = JSON.parse(b.stdout);
+    const summary = summaryOf(b.stdout, 6 << 20);
     for (const field of [
       'backup_id',
       'size',
@@ -98,7 +100,7 @@ describe('agent CLI', () => {
       '--json',
     ]);
     expect(vs.code).toBe(0);
-    expect(JSON.parse(vs.stdout).ok).toBe(true);
+    expect(summaryOf(vs.stdout).ok).toBe(true);
 
     const out = join(dir, 'restored.img');
     const r = await agent(['restore', summary.backup_id, '--repo', repo, '--to', out]);
@@ -183,7 +185,7 @@ describe('agent CLI', () => {
       expect((await agent(['repo', 'init', '--repo', r])).code).toBe(0);
       const image = join(local, 'v.img');
       await writeImage(image, 3 << 20, [{ offset: 0, data: seededBytes('corrupt', 3 << 20) }]);
-      const b = JSON.parse((await agent(['backup', image, '--repo', r, '--volume', 'v', '--json'])).stdout);
+      const b = summaryOf((await agent(['backup', image, '--repo', r, '--volume', 'v', '--json'])).stdout);
       const chunkFiles = await listFiles(join(local, 'repo', 'chunks'));
       const victim = chunkFiles[0]!;
       const bytes = await readFile(victim);
@@ -204,10 +206,10 @@ describe('agent CLI', () => {
       expect((await agent(['repo', 'init', '--repo', r])).code).toBe(0);
       const image = join(local, 'v.img');
       await writeImage(image, 2 << 20, [{ offset: 0, data: seededBytes('manifest', 2 << 20) }]);
-      const good = JSON.parse(
+      const good = summaryOf(
         (await agent(['backup', image, '--repo', r, '--volume', 'good', '--json'])).stdout,
       );
-      const bad = JSON.parse(
+      const bad = summaryOf(
         (await agent(['backup', image, '--repo', r, '--volume', 'bad', '--json'])).stdout,
       );
       const listed = JSON.parse((await agent(['ls', '--repo', r, '--json'])).stdout) as {
@@ -264,7 +266,7 @@ describe('agent CLI', () => {
 
       const rerun = await agent(['backup', image, '--repo', r, '--volume', 'big', '--json']);
       expect(rerun.code).toBe(0);
-      const s = JSON.parse(rerun.stdout);
+      const s = summaryOf(rerun.stdout);
       expect(s.chunks_new).toBe(s.chunks - landed);
       const out = join(local, 'out.img');
       expect((await agent(['restore', s.backup_id, '--repo', r, '--to', out])).code).toBe(0);
@@ -274,6 +276,370 @@ describe('agent CLI', () => {
     }
   }, 180_000);
 });
+
+describe('agent CLI, as a restic user expects it', () => {
+  // Every command, with the options its help must show.
+  const COMMANDS: [string[], string[]][] = [
+    [
+      ['repo', 'init'],
+      ['--repo URL', '--min SIZE', '--avg SIZE', '--max SIZE', '--level N', '--seed N', '--json'],
+    ],
+    [
+      ['repo', 'key', 'export'],
+      ['--repo URL', '--json'],
+    ],
+    [['backup'], ['--repo URL', '--volume NAME', '--json', '--quiet']],
+    [['ls'], ['--repo URL', '--json']],
+    [['restore'], ['--repo URL', '--to FILE_OR_DEVICE', '--overwrite', '--json', '--quiet']],
+    [['verify'], ['--repo URL', '--sample PERCENT', '--json', '--quiet']],
+    [['check'], ['--repo URL', '--read-data', '--read-data-subset PERCENT', '--json', '--quiet']],
+    [['chunks'], ['--min SIZE', '--avg SIZE', '--max SIZE', '--level N', '--seed N', '--json']],
+    [['serve'], ['--config FILE']],
+  ];
+
+  it('prints the help of every command with --help, -h and "agent help", to stdout, exit 0', async () => {
+    const runs = COMMANDS.flatMap(([command]) => [
+      [...command, '--help'],
+      [...command, '-h'],
+      ['help', ...command],
+    ]);
+    const results = await inBatches(runs, 4, (args) => agent(args));
+    for (const [i, [command, options]] of COMMANDS.entries()) {
+      const [long, short, viaHelp] = results.slice(i * 3, i * 3 + 3) as [Result, Result, Result];
+      const name = `agent ${command.join(' ')}`;
+      expect(long.stderr, name).toBe('');
+      expect(long.code, name).toBe(0);
+      expect(long.stdout.startsWith(`Usage: ${name}`), long.stdout).toBe(true);
+      for (const option of [...options, '-h, --help']) expect(long.stdout, name).toContain(option);
+      expect(long.stdout, name).toMatch(/\nExit codes:\n( +\d+ +\S.*\n)+/);
+      expect(long.stdout, name).toMatch(/^ +0 +success/m);
+      expect(long.stdout, name).toMatch(/^ +2 +usage/m);
+      if (options.includes('--repo URL')) {
+        expect(long.stdout, name).toContain('[env: STOWAGE_REPOSITORY]');
+        expect(long.stdout, name).toContain('STOWAGE_PASSPHRASE');
+      }
+      expect(short, name).toEqual(long);
+      expect(viaHelp, name).toEqual(long);
+    }
+    const [init, exportKey] = results.filter((_, i) => i % 3 === 0) as Result[];
+    for (const value of ['[default: 256K]', '[default: 1M]', '[default: 4M]', '[default: 1]', '[default: 0]'])
+      expect(init!.stdout).toContain(value);
+    expect(exportKey!.stdout).toMatch(/WARNING:\s+the\s+key\s+gives\s+full\s+access/);
+    const serve = results[COMMANDS.length * 3 - 3]!;
+    expect(serve.stdout).toContain('AGENT_CONFIG');
+    expect(serve.stdout).toMatch(/AGENT_LISTEN[^\n]*\[default: /);
+
+    const overview = await agent(['--help']);
+    expect(overview.code).toBe(0);
+    for (const [command] of COMMANDS) expect(overview.stdout).toContain(`agent ${command.join(' ')}`);
+    expect(overview.stdout).toMatch(/Exit codes:/);
+    expect(await agent(['help'])).toEqual(overview);
+  }, 180_000);
+
+  it('prints its version from package.json with --version and -V', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
+    for (const flag of ['--version', '-V']) {
+      const r = await agent([flag]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^agent ${version.replaceAll('.', '\\.')}\\b.*\n$`));
+    }
+  });
+
+  it('refuses unknown commands and options with one line naming them and pointing at --help, exit 2', async () => {
+    const image = join(dir, 'unknown.img');
+    await writeImage(image, 10_000, []);
+    const cases: [string[], string, string][] = [
+      [['frobnicate'], 'frobnicate', 'agent --help'],
+      [['repo', 'frob'], 'frob', 'agent repo --help'],
+      [['repo', 'key', 'import'], 'import', 'agent repo key --help'],
+      [['help', 'frobnicate'], 'frobnicate', 'agent --help'],
+      [['backup', image, '--repo', repo, '--volume', 'x', '--bogus'], '--bogus', 'agent backup --help'],
+      [['ls', '--repo', repo, '-z'], '-z', 'agent ls --help'],
+      [['ls', '--repo', repo, 'extra'], 'extra', 'agent ls --help'],
+      [['verify', '--repo', repo], 'BACKUP_ID', 'agent verify --help'],
+      [['restore', 'abcd', '--repo'], '--repo', 'agent restore --help'],
+      [['serve', '--bogus'], '--bogus', 'agent serve --help'],
+    ];
+    const results = await inBatches(cases, 4, ([args]) => agent(args));
+    for (const [i, [args, named, hint]] of cases.entries()) {
+      const r = results[i]!;
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout, args.join(' ')).toBe('');
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines, args.join(' ')).toHaveLength(1);
+      expect(lines[0]).toMatch(/^agent: /);
+      expect(lines[0]).toContain(named);
+      expect(lines[0]).toContain(`"${hint}"`);
+    }
+  }, 120_000);
+
+  it('exits quietly when its output pipe is closed (as under | head), without a stack trace', async () => {
+    // Closed before anything is written: the first write fails.
+    for (const args of [['--help'], ['ls', '--repo', repo]]) {
+      const early = agent(args);
+      early.child.stdout!.destroy();
+      const r = await early;
+      expect(r.stderr, args.join(' ')).toBe('');
+      expect(r.code, args.join(' ')).toBe(141);
+    }
+    // Closed after the first line of a backup's --json status lines: the backup stops like on SIGINT.
+    const image = join(dir, 'pipe.img');
+    await writeImage(image, 48 << 20, [{ offset: 0, data: seededBytes('pipe', 48 << 20) }]);
+    const run = agent(['backup', image, '--repo', repo, '--volume', 'pipe', '--json']);
+    let first = '';
+    await new Promise<void>((resolve) => {
+      run.child.stdout!.on('data', (d) => {
+        first += d;
+        if (first.includes('\n')) {
+          run.child.stdout!.destroy();
+          resolve();
+        }
+      });
+    });
+    const r = await run;
+    expect(JSON.parse(first.split('\n')[0]!).message_type).toBe('status');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(141);
+  }, 120_000);
+
+  it('every failure is one line on stderr, and no stack trace', async () => {
+    const image = join(dir, 'fail.img');
+    await writeImage(image, 10_000, [{ offset: 0, data: seededBytes('fail', 10_000) }]);
+    const existing = join(dir, 'exists.img');
+    await writeFile(existing, 'x');
+    const cases: [string[], Record<string, string | undefined>, number][] = [
+      [['backup', join(dir, 'no-such.img'), '--repo', repo, '--volume', 'v'], {}, 1],
+      [['backup', dir, '--repo', repo, '--volume', 'v'], {}, 2],
+      [['backup', image, '--volume', 'v'], { STOWAGE_REPOSITORY: undefined }, 2],
+      [['ls', '--repo', 'ftp://nowhere/x'], {}, 2],
+      [['ls', '--repo', repo], { STOWAGE_THREADS: 'many' }, 2],
+      [['ls', '--repo', repo], { STOWAGE_PASSPHRASE: undefined, STOWAGE_PASSPHRASE_FILE: dir }, 2],
+      [['verify', 'abcd', '--repo', repo, '--sample', '0'], {}, 2],
+      [['chunks', join(dir, 'no-such.img')], {}, 1],
+      [['chunks', image, '--min', 'lots'], {}, 2],
+      [['repo', 'init', '--repo', repo], {}, 1],
+      [['repo', 'key', 'export', '--repo', repo], { STOWAGE_PASSPHRASE: 'not it' }, 4],
+      [['restore', 'abcdef12', '--repo', repo, '--to', existing], {}, 7],
+    ];
+    const results = await inBatches(cases, 3, ([args, env]) => agent(args, env));
+    for (const [i, [args, , code]] of cases.entries()) {
+      const r = results[i]!;
+      const what = `${args.join(' ')}: ${r.stderr}`;
+      expect(r.code, what).toBe(code);
+      expect(r.stderr.trimEnd().split('\n'), what).toHaveLength(1);
+      expect(r.stderr, what).toMatch(/^agent: \S/);
+      expect(r.stderr, what).not.toMatch(/\n\s+at /);
+    }
+  }, 120_000);
+
+  it('escapes control characters in repository-supplied names in human output; JSON keeps them exact', async () => {
+    const local = await mkdtemp(join(tmpdir(), 'stowage-cli-escape-'));
+    try {
+      const r = `file://${local}/repo`;
+      expect((await agent(['repo', 'init', '--repo', r])).code).toBe(0);
+      const image = join(local, 'v.img');
+      await writeImage(image, 100_000, [{ offset: 0, data: seededBytes('escape', 100_000) }]);
+      const evil = 'evil\x1b[31mname\n\rbell\x07\tdel\x7fcsi\x9b2Jrlo\u202eback\\slash';
+      const b = await agent(['backup', image, '--repo', r, '--volume', evil]);
+      expect(b.code).toBe(0);
+
+      const ls = await agent(['ls', '--repo', r]);
+      expect(ls.code).toBe(0);
+      expect(ls.stdout.trimEnd().split('\n')).toHaveLength(2); // the header and one backup, on one line
+      expect(ls.stdout).not.toMatch(UNSAFE);
+      expect(ls.stdout).toContain(
+        'evil\\x1b[31mname\\n\\rbell\\x07\\tdel\\x7fcsi\\x9b2Jrlo\\u202eback\\\\slash\n',
+      );
+
+      const json = await agent(['ls', '--repo', r, '--json']);
+      expect(json.stdout).not.toMatch(UNSAFE);
+      expect(JSON.parse(json.stdout)[0].volume).toBe(evil);
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
+  });
+
+  it('--json streams status lines and ends with a summary line; failures are error lines', async () => {
+    const local = await mkdtemp(join(tmpdir(), 'stowage-cli-json-'));
+    try {
+      const r = `file://${local}/repo`;
+      expect(
+        (await agent(['repo', 'init', '--repo', r, '--min', '16K', '--avg', '64K', '--max', '256K'])).code,
+      ).toBe(0);
+      const image = join(local, 'v.img');
+      await writeImage(image, 8 << 20, [{ offset: 1 << 20, data: seededBytes('json', 6 << 20) }]);
+
+      const b = await agent(['backup', image, '--repo', r, '--volume', 'json', '--json']);
+      expect(b.stderr).toBe('');
+      expect(b.code).toBe(0);
+      const backup = summaryOf(b.stdout, 8 << 20);
+      expect(Object.keys(backup)).toEqual([
+        'message_type',
+        'backup_id',
+        'volume_id',
+        'volume',
+        'manifest_key',
+        'created_at',
+        'size',
+        'bytes_read',
+        'bytes_uploaded',
+        'chunks',
+        'chunks_new',
+        'holes',
+        'hole_bytes',
+        'seconds',
+      ]);
+      expect(backup).toMatchObject({ volume: 'json', size: 8 << 20, bytes_read: 8 << 20 });
+
+      const out = join(local, 'out.img');
+      const restored = await agent(['restore', backup.backup_id, '--repo', r, '--to', out, '--json']);
+      expect(restored.stderr).toBe('');
+      expect(restored.code).toBe(0);
+      expect(Object.keys(summaryOf(restored.stdout, 8 << 20))).toEqual([
+        'message_type',
+        'backup_id',
+        'size',
+        'bytes_downloaded',
+        'chunks',
+        'holes',
+        'seconds',
+      ]);
+
+      const verified = await agent(['verify', backup.backup_id, '--repo', r, '--json']);
+      expect(verified.code).toBe(0);
+      const v = summaryOf(verified.stdout);
+      expect(v).toMatchObject({ message_type: 'summary', ok: true, problems: [] });
+      expect(Object.keys(v)).toEqual([
+        'message_type',
+        'backup_id',
+        'ok',
+        'chunks_total',
+        'chunks_checked',
+        'bytes_checked',
+        'problems',
+        'seconds',
+      ]);
+
+      // --quiet leaves only the summary line.
+      const quiet = await agent(['verify', backup.backup_id, '--repo', r, '--json', '--quiet']);
+      expect(quiet.stdout.trimEnd().split('\n')).toHaveLength(1);
+      expect(JSON.parse(quiet.stdout).message_type).toBe('summary');
+
+      // A failure is one error line on stderr with the exit code; a damaged chunk is an error line naming it.
+      const missing = await agent([
+        'restore',
+        'abcdef12',
+        '--repo',
+        r,
+        '--to',
+        join(local, 'x.img'),
+        '--json',
+      ]);
+      expect(missing.code).toBe(7);
+      expect(missing.stdout).toBe('');
+      expect(missing.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(JSON.parse(missing.stderr)).toEqual({
+        message_type: 'error',
+        message: expect.stringContaining('abcdef12'),
+        exit_code: 7,
+      });
+      const usage = await agent(['backup', image, '--repo', r, '--json']);
+      expect(usage.code).toBe(2);
+      expect(JSON.parse(usage.stderr)).toMatchObject({ message_type: 'error', exit_code: 2 });
+
+      const victim = (await listFiles(join(local, 'repo', 'chunks')))[0]!;
+      const bytes = await readFile(victim);
+      bytes[bytes.length - 1]! ^= 0xff;
+      await writeFile(victim, bytes);
+      const object = victim.slice(join(local, 'repo').length + 1);
+      const damaged = await agent(['verify', backup.backup_id, '--repo', r, '--json']);
+      expect(damaged.code).toBe(5);
+      const errors = damaged.stderr
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(errors).toEqual([{ message_type: 'error', message: expect.any(String), object }]);
+      expect(summaryOf(damaged.stdout)).toMatchObject({ ok: false, problems: [{ object }] });
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('repo key export prints the target key, which opens the repository without the passphrase', async () => {
+    const r = await agent(['repo', 'key', 'export', '--repo', repo]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+    const key = Buffer.from(r.stdout.trim(), 'base64');
+    expect(key).toHaveLength(32);
+    const opened = await Repository.openWithKey(openObjectStore(repo), key);
+    const viaPassphrase = await Repository.open(openObjectStore(repo), { passphrase: PASS });
+    expect(opened.config.repositoryId).toBe(viaPassphrase.config.repositoryId);
+    expect((await opened.listBackups()).damaged).toEqual([]);
+
+    const json = await agent(['repo', 'key', 'export', '--repo', repo, '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({
+      repository_id: viaPassphrase.config.repositoryId,
+      target_key: r.stdout.trim(),
+    });
+    const wrong = await agent(['repo', 'key', 'export', '--repo', repo], { STOWAGE_PASSPHRASE: 'not it' });
+    expect(wrong.code).toBe(4);
+    expect(wrong.stdout).toBe('');
+  });
+});
+
+/** What must never reach a terminal raw: controls other than the newline ending a line, DEL, C1, bidi overrides. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is being looked for
+const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+
+/** The summary line of a --json run, after checking every line before it is a well-formed status line. */
+/** A summary line: the fields the tests read, typed; the rest are checked by name. */
+interface Summary extends Record<string, unknown> {
+  backup_id: string;
+  chunks: number;
+  chunks_new: number;
+  ok: boolean;
+}
+
+function summaryOf(stdout: string, totalBytes?: number): Summary {
+  const lines = stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const summary = lines.pop()!;
+  expect(summary.message_type).toBe('summary');
+  if (totalBytes !== undefined) expect(lines.length).toBeGreaterThan(0);
+  let done = 0;
+  for (const status of lines) {
+    expect(Object.keys(status)).toEqual(
+      expect.arrayContaining([
+        'message_type',
+        'seconds_elapsed',
+        'percent_done',
+        'total_bytes',
+        'bytes_done',
+        'bytes_per_second',
+      ]),
+    );
+    expect(status.message_type).toBe('status');
+    if (totalBytes !== undefined) expect(status.total_bytes).toBe(totalBytes);
+    expect(status.bytes_done as number).toBeGreaterThanOrEqual(done);
+    done = status.bytes_done as number;
+    expect(status.percent_done).toBeGreaterThanOrEqual(0);
+    expect(status.percent_done).toBeLessThanOrEqual(1);
+  }
+  if (lines.length > 0) expect(lines.at(-1)!.percent_done).toBe(1);
+  return summary as Summary;
+}
+
+/** Runs `fn` over `items`, `size` at a time (the machine has few cores), results in order. */
+async function inBatches<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size)
+    out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  return out;
+}
 
 /** Restore and verify of a damaged backup both exit 5 naming the damaged object, and no restored file is left. */
 async function expectRestoreAndVerifyToFail(repo: string, backupId: string, object: string, out: string) {

@@ -1,45 +1,22 @@
-import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { DEFAULT_CHUNKER_PARAMS, StreamingChunker, validateChunkerParams } from '@stowage/chunker';
 import {
   backupVolume,
   type ChunkWorkers,
+  EngineError,
   openVolumeSource,
+  type Progress,
   Repository,
   restoreBackup,
   verifyBackup,
 } from '@stowage/engine';
+import type { OptionValues } from './args.js';
 import { type CliEnv, openRepository, openStore, readPassphrase } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
+import { jsonMessages, printable, printJson, printLine } from './output.js';
 import { formatBytes, progressBar } from './progress-bar.js';
+import type { COMMANDS } from './spec.js';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-const repoOption = { repo: { type: 'string' } } as const satisfies Options;
-const chunkerOptions = {
-  min: { type: 'string' },
-  avg: { type: 'string' },
-  max: { type: 'string' },
-  level: { type: 'string' },
-  seed: { type: 'string' },
-} as const satisfies Options;
-
-function parse<T extends Options>(args: string[], options: T, positionals: string[]) {
-  let parsed: ReturnType<
-    typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>
-  >;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]!);
-  }
-  if (parsed.positionals.length !== positionals.length) {
-    const want = positionals.length === 0 ? 'no arguments' : positionals.join(' ');
-    throw new UsageError(
-      `expected ${want}, got ${parsed.positionals.length ? parsed.positionals.join(' ') : 'none'}`,
-    );
-  }
-  return parsed;
-}
+type Values<K extends keyof typeof COMMANDS> = OptionValues<(typeof COMMANDS)[K]>;
 
 /** Parses a size like 1048576, 1024K, 1M or 4MiB. */
 export function parseSize(text: string, what: string): number {
@@ -50,7 +27,13 @@ export function parseSize(text: string, what: string): number {
   return Number(m[1]) * mult;
 }
 
-function chunkerParamsFrom(values: Partial<Record<keyof typeof chunkerOptions, string | undefined>>) {
+function chunkerParamsFrom(values: {
+  min?: string;
+  avg?: string;
+  max?: string;
+  level?: string;
+  seed?: string;
+}) {
   const d = DEFAULT_CHUNKER_PARAMS;
   const level = values.level === undefined ? d.level : Number(values.level);
   let seed = d.seed;
@@ -73,72 +56,87 @@ function chunkerParamsFrom(values: Partial<Record<keyof typeof chunkerOptions, s
   }
 }
 
-function print(cli: CliEnv, text: string): void {
-  cli.stdout.write(`${text}\n`);
+/** How a long command shows its progress: JSON status lines, a bar on a terminal, or nothing. */
+function progressFor(cli: CliEnv, options: { json?: boolean; quiet?: boolean }) {
+  if (options.json) {
+    const update = options.quiet ? () => {} : (p: Progress) => jsonMessages.status(cli, p);
+    return { update, done: () => {} };
+  }
+  return options.quiet ? { update: () => {}, done: () => {} } : progressBar(cli.stderr);
 }
 
-function json(cli: CliEnv, value: unknown): void {
-  print(
-    cli,
-    JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
-  );
-}
+type ProgressOutput = ReturnType<typeof progressFor>;
 
 interface OpenedRepository {
   repository: Repository;
   workers: ChunkWorkers;
-  bar: ReturnType<typeof progressBar>;
+  progress: ProgressOutput;
 }
 
-/** Runs `fn` on the repository named by --repo, with a progress bar; closes both whatever happens. */
+/** Runs `fn` on the repository named by --repo, with its progress output; closes both whatever happens. */
 async function withRepository<T>(
   url: string | undefined,
   cli: CliEnv,
+  output: { json?: boolean; quiet?: boolean },
   fn: (opened: OpenedRepository) => Promise<T>,
 ): Promise<T> {
   const { repository, workers, close } = await openRepository(url, cli);
-  const bar = progressBar(cli.stderr);
+  const progress = progressFor(cli, output);
   try {
-    return await fn({ repository, workers, bar });
+    return await fn({ repository, workers, progress });
   } finally {
-    bar.done();
+    progress.done();
     await close();
   }
 }
 
-export async function repoInit(args: string[], cli: CliEnv): Promise<number> {
-  const { values } = parse(args, { ...repoOption, ...chunkerOptions, json: { type: 'boolean' } }, []);
+export async function repoInit(values: Values<'repoInit'>, _positionals: string[], cli: CliEnv) {
   const chunker = chunkerParamsFrom(values);
   const store = openStore(values.repo, cli);
   const passphrase = await readPassphrase(cli, { confirm: true });
   const repository = await Repository.init(store, { passphrase, chunker });
-  if (values.json) json(cli, { repository_id: repository.config.repositoryId, location: store.location });
-  else print(cli, `created repository ${repository.config.repositoryId} at ${store.location}`);
+  if (values.json) {
+    printJson(cli, { repository_id: repository.config.repositoryId, location: store.location });
+  } else {
+    printLine(
+      cli,
+      `created repository ${printable(repository.config.repositoryId)} at ${printable(store.location)}`,
+    );
+  }
   return EXIT.ok;
 }
 
-export async function backup(args: string[], cli: CliEnv): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    { ...repoOption, volume: { type: 'string' }, json: { type: 'boolean' } },
-    ['FILE_OR_DEVICE'],
-  );
+/** `repo key export`: the target key, which opens the repository without the passphrase. */
+export async function repoKeyExport(values: Values<'repoKeyExport'>, _positionals: string[], cli: CliEnv) {
+  const store = openStore(values.repo, cli);
+  const passphrase = await readPassphrase(cli);
+  const repository = await Repository.open(store, { passphrase });
+  const key = Buffer.from(repository.targetKey).toString('base64');
+  if (cli.stdout.isTTY) {
+    cli.stderr.write('agent: this key gives full access to the repository; keep it secret\n');
+  }
+  if (values.json) printJson(cli, { repository_id: repository.config.repositoryId, target_key: key });
+  else printLine(cli, key);
+  return EXIT.ok;
+}
+
+export async function backup(values: Values<'backup'>, positionals: string[], cli: CliEnv) {
   const volumeName = values.volume;
   if (!volumeName) throw new UsageError('--volume NAME is required');
   const source = await openVolumeSource(positionals[0]!);
   try {
-    return await withRepository(values.repo, cli, async ({ repository, workers, bar }) => {
+    return await withRepository(values.repo, cli, values, async ({ repository, workers, progress }) => {
       const s = await backupVolume({
         repository,
         source,
         workers,
         volumeName,
-        onProgress: bar.update,
+        onProgress: progress.update,
         signal: cli.signal,
       });
-      bar.done();
+      progress.done();
       if (values.json) {
-        json(cli, {
+        jsonMessages.summary(cli, {
           backup_id: s.backupId,
           volume_id: s.volumeId,
           volume: s.volumeName,
@@ -154,13 +152,13 @@ export async function backup(args: string[], cli: CliEnv): Promise<number> {
           seconds: Number(s.seconds.toFixed(3)),
         });
       } else {
-        if (cli.stderr.isTTY) {
+        if (cli.stderr.isTTY && !values.quiet) {
           cli.stderr.write(
             `backed up ${formatBytes(s.size)} in ${s.seconds.toFixed(1)} s: ${s.chunksNew} of ${s.chunks} chunks new, ` +
               `${formatBytes(s.bytesUploaded)} uploaded, ${s.holes} holes\n`,
           );
         }
-        print(cli, s.backupId);
+        printLine(cli, printable(s.backupId));
       }
       return EXIT.ok;
     });
@@ -169,12 +167,11 @@ export async function backup(args: string[], cli: CliEnv): Promise<number> {
   }
 }
 
-export async function ls(args: string[], cli: CliEnv): Promise<number> {
-  const { values } = parse(args, { ...repoOption, json: { type: 'boolean' } }, []);
-  return withRepository(values.repo, cli, async ({ repository }) => {
+export async function ls(values: Values<'ls'>, _positionals: string[], cli: CliEnv) {
+  return withRepository(values.repo, cli, { quiet: true }, async ({ repository }) => {
     const { backups, damaged } = await repository.listBackups();
     if (values.json) {
-      json(
+      printJson(
         cli,
         backups.map((b) => ({
           backup_id: b.backupId,
@@ -187,20 +184,19 @@ export async function ls(args: string[], cli: CliEnv): Promise<number> {
         })),
       );
     } else {
-      print(cli, `${'backup id'.padEnd(36)}  ${'created'.padEnd(24)}  ${'size'.padStart(10)}  volume`);
+      // Ids, dates and names come from manifests, which any key holder can write: all printed escaped.
+      let out = `${'backup id'.padEnd(36)}  ${'created'.padEnd(24)}  ${'size'.padStart(10)}  volume\n`;
       for (const b of backups) {
-        print(
-          cli,
-          `${b.backupId}  ${b.createdAt.padEnd(24)}  ${formatBytes(b.volumeSize).padStart(10)}  ${b.volumeName}`,
-        );
+        out += `${printable(b.backupId)}  ${printable(b.createdAt).padEnd(24)}  ${formatBytes(b.volumeSize).padStart(10)}  ${printable(b.volumeName)}\n`;
       }
+      cli.stdout.write(out);
     }
     // The readable backups are listed all the same; each damaged manifest gets a line and the exit code says so.
     for (const { ref, error } of damaged) {
       const named = error.message.includes(ref.manifestKey)
         ? error.message
         : `${ref.manifestKey}: ${error.message}`;
-      cli.stderr.write(`agent: ${named}\n`);
+      cli.stderr.write(`agent: ${printable(named)}\n`);
     }
     if (damaged.length > 0) {
       cli.stderr.write(
@@ -212,15 +208,10 @@ export async function ls(args: string[], cli: CliEnv): Promise<number> {
   });
 }
 
-export async function restore(args: string[], cli: CliEnv): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    { ...repoOption, to: { type: 'string' }, overwrite: { type: 'boolean' }, json: { type: 'boolean' } },
-    ['BACKUP_ID'],
-  );
+export async function restore(values: Values<'restore'>, positionals: string[], cli: CliEnv) {
   const to = values.to;
   if (!to) throw new UsageError('--to FILE_OR_DEVICE is required');
-  return withRepository(values.repo, cli, async ({ repository, workers, bar }) => {
+  return withRepository(values.repo, cli, values, async ({ repository, workers, progress }) => {
     const ref = await repository.resolveBackup(positionals[0]!);
     const s = await restoreBackup({
       repository,
@@ -228,12 +219,12 @@ export async function restore(args: string[], cli: CliEnv): Promise<number> {
       backup: ref,
       targetPath: to,
       overwrite: values.overwrite ?? false,
-      onProgress: bar.update,
+      onProgress: progress.update,
       signal: cli.signal,
     });
-    bar.done();
+    progress.done();
     if (values.json) {
-      json(cli, {
+      jsonMessages.summary(cli, {
         backup_id: s.backupId,
         size: s.size,
         bytes_downloaded: s.bytesDownloaded,
@@ -242,38 +233,40 @@ export async function restore(args: string[], cli: CliEnv): Promise<number> {
         seconds: Number(s.seconds.toFixed(3)),
       });
     } else {
-      print(cli, `restored ${s.backupId} (${formatBytes(s.size)}) to ${to} in ${s.seconds.toFixed(1)} s`);
+      printLine(
+        cli,
+        `restored ${printable(s.backupId)} (${formatBytes(s.size)}) to ${printable(to)} in ${s.seconds.toFixed(1)} s`,
+      );
     }
     return EXIT.ok;
   });
 }
 
-export async function verify(args: string[], cli: CliEnv): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    { ...repoOption, sample: { type: 'string' }, json: { type: 'boolean' } },
-    ['BACKUP_ID'],
-  );
-  let samplePercent = 100;
-  if (values.sample !== undefined) {
-    samplePercent = Number(values.sample.replace(/%$/, ''));
-    if (!(samplePercent > 0 && samplePercent <= 100)) {
-      throw new UsageError(`--sample must be a percentage in (0, 100], got "${values.sample}"`);
-    }
+/** A percentage in (0, 100], with or without its % sign. */
+function percentage(text: string, option: string): number {
+  const value = Number(text.replace(/%$/, ''));
+  if (!(value > 0 && value <= 100)) {
+    throw new UsageError(`${option} must be a percentage in (0, 100], got "${text}"`);
   }
-  return withRepository(values.repo, cli, async ({ repository, workers, bar }) => {
+  return value;
+}
+
+export async function verify(values: Values<'verify'>, positionals: string[], cli: CliEnv) {
+  const samplePercent = values.sample === undefined ? 100 : percentage(values.sample, '--sample');
+  return withRepository(values.repo, cli, values, async ({ repository, workers, progress }) => {
     const ref = await repository.resolveBackup(positionals[0]!);
     const r = await verifyBackup({
       repository,
       workers,
       backup: ref,
       samplePercent,
-      onProgress: bar.update,
+      onProgress: progress.update,
       signal: cli.signal,
     });
-    bar.done();
+    progress.done();
     if (values.json) {
-      json(cli, {
+      for (const p of r.problems) jsonMessages.error(cli, { message: p.message, object: p.objectKey });
+      jsonMessages.summary(cli, {
         backup_id: r.backupId,
         ok: r.problems.length === 0,
         chunks_total: r.chunksTotal,
@@ -283,20 +276,20 @@ export async function verify(args: string[], cli: CliEnv): Promise<number> {
         seconds: Number(r.seconds.toFixed(3)),
       });
     } else {
-      for (const p of r.problems) cli.stderr.write(`error: ${p.message}\n`);
-      print(
+      for (const p of r.problems) cli.stderr.write(`error: ${printable(p.message)}\n`);
+      const id = printable(r.backupId);
+      printLine(
         cli,
         r.problems.length === 0
-          ? `backup ${r.backupId} ok: ${r.chunksChecked} of ${r.chunksTotal} chunks checked (${formatBytes(r.bytesChecked)})`
-          : `backup ${r.backupId} DAMAGED: ${r.problems.length} bad chunk(s) of ${r.chunksChecked + r.problems.length} checked`,
+          ? `backup ${id} ok: ${r.chunksChecked} of ${r.chunksTotal} chunks checked (${formatBytes(r.bytesChecked)})`
+          : `backup ${id} DAMAGED: ${r.problems.length} bad chunk(s) of ${r.chunksChecked + r.problems.length} checked`,
       );
     }
     return r.problems.length === 0 ? EXIT.ok : EXIT.integrity;
   });
 }
 
-export async function chunks(args: string[], cli: CliEnv): Promise<number> {
-  const { values, positionals } = parse(args, { ...chunkerOptions, json: { type: 'boolean' } }, ['FILE']);
+export async function chunks(values: Values<'chunks'>, positionals: string[], cli: CliEnv) {
   const params = chunkerParamsFrom(values);
   const source = await openVolumeSource(positionals[0]!);
   // Streamed, so a multi-GiB image needs no more memory than one read buffer.
@@ -317,6 +310,8 @@ export async function chunks(args: string[], cli: CliEnv): Promise<number> {
   };
   try {
     for (let position = 0; position < source.size; ) {
+      // Cancelled by a signal, or by its reader leaving (`| head`): no point reading on.
+      if (cli.signal.aborted) throw new EngineError('aborted', 'chunks cancelled');
       const n = await source.read(
         buffer.subarray(0, Math.min(buffer.length, source.size - position)),
         position,

@@ -1,28 +1,26 @@
 import { readFile, stat } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { ConfigError, configHelp, loadAgentConfig, redactConfig } from '../service/config.js';
 import { createJsonLogger } from '../service/log.js';
 import { startAgentService } from '../service/serve.js';
+import { parseCommand } from './args.js';
 import type { CliEnv } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
+import { COMMANDS, exitCodeTable, optionsSection } from './spec.js';
+
+/** `agent serve --help`: the service's settings, then the command's options and exit codes. */
+export function serveHelp(): string {
+  const spec = COMMANDS.serve;
+  return `${configHelp()}\n${optionsSection(spec)}\n\nExit codes:\n${exitCodeTable(spec.exitCodes)}\n`;
+}
 
 /** `agent serve`: runs the agent service until SIGTERM or SIGINT, then stops gracefully and exits 0. */
 export async function serveCommand(args: string[], cli: CliEnv): Promise<number> {
-  let values: { config?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  if (values.help) {
-    cli.stdout.write(configHelp());
+  const parsed = parseCommand(COMMANDS.serve, args);
+  if (parsed.help) {
+    cli.stdout.write(serveHelp());
     return EXIT.ok;
   }
+  const { values } = parsed;
   let loaded: Awaited<ReturnType<typeof loadAgentConfig>>;
   try {
     loaded = await loadAgentConfig({
