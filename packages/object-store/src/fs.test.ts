@@ -1,10 +1,10 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isObjectStoreError } from './errors.js';
 import { FS_TEMP_PREFIX, FsObjectStore, fsErrorKind } from './fs.js';
-import { collect, describeObjectStoreConformance } from './testing/index.js';
+import { bytes, collect, describeObjectStoreConformance } from './testing/index.js';
 
 describeObjectStoreConformance('filesystem', async () => {
   const root = await mkdtemp(join(tmpdir(), 'stowage-fs-conformance-'));
@@ -108,5 +108,145 @@ describe('FsObjectStore', () => {
   it('names its location as a file URL and wants an absolute root', () => {
     expect(new FsObjectStore({ root: '/srv/backups' }).location).toBe('file:///srv/backups');
     expect(() => new FsObjectStore({ root: 'relative' })).toThrow(/absolute/);
+  });
+});
+
+describe('FsObjectStore and symbolic links below its root', () => {
+  let base: string;
+  let root: string;
+  let outside: string;
+  const one = `${'ab'.padEnd(64, '1')}`;
+  const two = `${'ab'.padEnd(64, '2')}`;
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'stowage-fs-links-'));
+    root = join(base, 'repo');
+    outside = join(base, 'outside');
+    await mkdir(join(outside, 'ab'), { recursive: true });
+    await writeFile(join(outside, 'ab', one), 'not the store’s');
+    await writeFile(join(outside, one), 'not the store’s either');
+    // A store that has been used: its directories exist (and may have been checked already).
+    const store = new FsObjectStore({ root });
+    await store.put('config', bytes(10, 1));
+    await store.put(`chunks/ef/${'ef'.padEnd(64, '0')}`, bytes(10, 2));
+  });
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  /** Every file and directory under `directory`, relative, directories with a trailing slash. */
+  const tree = async (directory: string): Promise<string[]> => {
+    const entries = await readdir(directory, { recursive: true, withFileTypes: true });
+    return entries
+      .map((entry) => {
+        const path = join(entry.parentPath, entry.name).slice(directory.length + 1);
+        return entry.isDirectory() ? `${path}/` : path;
+      })
+      .sort();
+  };
+  const outsideTree = ['ab/', `ab/${one}`, one];
+
+  async function expectRefused(attempt: Promise<unknown>): Promise<void> {
+    const error = await attempt.then(
+      (value) => new Error(`expected a refusal, got ${JSON.stringify(value)}`),
+      (caught: unknown) => caught,
+    );
+    expect(isObjectStoreError(error, 'permanent'), String(error)).toBe(true);
+    expect(String(error)).toMatch(/symbolic link/);
+  }
+
+  /** get, head, put (plain and ifNoneMatch), delete, deleteMany and list of `key` are all refused. */
+  async function expectEveryOperationRefused(store: FsObjectStore, key: string): Promise<void> {
+    await expectRefused(store.get(key));
+    await expectRefused(store.get(key, { offset: 0, length: 1 }));
+    await expectRefused(store.head(key));
+    await expectRefused(store.put(key, bytes(100, 3)));
+    await expectRefused(store.put(key, bytes(100, 3), { ifNoneMatch: true }));
+    await expectRefused(store.put(key, bytes(100, 3), { durability: 'deferred' }));
+    await expectRefused(store.delete(key));
+    await expectRefused(store.deleteMany([key]));
+    for (const prefix of ['', 'chunks/', 'chunks/ab', 'chunks/ab/', key]) {
+      await expectRefused(collect(store.list(prefix)));
+    }
+  }
+
+  for (const fresh of [false, true]) {
+    const which = fresh ? 'a fresh store' : 'a store that has used the directories already';
+    const open = async () => {
+      const store = new FsObjectStore({ root });
+      if (!fresh) {
+        await store.put(`chunks/ab/${'ab'.padEnd(64, '9')}`, bytes(10, 4));
+        await store.head(`chunks/ab/${'ab'.padEnd(64, '9')}`);
+        await collect(store.list(''));
+      }
+      return store;
+    };
+
+    it(`refuses a chunks directory that is a symbolic link, touching nothing behind it (${which})`, async () => {
+      const store = await open();
+      await rm(join(root, 'chunks'), { recursive: true });
+      await symlink(outside, join(root, 'chunks'));
+      await expectEveryOperationRefused(store, `chunks/ab/${one}`);
+      await expectEveryOperationRefused(store, `chunks/ab/${two}`);
+      // A directory to be made there is not made through the link.
+      await expectRefused(store.put(`chunks/cd/${'cd'.padEnd(64, '0')}`, bytes(100, 5)));
+      expect(await tree(outside)).toEqual(outsideTree);
+      expect(await readFile(join(outside, 'ab', one), 'utf8')).toBe('not the store’s');
+      // The rest of the store works.
+      expect(await store.get('config')).toEqual(bytes(10, 1));
+      await store.put('manifests/v/b', bytes(10, 6));
+      expect((await collect(store.list('manifests/'))).map((info) => info.key)).toEqual(['manifests/v/b']);
+    });
+
+    it(`refuses a chunk subdirectory that is a symbolic link (${which})`, async () => {
+      const store = await open();
+      await rm(join(root, 'chunks', 'ab'), { recursive: true, force: true });
+      await symlink(join(outside, 'ab'), join(root, 'chunks', 'ab'));
+      await expectEveryOperationRefused(store, `chunks/ab/${one}`);
+      await expectEveryOperationRefused(store, `chunks/ab/${two}`);
+      expect(await tree(outside)).toEqual(outsideTree);
+      // Its neighbours still work.
+      expect((await collect(store.list('chunks/e'))).map((info) => info.key)).toEqual([
+        `chunks/ef/${'ef'.padEnd(64, '0')}`,
+      ]);
+    });
+
+    it(`refuses an object file that is a symbolic link, dangling or not (${which})`, async () => {
+      const store = await open();
+      await mkdir(join(root, 'chunks', 'ab'), { recursive: true });
+      await symlink(join(outside, one), join(root, 'chunks', 'ab', one));
+      await symlink(join(outside, 'missing'), join(root, 'chunks', 'ab', two));
+      for (const key of [`chunks/ab/${one}`, `chunks/ab/${two}`]) {
+        await expectRefused(store.get(key));
+        await expectRefused(store.head(key));
+        await expectRefused(store.put(key, bytes(100, 3), { ifNoneMatch: true }));
+        await expectRefused(store.delete(key));
+        await expectRefused(store.deleteMany([key]));
+        await expectRefused(collect(store.list(key)));
+      }
+      await expectRefused(collect(store.list('chunks/')));
+      expect(await tree(outside)).toEqual(outsideTree);
+      expect(await readFile(join(outside, one), 'utf8')).toBe('not the store’s either');
+      // A plain put replaces the link itself (rename never follows one), writing nothing outside.
+      await store.put(`chunks/ab/${one}`, bytes(100, 7));
+      expect(await store.get(`chunks/ab/${one}`)).toEqual(bytes(100, 7));
+      expect(await readFile(join(outside, one), 'utf8')).toBe('not the store’s either');
+    });
+  }
+
+  it('accepts a root that is itself reached through a symbolic link', async () => {
+    await symlink(root, join(base, 'repo-link'));
+    const store = new FsObjectStore({ root: join(base, 'repo-link') });
+    expect(await store.get('config')).toEqual(bytes(10, 1));
+    await store.put(`chunks/ab/${one}`, bytes(100, 8));
+    expect(await store.head(`chunks/ab/${one}`)).toMatchObject({ size: 100 });
+    expect((await collect(store.list('chunks/'))).map((info) => info.key)).toContain(`chunks/ab/${one}`);
+    await store.delete(`chunks/ab/${one}`);
+    expect(await store.head(`chunks/ab/${one}`)).toBeUndefined();
+    const fresh = new FsObjectStore({ root: join(base, 'new-link', 'repo') });
+    await symlink(join(base, 'new-target'), join(base, 'new-link')).then(() =>
+      mkdir(join(base, 'new-target')),
+    );
+    await fresh.put('config', bytes(10, 9));
+    expect(await readFile(join(base, 'new-target', 'repo', 'config'))).toEqual(Buffer.from(bytes(10, 9)));
   });
 });

@@ -1,6 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Dirent } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import {
+  type FileHandle,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  unlink,
+} from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ObjectStoreError, type ObjectStoreErrorKind, type ObjectStoreOp } from './errors.js';
@@ -20,6 +31,8 @@ import {
 export const FS_TEMP_PREFIX = '.stowage-tmp-';
 
 const DELETE_PARALLELISM = 16;
+/** deleteMany opens a directory once for up to this many of its keys. */
+const DELETE_SLICE = 32;
 
 export interface FsObjectStoreOptions {
   /** Absolute path of the directory that holds the objects; created on first put if missing. */
@@ -33,6 +46,19 @@ export interface FsObjectStoreOptions {
   readonly onDirectorySynced?: (directory: string) => void;
 }
 
+/** How a directory below the root is opened: never through a symbolic link at its last component. */
+const DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** How an object is opened for reading: no symlink at the last component, no waiting on a FIFO. */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** A directory below the root, opened and checked; `path` names it through its descriptor. */
+interface OpenDirectory {
+  readonly handle: FileHandle;
+  /** `/proc/self/fd/N` (names under it cannot be redirected by a rename or a symlink), or its real path. */
+  readonly path: string;
+}
+
 /**
  * Objects as files under a root directory, `chunks/ab/<hex>` at `<root>/chunks/ab/<hex>`.
  *
@@ -42,14 +68,26 @@ export interface FsObjectStoreOptions {
  * so are refused as keys). `ifNoneMatch` is honoured exactly: the move is a hard link, which fails when the
  * name exists. Directories are created as needed and never removed. A key cannot be both an object and a
  * directory of other keys (`a/b` and `a/b/c`): the second put fails with `permanent`.
+ *
+ * No symbolic link below the root is followed (the root itself may be reached through one): every object
+ * opened (get, head, a put's temporary file) is opened with O_NOFOLLOW and its descriptor's path, read from
+ * /proc/self/fd, must be `<real root>/<key>`; directories are opened the same way before they are listed,
+ * or have a name deleted in them (through the directory's descriptor), or are made; a symlink found as an
+ * entry fails a listing. Anything else fails with `permanent`, saying which path is the link, and nothing
+ * behind the link is read, written, made or deleted. A `rename` into place does not follow a symlink at the
+ * object's name either: it replaces it.
  */
 export class FsObjectStore implements ObjectStore {
   readonly location: string;
   readonly root: string;
   readonly #beforeCommit: ((tempPath: string) => Promise<void>) | undefined;
-  /** Directories holding `deferred` puts whose names are not yet durable. */
+  /** Directories (relative to the root, `''` for it) holding `deferred` puts whose names are not yet durable. */
   readonly #unsyncedDirectories = new Set<string>();
   readonly #onDirectorySynced: ((directory: string) => void) | undefined;
+  /** The root with every symlink in it resolved, once it exists. */
+  #realRoot: string | undefined;
+  /** Directories found real below the root by a full check, with their device and inode (see head). */
+  readonly #checkedDirectories = new Map<string, { readonly dev: number; readonly ino: number }>();
 
   constructor(options: FsObjectStoreOptions) {
     if (!isAbsolute(options.root))
@@ -61,48 +99,54 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
-    const path = this.#path(key, 'head');
+    const segments = this.#segments(key, 'head');
+    const directoryKey = segments.slice(0, -1).join('/');
     try {
-      const stats = await stat(path);
-      if (!stats.isFile()) return undefined;
+      const realRoot = await this.#resolveRoot();
+      if (realRoot === undefined) return undefined;
+      // The hot path of a backup (a head per new chunk): an lstat, and the directory's identity beside it.
+      const [stats, directoryFound] = await Promise.all([
+        lstat(join(realRoot, ...segments)).catch((error: unknown) => {
+          if (isMissing(error)) return undefined;
+          throw error;
+        }),
+        this.#confirmDirectory(directoryKey, 'head', key),
+      ]);
+      if (!directoryFound) return undefined;
+      if (stats?.isSymbolicLink()) throw this.#symlinkRefused(key, 'head', key);
+      if (!stats?.isFile()) return undefined;
       // The name found may be another writer's deferred put: the next flush makes it durable too, so a
       // manifest written after that flush never names an object a crash could take back.
-      this.#unsyncedDirectories.add(dirname(path));
+      this.#unsyncedDirectories.add(directoryKey);
       return { key, size: stats.size, lastModified: stats.mtime };
     } catch (error) {
-      if (isMissing(error)) return undefined;
       throw this.#translate(error, 'head', key);
     }
   }
 
   async get(key: string, range?: ByteRange): Promise<Uint8Array> {
-    const path = this.#path(key, 'get');
+    const segments = this.#segments(key, 'get');
     if (range !== undefined) validateRange(range, key);
-    let handle: Awaited<ReturnType<typeof open>> | undefined;
+    let handle: FileHandle | undefined;
     try {
-      handle = await open(path, constants.O_RDONLY);
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      const opened = await this.#openObject(segments, 'get', key);
+      handle = opened?.handle;
+      if (opened === undefined || !opened.stats.isFile()) {
+        throw new ObjectStoreError('not-found', `no object ${key} in ${this.location}`, { op: 'get', key });
+      }
+      const { stats } = opened;
       const offset = range?.offset ?? 0;
       const length = range?.length ?? stats.size;
       if (range !== undefined && offset + length > stats.size) throw rangePastEnd(range, stats.size, key);
       const body = new Uint8Array(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await handle.read(body, done, length - done, offset + done);
+        const { bytesRead } = await opened.handle.read(body, done, length - done, offset + done);
         if (bytesRead === 0) throw rangePastEnd({ offset, length }, offset + done, key);
         done += bytesRead;
       }
       return body;
     } catch (error) {
-      if (error instanceof ObjectStoreError) throw error;
-      if (isMissing(error)) {
-        throw new ObjectStoreError('not-found', `no object ${key} in ${this.location}`, {
-          op: 'get',
-          key,
-          cause: error,
-        });
-      }
       throw this.#translate(error, 'get', key);
     } finally {
       await handle?.close();
@@ -126,20 +170,27 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
-    const path = this.#path(key, 'put');
-    const directory = dirname(path);
-    const tempPath = join(directory, `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
-    let tempWritten = false;
+    const segments = this.#segments(key, 'put');
+    const directorySegments = segments.slice(0, -1);
+    const directoryKey = directorySegments.join('/');
+    const tempName = `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
+    let tempPath: string | undefined;
     try {
+      const realRoot = await this.#resolveRoot(true);
+      const directory = join(realRoot, ...directorySegments);
+      const path = join(directory, segments.at(-1)!);
+      const opening = join(directory, tempName);
       // The directory usually exists (256 chunk directories serve every chunk): try the open first and make
       // the directory only when it is missing, instead of a mkdir per put.
-      const handle = await open(tempPath, 'wx', 0o644).catch(async (error: unknown) => {
-        if (errnoCode(error) !== 'ENOENT') throw error;
-        await this.#makeDirectory(directory);
-        return open(tempPath, 'wx', 0o644);
+      const handle = await open(opening, TEMP_FLAGS, 0o644).catch(async (error: unknown) => {
+        if (errnoCode(error) !== 'ENOENT' && errnoCode(error) !== 'ENOTDIR') throw error;
+        await this.#makeDirectory(directorySegments, key);
+        return open(opening, TEMP_FLAGS, 0o644);
       });
-      tempWritten = true;
+      tempPath = opening;
       try {
+        // Where the file really is: a symlink anywhere on the way shows here (and the file is removed).
+        await this.#checkDescriptor(handle, join(directoryKey, tempName), opening, 'put', key);
         let done = 0;
         while (done < body.length) {
           const { bytesWritten } = await handle.write(body, done, body.length - done);
@@ -149,19 +200,24 @@ export class FsObjectStore implements ObjectStore {
       } finally {
         await handle.close();
       }
-      await this.#beforeCommit?.(tempPath);
+      await this.#beforeCommit?.(opening);
       if (options.ifNoneMatch === true) {
         // link() refuses an existing name, which rename() would silently replace.
-        await link(tempPath, path);
-        await unlink(tempPath);
+        await link(opening, path).catch(async (error: unknown) => {
+          if (errnoCode(error) === 'EEXIST' && (await lstat(path).catch(() => undefined))?.isSymbolicLink()) {
+            throw this.#symlinkRefused(key, 'put', key);
+          }
+          throw error;
+        });
+        await unlink(opening);
       } else {
-        await rename(tempPath, path);
+        await rename(opening, path);
       }
-      tempWritten = false;
-      if (options.durability === 'deferred') this.#unsyncedDirectories.add(directory);
-      else await this.#syncDirectory(directory);
+      tempPath = undefined;
+      if (options.durability === 'deferred') this.#unsyncedDirectories.add(directoryKey);
+      else await this.#syncDirectory(directoryKey);
     } catch (error) {
-      if (tempWritten) await unlink(tempPath).catch(() => {});
+      if (tempPath !== undefined) await unlink(tempPath).catch(() => {});
       if (options.ifNoneMatch === true && errnoCode(error) === 'EEXIST') {
         throw new ObjectStoreError(
           'precondition-failed',
@@ -178,26 +234,58 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    const path = this.#path(key, 'delete');
+    const segments = this.#segments(key, 'delete');
     try {
-      await unlink(path);
+      const directory = await this.#openDirectory(segments.slice(0, -1).join('/'), 'delete', key);
+      if (directory === undefined) return;
+      try {
+        await this.#deleteIn(directory, segments.at(-1)!, 'delete', key);
+      } finally {
+        await directory.handle.close();
+      }
     } catch (error) {
-      // EISDIR/EPERM: the key names a directory of other keys, so there is no object to delete.
-      if (isMissing(error) || errnoCode(error) === 'EISDIR' || errnoCode(error) === 'EPERM') return;
       throw this.#translate(error, 'delete', key);
     }
   }
 
   async deleteMany(keys: readonly string[]): Promise<void> {
-    for (const key of keys) this.#path(key, 'deleteMany');
+    // Grouped by directory, in slices: each directory is opened (and checked) once per slice, not per key.
+    const groups = new Map<string, { key: string; name: string }[]>();
+    for (const key of keys) {
+      const segments = this.#segments(key, 'deleteMany');
+      const directoryKey = segments.slice(0, -1).join('/');
+      let group = groups.get(directoryKey);
+      if (group === undefined) groups.set(directoryKey, (group = []));
+      group.push({ key, name: segments.at(-1)! });
+    }
+    const slices: { directoryKey: string; items: { key: string; name: string }[] }[] = [];
+    for (const [directoryKey, items] of groups) {
+      for (let at = 0; at < items.length; at += DELETE_SLICE) {
+        slices.push({ directoryKey, items: items.slice(at, at + DELETE_SLICE) });
+      }
+    }
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < keys.length) {
-        const key = keys[next++]!;
-        await this.delete(key);
+      while (next < slices.length) {
+        const { directoryKey, items } = slices[next++]!;
+        let key = items[0]!.key;
+        try {
+          const directory = await this.#openDirectory(directoryKey, 'deleteMany', key);
+          if (directory === undefined) continue;
+          try {
+            for (const item of items) {
+              key = item.key;
+              await this.#deleteIn(directory, item.name, 'deleteMany', key);
+            }
+          } finally {
+            await directory.handle.close();
+          }
+        } catch (error) {
+          throw this.#translate(error, 'deleteMany', key);
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(DELETE_PARALLELISM, keys.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(DELETE_PARALLELISM, slices.length) }, worker));
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -206,41 +294,75 @@ export class FsObjectStore implements ObjectStore {
     const directoryKey = prefix.slice(0, slash + 1); // '' or 'chunks/ab/'
     const namePrefix = prefix.slice(slash + 1);
     if (directoryKey.split('/').some((segment) => segment === '.' || segment === '..')) return;
-    yield* this.#walk(directoryKey, namePrefix);
+    yield* this.#walk(directoryKey, namePrefix, prefix);
   }
 
-  async *#walk(directoryKey: string, namePrefix: string): AsyncGenerator<ObjectInfo> {
-    let entries: Dirent[];
+  async *#walk(directoryKey: string, namePrefix: string, prefix: string): AsyncGenerator<ObjectInfo> {
+    // Read whole, with the directory open, and only then yielded: no descriptor is held across a yield.
+    const found: { key: string; info: ObjectInfo | undefined }[] = [];
     try {
-      entries = await readdir(join(this.root, ...directoryKey.split('/')), { withFileTypes: true });
-    } catch (error) {
-      if (isMissing(error) || errnoCode(error) === 'ENOTDIR') return;
-      throw this.#translate(error, 'list', directoryKey + namePrefix);
-    }
-    // Sorting a directory's entries as `name` for files and `name/` for directories yields keys in global
-    // byte order: every key below a directory starts with `name/`.
-    const sorted = entries
-      .filter((entry) => entry.name.startsWith(namePrefix) && !entry.name.startsWith(FS_TEMP_PREFIX))
-      .filter((entry) => entry.isFile() || entry.isDirectory())
-      .map((entry) => ({ entry, sortKey: entry.isDirectory() ? `${entry.name}/` : entry.name }))
-      .sort((a, b) => compareKeys(a.sortKey, b.sortKey));
-    for (const { entry } of sorted) {
-      const key = directoryKey + entry.name;
-      if (entry.isDirectory()) {
-        yield* this.#walk(`${key}/`, '');
-        continue;
-      }
+      const directory = await this.#openDirectory(directoryKey.slice(0, -1), 'list', prefix);
+      if (directory === undefined) return;
       try {
-        const stats = await stat(join(this.root, ...key.split('/')));
-        if (stats.isFile()) yield { key, size: stats.size, lastModified: stats.mtime };
-      } catch (error) {
-        if (isMissing(error)) continue; // deleted while we listed
-        throw this.#translate(error, 'list', key);
+        const entries = await readdir(directory.path, { withFileTypes: true });
+        const named = entries.filter(
+          (entry) => entry.name.startsWith(namePrefix) && !entry.name.startsWith(FS_TEMP_PREFIX),
+        );
+        for (const entry of named) {
+          if (entry.isSymbolicLink()) throw this.#symlinkRefused(directoryKey + entry.name, 'list', prefix);
+        }
+        // Sorting a directory's entries as `name` for files and `name/` for directories yields keys in global
+        // byte order: every key below a directory starts with `name/`.
+        const sorted = named
+          .filter((entry) => entry.isFile() || entry.isDirectory())
+          .map((entry) => ({ entry, sortKey: entry.isDirectory() ? `${entry.name}/` : entry.name }))
+          .sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+        for (const { entry } of sorted) {
+          const key = directoryKey + entry.name;
+          if (entry.isDirectory()) {
+            found.push({ key, info: undefined });
+            continue;
+          }
+          const stats = await lstat(`${directory.path}/${entry.name}`).catch((error: unknown) => {
+            if (isMissing(error)) return undefined; // deleted while we listed
+            throw error;
+          });
+          if (stats?.isSymbolicLink()) throw this.#symlinkRefused(key, 'list', prefix);
+          if (stats?.isFile())
+            found.push({ key, info: { key, size: stats.size, lastModified: stats.mtime } });
+        }
+      } finally {
+        await directory.handle.close();
       }
+    } catch (error) {
+      throw this.#translate(error, 'list', prefix);
+    }
+    for (const { key, info } of found) {
+      if (info === undefined) yield* this.#walk(`${key}/`, '', prefix);
+      else yield info;
     }
   }
 
-  #path(key: string, op: ObjectStoreOp): string {
+  /**
+   * Deletes `name` in an open directory, through its descriptor: a symlink put in the directory's place
+   * after it was checked cannot redirect the unlink. A symlink as the object is refused, a directory of other
+   * keys is no object to delete.
+   */
+  async #deleteIn(directory: OpenDirectory, name: string, op: ObjectStoreOp, key: string): Promise<void> {
+    const path = `${directory.path}/${name}`;
+    const stats = await lstat(path).catch((error: unknown) => {
+      if (isMissing(error)) return undefined;
+      throw error;
+    });
+    if (stats?.isSymbolicLink()) throw this.#symlinkRefused(key, op, key);
+    if (stats === undefined || stats.isDirectory()) return;
+    await unlink(path).catch((error: unknown) => {
+      if (isMissing(error) || errnoCode(error) === 'EPERM') return;
+      throw error;
+    });
+  }
+
+  #segments(key: string, op: ObjectStoreOp): string[] {
     validateKey(key, op);
     const segments = key.split('/');
     if (segments.some((segment) => segment.startsWith(FS_TEMP_PREFIX))) {
@@ -249,21 +371,205 @@ export class FsObjectStore implements ObjectStore {
         key,
       });
     }
-    return join(this.root, ...segments);
+    return segments;
   }
 
-  /** mkdir -p, then fsync the parent of every directory it created so the new names survive a crash. */
-  async #makeDirectory(directory: string): Promise<void> {
-    const firstCreated = await mkdir(directory, { recursive: true });
-    if (firstCreated === undefined) return;
+  /** The real root; `undefined` when it does not exist (yet), unless `create`, which makes it. */
+  async #resolveRoot(create: true): Promise<string>;
+  async #resolveRoot(create?: false): Promise<string | undefined>;
+  async #resolveRoot(create = false): Promise<string | undefined> {
+    if (this.#realRoot !== undefined) return this.#realRoot;
+    try {
+      this.#realRoot = await realpath(this.root);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw error;
+      if (!create) return undefined;
+      // The root and the directories above it are the operator's: they are made as asked, then resolved.
+      const firstCreated = await mkdir(this.root, { recursive: true });
+      if (firstCreated !== undefined) {
+        for (let path = this.root; path.length >= firstCreated.length; path = dirname(path)) {
+          await syncDirectory(dirname(path));
+          this.#onDirectorySynced?.(dirname(path));
+        }
+      }
+      this.#realRoot = await realpath(this.root);
+    }
+    return this.#realRoot;
+  }
+
+  /**
+   * Opens an object for reading without following a symlink anywhere below the root: `undefined` when it is
+   * missing (after checking that the way to it has no symlink either).
+   */
+  async #openObject(
+    segments: readonly string[],
+    op: ObjectStoreOp,
+    key: string,
+  ): Promise<{ handle: FileHandle; stats: Stats } | undefined> {
+    const realRoot = await this.#resolveRoot();
+    if (realRoot === undefined) return undefined;
+    const path = join(realRoot, ...segments);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, READ_FLAGS);
+    } catch (error) {
+      if (errnoCode(error) === 'ELOOP') throw this.#symlinkRefused(key, op, key);
+      if (!isMissing(error)) throw error;
+      await this.#confirmDirectory(segments.slice(0, -1).join('/'), op, key);
+      return undefined;
+    }
+    try {
+      if ((await this.#checkDescriptor(handle, segments.join('/'), path, op, key)) === 'deleted') {
+        await handle.close();
+        return undefined;
+      }
+      return { handle, stats: await handle.stat() };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Opens the directory `directoryKey` (`''`: the root) and checks that it is where it should be, so no
+   * symlink lies on the way; `undefined` when it is missing (or a file), after checking the way to it.
+   */
+  async #openDirectory(
+    directoryKey: string,
+    op: ObjectStoreOp,
+    key: string,
+  ): Promise<OpenDirectory | undefined> {
+    const realRoot = await this.#resolveRoot();
+    if (realRoot === undefined) return undefined;
+    const path = directoryKey === '' ? realRoot : join(realRoot, directoryKey);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, DIRECTORY_FLAGS);
+    } catch (error) {
+      // Missing, a file, or a symlink (O_DIRECTORY | O_NOFOLLOW says ENOTDIR for one): which, and is the way
+      // to it free of symlinks?
+      if (errnoCode(error) !== 'ENOENT' && errnoCode(error) !== 'ENOTDIR') throw error;
+      if (directoryKey === '') return undefined;
+      const parentKey = directoryKey.includes('/')
+        ? directoryKey.slice(0, directoryKey.lastIndexOf('/'))
+        : '';
+      const parent = await this.#openDirectory(parentKey, op, key);
+      if (parent === undefined) return undefined;
+      await parent.handle.close();
+      if ((await lstat(path).catch(() => undefined))?.isSymbolicLink()) {
+        throw this.#symlinkRefused(directoryKey, op, key);
+      }
+      return undefined;
+    }
+    try {
+      await this.#checkDescriptor(handle, directoryKey, path, op, key);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return { handle, path: this.#procAvailable ? `/proc/self/fd/${handle.fd}` : path };
+  }
+
+  #procAvailable = true;
+
+  /**
+   * True when the directory `directoryKey` is a real directory below the root, false when it is missing;
+   * throws for a symlink. Checked in full once (and whenever it looks different), then by its identity: an
+   * lstat whose device and inode must be the ones checked, which a symlink swapped in anywhere on the way
+   * changes.
+   */
+  async #confirmDirectory(directoryKey: string, op: ObjectStoreOp, key: string): Promise<boolean> {
+    const realRoot = await this.#resolveRoot();
+    if (realRoot === undefined) return false;
+    if (directoryKey === '') return true;
+    const known = this.#checkedDirectories.get(directoryKey);
+    if (known !== undefined) {
+      const stats = await lstat(join(realRoot, directoryKey)).catch(() => undefined);
+      if (stats?.isDirectory() && stats.dev === known.dev && stats.ino === known.ino) return true;
+      this.#checkedDirectories.delete(directoryKey);
+    }
+    const directory = await this.#openDirectory(directoryKey, op, key);
+    if (directory === undefined) return false;
+    try {
+      const stats = await directory.handle.stat();
+      this.#checkedDirectories.set(directoryKey, { dev: stats.dev, ino: stats.ino });
+    } finally {
+      await directory.handle.close();
+    }
+    return true;
+  }
+
+  /**
+   * Checks that an opened descriptor is `<real root>/<relative>`: a symlink anywhere below the root makes it
+   * something else. `deleted` when it was unlinked meanwhile. Without /proc (not Linux) the opened path is
+   * resolved instead, which a swap between the open and the check could fool.
+   */
+  async #checkDescriptor(
+    handle: FileHandle,
+    relative: string,
+    opened: string,
+    op: ObjectStoreOp,
+    key: string,
+  ): Promise<'ok' | 'deleted'> {
+    const realRoot = this.#realRoot!;
+    const expected = relative === '' ? realRoot : join(realRoot, relative);
+    let actual: string;
+    try {
+      actual = await readlink(`/proc/self/fd/${handle.fd}`);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw error;
+      this.#procAvailable = false;
+      actual = await realpath(opened).catch(() => `${expected} (deleted)`);
+    }
+    if (actual === expected) return 'ok';
+    if (actual === `${expected} (deleted)`) return 'deleted';
+    throw this.#symlinkRefused(relative, op, key, actual);
+  }
+
+  #symlinkRefused(relative: string, op: ObjectStoreOp, key: string, actual?: string): ObjectStoreError {
+    const where = actual === undefined ? '' : ` (it leads to ${actual})`;
+    return new ObjectStoreError(
+      'permanent',
+      `${op} ${key} in ${this.location} refused: ${relative} is, or goes through, a symbolic link below the ` +
+        `store's root${where}; the filesystem store follows none`,
+      { op, key },
+    );
+  }
+
+  /**
+   * Makes the missing directories of `segments` one at a time, each only once the one above it is checked
+   * (no mkdir through a symlink), then fsyncs the parent of each so the new names survive a crash.
+   */
+  async #makeDirectory(segments: readonly string[], key: string): Promise<void> {
+    const realRoot = await this.#resolveRoot(true);
     const created: string[] = [];
-    for (let path = directory; path.length >= firstCreated.length; path = dirname(path)) created.push(path);
-    for (const path of created) await this.#syncDirectory(dirname(path));
+    for (let depth = 1; depth <= segments.length; depth++) {
+      const directoryKey = segments.slice(0, depth).join('/');
+      const existing = await this.#openDirectory(directoryKey, 'put', key);
+      if (existing !== undefined) {
+        await existing.handle.close();
+        continue;
+      }
+      await mkdir(join(realRoot, directoryKey)).then(
+        () => created.push(directoryKey),
+        (error: unknown) => {
+          if (errnoCode(error) !== 'EEXIST') throw error;
+        },
+      );
+      const made = await this.#openDirectory(directoryKey, 'put', key);
+      if (made === undefined) {
+        throw Object.assign(new Error(`${directoryKey} is not a directory`), { code: 'ENOTDIR' });
+      }
+      await made.handle.close();
+    }
+    for (const directoryKey of created) {
+      await this.#syncDirectory(directoryKey.includes('/') ? dirname(directoryKey) : '');
+    }
   }
 
-  async #syncDirectory(directory: string): Promise<void> {
-    await syncDirectory(directory);
-    this.#onDirectorySynced?.(directory);
+  async #syncDirectory(directoryKey: string): Promise<void> {
+    await syncDirectory(join(this.#realRoot ?? this.root, directoryKey));
+    this.#onDirectorySynced?.(join(this.root, directoryKey));
   }
 
   #translate(error: unknown, op: ObjectStoreOp, key: string): ObjectStoreError {
