@@ -254,8 +254,8 @@ export class FsObjectStore implements ObjectStore {
     for (const key of keys) {
       const segments = this.#segments(key, 'deleteMany');
       const directoryKey = segments.slice(0, -1).join('/');
-      let group = groups.get(directoryKey);
-      if (group === undefined) groups.set(directoryKey, (group = []));
+      const group = groups.get(directoryKey) ?? [];
+      groups.set(directoryKey, group);
       group.push({ key, name: segments.at(-1)! });
     }
     const slices: { directoryKey: string; items: { key: string; name: string }[] }[] = [];
