@@ -126,7 +126,8 @@ const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
  * names exists (from one listing of `chunks/` per pass, not a HEAD per chunk; a chunk the listing lacks is
  * confirmed missing with a HEAD). With `readData`, chunks are also downloaded and authenticated, each unique
  * chunk once. Findings go into the damage records as `verifyBackup` writes them (docs/format.md §12.5), so
- * the next backup of a damaged volume stores the chunks again instead of naming them.
+ * the next backup of a damaged volume stores the chunks again instead of naming them. When anything is damaged
+ * or recorded, every manifest is read once more to name the backups concerned and update their records.
  *
  * Memory: the chunk-id index of one pass (`indexMemoryBytes`, 72 bytes per distinct chunk, default 256 MiB ≈
  * 3.7 million chunks; past it, more passes), a bit per indexed chunk for the listing, up to 4 manifests being

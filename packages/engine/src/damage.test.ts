@@ -12,6 +12,7 @@ import {
   FsObjectStore,
   MemoryObjectStore,
   type ObjectStore,
+  ObjectStoreError,
   openObjectStore,
   S3ObjectStore,
 } from '@stowage/object-store';
@@ -362,6 +363,33 @@ describe('verify records what it finds', () => {
     expect(report.damageRecord).toMatchObject({ action: 'deleted', cleared: 2 });
   });
 
+  it('still reports what it found when the record cannot be written (read-only credentials)', async () => {
+    const memory = new MemoryObjectStore();
+    const repository = await newRepository(memory);
+    const b1 = await backup(repository, await image());
+    const victim = await firstChunk(repository, b1);
+    await memory.delete(victim.key);
+    const readOnly = await Repository.openWithKey(
+      {
+        location: memory.location,
+        head: (k) => memory.head(k),
+        list: (p) => memory.list(p),
+        get: (k, r) => memory.get(k, r),
+        put: async (k) => {
+          throw new ObjectStoreError('auth', `put ${k}: access denied`, { op: 'put', key: k });
+        },
+        delete: (k) => memory.delete(k),
+        deleteMany: (k) => memory.deleteMany(k),
+      },
+      repository.targetKey,
+    );
+    const report = await verifyBackup({ repository: readOnly, workers, backup: b1 });
+    expect(report.problems).toEqual([{ objectKey: victim.key, message: `chunk ${victim.key} is missing` }]);
+    expect(report.damageRecord).toBeUndefined();
+    expect(report.damageRecordError).toContain(`could not update damage/${b1.volumeId}/${b1.backupId}`);
+    expect(report.damageRecordError).toContain('access denied');
+  });
+
   it('with recordDamage false leaves the repository untouched', async () => {
     const repository = await newRepository();
     const path = await image();
@@ -585,6 +613,27 @@ describe('checkRepository', () => {
       [gone.backupId, 'deleted', 1],
     ]);
     expect(await repository.readDamageRecord(gone)).toBeUndefined();
+  });
+
+  it('reports a damage record that does not decode, and replaces it only after reading every chunk', async () => {
+    const repository = await newRepository();
+    const b1 = await backup(repository, await image());
+    const victim = await firstChunk(repository, b1);
+    await repository.store.put(repository.damageRecordKey(b1), new Uint8Array(64).fill(7));
+    const shallow = await checkRepository({ repository, workers });
+    expect(shallow.clean).toBe(false);
+    expect(shallow.damageRecordsUnreadable.map((u) => u.ref.backupId)).toEqual([b1.backupId]);
+    expect(shallow.damageRecordsWritten).toEqual([]);
+    expect(shallow.damageRecordsCleared).toEqual([]);
+    expect(await repository.store.head(repository.damageRecordKey(b1))).toBeDefined();
+
+    // Having read every chunk, the check knows what the record should say: here, one missing chunk.
+    await repository.store.delete(victim.key);
+    const deep = await checkRepository({ repository, workers, readData: 'all' });
+    expect(deep.damageRecordsWritten).toMatchObject([
+      { ref: { backupId: b1.backupId }, action: 'written', chunksListed: 1, replacedUnreadable: true },
+    ]);
+    expect([...(await repository.readDamageRecord(b1))!.chunks].map((d) => d.problem)).toEqual(['missing']);
   });
 
   it('reports progress of each step, and a cancel rejects with aborted', async () => {

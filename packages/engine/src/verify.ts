@@ -6,7 +6,7 @@ import {
   IntegrityError,
   StowageFormatError,
 } from '@stowage/format';
-import { isObjectStoreError } from '@stowage/object-store';
+import { isObjectStoreError, ObjectStoreError } from '@stowage/object-store';
 import { abortRace } from './abort.js';
 import { distinctChunks, findChunk } from './chunk-ids.js';
 import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
@@ -52,6 +52,12 @@ export interface VerifyReport {
   corruptChunks: string[];
   /** What the verify did to the backup's damage record; undefined with `recordDamage: false`. */
   damageRecord: DamageRecordUpdate | undefined;
+  /**
+   * Why the damage record could not be updated (a storage failure, e.g. read-only credentials), or
+   * undefined. The findings above stand either way: recording them is a side effect, and a failure to
+   * record must not hide what the verify found.
+   */
+  damageRecordError: string | undefined;
   seconds: number;
 }
 
@@ -175,8 +181,11 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   gets.close();
   if (failure) throw failure;
   found.sort((a, b) => Buffer.compare(a.id, b.id));
-  const damageRecord = recordDamage
-    ? await reconcileDamageRecord(repository, options.backup, {
+  let damageRecord: DamageRecordUpdate | undefined;
+  let damageRecordError: string | undefined;
+  if (recordDamage) {
+    try {
+      damageRecord = await reconcileDamageRecord(repository, options.backup, {
         previous,
         found,
         checkedHealthy: (id) => {
@@ -186,8 +195,12 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
         named: (id) => findId(id) >= 0,
         complete: checked + found.length === distinct,
         now: (options.now ?? (() => new Date()))(),
-      })
-    : undefined;
+      });
+    } catch (error) {
+      if (!(error instanceof ObjectStoreError)) throw error;
+      damageRecordError = `could not update ${repository.damageRecordKey(options.backup)}: ${error.message}`;
+    }
+  }
   progress.report(total, true);
   return {
     backupId: manifest.backupId,
@@ -204,6 +217,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
       .map((f) => f.objectKey)
       .sort(),
     damageRecord,
+    damageRecordError,
     seconds: progress.elapsedSeconds(),
   };
 }
