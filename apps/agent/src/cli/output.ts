@@ -53,27 +53,35 @@ export function printJson(cli: CliEnv, value: unknown): void {
  * the failure that ends the command, `error` lines on stderr. Field names are in docs/agent-cli.md.
  */
 export const jsonMessages = {
-  status(cli: CliEnv, p: Progress): void {
+  /** `extra` holds a command's own fields (check's `step` and `pass`), after the common ones. */
+  status(cli: CliEnv, p: Progress, extra: Record<string, unknown> = {}): void {
+    // A total below what is done is not known yet (check's listing of chunks/): no fraction, no estimate.
+    const known = p.bytesTotal >= p.bytesDone;
     const fraction = p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : 1;
+    const eta = p.etaSeconds;
     printJson(cli, {
       message_type: 'status',
       seconds_elapsed: round(p.elapsedSeconds, 3),
-      ...(p.etaSeconds === undefined || !Number.isFinite(p.etaSeconds)
-        ? {}
-        : { seconds_remaining: round(p.etaSeconds, 3) }),
-      percent_done: round(fraction, 4),
+      ...(known && eta !== undefined && Number.isFinite(eta)
+        ? { seconds_remaining: round(Math.max(0, eta), 3) }
+        : {}),
+      ...(known ? { percent_done: round(fraction, 4) } : {}),
       total_bytes: p.bytesTotal,
       bytes_done: p.bytesDone,
       bytes_per_second: Math.round(p.rate),
+      ...extra,
     });
   },
   summary(cli: CliEnv, fields: Record<string, unknown>): void {
     printJson(cli, { message_type: 'summary', ...fields });
   },
-  /** A problem found (`object` names what is damaged), or with `exit_code` the failure that ends the run. */
+  /**
+   * A problem found (`object` names what is damaged, `problem` says how, `backups` which it affects), or,
+   * with `exit_code`, the failure that ends the run.
+   */
   error(
     cli: CliEnv,
-    error: { message: string; object?: string; backups?: string[]; exit_code?: number },
+    error: { message: string; object?: string; problem?: string; backups?: string[]; exit_code?: number },
   ): void {
     cli.stderr.write(`${jsonText({ message_type: 'error', ...error })}\n`);
   },
@@ -111,10 +119,14 @@ export function watchOutput(cli: Pick<CliEnv, 'stdout' | 'stderr'>): {
   const flushOne = (stream: NodeJS.WritableStream) =>
     new Promise<void>((resolve) => {
       // An empty write completes after every write before it; its callback sees their failure.
-      stream.write('', (error) => {
-        if (error) onError(error);
-        resolve();
-      });
+      try {
+        stream.write('', (error) => {
+          if (error) onError(error);
+          resolve();
+        });
+      } catch {
+        resolve(); // a stream that throws on write has already reported what it could
+      }
     });
   return {
     get closed() {
