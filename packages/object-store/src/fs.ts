@@ -102,7 +102,7 @@ export class FsObjectStore implements ObjectStore {
     const segments = this.#segments(key, 'head');
     const directoryKey = segments.slice(0, -1).join('/');
     try {
-      const realRoot = await this.#resolveRoot();
+      const realRoot = this.#realRoot ?? (await this.#resolveRoot());
       if (realRoot === undefined) return undefined;
       // The hot path of a backup (a head per new chunk): an lstat, and the directory's identity beside it.
       const [stats, directoryFound] = await Promise.all([
@@ -176,7 +176,7 @@ export class FsObjectStore implements ObjectStore {
     const tempName = `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
     let tempPath: string | undefined;
     try {
-      const realRoot = await this.#resolveRoot(true);
+      const realRoot = this.#realRoot ?? (await this.#resolveRoot(true));
       const directory = join(realRoot, ...directorySegments);
       const path = join(directory, segments.at(-1)!);
       const opening = join(directory, tempName);
@@ -406,7 +406,7 @@ export class FsObjectStore implements ObjectStore {
     op: ObjectStoreOp,
     key: string,
   ): Promise<{ handle: FileHandle; stats: Stats } | undefined> {
-    const realRoot = await this.#resolveRoot();
+    const realRoot = this.#realRoot ?? (await this.#resolveRoot());
     if (realRoot === undefined) return undefined;
     const path = join(realRoot, ...segments);
     let handle: FileHandle;
@@ -439,7 +439,7 @@ export class FsObjectStore implements ObjectStore {
     op: ObjectStoreOp,
     key: string,
   ): Promise<OpenDirectory | undefined> {
-    const realRoot = await this.#resolveRoot();
+    const realRoot = this.#realRoot ?? (await this.#resolveRoot());
     if (realRoot === undefined) return undefined;
     const path = directoryKey === '' ? realRoot : join(realRoot, directoryKey);
     let handle: FileHandle;
@@ -479,7 +479,7 @@ export class FsObjectStore implements ObjectStore {
    * changes.
    */
   async #confirmDirectory(directoryKey: string, op: ObjectStoreOp, key: string): Promise<boolean> {
-    const realRoot = await this.#resolveRoot();
+    const realRoot = this.#realRoot ?? (await this.#resolveRoot());
     if (realRoot === undefined) return false;
     if (directoryKey === '') return true;
     const known = this.#checkedDirectories.get(directoryKey);
@@ -541,7 +541,7 @@ export class FsObjectStore implements ObjectStore {
    * (no mkdir through a symlink), then fsyncs the parent of each so the new names survive a crash.
    */
   async #makeDirectory(segments: readonly string[], key: string): Promise<void> {
-    const realRoot = await this.#resolveRoot(true);
+    const realRoot = this.#realRoot ?? (await this.#resolveRoot(true));
     const created: string[] = [];
     for (let depth = 1; depth <= segments.length; depth++) {
       const directoryKey = segments.slice(0, depth).join('/');
