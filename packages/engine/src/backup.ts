@@ -109,7 +109,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   if (await store.head(manifestKey)) throw backupExists(backupId, manifestKey);
   const progress = new ProgressReporter('backup', source.size, options.onProgress);
 
-  const chunker = new StreamingChunker(params);
+  // The target's own gear table (format version 2): where content is cut is as secret as the key.
+  const chunker = new StreamingChunker(params, { gear: repository.gearTable });
   const manifest = new ManifestBuilder();
   const objectBuffers = new BufferPool(
     maxChunkObjectLength(params.maxSize),

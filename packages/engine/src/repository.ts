@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { blake3DeriveKey, blake3Keyed } from '@stowage/blake3';
-import type { ChunkerParams } from '@stowage/chunker';
+import { type ChunkerParams, type GearTable, gearTableFromBytes } from '@stowage/chunker';
 import {
   createKeyFile,
   DAMAGE_RECORD_PREFIX,
@@ -62,6 +62,8 @@ const LIST_CONCURRENCY = 8;
 /** An opened repository: its store, configuration and the keys derived from its target key. */
 export class Repository {
   readonly #volumeIdKey: Uint8Array;
+  /** FastCDC's gear table of this target, derived from its key (docs/format.md §4.1). */
+  readonly gearTable: GearTable;
 
   private constructor(
     readonly store: ObjectStore,
@@ -70,6 +72,7 @@ export class Repository {
     readonly config: RepositoryConfig,
   ) {
     this.#volumeIdKey = blake3DeriveKey(VOLUME_ID_CONTEXT, targetKey);
+    this.gearTable = gearTableFromBytes(keys.gearTable);
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   chunkId,
   chunkIdToHex,
   chunkObjectKey,
+  chunkObjectLength,
   maxChunkObjectLength,
   openChunk,
   readChunkHeader,
@@ -15,6 +16,7 @@ import {
 import { MAX_CHUNK_LENGTH } from './compression.js';
 import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
 import { deriveTargetKeys } from './keys.js';
+import { padmeLength } from './padding.js';
 
 const keys = deriveTargetKeys(new Uint8Array(32).fill(7));
 const otherKeys = deriveTargetKeys(new Uint8Array(32).fill(8));
@@ -47,7 +49,9 @@ describe('chunk objects', () => {
     expect(t.object[5]).toBe(1);
     const r = sealChunk(keys, new Uint8Array(randomBytes(1 << 20)));
     expect(r.compressed).toBe(false);
-    expect(r.object.length).toBe((1 << 20) + CHUNK_OVERHEAD);
+    // Padmé of 1 MiB + 50 bytes: 33 grains of 32 KiB.
+    expect(r.object.length).toBe(chunkObjectLength(1 << 20));
+    expect(r.object.length).toBe(33 * 32 * 1024);
     expect(r.object[5]).toBe(0);
     // Below the sampling threshold the full attempt decides, and still falls back to raw.
     const small = sealChunk(keys, new Uint8Array(randomBytes(1000)));
@@ -111,13 +115,33 @@ describe('chunk objects', () => {
     expect(() => openChunk(keys, raw.id, raw.object, 499)).toThrow(IntegrityError);
   });
 
-  it('reports a newer format version as unsupported', () => {
+  it('reports a newer format version as unsupported, and version 1 as no longer read', () => {
     const { id, object } = sealChunk(keys, text(100));
     const bad = object.slice();
-    bad[4] = 2;
+    bad[4] = 3;
     expect(() => openChunk(keys, id, bad)).toThrow(UnsupportedFormatVersionError);
-    expect(() => openChunk(keys, id, bad)).toThrow(/unsupported format version 2/);
-    expect(readChunkHeader(object)).toEqual({ version: 1, compressed: true });
+    expect(() => openChunk(keys, id, bad)).toThrow(/unsupported format version 3/);
+    bad[4] = 1;
+    expect(() => openChunk(keys, id, bad)).toThrow(/format version 1 .*no longer reads/);
+    expect(readChunkHeader(object)).toEqual({ version: 2, compressed: true });
+  });
+
+  it('pads every object to its Padmé length, authenticated, and refuses any other padding', () => {
+    for (const length of [1, 100, 4095, 65_536, 300_001, 1 << 20, (1 << 22) - 7]) {
+      const plaintext = new Uint8Array(randomBytes(length));
+      const sealed = sealChunk(keys, plaintext);
+      expect(sealed.compressed).toBe(false);
+      expect(sealed.object.length).toBe(padmeLength(length + CHUNK_OVERHEAD));
+      expect(sealed.object.length / (length + CHUNK_OVERHEAD)).toBeLessThan(1.12);
+      expect(openChunk(keys, sealed.id, sealed.object, length)).toEqual(plaintext);
+    }
+    const { id, object } = sealChunk(keys, new Uint8Array(randomBytes(300_001)));
+    // The padding is inside the ciphertext: flipping a padding byte fails the tag like any other byte.
+    const flipped = object.slice();
+    flipped[object.length - 20]! ^= 1;
+    expect(() => openChunk(keys, id, flipped)).toThrow(IntegrityError);
+    // An object cut to its unpadded length (or grown) is not the padded length of its body.
+    expect(() => openChunk(keys, id, object.subarray(0, 300_001 + CHUNK_OVERHEAD))).toThrow(IntegrityError);
   });
 
   it('spells object keys and validates ids', () => {

@@ -7,9 +7,10 @@ import {
   MAX_CHUNK_LENGTH,
   zstdDecompressExact,
 } from './compression.js';
-import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
+import { FormatError, IntegrityError } from './errors.js';
 import type { TargetKeys } from './keys.js';
-import { FORMAT_VERSION } from './version.js';
+import { padmeLength } from './padding.js';
+import { checkObjectVersion, FORMAT_VERSION } from './version.js';
 import { XCHACHA_NONCE_LENGTH, XCHACHA_TAG_LENGTH, xchachaOpen, xchachaSealInto } from './xchacha.js';
 
 /** Chunk object magic: ASCII "STWC". */
@@ -19,8 +20,13 @@ export const CHUNK_HEADER_LENGTH = 6;
 /** Flag bit: the body is one zstd frame; otherwise it is the raw plaintext. */
 export const CHUNK_FLAG_ZSTD = 0x01;
 export const CHUNK_ID_LENGTH = 32;
-/** Bytes an object adds to its body: header, nonce and tag. */
-export const CHUNK_OVERHEAD = CHUNK_HEADER_LENGTH + XCHACHA_NONCE_LENGTH + XCHACHA_TAG_LENGTH;
+/** The body's length, inside the ciphertext before the body: 4 bytes, big-endian. */
+export const CHUNK_BODY_LENGTH_LENGTH = 4;
+/** Bytes an object adds to its body before padding: header, nonce, the body's length and the tag. */
+export const CHUNK_OVERHEAD =
+  CHUNK_HEADER_LENGTH + XCHACHA_NONCE_LENGTH + CHUNK_BODY_LENGTH_LENGTH + XCHACHA_TAG_LENGTH;
+/** Offset of the ciphertext in a chunk object. */
+const SEALED_AT = CHUNK_HEADER_LENGTH + XCHACHA_NONCE_LENGTH;
 
 const CHUNK_ID_HEX_RE = /^[0-9a-f]{64}$/;
 
@@ -77,9 +83,17 @@ export interface SealedChunk {
   readonly compressed: boolean;
 }
 
-/** Largest object `sealChunk` can produce for a plaintext of `length` bytes (the raw body plus overhead). */
+/**
+ * Length of the object holding a body of `bodyLength` bytes: the unpadded length, padded with Padmé
+ * (docs/format.md §4.3). What the object's size says of the chunk is that bucket, not its length.
+ */
+export function chunkObjectLength(bodyLength: number): number {
+  return padmeLength(CHUNK_OVERHEAD + bodyLength);
+}
+
+/** Largest object `sealChunk` can produce for a plaintext of `length` bytes (the raw body, padded). */
 export function maxChunkObjectLength(length: number): number {
-  return CHUNK_OVERHEAD + length;
+  return chunkObjectLength(length);
 }
 
 /**
@@ -122,17 +136,39 @@ export function sealChunkInto(
   // The nonce is derived from the exact bytes encrypted (header included, so the flag is bound): one body,
   // one nonce; two different bodies (e.g. the same chunk compressed two ways) never share one.
   const nonce = blake3Keyed(keys.nonceKey, [header, body], XCHACHA_NONCE_LENGTH);
+  // Sealed in place: length ‖ body ‖ zero padding is laid out in `out` and encrypted over itself, so the
+  // padding costs no buffer of its own. It is authenticated with the rest, and fixed by the body's length.
+  const length = chunkObjectLength(body.length);
+  const inner = out.subarray(SEALED_AT, length - XCHACHA_TAG_LENGTH);
+  new DataView(inner.buffer, inner.byteOffset, CHUNK_BODY_LENGTH_LENGTH).setUint32(0, body.length, false);
+  inner.set(body, CHUNK_BODY_LENGTH_LENGTH);
+  inner.fill(0, CHUNK_BODY_LENGTH_LENGTH + body.length);
   out.set(header, 0);
   out.set(nonce, CHUNK_HEADER_LENGTH);
-  xchachaSealInto(
-    keys.chunkKey,
-    nonce,
-    body,
-    chunkAad(header, id),
-    out,
-    CHUNK_HEADER_LENGTH + XCHACHA_NONCE_LENGTH,
+  xchachaSealInto(keys.chunkKey, nonce, inner, chunkAad(header, id), out, SEALED_AT);
+  return { id, length, compressed: compressedBody !== undefined };
+}
+
+/**
+ * The body inside a decrypted `length ‖ body ‖ padding`. Authenticated already; checked all the same, so that
+ * exactly one object encodes each body (the object's length is the Padmé bucket of its body, the padding
+ * zeros): a writer that padded otherwise is refused, not silently accepted.
+ */
+function unpad(inner: Uint8Array, objectLength: number, objectKey: string): Uint8Array {
+  const bodyLength = new DataView(inner.buffer, inner.byteOffset, CHUNK_BODY_LENGTH_LENGTH).getUint32(
+    0,
+    false,
   );
-  return { id, length: CHUNK_OVERHEAD + body.length, compressed: compressedBody !== undefined };
+  if (CHUNK_BODY_LENGTH_LENGTH + bodyLength > inner.length) {
+    throw new IntegrityError(objectKey, `body length ${bodyLength} exceeds the object`);
+  }
+  if (chunkObjectLength(bodyLength) !== objectLength) {
+    throw new IntegrityError(objectKey, `object is ${objectLength} bytes, not the padded length of its body`);
+  }
+  for (let i = CHUNK_BODY_LENGTH_LENGTH + bodyLength; i < inner.length; i++) {
+    if (inner[i] !== 0) throw new IntegrityError(objectKey, 'padding is not zero');
+  }
+  return inner.subarray(CHUNK_BODY_LENGTH_LENGTH, CHUNK_BODY_LENGTH_LENGTH + bodyLength);
 }
 
 /** What the 6-byte header of a chunk object says, checked for magic and version only. */
@@ -150,8 +186,7 @@ export function readChunkHeader(object: Uint8Array, objectKey?: string): ChunkHe
     if (object[i] !== CHUNK_MAGIC[i]) throw new IntegrityError(objectKey, 'not a chunk object (bad magic)');
   }
   const version = object[4]!;
-  if (version > FORMAT_VERSION) throw new UnsupportedFormatVersionError(version, objectKey);
-  if (version < 1) throw new IntegrityError(objectKey, `invalid format version ${version}`);
+  checkObjectVersion(version, objectKey);
   const flags = object[5]!;
   if ((flags & ~CHUNK_FLAG_ZSTD) !== 0) {
     throw new IntegrityError(objectKey, `unknown flags 0x${flags.toString(16).padStart(2, '0')}`);
@@ -180,9 +215,10 @@ export function openChunk(
   }
   const { compressed } = readChunkHeader(object, objectKey);
   const header = object.subarray(0, CHUNK_HEADER_LENGTH);
-  const nonce = object.subarray(CHUNK_HEADER_LENGTH, CHUNK_HEADER_LENGTH + XCHACHA_NONCE_LENGTH);
-  const sealed = object.subarray(CHUNK_HEADER_LENGTH + XCHACHA_NONCE_LENGTH);
-  const body = xchachaOpen(keys.chunkKey, nonce, sealed, chunkAad(header, idBytes), objectKey);
+  const nonce = object.subarray(CHUNK_HEADER_LENGTH, SEALED_AT);
+  const sealed = object.subarray(SEALED_AT);
+  const inner = xchachaOpen(keys.chunkKey, nonce, sealed, chunkAad(header, idBytes), objectKey);
+  const body = unpad(inner, object.length, objectKey);
   let plaintext: Uint8Array;
   if (compressed) {
     plaintext = zstdDecompressExact(body, { expectedLength, maxLength: MAX_CHUNK_LENGTH, objectKey });

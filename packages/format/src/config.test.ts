@@ -21,24 +21,25 @@ const init: { repositoryId: string; createdAt: Date; chunker: ChunkerParams } = 
     avgSize: 1_048_576,
     maxSize: 4_194_304,
     level: 1,
-    seed: 12345678901234567890n,
+    seed: 0n,
   },
 };
 
 describe('repository config', () => {
   it('round-trips and is verified by MAC', () => {
     const bytes = encodeConfig(keys, init);
-    expect(readConfigVersion(bytes)).toBe(1);
+    expect(readConfigVersion(bytes)).toBe(2);
     const config = decodeConfig(keys, bytes);
-    expect(config).toEqual({ version: 1, ...init });
+    expect(config).toEqual({ version: 2, ...init });
     expect(readConfigUnverified(bytes)).toEqual(config);
   });
 
   it('is readable as plain CBOR without the key', () => {
     const bytes = encodeConfig(keys, init);
     const doc = strictCborDecode(bytes.subarray(CONFIG_HEADER_LENGTH, bytes.length - CONFIG_MAC_LENGTH));
+    // No seed: nothing in the bucket tells where content is cut (the gear table is derived from the key).
     expect(doc).toEqual({
-      version: 1n,
+      version: 2n,
       repositoryId: init.repositoryId,
       createdAt: BigInt(init.createdAt.getTime()),
       chunker: {
@@ -46,7 +47,6 @@ describe('repository config', () => {
         avgSize: 1_048_576n,
         maxSize: 4_194_304n,
         level: 1n,
-        seed: 12345678901234567890n,
       },
     });
   });
@@ -65,9 +65,11 @@ describe('repository config', () => {
 
   it('reports a newer version before any key is needed', () => {
     const bytes = encodeConfig(keys, init);
-    bytes[4] = 2;
+    bytes[4] = 3;
     expect(() => readConfigVersion(bytes)).toThrow(UnsupportedFormatVersionError);
-    expect(() => readConfigVersion(bytes)).toThrow('unsupported format version 2 in config');
+    expect(() => readConfigVersion(bytes)).toThrow('unsupported format version 3 in config');
+    bytes[4] = 1;
+    expect(() => readConfigVersion(bytes)).toThrow(/format version 1 .*no longer reads/);
   });
 
   it('validates', () => {
@@ -77,6 +79,9 @@ describe('repository config', () => {
     );
     expect(() => encodeConfig(keys, { ...init, chunker: { ...init.chunker, seed: -1n } })).toThrow(
       FormatError,
+    );
+    expect(() => encodeConfig(keys, { ...init, chunker: { ...init.chunker, seed: 666n } })).toThrow(
+      /seed is not part of version 2/,
     );
     expect(() =>
       readConfigVersion(new TextEncoder().encode('{"version":1, "hello": "world", "x": 1}')),

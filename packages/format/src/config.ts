@@ -1,10 +1,10 @@
 import { blake3Keyed } from '@stowage/blake3';
 import { bytesEqual, isUuid } from './bytes.js';
 import { cborDecode, cborEncode, cborUint } from './cbor.js';
-import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
+import { FormatError, IntegrityError } from './errors.js';
 import type { TargetKeys } from './keys.js';
-import { asUint, type ChunkerParams, validateChunkerParams } from './params.js';
-import { FORMAT_VERSION } from './version.js';
+import { asUint, type ChunkerParams, chunkerParamsDocument, validateChunkerParams } from './params.js';
+import { checkObjectVersion, FORMAT_VERSION } from './version.js';
 
 /** Object key of the repository config, relative to the repository root. */
 export const CONFIG_OBJECT_KEY = 'config';
@@ -39,13 +39,7 @@ export function encodeConfig(keys: TargetKeys, init: RepositoryConfigInit): Uint
     version: FORMAT_VERSION,
     repositoryId: config.repositoryId,
     createdAt: cborUint(config.createdAt.getTime()),
-    chunker: {
-      minSize: c.minSize,
-      avgSize: c.avgSize,
-      maxSize: c.maxSize,
-      level: c.level,
-      seed: cborUint(c.seed),
-    },
+    chunker: chunkerParamsDocument(c),
   });
   const out = new Uint8Array(CONFIG_HEADER_LENGTH + body.length + CONFIG_MAC_LENGTH);
   out.set(CONFIG_MAGIC, 0);
@@ -72,8 +66,7 @@ export function readConfigVersion(bytes: Uint8Array): number {
       throw new FormatError('not a repository config (bad magic)', CONFIG_OBJECT_KEY);
   }
   const version = bytes[4]!;
-  if (version > FORMAT_VERSION) throw new UnsupportedFormatVersionError(version, CONFIG_OBJECT_KEY);
-  if (version < 1) throw new FormatError(`invalid format version ${version}`, CONFIG_OBJECT_KEY);
+  checkObjectVersion(version, CONFIG_OBJECT_KEY);
   if (bytes[5] !== 0) throw new FormatError(`unknown config flags ${bytes[5]}`, CONFIG_OBJECT_KEY);
   return version;
 }

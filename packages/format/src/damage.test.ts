@@ -41,7 +41,7 @@ describe('damage records', () => {
   it('round-trip, sorted by chunk id, under the key beside the manifest', () => {
     const bytes = encodeDamageRecord(keys, sample());
     const record = decodeDamageRecord(keys, bytes, { volumeId, backupId });
-    expect(record.version).toBe(1);
+    expect(record.version).toBe(2);
     expect(record.updatedAt.toISOString()).toBe('2026-12-01T10:00:00.000Z');
     expect([...record.chunks]).toEqual([
       { id: id(2), problem: 'missing', foundAt: at('2026-11-30T23:59:59.999Z') },
@@ -57,7 +57,7 @@ describe('damage records', () => {
 
   it('are XChaCha20-Poly1305 over plain CBOR under the damage subkey, bound to their backup', () => {
     const bytes = encodeDamageRecord(keys, sample());
-    expect(Buffer.from(bytes.subarray(0, 6)).toString('hex')).toBe('535457440100');
+    expect(Buffer.from(bytes.subarray(0, 6)).toString('hex')).toBe('535457440200');
     // Decrypted independently of damage.ts: the derived key, the AAD and the CBOR are as docs/format.md says.
     const damageKey = blake3DeriveKey(
       'stowage 2026-12-01 damage record encryption',
@@ -112,7 +112,7 @@ describe('damage records', () => {
   it('refuse a newer version before decrypting, and unknown flags', () => {
     const bytes = encodeDamageRecord(keys, sample());
     const newer = bytes.slice();
-    newer[4] = 2;
+    newer[4] = 3;
     expect(() => decodeDamageRecord(keys, newer, { volumeId, backupId })).toThrow(
       UnsupportedFormatVersionError,
     );

@@ -5,7 +5,7 @@ import { CHUNK_ID_LENGTH } from './chunk.js';
 import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
 import type { TargetKeys } from './keys.js';
 import { asUint } from './params.js';
-import { FORMAT_VERSION } from './version.js';
+import { checkObjectVersion, FORMAT_VERSION } from './version.js';
 import { XCHACHA_NONCE_LENGTH, XCHACHA_TAG_LENGTH, xchachaOpen, xchachaSealInto } from './xchacha.js';
 
 /** Prefix of every damage record's key: `damage/<volume-id>/<backup-id>`. */
@@ -301,8 +301,7 @@ export function decodeDamageRecord(
       throw new IntegrityError(objectKey, 'not a damage record (bad magic)');
   }
   const version = object[4]!;
-  if (version > FORMAT_VERSION) throw new UnsupportedFormatVersionError(version, objectKey);
-  if (version < 1) throw new IntegrityError(objectKey, `invalid format version ${version}`);
+  checkObjectVersion(version, objectKey);
   if (object[5] !== 0) throw new IntegrityError(objectKey, `unknown flags ${object[5]}`);
   const header = object.subarray(0, DAMAGE_RECORD_HEADER_LENGTH);
   const body = xchachaOpen(

@@ -53,10 +53,11 @@ export class WrongPassphraseError extends StowageFormatError {
 export class UnsupportedFormatVersionError extends StowageFormatError {
   override readonly name = 'UnsupportedFormatVersionError';
   readonly version: number;
-  constructor(version: number, objectKey?: string) {
+  /** `why` replaces the default explanation (a newer version: upgrade to read it). */
+  constructor(version: number, objectKey?: string, why?: string) {
     super(
       'FORMAT_UNSUPPORTED_VERSION',
-      `unsupported format version ${version}${objectKey === undefined ? '' : ` in ${objectKey}`}`,
+      `unsupported format version ${version}${objectKey === undefined ? '' : ` in ${objectKey}`}${why === undefined ? '' : `: ${why}`}`,
       objectKey,
     );
     this.version = version;

@@ -73,10 +73,20 @@ describe('key files', () => {
       d.wrappedKey = (w[0] === '0' ? '1' : '0') + w.slice(1);
     });
     await expect(openKeyFile(flipped, 'pw')).rejects.toThrow(IntegrityError);
+    // The wrapped key's AAD is the stated id: another id fails to authenticate; and read from its object,
+    // the stated id must be the one the object's key names.
     const otherId = edit(file.bytes, (d) => (d.id = '0'.repeat(32)));
     await expect(openKeyFile(otherId, 'pw')).rejects.toThrow(IntegrityError);
-    const newer = edit(file.bytes, (d) => (d.version = 2));
+    await expect(openKeyFile(otherId, 'pw', { objectKey: file.objectKey })).rejects.toThrow(
+      /not its object key/,
+    );
+    await expect(openKeyFile(file.bytes, 'pw', { objectKey: `keys/${'1'.repeat(32)}` })).rejects.toThrow(
+      /not its object key/,
+    );
+    const newer = edit(file.bytes, (d) => (d.version = 3));
     await expect(openKeyFile(newer, 'pw')).rejects.toThrow(UnsupportedFormatVersionError);
+    const older = edit(file.bytes, (d) => (d.version = 1));
+    await expect(openKeyFile(older, 'pw')).rejects.toThrow(/format version 1 .*no longer reads/);
   });
 
   it('refuses bad inputs', async () => {

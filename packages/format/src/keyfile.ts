@@ -8,7 +8,7 @@ import {
   WrongPassphraseError,
 } from './errors.js';
 import { KDF_CONTEXT, KEY_LENGTH } from './keys.js';
-import { FORMAT_VERSION } from './version.js';
+import { checkObjectVersion, FORMAT_VERSION } from './version.js';
 import { XCHACHA_NONCE_LENGTH, XCHACHA_TAG_LENGTH, xchachaOpen, xchachaSeal } from './xchacha.js';
 
 export interface ScryptParams {
@@ -159,8 +159,7 @@ function parseKeyFile(bytes: Uint8Array, objectKey?: string): ParsedKeyFile {
   const d = doc as Record<string, unknown>;
   const version = d.version;
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) fail('bad version');
-  if ((version as number) > FORMAT_VERSION)
-    throw new UnsupportedFormatVersionError(version as number, objectKey);
+  checkObjectVersion(version as number, objectKey);
   const hexField = (name: string, length: number): Uint8Array => {
     const value = typeof d[name] === 'string' ? fromHex(d[name] as string) : undefined;
     if (value === undefined || value.length !== length) return fail(`${name} must be ${length} bytes of hex`);
@@ -201,6 +200,11 @@ export async function openKeyFile(
 ): Promise<Uint8Array> {
   const parsed = parseKeyFile(bytes, options.objectKey);
   const objectKey = options.objectKey ?? keyFileObjectKey(parsed.keyId);
+  // The wrapped key's AAD is the id the document states; that id must also be the one its key names, so a
+  // key file copied under another name is refused before a passphrase is spent on it.
+  if (options.objectKey !== undefined && options.objectKey !== keyFileObjectKey(parsed.keyId)) {
+    throw new FormatError(`key file states id ${parsed.keyId}, which is not its object key`, objectKey);
+  }
   const stretched = await runScrypt(passphrase, parsed.salt, parsed.kdf);
   const { wrapKey, check } = wrappingKeys(stretched);
   stretched.fill(0);

@@ -29,13 +29,17 @@ export function validateChunkerParams(value: unknown, objectKey?: string): Chunk
   if (!(minSize <= avgSize && avgSize <= maxSize)) fail('need minSize ≤ avgSize ≤ maxSize');
   const level = asUint(v.level);
   if (level === undefined || level > 3) fail('level must be 0, 1, 2 or 3');
+  // Version 2 keys the gear table from the target key instead: a seed in the bucket would be public.
   const rawSeed = v.seed;
-  let seed: bigint;
-  if (typeof rawSeed === 'bigint') seed = rawSeed;
-  else if (typeof rawSeed === 'number' && Number.isSafeInteger(rawSeed)) seed = BigInt(rawSeed);
-  else return fail('seed must be an unsigned 64-bit integer');
-  if (seed < 0n || seed > MAX_UINT64) fail('seed must be an unsigned 64-bit integer');
-  return Object.freeze({ minSize, avgSize, maxSize, level: level as 0 | 1 | 2 | 3, seed });
+  if (rawSeed !== undefined && rawSeed !== 0 && rawSeed !== 0n) {
+    fail('seed is not part of version 2 (the gear table is derived from the target key)');
+  }
+  return Object.freeze({ minSize, avgSize, maxSize, level: level as 0 | 1 | 2 | 3, seed: 0n });
+}
+
+/** The chunker parameters as the CBOR map `config` and manifests record them (no seed: §7.2). */
+export function chunkerParamsDocument(c: ChunkerParams): Record<string, number> {
+  return { minSize: c.minSize, avgSize: c.avgSize, maxSize: c.maxSize, level: c.level };
 }
 
 /** A non-negative safe integer from a number or bigint (CBOR decoders return either), else undefined. */

@@ -8,6 +8,7 @@ import { FormatError, IntegrityError, StowageFormatError } from './errors.js';
 import { openKeyFile } from './keyfile.js';
 import { deriveTargetKeys } from './keys.js';
 import { decodeManifest } from './manifest.js';
+import { FORMAT_VERSION } from './version.js';
 import { xchachaSeal } from './xchacha.js';
 
 const keys = deriveTargetKeys(new Uint8Array(32).fill(5));
@@ -60,13 +61,13 @@ describe('robustness', () => {
     for (let i = 0; i < 300; i++) {
       const junk = new Uint8Array(randomBytes(i % 3 === 0 ? 46 + (i % 40) : i));
       // Give some of them a valid magic and version so the deeper checks run.
-      if (i % 2 === 0 && junk.length >= 6) junk.set([0x53, 0x54, 0x57, 0x43, 1, i % 4], 0);
+      if (i % 2 === 0 && junk.length >= 6) junk.set([0x53, 0x54, 0x57, 0x43, FORMAT_VERSION, i % 4], 0);
       expect(() => openChunk(keys, id, junk)).toThrow(IntegrityError);
       expectOnlyFormatErrors(() => decodeManifest(keys, junk, { backupId }));
       expectOnlyFormatErrors(() => decodeConfig(keys, junk));
       expectOnlyFormatErrors(() => readConfigUnverified(junk));
     }
-    for (const junk of ['', '{', '[]', 'null', '{"version":1}', '\u00ff']) {
+    for (const junk of ['', '{', '[]', 'null', '{"version":2}', '\u00ff']) {
       await expect(openKeyFile(new TextEncoder().encode(junk), 'pw')).rejects.toBeInstanceOf(FormatError);
     }
   });
