@@ -56,6 +56,9 @@ export interface BackupListing {
   damaged: { ref: BackupRef; error: StowageFormatError }[];
 }
 
+/** Key files `open` tries for one passphrase (docs/format.md §8). */
+export const MAX_KEY_FILES_TRIED = 64;
+
 /** Manifests fetched at once by `listBackups` (each is one GET; S3 latency dominates). */
 const LIST_CONCURRENCY = 8;
 
@@ -118,7 +121,14 @@ export class Repository {
     const configBytes = await readConfig(store);
     readConfigVersion(configBytes); // a newer format is refused before the passphrase is tried
     let targetKey: Uint8Array | undefined;
+    let tried = 0;
     for await (const info of store.list(KEYS_PREFIX)) {
+      // Each try is one scrypt: a bucket stuffed with key files must not keep a reader busy for hours.
+      if (++tried > MAX_KEY_FILES_TRIED) {
+        throw new WrongPassphraseError(
+          `wrong passphrase for the repository at ${store.location} (gave up after ${MAX_KEY_FILES_TRIED} key files)`,
+        );
+      }
       try {
         targetKey = await openKeyFile(await store.get(info.key), options.passphrase, { objectKey: info.key });
         break;
