@@ -1,5 +1,5 @@
 import { EngineError } from '@stowage/engine';
-import { StowageFormatError } from '@stowage/format';
+import { FORMAT_VERSION, StowageFormatError } from '@stowage/format';
 import { ObjectStoreError } from '@stowage/object-store';
 
 /** Exit codes of the `agent` command; documented in docs/agent-cli.md. Never renumber one. */
@@ -80,11 +80,15 @@ export function describeFailure(error: unknown): { code: number; message: string
     switch (error.code) {
       case 'FORMAT_WRONG_PASSPHRASE':
         return { code: EXIT.wrongPassphrase, message: 'wrong passphrase' };
-      case 'FORMAT_UNSUPPORTED_VERSION':
+      case 'FORMAT_UNSUPPORTED_VERSION': {
+        // Only a newer version is cured by upgrading; an older one's message says why it is not read.
+        const version = (error as { version?: unknown }).version;
+        const newer = typeof version !== 'number' || version > FORMAT_VERSION;
         return {
           code: EXIT.failure,
-          message: `${error.message}; a newer Stowage wrote it, upgrade to read it`,
+          message: newer ? `${error.message}; a newer Stowage wrote it, upgrade to read it` : error.message,
         };
+      }
       default: // FORMAT_INTEGRITY, FORMAT_INVALID: damaged data
         return { code: EXIT.integrity, message: error.message };
     }
