@@ -222,13 +222,16 @@ export async function runFromProcess(): Promise<void> {
     if (debug) process.stderr.write(stackOf(error));
     process.exit(EXIT.failure);
   };
-  process.on('uncaughtException', fatal);
-  process.on('unhandledRejection', fatal);
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => {
-    process.stderr.write(`agent: warning: ${printable(`${warning.name}: ${warning.message}`)}\n`);
-    if (debug) process.stderr.write(stackOf(warning));
-  });
+  // `agent serve` keeps Node's own reports: a crash of the long-running service needs its stack in the log.
+  if (process.argv[2] !== 'serve') {
+    process.on('uncaughtException', fatal);
+    process.on('unhandledRejection', fatal);
+    process.removeAllListeners('warning');
+    process.on('warning', (warning) => {
+      process.stderr.write(`agent: warning: ${printable(`${warning.name}: ${warning.message}`)}\n`);
+      if (debug) process.stderr.write(stackOf(warning));
+    });
+  }
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = () => {

@@ -264,7 +264,9 @@ export const COMMANDS = {
     description:
       'Reads every manifest and checks that every chunk they name exists; with --read-data (or a subset) it ' +
       'also downloads and authenticates the chunks. Each problem is one line on stderr naming the object and ' +
-      'the backups that name it; the exit code is 5 when anything is missing, corrupt or undecodable.',
+      'the backups that name it; the exit code is 5 when anything is missing, corrupt or undecodable. What ' +
+      'it finds is written into the damage records, so the next backup of a damaged volume stores those chunks ' +
+      'again.',
     environment: repositoryEnv,
     exitCodes: [...repositoryExits, 'integrity', 'interrupted', 'outputClosed'],
     examples: [
