@@ -1,14 +1,16 @@
-// Regenerates packages/format/src/testdata/golden/ (the version-1 set) and golden-damage/ (damage records,
-// an optional object added to version 1). Only after a format change that bumped FORMAT_VERSION (and
+// Regenerates packages/format/src/testdata/golden/ (chunks, config, key file), golden-damage/ (damage records)
+// or golden-manifest/ (a manifest's root and segments). Only after a format change that bumped FORMAT_VERSION (and
 // docs/format.md), or for a newly added optional object; vectors already released are immutable. From the
 // repository root:
-//   node --conditions=source --import tsx packages/format/scripts/generate-golden.ts [golden|golden-damage]
+//   node --conditions=source --import tsx packages/format/scripts/generate-golden.ts [golden|golden-damage|golden-manifest]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { buildDamageGoldenVectors, buildGoldenVectors } from '../src/testdata/golden-builder.js';
+import { buildManifestGoldenVectors } from '../src/testdata/golden-manifest-builder.js';
 
 const sets: Record<string, () => Promise<Record<string, Uint8Array>> | Record<string, Uint8Array>> = {
   golden: buildGoldenVectors,
   'golden-damage': buildDamageGoldenVectors,
+  'golden-manifest': buildManifestGoldenVectors,
 };
 const wanted = process.argv[2];
 if (wanted === undefined || !(wanted in sets)) {

@@ -8,7 +8,6 @@ import { openChunk } from './chunk.js';
 import { decodeConfig, readConfigVersion } from './config.js';
 import { openKeyFile } from './keyfile.js';
 import { deriveTargetKeys } from './keys.js';
-import { decodeManifest } from './manifest.js';
 import { buildGoldenVectors } from './testdata/golden-builder.js';
 import { FORMAT_VERSION } from './version.js';
 
@@ -93,22 +92,6 @@ describe('golden vectors', () => {
       expect(hex(blake3Keyed(keys.idKey, plaintext))).toBe(v.id);
     });
   }
-
-  it('decode the manifest', () => {
-    const v = vectors.manifest;
-    const m = decodeManifest(keys, read(v.objectFile), { backupId: v.backupId, objectKey: v.objectKey });
-    expect(m.volumeId).toBe(v.volumeId);
-    expect(m.volumeName).toBe(v.volumeName);
-    expect(m.volumeSize).toBe(v.volumeSize);
-    expect(m.createdAt.getTime()).toBe(v.createdAtMs);
-    expect(
-      [...m.entries].map((e) =>
-        e.kind === 'chunk'
-          ? { kind: 'chunk', id: hex(e.id), length: e.length }
-          : { kind: 'hole', length: e.length },
-      ),
-    ).toEqual(v.entries);
-  });
 
   it('decode the config', () => {
     const bytes = read(vectors.config.objectFile);

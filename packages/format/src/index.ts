@@ -83,25 +83,48 @@ export {
 export { deriveTargetKeys, generateTargetKey, KDF_CONTEXT, KEY_LENGTH, type TargetKeys } from './keys.js';
 export {
   type DecodeManifestOptions,
+  DEFAULT_SEGMENT_ENTRIES,
   decodeManifest,
-  ENTRY_KIND_CHUNK,
-  ENTRY_KIND_HOLE,
-  ENTRY_RECORD_LENGTH,
   type EncodeManifestOptions,
   encodeManifest,
-  MANIFEST_FLAG_ZSTD,
   MANIFEST_HEADER_LENGTH,
   MANIFEST_MAGIC,
+  MANIFEST_OVERHEAD,
   MAX_MANIFEST_LENGTH,
+  MAX_MANIFEST_SEGMENTS,
+  MAX_SEGMENT_ENTRIES,
   MAX_VOLUME_NAME_LENGTH,
   type Manifest,
   ManifestBuilder,
-  ManifestEntries,
-  type ManifestEntry,
+  type ManifestBuilderOptions,
   type ManifestMeta,
+  type ManifestSegmentOut,
+  type ManifestTotals,
   manifestObjectKey,
+  manifestObjectLength,
+  manifestSegmentCount,
+  manifestSegmentEntryCount,
+  manifestSegmentId,
   parseManifestObjectKey,
+  SEGMENT_ID_LENGTH,
 } from './manifest.js';
+export {
+  ENTRY_KIND_CHUNK,
+  ENTRY_KIND_HOLE,
+  ENTRY_RECORD_LENGTH,
+  MAX_ENTRY_LENGTH,
+  ManifestEntries,
+  type ManifestEntriesOptions,
+  type ManifestEntry,
+} from './manifest-entries.js';
+export {
+  type ManifestSegment,
+  type ManifestSegmentRef,
+  manifestSegmentRefs,
+  openManifestSegment,
+  type ReadManifestSegmentsOptions,
+  readManifestSegments,
+} from './manifest-segments.js';
 export { type ChunkerParams, MAX_UINT64, validateChunkerParams } from './params.js';
 export { FORMAT_VERSION } from './version.js';
 export {

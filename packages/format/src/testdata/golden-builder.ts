@@ -1,12 +1,12 @@
 // Builds the golden vectors from fixed inputs. The generator script writes them to golden/; golden.test.ts
-// rebuilds them and compares with the committed files byte for byte.
+// rebuilds them and compares with the committed files byte for byte. Manifests (a root and its segments) have
+// a set of their own: golden-manifest-builder.ts, golden-manifest/.
 import { blake3 } from '@stowage/blake3';
 import { sealChunk } from '../chunk.js';
 import { encodeConfig } from '../config.js';
 import { DamagedChunks, encodeDamageRecord } from '../damage.js';
 import { createKeyFile } from '../keyfile.js';
 import { deriveTargetKeys } from '../keys.js';
-import { encodeManifest, ManifestBuilder } from '../manifest.js';
 import { FORMAT_VERSION } from '../version.js';
 
 export const GOLDEN_TARGET_KEY = Uint8Array.from({ length: 32 }, (_, i) => i);
@@ -43,20 +43,6 @@ export async function buildGoldenVectors(): Promise<Record<string, Uint8Array>> 
   const c = sealChunk(keys, compressible);
   const r = sealChunk(keys, incompressible);
 
-  const builder = new ManifestBuilder();
-  builder.addChunk(c.id, compressible.length);
-  builder.addHole(65_536);
-  builder.addChunk(r.id, incompressible.length);
-  builder.addChunk(c.id, compressible.length);
-  const manifest = builder.build({
-    backupId: GOLDEN_IDS.backupId,
-    volumeId: GOLDEN_IDS.volumeId,
-    volumeName: 'golden volume',
-    volumeSize: builder.totalLength,
-    createdAt: GOLDEN_CREATED_AT,
-    chunker: GOLDEN_CHUNKER,
-  });
-  const manifestObject = encodeManifest(keys, manifest, { randomBytes: fixedRandom('manifest nonce') });
   const config = encodeConfig(keys, {
     repositoryId: GOLDEN_IDS.repositoryId,
     createdAt: GOLDEN_CREATED_AT,
@@ -98,18 +84,6 @@ export async function buildGoldenVectors(): Promise<Record<string, Uint8Array>> 
         compressed: r.compressed,
       },
     },
-    manifest: {
-      objectFile: 'manifest.object',
-      objectKey: `manifests/${GOLDEN_IDS.volumeId}/${GOLDEN_IDS.backupId}`,
-      backupId: GOLDEN_IDS.backupId,
-      volumeId: GOLDEN_IDS.volumeId,
-      volumeName: 'golden volume',
-      volumeSize: manifest.volumeSize,
-      createdAtMs: GOLDEN_CREATED_AT.getTime(),
-      entries: [...manifest.entries].map((e) =>
-        e.kind === 'chunk' ? { kind: 'chunk', id: hex(e.id), length: e.length } : { kind: 'hole', length: e.length },
-      ),
-    },
     config: { objectFile: 'config.object', repositoryId: GOLDEN_IDS.repositoryId },
     keyFile: { objectFile: 'key-file.json', keyId: keyFile.keyId, passphrase: GOLDEN_PASSPHRASE, scrypt: GOLDEN_SCRYPT },
   };
@@ -120,7 +94,6 @@ export async function buildGoldenVectors(): Promise<Record<string, Uint8Array>> 
     'chunk-compressible.object': c.object,
     'chunk-incompressible.plain': incompressible,
     'chunk-incompressible.object': r.object,
-    'manifest.object': manifestObject,
     'config.object': config,
     'key-file.json': keyFile.bytes,
   };
