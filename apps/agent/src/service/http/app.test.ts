@@ -162,10 +162,31 @@ describe('agent HTTP API: volumes and snapshots on local-file', () => {
     const q = `backend=local-file&locator=${encodeURIComponent(volume.locator)}`;
     expect(await (await app.request(`/v1/volume?${q}`, { headers: auth })).json()).toEqual(volume);
 
+    // A point-in-time snapshot or none: where the filesystem has no reflinks, a copy must be asked for.
+    const instant = await app.request('/v1/snapshots', {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ backend: 'local-file', volume: volume.locator, name: 'instant' }),
+    });
+    if (instant.status !== 201) {
+      const refused = await errorOf(instant, 501, 'unsupported');
+      expect(refused.message).toMatch(/reflinks/);
+    } else {
+      expect(((await instant.json()) as { method: string }).method).toBe('reflink');
+      await app.request(
+        `/v1/snapshot?backend=local-file&locator=${encodeURIComponent(join(root, '.stowage-snapshots', 'vol-a@instant'))}`,
+        { method: 'DELETE', headers: auth },
+      );
+    }
     const snap = await app.request('/v1/snapshots', {
       method: 'POST',
       headers: json,
-      body: JSON.stringify({ backend: 'local-file', volume: volume.locator, name: 'before' }),
+      body: JSON.stringify({
+        backend: 'local-file',
+        volume: volume.locator,
+        name: 'before',
+        allow_copy: true,
+      }),
     });
     expect(snap.status).toBe(201);
     const snapshot = (await snap.json()) as { locator: string; method: string };

@@ -66,6 +66,8 @@ interface Entry {
   snapshotLeft?: string;
   /** Frees the volumes the job holds (from submit to its end); safe to call twice. */
   releaseVolumes: Array<() => void>;
+  /** When the last progress change was published (performance.now), for the spacing of the next. */
+  lastProgressAt: number;
 }
 
 /** Snapshots a backup job takes are named so; nothing else may create, and nobody delete, one while it runs. */
@@ -391,6 +393,7 @@ export class LocalJobRunner implements JobRunner {
     const release = this.#locks.acquire(keys, { kind: 'job', jobId: id, jobKind: kind }, subject);
     const entry: Entry = {
       releaseVolumes: [release],
+      lastProgressAt: Number.NEGATIVE_INFINITY,
       job: {
         id,
         kind,
@@ -543,12 +546,13 @@ export class LocalJobRunner implements JobRunner {
     phase: 'snapshot' | 'transfer',
   ): (progress: Pick<Progress, 'bytesDone' | 'bytesTotal' | 'rate' | 'etaSeconds'>) => void {
     const interval = this.#options.progressIntervalMs ?? 250;
-    let last = -Infinity;
     return (progress) => {
       const at = performance.now();
       const final = progress.bytesDone >= progress.bytesTotal;
-      if (!final && at - last < interval) return;
-      last = at;
+      // One spacing per job, across its phases: a snapshot's last report and the transfer's first are two
+      // changes as close as any others.
+      if (!final && at - entry.lastProgressAt < interval) return;
+      entry.lastProgressAt = at;
       this.#publish(
         entry,
         {
@@ -815,6 +819,7 @@ function recoveredEntry(job: Job, fingerprint: string | undefined): Entry {
     controller: new AbortController(),
     ending: job,
     releaseVolumes: [],
+    lastProgressAt: Number.NEGATIVE_INFINITY,
   };
 }
 
