@@ -10,6 +10,9 @@
 // Runs: first backup, backup of the changed image, unchanged re-backup, restore; random first/again; big.
 // Each figure is wall time and peak RSS of the whole process (GNU time), and repository bytes (du).
 // Writes bench/results/latest.json and the tables in docs/benchmarks.md.
+// `--s3` (or STOWAGE_BENCH_S3=1) adds the S3 runs of bench/s3.mjs afterwards (requests by method, stored
+// bytes, objects and peak RSS against a throwaway Ceph RGW, several chunk sizes; ~15 min more);
+// `--s3-only` runs only those. `--avg`, `--no-restic` and `--tree` are passed on to bench/s3.mjs.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -267,6 +270,10 @@ function main() {
     console.log(`bench: data ready in ${work}`);
     return;
   }
+  if (process.argv.includes('--s3-only')) {
+    s3Runs();
+    return;
+  }
   const base = join(work, 'base.img');
   const changed = join(work, 'changed.img');
   const random = join(work, 'random.img');
@@ -313,6 +320,25 @@ function main() {
   const table = render(results);
   console.log(table);
   updateDoc(table);
+  if (process.argv.includes('--s3') || process.env.STOWAGE_BENCH_S3 === '1') s3Runs();
+}
+
+/** The S3 runs (bench/s3.mjs), in their own process: they need an event loop for the counting proxy. */
+function s3Runs() {
+  const passed = [];
+  for (const name of ['--avg', '--tree']) {
+    const i = process.argv.indexOf(name);
+    if (i >= 0) passed.push(name, process.argv[i + 1]);
+  }
+  if (process.argv.includes('--no-restic')) passed.push('--no-restic');
+  const r = spawnSync('node', [join(root, 'bench/s3.mjs'), ...passed], {
+    stdio: 'inherit',
+    env: process.env,
+  });
+  if (r.status !== 0) {
+    console.error(`bench: the S3 runs failed (${r.status ?? r.signal})`);
+    process.exit(1);
+  }
 }
 
 /** The single-thread primitive benchmarks (chunker, BLAKE3, XChaCha20-Poly1305), verbatim. */
