@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { StreamingChunker } from '@stowage/chunker';
 import {
+  CHUNK_ID_LENGTH,
   chunkObjectKey,
   ManifestBuilder,
-  type ManifestEntries,
+  type ManifestSegmentOut,
   manifestObjectKey,
   maxChunkObjectLength,
+  sealChunk,
 } from '@stowage/format';
 import { isObjectStoreError, type ObjectStore } from '@stowage/object-store';
 import { abortRace } from './abort.js';
@@ -48,6 +50,11 @@ export interface BackupOptions {
    * says. `false` checks every chunk with a HEAD.
    */
   trustPreviousManifest?: boolean;
+  /**
+   * Entries per manifest segment (default `DEFAULT_SEGMENT_ENTRIES`, 65,536: 2.5 MiB of records, 64 GiB of
+   * volume at 1 MiB chunks). Tests make it small to get many segments.
+   */
+  manifestSegmentEntries?: number;
 }
 
 export interface BackupSummary {
@@ -58,7 +65,7 @@ export interface BackupSummary {
   createdAt: string;
   size: number;
   bytesRead: number;
-  /** Bytes of chunk objects and the manifest written to the store. */
+  /** Bytes of chunk objects, manifest segments and the manifest root written to the store. */
   bytesUploaded: number;
   /** Data chunks (holes excluded). */
   chunks: number;
@@ -77,6 +84,10 @@ export interface BackupSummary {
    * undefined when every chunk was checked.
    */
   trustedManifest: string | undefined;
+  /** Segments of the manifest (chunk objects holding its entries, docs/format.md §6). */
+  manifestSegments: number;
+  /** Of those, the ones this backup stored (the rest were there already: an unchanged run stores none). */
+  manifestSegmentsNew: number;
   seconds: number;
 }
 
@@ -88,9 +99,11 @@ interface Block {
 }
 
 /**
- * Backs up a volume: stream → FastCDC → (zero? hole) → keyed id → HEAD → seal → PUT, then the manifest.
- * Chunk objects are all written before the manifest, so a manifest only ever names chunks that exist; a
- * re-run after a crash finds the chunks already uploaded and skips them. A backup id is committed once: one
+ * Backs up a volume: stream → FastCDC → (zero? hole) → keyed id → HEAD → seal → PUT, the entries cut into
+ * manifest segments stored like chunks as they fill, then the manifest's root. Chunk and segment objects are
+ * all written before the root, so a committed manifest only ever names objects that exist; a re-run after a
+ * crash finds the chunks already uploaded and skips them. Memory does not grow with the volume: the manifest
+ * holds one segment of entries (plus 32 bytes per segment) and at most `MAX_SEGMENT_UPLOADS` more in flight. A backup id is committed once: one
  * whose manifest exists fails with `backup-exists` before the source is read, and the commit itself never
  * replaces a manifest (see `commitManifest`).
  */
@@ -102,7 +115,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   // One block is being chunked and one holds the previous tail; the rest can be filling.
   const readAhead = blockCount - 2;
   const backupId = options.backupId ?? randomUUID();
-  const volumeId = options.volumeId ?? repository.volumeIdFor(options.volumeName);
+  const volumeName = options.volumeName.normalize('NFC');
+  const volumeId = options.volumeId ?? repository.volumeIdFor(volumeName);
   const createdAt = (options.now ?? (() => new Date()))();
   const store = repository.store;
   const manifestKey = manifestObjectKey(volumeId, backupId);
@@ -111,7 +125,11 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
 
   // The target's own gear table (format version 2): where content is cut is as secret as the key.
   const chunker = new StreamingChunker(params, { gear: repository.gearTable });
-  const manifest = new ManifestBuilder();
+  const manifest = new ManifestBuilder(repository.keys, {
+    ...(options.manifestSegmentEntries === undefined
+      ? {}
+      : { segmentEntries: options.manifestSegmentEntries }),
+  });
   const objectBuffers = new BufferPool(
     maxChunkObjectLength(params.maxSize),
     options.uploadConcurrency ?? Math.max(4, Math.min(16, Math.floor((24 << 20) / params.maxSize))),
@@ -133,6 +151,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     chunksRepaired: 0,
     holes: 0,
     holeBytes: 0,
+    manifestSegments: 0,
+    manifestSegmentsNew: 0,
   };
   let failure: unknown;
   // Results complete out of order; entries go into the manifest in stream order.
@@ -145,6 +165,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       if (r.kind === 'hole') manifest.addHole(r.length);
       else manifest.addChunk(r.id!, r.length);
       bytesRecorded += r.length;
+      const segment = manifest.takeSegment();
+      if (segment) startSegment(segment);
     }
     progress.report(bytesRecorded);
   };
@@ -169,6 +191,37 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const tasks = new Set<Promise<void>>();
   // A cancel ends HEADs and PUTs that hang on a dead connection (the store takes no signal).
   const calls = abortRace(options.signal, 'backup');
+
+  // Manifest segments are stored as they are cut, as chunk objects (docs/format.md §6.4): HEAD-then-PUT, so an
+  // unchanged volume's segments dedup; one a damage record lists as corrupt is stored again. Every chunk a
+  // segment names is stored before the segment is cut (entries are recorded once their chunk is done).
+  const segmentTasks = new Set<Promise<void>>();
+  const storeSegment = async (segment: ManifestSegmentOut): Promise<void> => {
+    const key = chunkObjectKey(segment.id);
+    const recorded = damage.empty ? undefined : damage.problemOf(segment.id);
+    // A segment the latest committed root names is there as surely as its chunks are (§5.1, §12.4).
+    const trusted = recorded === undefined && previous?.hasSegment(segment.id) === true;
+    const upload = recorded === 'corrupt' || (!trusted && !(await calls.race(() => store.head(key))));
+    if (upload) {
+      // Sealed here, not in a worker: one segment per 64 GiB of volume at the default size.
+      const sealed = sealChunk(repository.keys, segment.records, { id: segment.id });
+      await calls.race(() => store.put(key, sealed.object, { durability: 'deferred' }));
+      summary.manifestSegmentsNew++;
+      summary.bytesUploaded += sealed.object.length;
+    }
+    summary.manifestSegments++;
+  };
+  const startSegment = (segment: ManifestSegmentOut) => {
+    const task = storeSegment(segment).catch((error: unknown) => {
+      failure ??= error;
+    });
+    segmentTasks.add(task);
+    void task.finally(() => {
+      segmentTasks.delete(task);
+      wakeReader();
+    });
+  };
+
   const processChunk = async (seq: number, block: Block, offset: number, length: number) => {
     // The block is released as soon as this chunk's bytes are no longer needed (after sealing; at once for
     // holes and chunks already handled in this backup), not after the upload: the reader must not wait on
@@ -249,6 +302,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   // Results wait in `results` until every earlier chunk is done; the reader pauses when too many are
   // waiting, so a stalled upload cannot make that map grow with the volume.
   const MAX_UNRECORDED = 4096;
+  // Segments being stored at once beyond which the reader pauses: each holds its records and sealed object.
+  const MAX_SEGMENT_UPLOADS = 2;
   let readerWaiting: (() => void) | undefined;
   const wakeReader = () => {
     const wake = readerWaiting;
@@ -312,7 +367,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
         void task.finally(() => tasks.delete(task));
         at += length;
       }
-      while (seq - nextToRecord > MAX_UNRECORDED && !failure) {
+      while ((seq - nextToRecord > MAX_UNRECORDED || segmentTasks.size > MAX_SEGMENT_UPLOADS) && !failure) {
         await new Promise<void>((resolve) => {
           readerWaiting = resolve;
         });
@@ -330,16 +385,25 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   // Reads started ahead may still be running; let them finish before the caller closes the source.
   await Promise.allSettled(reads);
   await Promise.all(tasks);
+  if (!failure) {
+    try {
+      const last = manifest.finish();
+      if (last) startSegment(last);
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  await Promise.all(segmentTasks);
   calls.close();
   if (failure) throw failure;
 
-  // Commit point ordering: every chunk name durable before the manifest that names it exists.
+  // Commit point ordering: every chunk and segment name durable before the root that names them exists.
   await store.flush?.();
   const encoded = repository.encodeManifest(
     manifest.build({
       backupId,
       volumeId,
-      volumeName: options.volumeName,
+      volumeName,
       volumeSize: source.size,
       createdAt,
       chunker: params,
@@ -351,7 +415,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   return {
     backupId,
     volumeId,
-    volumeName: options.volumeName,
+    volumeName,
     manifestKey,
     createdAt: createdAt.toISOString(),
     size: source.size,
@@ -420,15 +484,17 @@ class BufferPool {
 
 /**
  * The chunk ids of the volume's latest committed manifest, to skip their HEADs. Looked up by the first 8
- * bytes of the id and confirmed against the full id in the manifest's own packed records (40 bytes a chunk,
- * plus the index), so a prefix collision only costs a HEAD. Left out (HEAD for everything) past
- * MAX_PREVIOUS_CHUNKS, to keep memory flat on huge volumes, or when that manifest cannot be read.
+ * bytes of the id and confirmed against the full id, kept packed (32 bytes a chunk, plus the index), so a
+ * prefix collision only costs a HEAD. Left out (HEAD for everything) past MAX_PREVIOUS_CHUNKS — known from the
+ * root before any segment is read — to keep memory flat on huge volumes, or when that manifest cannot be read
+ * whole.
  */
 class PreviousChunks {
   private constructor(
     readonly manifestKey: string,
-    private readonly entries: ManifestEntries,
+    private readonly ids: Uint8Array,
     private readonly index: Map<string, number>,
+    private readonly segments: ReadonlySet<string>,
   ) {}
 
   /** Undefined (HEAD everything) when the volume has no manifest or its latest one is marked damaged. */
@@ -443,28 +509,48 @@ class PreviousChunks {
       if (latest === undefined || at > latest.at) latest = { key: info.key, at };
     }
     if (latest === undefined || damage.isMarked(latest.key)) return undefined;
-    let entries: ManifestEntries;
     try {
       const backupId = latest.key.slice(latest.key.lastIndexOf('/') + 1);
-      entries = (await repository.loadManifest({ volumeId, backupId, manifestKey: latest.key })).entries;
+      const root = await repository.loadManifest({ volumeId, backupId, manifestKey: latest.key });
+      if (root.chunkCount > MAX_PREVIOUS_CHUNKS) return undefined;
+      const ids = new Uint8Array(root.chunkCount * CHUNK_ID_LENGTH);
+      const index = new Map<string, number>();
+      let n = 0;
+      for await (const segment of repository.readManifestSegments(root)) {
+        if (segment.damaged) return undefined; // not reached: damage is not tolerated here
+        const entries = segment.entries;
+        for (let i = 0; i < entries.count; i++) {
+          if (!entries.isChunkAt(i)) continue;
+          const id = entries.idAt(i);
+          ids.set(id, n * CHUNK_ID_LENGTH);
+          index.set(Buffer.from(id.subarray(0, 8)).toString('hex'), n);
+          n++;
+        }
+      }
+      const segments = new Set<string>();
+      for (let at = 0; at < root.segments.length; at += CHUNK_ID_LENGTH)
+        segments.add(Buffer.from(root.segments.subarray(at, at + CHUNK_ID_LENGTH)).toString('hex'));
+      return new PreviousChunks(latest.key, ids, index, segments);
     } catch {
       return undefined; // a damaged or unreadable manifest is verify's business; HEADs still work
     }
-    if (entries.chunkCount > MAX_PREVIOUS_CHUNKS) return undefined;
-    const index = new Map<string, number>();
-    for (let i = 0; i < entries.count; i++) {
-      if (entries.isChunkAt(i)) index.set(Buffer.from(entries.idAt(i).subarray(0, 8)).toString('hex'), i);
-    }
-    return new PreviousChunks(latest.key, entries, index);
+  }
+
+  /** Whether the manifest's root names this segment. */
+  hasSegment(id: Uint8Array): boolean {
+    return this.segments.has(Buffer.from(id).toString('hex'));
   }
 
   has(hex: string, id: Uint8Array): boolean {
     const at = this.index.get(hex.slice(0, 16));
-    return at !== undefined && Buffer.from(this.entries.idAt(at)).equals(Buffer.from(id));
+    if (at === undefined) return false;
+    return Buffer.from(this.ids.buffer, this.ids.byteOffset + at * CHUNK_ID_LENGTH, CHUNK_ID_LENGTH).equals(
+      id,
+    );
   }
 }
 
-/** 2^18 chunks (≈ 256 GiB at 1 MiB average): ≈ 10 MiB of records and ≈ 25 MiB of index at most. */
+/** 2^18 chunks (≈ 256 GiB at 1 MiB average): 8 MiB of ids and ≈ 25 MiB of index at most. */
 const MAX_PREVIOUS_CHUNKS = 1 << 18;
 
 /** Ids uploaded or found earlier in this backup; bounded, so memory stays flat on huge volumes. */

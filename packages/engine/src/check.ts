@@ -5,13 +5,13 @@ import {
   type DamageRecord,
   IntegrityError,
   type Manifest,
-  type ManifestEntries,
+  type ManifestSegment,
   parseManifestObjectKey,
   StowageFormatError,
 } from '@stowage/format';
 import { isObjectStoreError } from '@stowage/object-store';
 import { type AbortRace, abortRace } from './abort.js';
-import { distinctChunks, findChunk } from './chunk-ids.js';
+import { ChunkIdIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
@@ -58,7 +58,7 @@ export interface CheckOptions {
 export interface CheckProgress extends Progress {
   phase: 'check';
   /**
-   * `manifests`: reading every committed manifest (bytes of manifest objects); `chunks`: listing `chunks/`
+   * `manifests`: reading every committed manifest, root and segments (manifests read); `chunks`: listing `chunks/`
    * (objects listed; the total is unknown and follows the count); `data`: reading chunk data (plaintext bytes);
    * `records`: updating damage records (manifests looked at).
    */
@@ -83,8 +83,14 @@ export interface DamagedChunkReport {
 export interface CheckReport {
   /** True when nothing is wrong: no damaged chunk, manifest or damage record. */
   clean: boolean;
-  /** Committed manifests read and authenticated. */
+  /** Committed manifests read and authenticated, root and every segment. */
   manifestsChecked: number;
+  /**
+   * Manifest segments read and authenticated in the first pass (a segment that several manifests share, as
+   * unchanged backups of a volume do, once per manifest). A missing or corrupt one is in `missingChunks` or
+   * `corruptChunks` with the backups it belongs to.
+   */
+  segmentsRead: number;
   /** Manifests that exist and do not decode (corrupt, truncated, wrong key, unknown version). */
   damagedManifests: { ref: BackupRef; message: string }[];
   /** Distinct chunks named by the manifests checked, every one checked for existence. */
@@ -114,10 +120,8 @@ export interface CheckReport {
 /** Damaged chunks listed in detail per problem; the counts stay exact beyond it. */
 export const MAX_REPORTED_CHUNKS = 10_000;
 const DEFAULT_INDEX_MEMORY = 256 << 20;
-/** Manifests loaded at once: each is ~40 bytes per entry while it is decoded. */
+/** Manifest roots fetched ahead of the one being read (roots are small; their segments are read in turn). */
 const MANIFEST_CONCURRENCY = 4;
-/** Bytes per distinct chunk in one pass's index, the merge copy included. */
-const INDEX_BYTES_PER_CHUNK = 72;
 
 const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
 
@@ -130,8 +134,8 @@ const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
  * or recorded, every manifest is read once more to name the backups concerned and update their records.
  *
  * Memory: the chunk-id index of one pass (`indexMemoryBytes`, 72 bytes per distinct chunk, default 256 MiB ≈
- * 3.7 million chunks; past it, more passes), a bit per indexed chunk for the listing, up to 4 manifests being
- * decoded (≈ 40 bytes per entry each), the merged damage records (`RepositoryDamage`, ≤ ≈ 70 MiB), and
+ * 3.7 million chunks; past it, more passes), a bit per indexed chunk for the listing, the manifest segments being
+ * read (3 of ≈ 2.5 MiB; a manifest is never held whole, whatever its size), the merged damage records (`RepositoryDamage`, ≤ ≈ 70 MiB), and
  * 33 bytes per damaged chunk found plus ~200 bytes per backup. Problems are collected, not thrown; a storage
  * failure fails the check (nothing is recorded then).
  */
@@ -192,6 +196,7 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
     let chunksRead = 0;
     let bytesRead = 0;
     let manifestsChecked = 0;
+    let segmentsRead = 0;
     let passes = 0;
     const limiter = new Limiter(concurrency);
 
@@ -202,34 +207,47 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
       const index = new ChunkIdIndex();
       // Every manifest's chunk ids in [lo, hi) go into the index; when it outgrows the budget the slice
       // shrinks to its lower half (by first id byte), and the rest waits for the next pass.
-      const manifestProgress = reporter(
-        'manifests',
-        'bytes',
-        pass,
-        refs.reduce((n, r) => n + r.size, 0),
-      );
-      let manifestBytes = 0;
+      const manifestProgress = reporter('manifests', 'objects', pass, refs.length);
+      let manifestsRead = 0;
+      // Segments found missing or corrupt in this pass, by hex id (unchanged backups share them): each goes into
+      // `damaged` in the pass whose slice holds its id, so that the set stays sorted.
+      const segmentProblems = new Map<string, { id: Uint8Array; problem: ChunkProblem; message: string }>();
       await eachManifest(repository, refs, skip, calls, cancelled, {
         onDamaged: (ref, error) => {
           damagedManifests.push({ ref, message: error.message });
         },
-        onManifest: (ref, manifest) => {
-          if (pass === 1) manifestsChecked++;
-          index.add(manifest.entries, lo, hi);
-          if (index.held * INDEX_BYTES_PER_CHUNK > indexMemory) {
-            index.flush(); // drops the duplicates it was holding, which may be enough
-            while (index.count * INDEX_BYTES_PER_CHUNK > indexMemory && hi - lo > 1) {
-              hi = Math.max(lo + 1, index.firstByteAtMiddle());
-              index.dropFrom(hi);
+        onSegment: (_ref, _manifest, segment) => {
+          if (segment.damaged) {
+            const hex = Buffer.from(segment.id).toString('hex');
+            if (!segmentProblems.has(hex)) {
+              const problem = isObjectStoreError(segment.error, 'not-found') ? 'missing' : 'corrupt';
+              segmentProblems.set(hex, {
+                id: segment.id.slice(),
+                problem,
+                message: (segment.error as Error).message,
+              });
             }
+            return;
           }
-          manifestBytes += ref.size;
-          manifestProgress.report(manifestBytes);
+          if (pass === 1) segmentsRead++;
+          const r = recordedAt(segment.id);
+          if (r >= 0) recordedHealthy[r] = 1; // read and authenticated, like a chunk read in full
+          index.add(segment.entries, lo, hi);
+          hi = fitIndex(index, lo, hi, indexMemory);
+        },
+        onManifestDone: () => {
+          if (pass === 1) manifestsChecked++;
+          manifestsRead++;
+          manifestProgress.report(manifestsRead);
         },
       });
-      manifestProgress.report(manifestBytes, true);
+      manifestProgress.report(manifestsRead, true);
       index.flush();
       chunksChecked += index.count;
+      for (const p of segmentProblems.values()) {
+        // A segment that is also some entry's chunk (the same bytes) is found by the chunk checks below.
+        if (p.id[0]! >= lo && p.id[0]! < hi && index.find(p.id) < 0) damaged.add(p.id, p.problem, p.message);
+      }
 
       // Existence: one listing marks the indexed chunks present; the rest are confirmed with a HEAD (a listing
       // is allowed to miss objects written while it runs, a HEAD is not).
@@ -326,45 +344,88 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
       const recordsProgress = reporter('records', 'objects', passes, refs.length);
       let looked = 0;
       const live = refs.filter((r) => !skip.has(r.manifestKey));
+      // One manifest at a time (segments are read in order): what this check found among the objects it names,
+      // and which chunks of its record it names at all.
+      let here:
+        | {
+            marked: boolean;
+            previous: DamageRecord | 'unreadable' | undefined;
+            found: Map<number, FoundProblem>;
+            listedNamed: Uint8Array;
+            damagedSegment: boolean;
+          }
+        | undefined;
+      const visit = (ref: BackupRef, id: Uint8Array) => {
+        const h = here!;
+        const d = damaged.find(id);
+        if (d >= 0 && !h.found.has(d)) {
+          h.found.set(d, { id: id.slice(), problem: damaged.problemAt(d) });
+          reports.get(d)?.backups.push({
+            volumeId: ref.volumeId,
+            backupId: ref.backupId,
+            manifestKey: ref.manifestKey,
+          });
+        }
+        if (h.previous !== undefined && h.previous !== 'unreadable') {
+          const j = h.previous.chunks.indexOf(id);
+          if (j >= 0) h.listedNamed[j] = 1;
+        }
+      };
       await eachManifest(repository, live, skip, calls, cancelled, {
         onDamaged: () => {}, // it decoded a moment ago; a record cannot be reconciled against it now
-        onManifest: async (ref, manifest) => {
+        onManifest: async (ref) => {
+          const marked = damage.isMarked(ref.manifestKey);
+          let previous: DamageRecord | 'unreadable' | undefined;
+          if (recordDamage && marked) {
+            try {
+              previous = await calls.race(() => repository.readDamageRecord(ref));
+            } catch (error) {
+              if (!(error instanceof StowageFormatError)) throw error;
+              previous = 'unreadable';
+            }
+          }
+          const listedCount = previous !== undefined && previous !== 'unreadable' ? previous.chunks.count : 0;
+          here = {
+            marked,
+            previous,
+            found: new Map(),
+            listedNamed: new Uint8Array(listedCount),
+            damagedSegment: false,
+          };
+        },
+        onSegment: (ref, _manifest, segment: ManifestSegment) => {
+          visit(ref, segment.id);
+          if (segment.damaged) {
+            here!.damagedSegment = true;
+            return;
+          }
+          const entries = segment.entries;
+          for (let i = 0; i < entries.count; i++) if (entries.isChunkAt(i)) visit(ref, entries.idAt(i));
+        },
+        onManifestDone: async (ref) => {
+          const h = here!;
+          here = undefined;
           looked++;
           recordsProgress.report(looked);
-          const marked = damage.isMarked(ref.manifestKey);
-          const entries = manifest.entries;
-          const unique = distinctChunks(entries);
-          const foundHere: FoundProblem[] = [];
-          for (let k = 0; k < unique.distinct; k++) {
-            const id = entries.idAt(unique.indices[k]!);
-            const d = damaged.find(id);
-            if (d < 0) continue;
-            foundHere.push({ id: id.slice(), problem: damaged.problemAt(d) });
-            reports.get(d)?.backups.push({
-              volumeId: ref.volumeId,
-              backupId: ref.backupId,
-              manifestKey: ref.manifestKey,
-            });
-          }
-          if (!recordDamage || (!marked && foundHere.length === 0)) return;
-          let previous: DamageRecord | 'unreadable' | undefined;
-          try {
-            previous = marked ? await calls.race(() => repository.readDamageRecord(ref)) : undefined;
-          } catch (error) {
-            if (!(error instanceof StowageFormatError)) throw error;
-            previous = 'unreadable';
-          }
+          if (!recordDamage || (!h.marked && h.found.size === 0)) return;
+          const foundHere = [...h.found.values()].sort((a, b) => Buffer.compare(a.id, b.id));
           const backupRef = { volumeId: ref.volumeId, backupId: ref.backupId, manifestKey: ref.manifestKey };
+          const listed =
+            h.previous !== undefined && h.previous !== 'unreadable' ? h.previous.chunks : undefined;
           note(
             await reconcileDamageRecord(repository, backupRef, {
-              previous,
+              previous: h.previous,
               found: foundHere,
               checkedHealthy: (id) => {
                 const r = recordedAt(id);
                 return r >= 0 && recordedHealthy[r] === 1 && damaged.find(id) < 0;
               },
-              named: (id) => findChunk(entries, unique, id) >= 0,
-              complete: readPercent === 100,
+              named: (id) => {
+                const j = listed?.indexOf(id) ?? -1;
+                return j >= 0 && h.listedNamed[j] === 1;
+              },
+              // Behind a damaged segment are chunks this check could not know of.
+              complete: readPercent === 100 && !h.damagedSegment,
               now,
             }),
           );
@@ -399,6 +460,7 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
     const report: CheckReport = {
       clean: damaged.empty && damagedManifests.length === 0 && unreadable.length === 0,
       manifestsChecked,
+      segmentsRead,
       damagedManifests: damagedManifests.sort((a, b) => a.ref.manifestKey.localeCompare(b.ref.manifestKey)),
       chunksChecked,
       chunksRead,
@@ -420,9 +482,12 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
 }
 
 /**
- * Loads `refs` a few at a time and hands each decoded manifest to `onManifest`, one at a time (calls never
- * overlap, so the caller's index needs no lock). A manifest that does not decode goes to `onDamaged` and
- * into `skip`; one deleted meanwhile (a prune) into `skip`; a storage failure stops everything.
+ * Reads the manifests of `refs` one after the other — roots fetched a few ahead, segments in order — and hands
+ * each to the handlers in turn (calls never overlap, so the caller's index needs no lock): `onManifest` with the
+ * root, `onSegment` per segment (a missing or corrupt one as `damaged`), `onManifestDone` once every segment
+ * was read and the totals checked. A root that does not decode, or a segment whose records do not (an
+ * authentic but invalid manifest), goes to `onDamaged` and into `skip`; a root deleted meanwhile (a prune)
+ * into `skip`; a storage failure stops everything.
  */
 async function eachManifest(
   repository: Repository,
@@ -431,45 +496,61 @@ async function eachManifest(
   calls: AbortRace,
   cancelled: () => void,
   handlers: {
-    onManifest: (ref: BackupRef & { size: number }, manifest: Manifest) => void | Promise<void>;
+    onManifest?: (ref: BackupRef & { size: number }, manifest: Manifest) => void | Promise<void>;
+    onSegment: (
+      ref: BackupRef & { size: number },
+      manifest: Manifest,
+      segment: ManifestSegment,
+    ) => void | Promise<void>;
+    onManifestDone?: (ref: BackupRef & { size: number }, manifest: Manifest) => void | Promise<void>;
     onDamaged: (ref: BackupRef, error: StowageFormatError) => void;
   },
 ): Promise<void> {
-  let next = 0;
-  let failed = false;
-  let serial: Promise<void> = Promise.resolve();
-  const worker = async (): Promise<void> => {
-    while (!failed && next < refs.length) {
-      const ref = refs[next++]!;
-      if (skip.has(ref.manifestKey)) continue;
-      let manifest: Manifest;
-      try {
-        cancelled();
-        manifest = await calls.race(() => repository.loadManifest(ref));
-      } catch (error) {
-        if (error instanceof StowageFormatError) {
-          skip.add(ref.manifestKey);
-          handlers.onDamaged(ref, error);
-          continue;
-        }
-        if (isObjectStoreError(error, 'not-found')) {
-          skip.add(ref.manifestKey);
-          continue;
-        }
-        failed = true;
-        throw error;
-      }
-      const turn = serial.then(() => handlers.onManifest(ref, manifest));
-      serial = turn.catch(() => {});
-      try {
-        await turn;
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
+  const todo = refs.filter((r) => !skip.has(r.manifestKey));
+  const roots: Promise<Manifest>[] = [];
+  const load = (i: number) => {
+    while (roots.length < Math.min(todo.length, i + MANIFEST_CONCURRENCY)) {
+      const ref = todo[roots.length]!;
+      const root = calls.race(() => repository.loadManifest(ref));
+      root.catch(() => {}); // awaited in order below
+      roots.push(root);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(MANIFEST_CONCURRENCY, refs.length) }, worker));
+  const get = (key: string) => calls.race(() => repository.store.get(key));
+  for (let i = 0; i < todo.length; i++) {
+    cancelled();
+    load(i);
+    const ref = todo[i]!;
+    let manifest: Manifest;
+    try {
+      manifest = await roots[i]!;
+      roots[i] = Promise.resolve(manifest);
+    } catch (error) {
+      if (error instanceof StowageFormatError) {
+        skip.add(ref.manifestKey);
+        handlers.onDamaged(ref, error);
+        continue;
+      }
+      if (isObjectStoreError(error, 'not-found')) {
+        skip.add(ref.manifestKey);
+        continue;
+      }
+      throw error;
+    }
+    await handlers.onManifest?.(ref, manifest);
+    try {
+      for await (const segment of repository.readManifestSegments(manifest, { get, tolerateDamage: true })) {
+        cancelled();
+        await handlers.onSegment(ref, manifest, segment);
+      }
+    } catch (error) {
+      if (!(error instanceof StowageFormatError)) throw error;
+      skip.add(ref.manifestKey);
+      handlers.onDamaged(ref, error);
+      continue;
+    }
+    await handlers.onManifestDone?.(ref, manifest);
+  }
 }
 
 /** Positions `i` where `flags[i] === value`, ascending. */
@@ -518,129 +599,6 @@ async function* iterate<T>(iterable: AsyncIterable<T>, calls: AbortRace): AsyncI
   } finally {
     // Not awaited: after a cancel the iterator may still be waiting on the page that stalled.
     void Promise.resolve(iterator.return?.()).catch(() => {});
-  }
-}
-
-/**
- * Distinct chunk ids of one pass, sorted, packed as id(32) ‖ length(4, big-endian) — 36 bytes each, where a
- * map of hex strings would take ~200. Ids not yet in the index wait in an unsorted batch and are merged in
- * once the batch is a quarter of the index: most manifests of a volume name the chunks of the one before, so
- * merging per manifest would copy the whole index once per backup.
- */
-class ChunkIdIndex {
-  static readonly RECORD = CHUNK_ID_LENGTH + 4;
-  #records = new Uint8Array(0);
-  #view = new DataView(this.#records.buffer);
-  #pending = new Uint8Array(64 * ChunkIdIndex.RECORD);
-  #pendingCount = 0;
-  /** Distinct ids merged in. */
-  count = 0;
-
-  /** Ids merged in plus ids waiting in the batch (which may repeat one another). */
-  get held(): number {
-    return this.count + this.#pendingCount;
-  }
-
-  /** Adds the chunk ids of `entries` whose first byte is in [lo, hi). */
-  add(entries: ManifestEntries, lo: number, hi: number): void {
-    const R = ChunkIdIndex.RECORD;
-    for (let i = 0; i < entries.count; i++) {
-      if (!entries.isChunkAt(i)) continue;
-      const id = entries.idAt(i);
-      const first = id[0]!;
-      if (first < lo || first >= hi || this.find(id) >= 0) continue;
-      if ((this.#pendingCount + 1) * R > this.#pending.length) {
-        const grown = new Uint8Array(this.#pending.length * 2);
-        grown.set(this.#pending);
-        this.#pending = grown;
-      }
-      const at = this.#pendingCount * R;
-      this.#pending.set(id, at);
-      new DataView(this.#pending.buffer).setUint32(at + CHUNK_ID_LENGTH, entries.lengthAt(i));
-      this.#pendingCount++;
-    }
-    if (this.#pendingCount > Math.max(1 << 16, this.count >>> 2)) this.flush();
-  }
-
-  /** Merges the batch in (sorted, duplicates dropped). `find`, `idAt` and the rest see only merged ids. */
-  flush(): void {
-    if (this.#pendingCount === 0) return;
-    const R = ChunkIdIndex.RECORD;
-    const pending = this.#pending;
-    const order = new Uint32Array(this.#pendingCount);
-    for (let i = 0; i < order.length; i++) order[i] = i;
-    const pid = (k: number) => pending.subarray(k * R, k * R + CHUNK_ID_LENGTH);
-    order.sort((a, b) => Buffer.compare(pid(a), pid(b)));
-    const out = new Uint8Array((this.count + order.length) * R);
-    let n = 0;
-    let i = 0;
-    let j = 0;
-    while (i < this.count || j < order.length) {
-      const a = i < this.count ? this.idAt(i) : undefined;
-      const b = j < order.length ? pid(order[j]!) : undefined;
-      const takeA = b === undefined || (a !== undefined && Buffer.compare(a, b) <= 0);
-      const from = takeA
-        ? this.#records.subarray(i * R, (i + 1) * R)
-        : pending.subarray(order[j]! * R, (order[j]! + 1) * R);
-      if (
-        n === 0 ||
-        Buffer.compare(
-          out.subarray((n - 1) * R, (n - 1) * R + CHUNK_ID_LENGTH),
-          from.subarray(0, CHUNK_ID_LENGTH),
-        ) !== 0
-      ) {
-        out.set(from, n * R);
-        n++;
-      }
-      if (takeA) i++;
-      else j++;
-    }
-    this.#records = out.slice(0, n * R);
-    this.#view = new DataView(this.#records.buffer);
-    this.count = n;
-    this.#pending = new Uint8Array(64 * R);
-    this.#pendingCount = 0;
-  }
-
-  /** The first id byte at the middle of the index (where to cut the slice in two). */
-  firstByteAtMiddle(): number {
-    return this.count === 0 ? 256 : this.idAt(this.count >>> 1)[0]!;
-  }
-
-  /** Forgets every merged id whose first byte is `hi` or more (call after `flush`). */
-  dropFrom(hi: number): void {
-    let lo = 0;
-    let end = this.count;
-    while (lo < end) {
-      const mid = (lo + end) >>> 1;
-      if (this.idAt(mid)[0]! < hi) lo = mid + 1;
-      else end = mid;
-    }
-    this.#records = this.#records.slice(0, lo * ChunkIdIndex.RECORD);
-    this.#view = new DataView(this.#records.buffer);
-    this.count = lo;
-  }
-
-  idAt(i: number): Uint8Array {
-    const at = i * ChunkIdIndex.RECORD;
-    return this.#records.subarray(at, at + CHUNK_ID_LENGTH);
-  }
-
-  lengthAt(i: number): number {
-    return this.#view.getUint32(i * ChunkIdIndex.RECORD + CHUNK_ID_LENGTH);
-  }
-
-  find(id: Uint8Array): number {
-    let lo = 0;
-    let hi = this.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = Buffer.compare(this.idAt(mid), id);
-      if (c === 0) return mid;
-      if (c < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return -1;
   }
 }
 

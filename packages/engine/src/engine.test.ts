@@ -117,8 +117,8 @@ describe('backup and restore', () => {
       await writeTestVolume(image, 5 << 20, 'read-size');
       const ids = async (readSize: number) => {
         const s = await backupFile(repository, workers, image, 'b', readSize);
-        const m = await repository.loadManifest(await repository.resolveBackup(s.backupId));
-        return [...m.entries].map((e) =>
+        const entries = await repository.loadManifestEntries(await repository.resolveBackup(s.backupId));
+        return [...entries].map((e) =>
           e.kind === 'hole' ? `hole:${e.length}` : `${Buffer.from(e.id).toString('hex')}:${e.length}`,
         );
       };
@@ -238,8 +238,7 @@ describe('faults', () => {
       await writeImage(image, 2 << 20, [{ offset: 0, data: textBytes(3, 2 << 20) }]);
       const s = await backupFile(repository, workers, image);
       const ref = await repository.resolveBackup(s.backupId);
-      const manifest = await repository.loadManifest(ref);
-      const victim = [...manifest.entries].find((e) => e.kind === 'chunk');
+      const victim = [...(await repository.loadManifestEntries(ref))].find((e) => e.kind === 'chunk');
       if (victim?.kind !== 'chunk') throw new Error('no data chunk');
       const key = chunkObjectKey(victim.id);
       const original = await store.get(key);
@@ -473,8 +472,7 @@ describe('cancellation and failures', () => {
       await writeImage(image, 2 << 20, [{ offset: 0, data: seededBytes('ow', 2 << 20) }]);
       const s = await backupFile(repository, workers, image);
       const ref = await repository.resolveBackup(s.backupId);
-      const manifest = await repository.loadManifest(ref);
-      const victim = [...manifest.entries].find((e) => e.kind === 'chunk');
+      const victim = [...(await repository.loadManifestEntries(ref))].find((e) => e.kind === 'chunk');
       if (victim?.kind !== 'chunk') throw new Error('no data chunk');
       await store.delete(chunkObjectKey(victim.id));
       const existing = join(dir, 'ow.out');

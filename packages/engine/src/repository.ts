@@ -11,6 +11,7 @@ import {
   decodeDamageRecord,
   decodeManifest,
   deriveTargetKeys,
+  ENTRY_RECORD_LENGTH,
   encodeConfig,
   encodeDamageRecord,
   encodeManifest,
@@ -18,15 +19,19 @@ import {
   IntegrityError,
   type KdfParams,
   type Manifest,
+  ManifestEntries,
+  type ManifestSegment,
+  manifestObjectKey,
   openKeyFile,
   parseDamageRecordObjectKey,
   type RepositoryConfig,
   readConfigVersion,
+  readManifestSegments,
   StowageFormatError,
   type TargetKeys,
   WrongPassphraseError,
 } from '@stowage/format';
-import { isObjectStoreError, type ObjectStore } from '@stowage/object-store';
+import { isObjectStoreError, type ObjectStore, ObjectStoreError } from '@stowage/object-store';
 import { RepositoryDamage } from './damage.js';
 import { EngineError } from './errors.js';
 
@@ -58,6 +63,9 @@ export interface BackupListing {
 
 /** Key files `open` tries for one passphrase (docs/format.md §8). */
 export const MAX_KEY_FILES_TRIED = 64;
+
+/** Segments fetched ahead of the one being read: hides a GET's latency, costs a segment of memory each. */
+const MANIFEST_READ_AHEAD = 2;
 
 /** Manifests fetched at once by `listBackups` (each is one GET; S3 latency dominates). */
 const LIST_CONCURRENCY = 8;
@@ -169,23 +177,100 @@ export class Repository {
 
   /**
    * The volume id a standalone backup uses for a volume name: a UUID made from a keyed hash of the name, so
-   * the same name always maps to the same id and the bucket never shows the name itself.
+   * the same name always maps to the same id and the bucket never shows the name itself. The name is taken in
+   * Unicode NFC, as manifests record it: two spellings of "é" are one volume.
    */
   volumeIdFor(name: string): string {
-    const h = blake3Keyed(this.#volumeIdKey, new TextEncoder().encode(name), 16);
+    const h = blake3Keyed(this.#volumeIdKey, new TextEncoder().encode(name.normalize('NFC')), 16);
     h[6] = (h[6]! & 0x0f) | 0x80; // version 8: custom
     h[8] = (h[8]! & 0x3f) | 0x80; // RFC 4122 variant
     const hex = Buffer.from(h).toString('hex');
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }
 
+  /** A manifest's root object (its segments must be stored before it is). */
   encodeManifest(manifest: Manifest): Uint8Array {
     return encodeManifest(this.keys, manifest);
   }
 
+  /**
+   * A backup's manifest root: small whatever the backup (32 bytes per segment). Its entries are read with
+   * `readManifestSegments`. Throws the format's errors when the root does not decode — among them an
+   * `IntegrityError` for a root copied under another backup's or volume's key — and the store's `not-found`
+   * when there is none.
+   */
   async loadManifest(ref: BackupRef): Promise<Manifest> {
     const bytes = await this.store.get(ref.manifestKey);
-    return decodeManifest(this.keys, bytes, { backupId: ref.backupId, objectKey: ref.manifestKey });
+    return decodeManifest(this.keys, bytes, {
+      volumeId: ref.volumeId,
+      backupId: ref.backupId,
+      objectKey: ref.manifestKey,
+    });
+  }
+
+  /**
+   * A manifest's entries, one segment at a time, checked as docs/format.md §6.5 says (see the format's
+   * `readManifestSegments`). A segment that is missing fails with the store's `not-found`, and one that does
+   * not open with an `IntegrityError`, both naming the segment's object and the manifest — unless
+   * `tolerateDamage`, which hands such a segment over as `damaged` and goes on (verify and check do, to find
+   * everything else that is wrong). Memory: `readAhead` + 1 segments (≈ 2.5 MiB each at the default size).
+   */
+  readManifestSegments(
+    manifest: Manifest,
+    options: {
+      /** Gets an object; default `store.get` (callers race it against their cancel). */
+      get?: (key: string) => Promise<Uint8Array>;
+      readAhead?: number;
+      tolerateDamage?: boolean;
+    } = {},
+  ): AsyncGenerator<ManifestSegment, void, undefined> {
+    const manifestKey = manifestObjectKey(manifest.volumeId, manifest.backupId);
+    const get = options.get ?? ((key: string) => this.store.get(key));
+    return readManifestSegments(this.keys, manifest, {
+      manifestKey,
+      readAhead: options.readAhead ?? MANIFEST_READ_AHEAD,
+      fetch: async (segment) => {
+        try {
+          return await get(segment.objectKey);
+        } catch (error) {
+          if (!isObjectStoreError(error, 'not-found')) throw error;
+          throw new ObjectStoreError(
+            'not-found',
+            `segment ${segment.index} of ${manifestKey} is missing: no object ${segment.objectKey}`,
+            { op: 'get', key: segment.objectKey, cause: error },
+          );
+        }
+      },
+      ...(options.tolerateDamage
+        ? { isDamage: (e: unknown) => e instanceof IntegrityError || isObjectStoreError(e, 'not-found') }
+        : {}),
+    });
+  }
+
+  /**
+   * All of a manifest's entries in one `ManifestEntries` (40 bytes per entry): for tests and small tools, never
+   * for the backup, restore, verify or check paths. Refuses a manifest of more than `maxEntries` (default
+   * 2^20, 40 MiB of records).
+   */
+  async loadManifestEntries(
+    from: BackupRef | Manifest,
+    options: { maxEntries?: number } = {},
+  ): Promise<ManifestEntries> {
+    const manifest = 'segments' in from ? from : await this.loadManifest(from);
+    const max = options.maxEntries ?? 1 << 20;
+    if (manifest.entryCount > max) {
+      throw new RangeError(`the manifest has ${manifest.entryCount} entries, more than the ${max} asked for`);
+    }
+    const records = new Uint8Array(manifest.entryCount * ENTRY_RECORD_LENGTH);
+    let at = 0;
+    for await (const segment of this.readManifestSegments(manifest)) {
+      if (segment.damaged) throw segment.error; // not reached: damage is not tolerated here
+      records.set(segment.entries.records, at);
+      at += segment.entries.records.length;
+    }
+    return new ManifestEntries(records, {
+      objectKey: manifestObjectKey(manifest.volumeId, manifest.backupId),
+    });
   }
 
   /** Every committed backup (a manifest exists), in key order. */
@@ -267,7 +352,7 @@ export class Repository {
   }
 
   /**
-   * Every committed backup, oldest first. A manifest that does not decode is reported in `damaged` and the
+   * Every committed backup, oldest first; only the manifests' roots are read. A manifest that does not decode is reported in `damaged` and the
    * listing goes on: one bad object must not hide every other backup from someone recovering. One deleted
    * while the listing runs (a prune) is left out; a storage failure fails the listing.
    */
@@ -288,7 +373,7 @@ export class Repository {
             volumeName: m.volumeName,
             volumeSize: m.volumeSize,
             createdAt: m.createdAt.toISOString(),
-            chunks: m.entries.chunkCount,
+            chunks: m.chunkCount,
           });
         } catch (error) {
           if (error instanceof StowageFormatError) listing.damaged.push({ ref, error });

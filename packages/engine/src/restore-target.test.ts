@@ -167,14 +167,17 @@ describe('trusting the previous manifest', () => {
         }
       };
       const first = await run();
-      expect(heads.length).toBe(first.chunks); // nothing to trust yet: one HEAD per distinct chunk
+      // Nothing to trust yet: one HEAD per distinct chunk, and one per manifest segment.
+      expect(first.manifestSegments).toBe(1);
+      expect(heads.length).toBe(first.chunks + first.manifestSegments);
       heads.length = 0;
       const second = await run();
       expect(second.chunksNew).toBe(0);
       expect(heads).toEqual([]);
+      expect(second.manifestSegmentsNew).toBe(0); // the same entries: the same segment, trusted too
       const checked = await run({ trustPreviousManifest: false });
       expect(checked.chunksNew).toBe(0);
-      expect(heads.length).toBe(first.chunks);
+      expect(heads.length).toBe(first.chunks + first.manifestSegments);
     } finally {
       await w.close();
     }

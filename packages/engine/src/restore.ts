@@ -12,7 +12,10 @@ export interface RestoreOptions {
   repository: Repository;
   workers: ChunkWorkers;
   backup: BackupRef;
-  /** The backup's manifest, when the caller loaded it already (to size a new volume, say). */
+  /**
+   * The backup's manifest root, when the caller loaded it already (`Repository.loadManifest`, to size a new
+   * volume, say). Its entries are read segment by segment as the restore goes.
+   */
   manifest?: Manifest;
   /** A new file, an empty file, or a block device at least as large as the volume. */
   targetPath?: string;
@@ -40,7 +43,8 @@ export interface RestoreSummary {
 }
 
 /**
- * Restores a backup: parallel out-of-order GETs, each chunk verified in a worker and written at its offset.
+ * Restores a backup: the manifest's segments read in order (a few ahead), and for their entries parallel
+ * out-of-order GETs, each chunk verified in a worker and written at its offset.
  * Holes are skipped (the target stays sparse) or zero-filled on devices. The target is fsynced (and a file
  * renamed into place) before success is reported; on failure a file target is removed.
  */
@@ -51,11 +55,12 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
   let manifest: Manifest;
   try {
     manifest = options.manifest ?? (await options.repository.loadManifest(options.backup));
-    if (manifest.backupId !== options.backup.backupId) {
+    if (manifest.backupId !== options.backup.backupId || manifest.volumeId !== options.backup.volumeId) {
       // A manifest loaded for another backup would restore the wrong data under this backup's name.
       throw new EngineError(
         'invalid-argument',
-        `the manifest given is backup ${manifest.backupId}, not ${options.backup.backupId}`,
+        `the manifest given is backup ${manifest.backupId} of volume ${manifest.volumeId}, not ` +
+          `${options.backup.backupId} of ${options.backup.volumeId}`,
       );
     }
   } catch (error) {
@@ -114,46 +119,59 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
   };
 
   try {
-    for (const entry of manifest.entries) {
+    // Memory: the segments being read (readAhead + 1), whatever the number of entries. A missing or damaged
+    // segment fails the restore naming it and the manifest, as a missing chunk does.
+    const segments = repository.readManifestSegments(manifest, {
+      get: async (key) => {
+        const object = await gets.race(() => repository.store.get(key));
+        summary.bytesDownloaded += object.length;
+        return object;
+      },
+    });
+    for await (const segment of segments) {
       if (cancelled()) break;
-      if (entry.kind === 'hole') {
-        summary.holes++;
-        if (!target.holesAreZero) {
-          zeros ??= new Uint8Array(ZERO_FILL);
-          for (let at = 0; at < entry.length && !cancelled(); at += zeros.length) {
-            const n = Math.min(zeros.length, entry.length - at);
-            await writeAll(target.fd, zeros.subarray(0, n), entry.offset + at);
-            wrote(n);
-            progress.report(summary.bytesWritten + at + n);
+      if (segment.damaged) throw segment.error; // not reached: damage is not tolerated here
+      for (const entry of segment.entries) {
+        if (cancelled()) break;
+        if (entry.kind === 'hole') {
+          summary.holes++;
+          if (!target.holesAreZero) {
+            zeros ??= new Uint8Array(ZERO_FILL);
+            for (let at = 0; at < entry.length && !cancelled(); at += zeros.length) {
+              const n = Math.min(zeros.length, entry.length - at);
+              await writeAll(target.fd, zeros.subarray(0, n), entry.offset + at);
+              wrote(n);
+              progress.report(summary.bytesWritten + at + n);
+            }
           }
-        }
-        summary.bytesWritten += entry.length;
-        progress.report(summary.bytesWritten);
-        continue;
-      }
-      await limiter.acquire();
-      if (cancelled()) {
-        limiter.release();
-        break;
-      }
-      const { id, length, offset } = entry;
-      const task = (async () => {
-        try {
-          const object = await gets.race(() => repository.store.get(chunkObjectKey(id)));
-          summary.bytesDownloaded += object.length;
-          await workers.restoreTo(object, id, length, target.fd, offset);
-          wrote(length);
-          summary.chunks++;
-          summary.bytesWritten += length;
+          summary.bytesWritten += entry.length;
           progress.report(summary.bytesWritten);
-        } catch (error) {
-          failure ??= error;
-        } finally {
-          limiter.release();
+          continue;
         }
-      })();
-      inFlight.add(task);
-      void task.finally(() => inFlight.delete(task));
+        await limiter.acquire();
+        if (cancelled()) {
+          limiter.release();
+          break;
+        }
+        const { id, length, offset } = entry;
+        const task = (async () => {
+          try {
+            const object = await gets.race(() => repository.store.get(chunkObjectKey(id)));
+            summary.bytesDownloaded += object.length;
+            await workers.restoreTo(object, id, length, target.fd, offset);
+            wrote(length);
+            summary.chunks++;
+            summary.bytesWritten += length;
+            progress.report(summary.bytesWritten);
+          } catch (error) {
+            failure ??= error;
+          } finally {
+            limiter.release();
+          }
+        })();
+        inFlight.add(task);
+        void task.finally(() => inFlight.delete(task));
+      }
     }
   } catch (error) {
     failure ??= error;

@@ -8,7 +8,7 @@ import {
 } from '@stowage/format';
 import { isObjectStoreError, ObjectStoreError } from '@stowage/object-store';
 import { abortRace } from './abort.js';
-import { distinctChunks, findChunk } from './chunk-ids.js';
+import { ChunkIdIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
@@ -33,6 +33,12 @@ export interface VerifyOptions {
    * repository untouched (read-only credentials).
    */
   recordDamage?: boolean;
+  /**
+   * Bytes the chunk-id index of one pass may take (default 64 MiB: 72 bytes per distinct chunk, ≈ 930,000
+   * chunks). A backup naming more is verified in several passes over slices of the id space (by first id
+   * byte), each reading the manifest's segments again.
+   */
+  indexMemoryBytes?: number;
   now?: () => Date;
 }
 
@@ -43,11 +49,17 @@ export interface VerifyProblem {
 
 export interface VerifyReport {
   backupId: string;
+  /** Distinct data chunks the manifest names (as far as its segments could be read). */
   chunksTotal: number;
   chunksChecked: number;
   bytesChecked: number;
+  /** Manifest segments (chunk objects holding the entries) read and authenticated. */
+  segmentsChecked: number;
   problems: VerifyProblem[];
-  /** The chunk objects found missing, and those that exist and fail to open (`problems` names both). */
+  /**
+   * The chunk objects found missing, and those that exist and fail to open (`problems` names both); manifest
+   * segments among them, whose problems name the manifest as well.
+   */
   missingChunks: string[];
   corruptChunks: string[];
   /** What the verify did to the backup's damage record; undefined with `recordDamage: false`. */
@@ -58,16 +70,25 @@ export interface VerifyReport {
    * record must not hide what the verify found.
    */
   damageRecordError: string | undefined;
+  /** Passes over the chunk-id space (1 unless the index outgrew `indexMemoryBytes`). */
+  passes: number;
   seconds: number;
 }
 
+const DEFAULT_INDEX_MEMORY = 64 << 20;
+
 /**
- * Verifies a backup like `restic check --read-data(-subset)`: the manifest is decrypted and authenticated,
- * then every distinct chunk (or a random sample) is downloaded, authenticated, decompressed and re-hashed.
- * Problems are collected rather than thrown, so one report names every damaged object. What it finds goes
- * into the backup's damage record (docs/format.md §12.5): problems are listed, and entries for chunks it read
- * and found healthy are removed — a sampled verify clears only what it read, which always includes the chunks
- * the record listed.
+ * Verifies a backup like `restic check --read-data(-subset)`: the manifest's root is decrypted and
+ * authenticated, its segments are read in order (each authenticated and checked, docs/format.md §6.5), then
+ * every distinct chunk (or a random sample) is downloaded, authenticated, decompressed and re-hashed.
+ * Problems are collected rather than thrown, so one report names every damaged object — a missing or corrupt
+ * segment among them (the chunks only it names are then unknown, and the rest are still checked). What it
+ * finds goes into the backup's damage record (docs/format.md §12.5): problems are listed, and entries for
+ * chunks it read and found healthy are removed — a sampled verify clears only what it read, which always
+ * includes the chunks the record listed.
+ *
+ * Memory does not grow with the backup: the segments being read, and the distinct chunk ids of one pass
+ * (`indexMemoryBytes`); a backup with more distinct chunks than fit is verified in several passes.
  */
 export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport> {
   const { repository, workers } = options;
@@ -76,11 +97,8 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     throw new EngineError('invalid-argument', `sample must be a percentage in (0, 100], got ${percent}`);
   }
   const recordDamage = options.recordDamage ?? true;
+  const indexMemory = Math.max(INDEX_BYTES_PER_CHUNK, options.indexMemoryBytes ?? DEFAULT_INDEX_MEMORY);
   const manifest = await repository.loadManifest(options.backup);
-  const entries = manifest.entries;
-  const unique = distinctChunks(entries);
-  const { indices, distinct } = unique;
-  const findId = (id: Uint8Array) => findChunk(entries, unique, id);
   let previous: DamageRecord | 'unreadable' | undefined;
   if (recordDamage) {
     try {
@@ -90,94 +108,173 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
       previous = 'unreadable';
     }
   }
-  // Positions (in `indices`, sorted by id) of the chunks the record lists: read whatever the sample says.
-  const recorded: number[] = [];
-  if (previous !== undefined && previous !== 'unreadable') {
-    for (const d of previous.chunks) {
-      const at = findId(d.id);
-      if (at >= 0) recorded.push(at);
-    }
-  }
-  let chosen = indices.subarray(0, distinct);
-  if (percent < 100) {
-    const rand = options.randomInt ?? randomInt;
-    const n = Math.max(1, Math.ceil((distinct * percent) / 100));
-    const picked = new Uint8Array(distinct);
-    const order = new Uint32Array(distinct);
-    for (let i = 0; i < distinct; i++) order[i] = i;
-    for (let i = 0; i < n && i < distinct; i++) {
-      const j = i + rand(distinct - i);
-      const t = order[i]!;
-      order[i] = order[j]!;
-      order[j] = t;
-      picked[order[i]!] = 1;
-    }
-    for (const at of recorded) picked[at] = 1;
-    const sample = new Uint32Array(Math.min(distinct, n + recorded.length));
-    let k = 0;
-    // The sample first in the order drawn, then the recorded chunks it did not include.
-    for (let i = 0; i < n && i < distinct; i++) {
-      sample[k++] = indices[order[i]!]!;
-      picked[order[i]!] = 2;
-    }
-    for (const at of recorded) {
-      if (picked[at] === 1) {
-        sample[k++] = indices[at]!;
-        picked[at] = 2;
-      }
-    }
-    chosen = sample.subarray(0, k);
-  }
-  // Chunks read in this verify, as positions in `indices`: the ones whose record entries it may clear.
-  const read = new Uint8Array(distinct);
-  let total = 0;
-  for (const index of chosen) total += entries.lengthAt(index);
-  const progress = new ProgressReporter('verify', total, options.onProgress);
+  // What this run learns about each chunk the record lists (by its position in the record): whether the
+  // backup names it, and whether it was read and found healthy.
+  const listed = previous !== undefined && previous !== 'unreadable' ? previous.chunks : undefined;
+  const listedNamed = new Uint8Array(listed?.count ?? 0);
+  const listedHealthy = new Uint8Array(listed?.count ?? 0);
+  const learn = (id: Uint8Array, healthy: boolean) => {
+    const j = listed?.indexOf(id) ?? -1;
+    if (j < 0) return;
+    listedNamed[j] = 1;
+    if (healthy) listedHealthy[j] = 1;
+  };
+
   const gets = abortRace(options.signal, 'verify');
   const limiter = new Limiter(options.concurrency ?? 16);
+  const rand = options.randomInt ?? randomInt;
   const problems: VerifyProblem[] = [];
   const found: Array<FoundProblem & { objectKey: string }> = [];
+  const damagedSegments = new Set<number>();
+  let segmentsChecked = 0;
+  let chunksTotal = 0;
   let bytesChecked = 0;
   let checked = 0;
+  let chunkProblems = 0;
+  let passes = 0;
+  let progress: ProgressReporter | undefined;
+  let progressTotal = 0;
   let failure: unknown;
-  const inFlight = new Set<Promise<void>>();
-  for (const index of chosen) {
+  const cancelled = () => {
     if (options.signal?.aborted) failure ??= new EngineError('aborted', 'verify cancelled');
-    if (failure) break;
-    await limiter.acquire();
-    if (options.signal?.aborted) {
-      limiter.release();
-      failure ??= new EngineError('aborted', 'verify cancelled');
-      break;
-    }
-    const id = entries.idAt(index).slice();
-    const length = entries.lengthAt(index);
-    const objectKey = chunkObjectKey(id);
-    const task = (async () => {
-      const problem = (kind: ChunkProblem, message: string) => {
-        problems.push({ objectKey, message });
-        found.push({ id, problem: kind, objectKey });
-      };
-      try {
-        const object = await gets.race(() => repository.store.get(objectKey));
-        await workers.check(object, id, length);
-        checked++;
-        bytesChecked += length;
-        const at = findId(id);
-        if (at >= 0) read[at] = 1;
-        progress.report(bytesChecked);
-      } catch (error) {
-        if (error instanceof IntegrityError) problem('corrupt', error.message);
-        else if (isObjectStoreError(error, 'not-found')) problem('missing', `chunk ${objectKey} is missing`);
-        else failure ??= error;
-      } finally {
-        limiter.release();
+    return failure !== undefined;
+  };
+  const get = (key: string) => gets.race(() => repository.store.get(key));
+
+  try {
+    for (let lo = 0; lo < 256 && !cancelled(); ) {
+      passes++;
+      let hi = 256;
+      const index = new ChunkIdIndex();
+      for await (const segment of repository.readManifestSegments(manifest, { get, tolerateDamage: true })) {
+        if (cancelled()) break;
+        if (segment.damaged) {
+          if (damagedSegments.has(segment.index)) continue;
+          damagedSegments.add(segment.index);
+          const missing = isObjectStoreError(segment.error, 'not-found');
+          const message = (segment.error as Error).message;
+          problems.push({ objectKey: segment.objectKey, message });
+          found.push({
+            id: segment.id.slice(),
+            problem: missing ? 'missing' : 'corrupt',
+            objectKey: segment.objectKey,
+          });
+          learn(segment.id, false);
+          continue;
+        }
+        if (passes === 1) {
+          segmentsChecked++;
+          learn(segment.id, true);
+        }
+        index.add(segment.entries, lo, hi);
+        hi = fitIndex(index, lo, hi, indexMemory);
       }
-    })();
-    inFlight.add(task);
-    void task.finally(() => inFlight.delete(task));
+      if (failure) break;
+      index.flush();
+      const distinct = index.count;
+      chunksTotal += distinct;
+
+      // Positions (in the index, sorted by id) of the chunks the record lists: read whatever the sample says.
+      const recorded: number[] = [];
+      if (listed) {
+        for (let j = 0; j < listed.count; j++) {
+          const id = listed.idAt(j);
+          if (id[0]! < lo || id[0]! >= hi) continue;
+          const at = index.find(id);
+          if (at < 0) continue;
+          listedNamed[j] = 1;
+          recorded.push(at);
+        }
+      }
+      let chosen: Iterable<number> = positionsUpTo(distinct);
+      if (percent < 100) {
+        const n = Math.max(1, Math.ceil((distinct * percent) / 100));
+        const picked = new Uint8Array(distinct);
+        const order = new Uint32Array(distinct);
+        for (let i = 0; i < distinct; i++) order[i] = i;
+        for (let i = 0; i < n && i < distinct; i++) {
+          const j = i + rand(distinct - i);
+          const t = order[i]!;
+          order[i] = order[j]!;
+          order[j] = t;
+          picked[order[i]!] = 1;
+        }
+        for (const at of recorded) picked[at] = 1;
+        const sample = new Uint32Array(Math.min(distinct, n + recorded.length));
+        let k = 0;
+        // The sample first in the order drawn, then the recorded chunks it did not include.
+        for (let i = 0; i < n && i < distinct; i++) {
+          sample[k++] = order[i]!;
+          picked[order[i]!] = 2;
+        }
+        for (const at of recorded) {
+          if (picked[at] === 1) {
+            sample[k++] = at;
+            picked[at] = 2;
+          }
+        }
+        chosen = sample.subarray(0, k);
+      }
+      // The total is exact when one pass does it all; over several, what the root says the chunks weigh.
+      if (progress === undefined) {
+        let total = 0;
+        for (const at of chosen) total += index.lengthAt(at);
+        progressTotal = hi === 256 ? total : Math.ceil((manifest.chunkBytes * percent) / 100);
+        progress = new ProgressReporter('verify', progressTotal, options.onProgress);
+      }
+      const reporter = progress;
+      // Chunks read healthy in this pass, by position in the index: the ones whose record entries it may clear.
+      const read = new Uint8Array(distinct);
+      const inFlight = new Set<Promise<void>>();
+      for (const at of chosen) {
+        if (cancelled()) break;
+        await limiter.acquire();
+        if (cancelled()) {
+          limiter.release();
+          break;
+        }
+        const id = index.idAt(at).slice();
+        const length = index.lengthAt(at);
+        const objectKey = chunkObjectKey(id);
+        const task = (async () => {
+          const problem = (kind: ChunkProblem, message: string) => {
+            problems.push({ objectKey, message });
+            found.push({ id, problem: kind, objectKey });
+            chunkProblems++;
+          };
+          try {
+            const object = await gets.race(() => repository.store.get(objectKey));
+            await workers.check(object, id, length);
+            checked++;
+            bytesChecked += length;
+            read[at] = 1;
+            reporter.report(Math.min(bytesChecked, progressTotal));
+          } catch (error) {
+            if (error instanceof IntegrityError) problem('corrupt', error.message);
+            else if (isObjectStoreError(error, 'not-found'))
+              problem('missing', `chunk ${objectKey} is missing`);
+            else failure ??= error;
+          } finally {
+            limiter.release();
+          }
+        })();
+        inFlight.add(task);
+        void task.finally(() => inFlight.delete(task));
+      }
+      await Promise.allSettled(inFlight);
+      if (listed) {
+        for (let j = 0; j < listed.count; j++) {
+          const id = listed.idAt(j);
+          if (id[0]! < lo || id[0]! >= hi) continue;
+          const at = index.find(id);
+          if (at >= 0 && read[at] === 1) listedHealthy[j] = 1;
+        }
+      }
+      lo = hi;
+    }
+  } catch (error) {
+    failure ??= error;
   }
-  await Promise.allSettled(inFlight);
   gets.close();
   if (failure) throw failure;
   found.sort((a, b) => Buffer.compare(a.id, b.id));
@@ -187,13 +284,17 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     try {
       damageRecord = await reconcileDamageRecord(repository, options.backup, {
         previous,
-        found,
+        found: dedupe(found),
         checkedHealthy: (id) => {
-          const at = findId(id);
-          return at >= 0 && read[at] === 1;
+          const j = listed?.indexOf(id) ?? -1;
+          return j >= 0 && listedHealthy[j] === 1;
         },
-        named: (id) => findId(id) >= 0,
-        complete: checked + found.length === distinct,
+        named: (id) => {
+          const j = listed?.indexOf(id) ?? -1;
+          return j >= 0 && listedNamed[j] === 1;
+        },
+        // Every chunk checked, and every segment read: behind a damaged segment are chunks nobody knows of.
+        complete: damagedSegments.size === 0 && checked + chunkProblems === chunksTotal,
         now: (options.now ?? (() => new Date()))(),
       });
     } catch (error) {
@@ -201,12 +302,13 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
       damageRecordError = `could not update ${repository.damageRecordKey(options.backup)}: ${error.message}`;
     }
   }
-  progress.report(total, true);
+  (progress ?? new ProgressReporter('verify', 0, options.onProgress)).report(progressTotal, true);
   return {
     backupId: manifest.backupId,
-    chunksTotal: distinct,
+    chunksTotal,
     chunksChecked: checked,
     bytesChecked,
+    segmentsChecked,
     problems: problems.sort((a, b) => a.objectKey.localeCompare(b.objectKey)),
     missingChunks: found
       .filter((f) => f.problem === 'missing')
@@ -218,6 +320,21 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
       .sort(),
     damageRecord,
     damageRecordError,
-    seconds: progress.elapsedSeconds(),
+    passes,
+    seconds: progress?.elapsedSeconds() ?? 0,
   };
+}
+
+/** 0 … n − 1, as often as it is iterated. */
+function positionsUpTo(n: number): Iterable<number> {
+  return {
+    *[Symbol.iterator]() {
+      for (let i = 0; i < n; i++) yield i;
+    },
+  };
+}
+
+/** Sorted problems with one entry per id (a segment that is also some entry's chunk is one object). */
+function dedupe<T extends FoundProblem>(sorted: T[]): T[] {
+  return sorted.filter((f, i) => i === 0 || Buffer.compare(sorted[i - 1]!.id, f.id) !== 0);
 }

@@ -82,8 +82,8 @@ export {
 } from './keyfile.js';
 export { deriveTargetKeys, generateTargetKey, KDF_CONTEXT, KEY_LENGTH, type TargetKeys } from './keys.js';
 export {
-  type DecodeManifestOptions,
   DEFAULT_SEGMENT_ENTRIES,
+  type DecodeManifestOptions,
   decodeManifest,
   type EncodeManifestOptions,
   encodeManifest,

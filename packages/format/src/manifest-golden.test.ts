@@ -76,13 +76,15 @@ describe('manifest golden vectors', () => {
     // §6.4: each segment is the chunk object of its records, its id their keyed BLAKE3.
     const entries: unknown[] = [];
     let offset = 0;
-    vectors.segments.forEach((s: Record<string, string & number>, i: number) => {
+    vectors.segments.forEach((s: { recordsFile: string; id: string; entries: number }, i: number) => {
       const records = read(s.recordsFile);
       expect(hex(ids.subarray(32 * i, 32 * i + 32))).toBe(s.id);
       expect(hex(blake3Keyed(keys.idKey, records))).toBe(s.id);
       expect(records.length).toBe(40 * s.entries);
       for (let at = 0; at < records.length; at += 40) {
-        const length = Number(new DataView(records.buffer, records.byteOffset + at).getBigUint64(0) & ((1n << 56n) - 1n));
+        const length = Number(
+          new DataView(records.buffer, records.byteOffset + at).getBigUint64(0) & ((1n << 56n) - 1n),
+        );
         entries.push(
           records[at] === 0
             ? { kind: 'chunk', id: hex(records.subarray(at + 8, at + 40)), length, offset }
@@ -123,10 +125,14 @@ describe('manifest golden vectors', () => {
       vectors.segments.map((s: { objectKey: string; objectFile: string }) => [s.objectKey, s.objectFile]),
     );
     const entries: unknown[] = [];
-    for await (const s of readManifestSegments(keys, m, { fetch: async (ref) => read(files.get(ref.objectKey)!) })) {
+    for await (const s of readManifestSegments(keys, m, {
+      fetch: async (ref) => read(files.get(ref.objectKey)!),
+    })) {
       if (s.damaged) throw s.error;
       for (const e of s.entries)
-        entries.push(e.kind === 'chunk' ? { kind: 'chunk', id: hex(e.id), length: e.length, offset: e.offset } : e);
+        entries.push(
+          e.kind === 'chunk' ? { kind: 'chunk', id: hex(e.id), length: e.length, offset: e.offset } : e,
+        );
     }
     expect(entries).toEqual(vectors.entries);
   });

@@ -84,7 +84,10 @@ describe('manifest root robustness', () => {
     ['segments not a whole number of ids', { segments: new Uint8Array(63) }],
     ['segments as an array', { segments: [1, 2] }],
     ['segmentEntries 0', { segmentEntries: 0 }],
-    ['segmentEntries above the maximum', { segmentEntries: 262_145, entryCount: 3, segments: new Uint8Array(32) }],
+    [
+      'segmentEntries above the maximum',
+      { segmentEntries: 262_145, entryCount: 3, segments: new Uint8Array(32) },
+    ],
     ['a float size', { volumeSize: 300.5 }],
     ['a negative createdAt', { createdAt: -1 }],
     ['a missing total', { holeBytes: undefined }],
@@ -121,7 +124,9 @@ describe('manifest root robustness', () => {
       },
     });
     expect(() => decode(past)).toThrow(/exceeds the object/);
-    const body = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false }).encode(goodDoc());
+    const body = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false }).encode(
+      goodDoc(),
+    );
     expect(padmeLength(50 + body.length + 64)).not.toBe(manifestObjectLength(body.length));
     const unpadded = craftRoot(goodDoc(), { length: padmeLength(50 + body.length + 64) });
     expect(() => decode(unpadded)).toThrow(IntegrityError);

@@ -4,7 +4,6 @@
 import { chunkObjectKey, openChunk } from './chunk.js';
 import { FormatError, IntegrityError } from './errors.js';
 import type { TargetKeys } from './keys.js';
-import { ENTRY_RECORD_LENGTH, ManifestEntries } from './manifest-entries.js';
 import {
   type Manifest,
   manifestObjectKey,
@@ -12,6 +11,7 @@ import {
   manifestSegmentEntryCount,
   manifestSegmentId,
 } from './manifest.js';
+import { ENTRY_RECORD_LENGTH, ManifestEntries } from './manifest-entries.js';
 
 /** Where one segment of a manifest lives and what it must hold. */
 export interface ManifestSegmentRef {
@@ -179,7 +179,10 @@ export async function* readManifestSegments(
   ];
   for (const [name, found, stated] of totals) {
     if (found !== stated) {
-      throw new FormatError(`invalid manifest: the segments' ${name} is ${found}, the root states ${stated}`, manifestKey);
+      throw new FormatError(
+        `invalid manifest: the segments' ${name} is ${found}, the root states ${stated}`,
+        manifestKey,
+      );
     }
   }
 }

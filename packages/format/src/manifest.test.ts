@@ -48,7 +48,12 @@ type Objects = Map<string, Uint8Array>;
 /** Builds a manifest of `adds`, sealing each segment as it is cut, as a backup does. */
 function buildManifest(
   adds: Iterable<Add>,
-  options: { segmentEntries?: number; keys?: TargetKeys; objects?: Objects; metaOverrides?: Partial<ManifestMeta> } = {},
+  options: {
+    segmentEntries?: number;
+    keys?: TargetKeys;
+    objects?: Objects;
+    metaOverrides?: Partial<ManifestMeta>;
+  } = {},
 ): { manifest: Manifest; objects: Objects } {
   const k = options.keys ?? keys;
   const objects = options.objects ?? new Map<string, Uint8Array>();
@@ -56,7 +61,10 @@ function buildManifest(
   const store = (s: { id: Uint8Array; records: Uint8Array } | undefined) => {
     if (!s) return;
     const sealed = sealChunk(k, s.records, { id: s.id });
-    objects.set(`chunks/${Buffer.from(s.id).toString('hex').slice(0, 2)}/${Buffer.from(s.id).toString('hex')}`, sealed.object);
+    objects.set(
+      `chunks/${Buffer.from(s.id).toString('hex').slice(0, 2)}/${Buffer.from(s.id).toString('hex')}`,
+      sealed.object,
+    );
   };
   for (const add of adds) {
     if (add[0] === 'chunk') b.addChunk(add[1], add[2]);
@@ -151,7 +159,13 @@ describe('ManifestBuilder', () => {
   });
 
   it('merges a hole into a full segment that ends in a hole instead of cutting it', async () => {
-    const adds: Add[] = [['chunk', id(1), 10], ['hole', 5], ['hole', 7], ['chunk', id(2), 10], ['hole', 1]];
+    const adds: Add[] = [
+      ['chunk', id(1), 10],
+      ['hole', 5],
+      ['hole', 7],
+      ['chunk', id(2), 10],
+      ['hole', 1],
+    ];
     const { manifest, objects } = buildManifest(adds, { segmentEntries: 2 });
     expect(manifest.entryCount).toBe(4);
     expect(await entriesOf(manifest, objects)).toEqual([
@@ -335,7 +349,9 @@ describe('manifest roots', () => {
     const { manifest } = buildManifest(sample());
     const bytes = encodeManifest(keys, manifest);
     const objectKey = manifestKey;
-    expect(() => decodeManifest(deriveTargetKeys(id(9)), bytes, { volumeId, backupId })).toThrow(IntegrityError);
+    expect(() => decodeManifest(deriveTargetKeys(id(9)), bytes, { volumeId, backupId })).toThrow(
+      IntegrityError,
+    );
     for (const i of [0, 5, 6, 29, 30, 40, bytes.length - 17, bytes.length - 1]) {
       const bad = bytes.slice();
       bad[i]! ^= 0x10;
@@ -394,7 +410,12 @@ describe('reading segments', () => {
 
     const truncated = new Map(a.objects);
     truncated.set(keysA[2]!, a.objects.get(keysA[2]!)!.subarray(0, 60));
-    await expectNamed(collect(a.manifest, truncated), IntegrityError, keysA[2]!, `segment 2 of ${manifestKey}`);
+    await expectNamed(
+      collect(a.manifest, truncated),
+      IntegrityError,
+      keysA[2]!,
+      `segment 2 of ${manifestKey}`,
+    );
 
     const flipped = new Map(a.objects);
     const bad = a.objects.get(keysA[1]!)!.slice();
@@ -409,7 +430,8 @@ describe('reading segments', () => {
     const missing = new Map(a.objects);
     missing.delete(keysA[1]!);
     await expectNamed(collect(a.manifest, missing), Error, keysA[1]!);
-    const isDamage = (e: unknown) => e instanceof IntegrityError || (e as { missing?: boolean }).missing === true;
+    const isDamage = (e: unknown) =>
+      e instanceof IntegrityError || (e as { missing?: boolean }).missing === true;
     const read = await collect(a.manifest, missing, { isDamage });
     expect(read.map((s) => [s.index, s.damaged])).toEqual([
       [0, false],

@@ -91,7 +91,9 @@ export function manifestSegmentEntryCount(
 ): number {
   const count = manifestSegmentCount(manifest);
   if (!Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`no segment ${index}`);
-  return index < count - 1 ? manifest.segmentEntries : manifest.entryCount - (count - 1) * manifest.segmentEntries;
+  return index < count - 1
+    ? manifest.segmentEntries
+    : manifest.entryCount - (count - 1) * manifest.segmentEntries;
 }
 
 /** One segment cut by `ManifestBuilder`: to be stored as the chunk object of `records` before the root. */
@@ -471,7 +473,10 @@ export function decodeManifest(
   if (BODY_LENGTH_LENGTH + bodyLength > inner.length)
     throw new IntegrityError(objectKey, `body length ${bodyLength} exceeds the object`);
   if (manifestObjectLength(bodyLength) !== object.length)
-    throw new IntegrityError(objectKey, `object is ${object.length} bytes, not the padded length of its body`);
+    throw new IntegrityError(
+      objectKey,
+      `object is ${object.length} bytes, not the padded length of its body`,
+    );
   for (let i = BODY_LENGTH_LENGTH + bodyLength; i < inner.length; i++) {
     if (inner[i] !== 0) throw new IntegrityError(objectKey, 'padding is not zero');
   }
