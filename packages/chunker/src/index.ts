@@ -9,5 +9,5 @@ export {
   type NormalizationLevel,
   validateChunkerParams,
 } from './params.js';
-export type { Chunk } from './reference.js';
+export { type Chunk, referenceChunks } from './reference.js';
 export { type ChunkCut, chunkBuffer, StreamingChunker } from './streaming.js';

@@ -1,4 +1,4 @@
-// Regenerates packages/format/src/testdata/golden/ (chunks, config, key file), golden-damage/ (damage records)
+// Regenerates packages/format/src/testdata/golden/ (subkeys and the gear table, keyed cut points, chunks, config, key file), golden-damage/ (damage records)
 // or golden-manifest/ (a manifest's root and segments). Only after a format change that bumped FORMAT_VERSION (and
 // docs/format.md), or for a newly added optional object; vectors already released are immutable. From the
 // repository root:

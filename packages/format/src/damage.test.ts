@@ -72,7 +72,7 @@ describe('damage records', () => {
     const body = xchacha20poly1305(damageKey, bytes.subarray(6, 30), aad).decrypt(bytes.subarray(30));
     const doc = strictCborDecode(body) as Record<string, unknown>;
     expect(Object.keys(doc)).toEqual(['version', 'volumeId', 'backupId', 'updatedAt', 'chunks']);
-    expect(doc.version).toBe(1n);
+    expect(doc.version).toBe(2n);
     expect(doc.updatedAt).toBe(BigInt(Date.parse('2026-12-01T10:00:00.000Z')));
     const records = doc.chunks as Uint8Array;
     expect(records.length).toBe(2 * DAMAGE_ENTRY_LENGTH);
@@ -143,7 +143,8 @@ describe('damage records', () => {
 
 // SHA-256 over the committed damage-record vectors. They were added to version 1 on 2026-12-01 as an optional
 // object (docs/format.md §10, §12) and are immutable from then on, like the rest of version 1's.
-const DAMAGE_GOLDEN_DIGEST = '3ce701a4edcffea02ac7ed0c9ca578ed48426f8ab988cc45844ac88f2d377034';
+// Version 2's damage record vectors (version 1's were 3ce701a4…377034).
+const DAMAGE_GOLDEN_DIGEST = '3b33973f446505ff364bba3e2c21bbe068a59d4fe4ff416577d9f9e676cea2e0';
 
 describe('damage record golden vectors', () => {
   const dir = new URL('./testdata/golden-damage/', import.meta.url);

@@ -2,6 +2,7 @@
 // rebuilds them and compares with the committed files byte for byte. Manifests (a root and its segments) have
 // a set of their own: golden-manifest-builder.ts, golden-manifest/.
 import { blake3 } from '@stowage/blake3';
+import { chunkBuffer, gearTableFromBytes } from '@stowage/chunker';
 import { sealChunk } from '../chunk.js';
 import { encodeConfig } from '../config.js';
 import { DamagedChunks, encodeDamageRecord } from '../damage.js';
@@ -36,6 +37,14 @@ export function incompressiblePlaintext(): Uint8Array {
   return blake3(new TextEncoder().encode('stowage golden incompressible'), 1000);
 }
 
+/** The keyed-chunker vector: cut points of this input under the golden target's gear table (§4.1). */
+export const GOLDEN_CUT_INPUT = { label: 'stowage golden chunker input', length: 4 * 1024 * 1024 } as const;
+export const GOLDEN_CUT_PARAMS = { minSize: 16_384, avgSize: 65_536, maxSize: 262_144, level: 1 as const, seed: 0n };
+
+export function goldenCutInput(): Uint8Array {
+  return blake3(new TextEncoder().encode(GOLDEN_CUT_INPUT.label), GOLDEN_CUT_INPUT.length);
+}
+
 export async function buildGoldenVectors(): Promise<Record<string, Uint8Array>> {
   const keys = deriveTargetKeys(GOLDEN_TARGET_KEY);
   const compressible = compressiblePlaintext();
@@ -65,6 +74,15 @@ export async function buildGoldenVectors(): Promise<Record<string, Uint8Array>> 
       chunkKey: hex(keys.chunkKey),
       manifestKey: hex(keys.manifestKey),
       configKey: hex(keys.configKey),
+      damageKey: hex(keys.damageKey),
+      gearTable: hex(keys.gearTable),
+    },
+    keyedChunking: {
+      input: `BLAKE3("${GOLDEN_CUT_INPUT.label}") XOF, ${GOLDEN_CUT_INPUT.length} bytes`,
+      params: { ...GOLDEN_CUT_PARAMS, seed: undefined },
+      lengths: chunkBuffer(goldenCutInput(), GOLDEN_CUT_PARAMS, { gear: gearTableFromBytes(keys.gearTable) }).map(
+        (c) => c.length,
+      ),
     },
     chunks: {
       compressible: {
