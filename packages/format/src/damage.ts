@@ -2,7 +2,7 @@ import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { isUuid, uuidBytes } from './bytes.js';
 import { cborDecode, cborEncode, cborUint } from './cbor.js';
 import { CHUNK_ID_LENGTH } from './chunk.js';
-import { FormatError, IntegrityError, UnsupportedFormatVersionError } from './errors.js';
+import { FormatError, IntegrityError } from './errors.js';
 import type { TargetKeys } from './keys.js';
 import { asUint } from './params.js';
 import { checkObjectVersion, FORMAT_VERSION } from './version.js';

@@ -1,12 +1,7 @@
 import { randomBytes as cryptoRandomBytes, scrypt } from 'node:crypto';
 import { blake3DeriveKey } from '@stowage/blake3';
 import { bytesEqual, fromHex, toHex, utf8 } from './bytes.js';
-import {
-  FormatError,
-  IntegrityError,
-  UnsupportedFormatVersionError,
-  WrongPassphraseError,
-} from './errors.js';
+import { FormatError, IntegrityError, WrongPassphraseError } from './errors.js';
 import { KDF_CONTEXT, KEY_LENGTH } from './keys.js';
 import { checkObjectVersion, FORMAT_VERSION } from './version.js';
 import { XCHACHA_NONCE_LENGTH, XCHACHA_TAG_LENGTH, xchachaOpen, xchachaSeal } from './xchacha.js';
