@@ -173,7 +173,7 @@ describe('LocalFileBackend', () => {
       await writer.close();
     };
     await write(pattern(MiB, 1));
-    const snapshot = await backend.snapshot(volume.locator, 'snap');
+    const snapshot = await backend.snapshot(volume.locator, 'snap', { allowCopy: true });
     expect((await stat(snapshot.locator)).nlink).toBe(1);
     await write(pattern(MiB, 2));
     // The copy's last step: link(partial, snapshot), then unlink(partial). In between the snapshot has two
@@ -182,7 +182,7 @@ describe('LocalFileBackend', () => {
     expect((await backend.listSnapshots(volume.locator)).map((s) => s.name)).toEqual(['snap']);
     // A second snapshot of that name is refused before it copies anything (through the partial's name
     // into the snapshot, say).
-    await expectKind(backend.snapshot(volume.locator, 'snap'), 'exists');
+    await expectKind(backend.snapshot(volume.locator, 'snap', { allowCopy: true }), 'exists');
     expectBytes(await readAll(await backend.openReader(snapshot.locator)), pattern(MiB, 1));
     await backend.deleteSnapshot(snapshot.locator);
     expect((await run('ls', ['-A', join(root, SNAPSHOT_DIRECTORY)])).stdout.trim()).toBe('');
@@ -225,7 +225,7 @@ describe('LocalFileBackend', () => {
     await writer.write(pattern(MiB, 1), 10 * MiB);
     await writer.sync();
     await writer.close();
-    const snapshot = await backend.snapshot(info.locator, 'snap');
+    const snapshot = await backend.snapshot(info.locator, 'snap', { allowCopy: true });
     expect(snapshot.method).toBe('copy');
     const stats = await stat(snapshot.locator);
     expect(stats.size).toBe(64 * MiB);
@@ -266,9 +266,12 @@ describe('LocalFileBackend', () => {
           message: expect.stringMatching(/has no reflinks/),
         });
       }
-      // copy: always a copy, asked for by the configuration.
+      // copy: copies instead of reflinks, and only copies asked for.
       const copying = new LocalFileBackend({ roots: [root], snapshotMode: 'copy' });
-      expect(await copying.snapshot(info.locator, 'snap-3')).toMatchObject({ method: 'copy' });
+      await expectKind(copying.snapshot(info.locator, 'snap-3'), 'unsupported');
+      expect(await copying.snapshot(info.locator, 'snap-3', { allowCopy: true })).toMatchObject({
+        method: 'copy',
+      });
       expect((await auto.listSnapshots(info.locator)).map((s) => s.name)).toEqual(['snap', 'snap-3']);
     },
   );
@@ -288,6 +291,7 @@ describe('LocalFileBackend', () => {
     const reports: { done: number; total: number; at: number }[] = [];
     const started = performance.now();
     const snapshot = await backend.snapshot(info.locator, 'snap', {
+      allowCopy: true,
       onProgress: (done, total) => reports.push({ done, total, at: performance.now() }),
     });
     const elapsed = performance.now() - started;
@@ -324,6 +328,7 @@ describe('LocalFileBackend', () => {
     // Cancelled well into the copy: after two reports past the first, or a second without them.
     const timer = setTimeout(abort, 1000);
     const copying = backend.snapshot(info.locator, 'snap', {
+      allowCopy: true,
       signal: controller.signal,
       onProgress: () => {
         if (++reports >= 3) abort();
@@ -347,6 +352,37 @@ describe('LocalFileBackend', () => {
       .snapshot(info.locator, 'snap', { signal: AbortSignal.abort(reason) })
       .catch((caught: unknown) => caught);
     expect(early).toMatchObject({ kind: 'io', cause: reason });
+  });
+
+  it('removes the partial file a copy killed mid-way left, at the next snapshot or delete of the volume', async () => {
+    const backend = new LocalFileBackend({ roots: [root], snapshotMode: 'copy' });
+    const info = await backend.provision({ name: 'vol.img', size: MiB });
+    const directory = join(root, SNAPSHOT_DIRECTORY);
+    await mkdir(directory, { recursive: true });
+    // A pid that surely is gone: a child that has exited.
+    const dead = await new Promise<number>((resolve) => {
+      const child = execFile(process.execPath, ['-e', '0']);
+      child.on('exit', () => resolve(child.pid!));
+    });
+    const stale = join(directory, `.vol.img@stowage-job-x.${dead}-0a1b2c3d4e5f.partial`);
+    const older = join(directory, '.vol.img@old.0a1b2c3d4e5f.partial');
+    const live = join(directory, `.vol.img@running.${process.pid}-0a1b2c3d4e5f.partial`);
+    const other = join(directory, `.other.img@x.${dead}-0a1b2c3d4e5f.partial`);
+    for (const path of [stale, older, live, other]) await writeFile(path, 'partial copy');
+    await backend.snapshot(info.locator, 'next', { allowCopy: true });
+    const left = (await run('ls', ['-A', directory])).stdout.trim().split('\n').sort();
+    expect(left).toEqual(
+      [
+        'vol.img@next',
+        `.vol.img@running.${process.pid}-0a1b2c3d4e5f.partial`,
+        `.other.img@x.${dead}-0a1b2c3d4e5f.partial`,
+      ].sort(),
+    );
+    await writeFile(stale, 'partial copy');
+    await backend.deleteSnapshot(join(directory, 'vol.img@next'));
+    await backend.deleteVolume(info.locator);
+    await expect(stat(stale)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(live)).resolves.toBeDefined();
   });
 
   it('takes an open signal (nothing to wait for: only an already aborted one stops the open) and a no-op close', async () => {

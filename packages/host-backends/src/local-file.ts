@@ -190,6 +190,7 @@ export class LocalFileBackend implements HostBackend {
         name,
         size: source.stats.size,
       };
+      await removeStalePartials(directory, basename(volume.real));
       if (this.snapshotMode !== 'copy') {
         const noReflink = await reflink(source.path, target, volume.locator);
         if (noReflink === undefined) return { ...info, method: 'reflink' };
@@ -210,6 +211,14 @@ export class LocalFileBackend implements HostBackend {
             { op, locator: volume.locator, cause: noReflink },
           );
         }
+      } else if (options.allowCopy !== true) {
+        // snapshotMode 'copy' makes copies instead of reflinks, never copies nobody asked for.
+        throw new HostBackendError(
+          'unsupported',
+          `cannot snapshot ${volume.locator} at one instant: snapshotMode 'copy' makes only copies, which are ` +
+            'point in time only if nothing writes the volume meanwhile; ask for one (snapshot: "copy")',
+          { op, locator: volume.locator },
+        );
       }
       await sparseCopy(source.handle, source.stats.size, directory, fileName, info.locator, {
         volumeLocator: volume.locator,
@@ -269,6 +278,7 @@ export class LocalFileBackend implements HostBackend {
     const op = 'delete-volume';
     const volume = await this.resolveVolume(volumeLocator, op);
     await lstatFile(volume, op);
+    await removeStalePartials(join(dirname(volume.real), SNAPSHOT_DIRECTORY), basename(volume.real));
     const snapshots = await this.snapshotsOf(volume, op);
     if (snapshots.length > 0) {
       throw new HostBackendError(
@@ -484,6 +494,39 @@ async function refuseOtherLinks(
   );
 }
 
+/**
+ * Removes the partial files of copies of `volumeFile` that a killed writer left (`.<file>@<name>.<pid>-…`
+ * whose pid is gone, or of the older unnamed kind); a copy still running in a live process keeps its own.
+ * Full-size files otherwise pile up with every crash mid-copy: nothing else ever names them.
+ */
+async function removeStalePartials(directory: string, volumeFile: string): Promise<string[]> {
+  const names = await readdir(directory).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(`.${volumeFile}@`) || !name.endsWith('.partial')) continue;
+    const pid = /\.(\d+)-[0-9a-f]+\.partial$/.exec(name)?.[1];
+    if (pid !== undefined && processAlive(Number(pid))) continue;
+    const path = join(directory, name);
+    const stats = await lstat(path).catch(() => undefined);
+    if (!stats?.isFile()) continue;
+    await unlink(path).then(
+      () => removed.push(path),
+      () => {},
+    );
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 /** The partial files of a copy snapshot that are hard links to it (`stats` are the snapshot's). */
 async function ownPartials(snapshotPath: string, stats: Stats): Promise<string[]> {
   const directory = dirname(snapshotPath);
@@ -569,7 +612,9 @@ async function sparseCopy(
       locator: volumeLocator,
     });
   }
-  const partial = join(directory, `.${fileName}.${randomBytes(6).toString('hex')}.partial`);
+  // The writer's pid in the name: a copy killed mid-way leaves its partial file, which the next snapshot or
+  // delete of the volume removes once that pid is gone (see removeStalePartials).
+  const partial = join(directory, `.${fileName}.${process.pid}-${randomBytes(6).toString('hex')}.partial`);
   let output: FileHandle | undefined;
   let created = false;
   try {
