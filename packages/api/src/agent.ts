@@ -145,8 +145,12 @@ export const BackupRef = z
   .strictObject({
     volume_id: Uuid,
     backup_id: Uuid,
-    /** Always `manifests/<volume_id>/<backup_id>` (docs/format.md); anything else is refused. */
-    manifest_key: z.string().min(1).max(1024),
+    /** Always `manifests/<volume_id>/<backup_id>` (docs/format.md), in any case; anything else is refused. */
+    manifest_key: z
+      .string()
+      .min(1)
+      .max(1024)
+      .transform((key) => key.toLowerCase()),
   })
   .refine((ref) => ref.manifest_key === manifestKeyOf(ref.volume_id, ref.backup_id), {
     message: 'must be manifests/<volume_id>/<backup_id>',

@@ -24,6 +24,14 @@ export class VolumeLocks {
     return `name\0${backend}\0${name}`;
   }
 
+  /**
+   * The keys of an existing volume: its canonical locator and its name. Names are unique across a backend's
+   * roots, so the name key meets a restore that holds the name before the volume exists.
+   */
+  static keysOf(backend: BackendKind, volume: { locator: string; name: string }): string[] {
+    return [VolumeLocks.volumeKey(backend, volume.locator), VolumeLocks.nameKey(backend, volume.name)];
+  }
+
   /** The holder of `key`, if any. */
   holder(key: string): VolumeHolder | undefined {
     return this.#held.get(key);

@@ -80,9 +80,16 @@ async function passGate(): Promise<void> {
   while (gate.held) await new Promise<void>((resolve) => gate.waiting.push(resolve));
 }
 
-/** The backend with every read and write waiting while the gate is held. */
+/** The backend with every read and write waiting while the gate is held (and a provision, once done). */
 function gated(inner: HostBackend): HostBackend {
   return Object.create(inner, {
+    provision: {
+      value: async (request: { name: string; size: number }) => {
+        const info = await inner.provision(request);
+        await passGate();
+        return info;
+      },
+    },
     openReader: {
       value: async (locator: string, options?: { signal?: AbortSignal }) => {
         const reader = await inner.openReader(locator, options);
@@ -252,6 +259,33 @@ describe('one job per volume', () => {
     expect((await call('DELETE', `/v1/volume?${query}`)).status).toBe(204);
   });
 
+  it('holds a new volume from the moment it exists: nothing takes it before its restore does', async () => {
+    const { runner, call } = agent();
+    const source = await makeVolume('window-src');
+    const backup = await backedUp(runner, source.locator);
+    hold();
+    const restore = await call(
+      'POST',
+      '/v1/storage/restore',
+      restoreBody(backup, { backend: 'local-file', name: 'fresh' }),
+    );
+    await waitForGate(); // the file exists; the job has not yet seen provision return
+    const locator = join(root, 'fresh');
+    await stat(locator);
+    conflict(
+      await call('POST', '/v1/storage/backup', backupBody(locator, { snapshot: false })),
+      restore.body.job_id,
+    );
+    conflict(
+      await call('DELETE', `/v1/volume?backend=local-file&locator=${encodeURIComponent(locator)}`),
+      restore.body.job_id,
+    );
+    release();
+    const job = await settle(runner, restore.body.job_id);
+    expect(job.state).toBe('succeeded');
+    expect((await stat(locator)).size).toBe(source.size);
+  });
+
   it('refuses a restore over a volume a live backup is reading, and the reverse (the backup was torn)', async () => {
     const { runner, call } = agent();
     const volume = await makeVolume('live');
@@ -316,6 +350,26 @@ describe('one job per volume', () => {
     release();
     expect((await settle(runner, started.body.job_id)).state).toBe('succeeded');
     expect(await backend.listSnapshots(volume.locator)).toEqual([]);
+  });
+
+  it('never reports a restore good whose volume was replaced behind its back (same path, another file)', async () => {
+    const { runner, call } = agent();
+    const source = await makeVolume('swap-src');
+    const backup = await backedUp(runner, source.locator);
+    const existing = await backend.provision({ name: 'swapped', size: source.size });
+    hold();
+    const started = await call(
+      'POST',
+      '/v1/storage/restore',
+      restoreBody(backup, { backend: 'local-file', locator: existing.locator }),
+    );
+    await waitForGate();
+    await unlink(existing.locator);
+    await writeTestVolume(existing.locator, source.size, 'someone else');
+    release();
+    const job = await settle(runner, started.body.job_id);
+    expect(job.state).toBe('failed');
+    expect(job.error?.message).toContain('deleted while the restore');
   });
 
   it('never reports a restore good whose volume was deleted behind its back', async () => {

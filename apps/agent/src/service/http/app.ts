@@ -140,9 +140,9 @@ export function createAgentApp(options: AgentAppOptions): Hono {
     what: string,
     work: (canonical: string) => Promise<T>,
   ): Promise<T> => {
-    const canonical = (await backend(kind).stat(locator)).locator;
-    return locks.during([VolumeLocks.volumeKey(kind, canonical)], what, `volume ${canonical}`, () =>
-      work(canonical),
+    const volume = await backend(kind).stat(locator);
+    return locks.during(VolumeLocks.keysOf(kind, volume), what, `volume ${volume.locator}`, () =>
+      work(volume.locator),
     );
   };
 

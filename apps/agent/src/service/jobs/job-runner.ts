@@ -1,4 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { fstatSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import {
   ApiError,
@@ -11,7 +13,8 @@ import {
   type RestoreResult,
   type Volume,
 } from '@stowage/api';
-import { backupVolume, ChunkWorkers, type Progress, restoreBackup } from '@stowage/engine';
+import { backupVolume, ChunkWorkers, EngineError, type Progress, restoreBackup } from '@stowage/engine';
+import { manifestObjectKey } from '@stowage/format';
 import type { HostBackend, SnapshotResult, VolumeInfo } from '@stowage/host-backends';
 import type { JobEventSink, JobRunner, Logger, RepositoryOpener } from '../contracts.js';
 import { apiErrorFromHostBackend } from '../errors.js';
@@ -139,10 +142,7 @@ export class LocalJobRunner implements JobRunner {
         }
         // Confinement and existence first: a locator outside the roots fails here, before anything is opened.
         const volume = await backend.stat(locator);
-        return {
-          keys: [VolumeLocks.volumeKey(kind, volume.locator)],
-          subject: `volume ${volume.locator}`,
-        };
+        return { keys: VolumeLocks.keysOf(kind, volume), subject: `volume ${volume.locator}` };
       },
       (entry) => this.#runBackup(entry, request),
     );
@@ -169,10 +169,7 @@ export class LocalJobRunner implements JobRunner {
           };
         }
         const volume = await backend.stat(destination.locator);
-        return {
-          keys: [VolumeLocks.volumeKey(destination.backend, volume.locator)],
-          subject: `volume ${volume.locator}`,
-        };
+        return { keys: VolumeLocks.keysOf(destination.backend, volume), subject: `volume ${volume.locator}` };
       },
       (entry) => this.#runRestore(entry, request),
     );
@@ -189,15 +186,17 @@ export class LocalJobRunner implements JobRunner {
   cancel(id: string): Job {
     const entry = this.#jobs.get(id.toLowerCase());
     if (entry === undefined) throw new ApiError('not_found', `no job ${id} on this agent`);
-    this.#abort(entry, 'cancelled by request');
+    void this.#abort(entry, 'cancelled by request');
     return entry.job;
   }
 
   async shutdown(graceMs: number, cleanupMs = SHUTDOWN_CLEANUP_MS): Promise<Job[]> {
     this.#stopping = true;
-    for (const entry of [...this.#queue]) this.#abort(entry, 'cancelled: the agent is shutting down');
+    await Promise.all(
+      [...this.#queue].map((entry) => this.#abort(entry, 'cancelled: the agent is shutting down')),
+    );
     await this.#settledWithin(graceMs);
-    for (const entry of [...this.#running]) this.#abort(entry, 'cancelled: the agent is shutting down');
+    for (const entry of [...this.#running]) void this.#abort(entry, 'cancelled: the agent is shutting down');
     // A job stuck in host I/O (a hung device) may never see its cancel. It is left running: the agent exits
     // anyway, and its journal record makes the next start clean up after it and report it failed.
     await this.#settledWithin(cleanupMs);
@@ -308,6 +307,9 @@ export class LocalJobRunner implements JobRunner {
     };
     const recovered = recoveredEntry(job, entry.fingerprint);
     this.#remember(recovered);
+    // What was cleaned up is not to be cleaned up twice: by the next start the name may be another
+    // volume's. The record says the job ended before anything that can fail.
+    await journal.write({ ...entry, final: job });
     this.#options.events.jobChanged(job, 'state');
     // Forget the record only once the failure report is durable with the sink, as for any finished job.
     await this.#options.events.flush?.();
@@ -366,7 +368,9 @@ export class LocalJobRunner implements JobRunner {
     work: Entry['work'],
   ): Promise<JobAccepted> {
     const id = request.job_id.toLowerCase();
-    const fingerprint = fingerprintOf({ ...request, job_id: id });
+    // Credentials are not the work: a retry with refreshed (STS) credentials is the same job.
+    const { credentials: _credentials, ...target } = request.target;
+    const fingerprint = fingerprintOf({ ...request, job_id: id, target });
     const resubmitted = (): JobAccepted | undefined => {
       const existing = this.#jobs.get(id);
       if (existing === undefined) return undefined;
@@ -464,16 +468,25 @@ export class LocalJobRunner implements JobRunner {
       };
     }
     const final: Job = { ...entry.job, ...outcome, finished_at: this.#now().toISOString() };
-    // Free before the final state is visible: whoever reads "succeeded" may delete the volume at once.
-    for (const release of entry.releaseVolumes) release();
     const journal = this.#options.journal;
     if (journal !== undefined && entry.journaled !== undefined) {
       // The job's clean-up has run. From here a crash must report this outcome rather than undo it: the
-      // record still names the volume a restore provisioned, which after a success is the caller's.
-      await journal.write({ ...entry.journaled, final }).catch((error: unknown) => {
-        this.#logger.error('could not record a job outcome in the journal', { job_id: id, error });
+      // record still names the volume a restore provisioned, which after a success is the caller's. A record
+      // that cannot say so (a full state disk) is dropped rather than left to undo the job at the next start.
+      await journal.write({ ...entry.journaled, final }).catch(async (error: unknown) => {
+        this.#logger.error('could not record a job outcome in the journal; dropping its crash record', {
+          job_id: id,
+          error,
+        });
+        await journal.remove(id).catch((removal: unknown) => {
+          this.#logger.error('could not drop a job crash record either', { job_id: id, error: removal });
+        });
+        entry.journaled = undefined;
       });
     }
+    // Free before the final state is visible (whoever reads "succeeded" may delete the volume at once), and
+    // only once the journal no longer tells the next start to undo the job.
+    for (const release of entry.releaseVolumes) release();
     this.#publish(entry, final, 'state');
     await this.#keepInHistory(entry);
     const fields = { job_id: id, kind: final.kind, state: final.state };
@@ -502,8 +515,9 @@ export class LocalJobRunner implements JobRunner {
     }
   }
 
-  #abort(entry: Entry, reason: string): void {
-    if (entry.job.finished_at !== null) return;
+  /** Aborts a job; a queued one ends at once, and the promise settles once it is in the history. */
+  #abort(entry: Entry, reason: string): Promise<void> {
+    if (entry.job.finished_at !== null) return Promise.resolve();
     entry.abortReason ??= reason;
     entry.controller.abort();
     const queued = this.#queue.indexOf(entry);
@@ -521,8 +535,9 @@ export class LocalJobRunner implements JobRunner {
         'state',
       );
       this.#logger.info('queued job cancelled', { job_id: entry.job.id, reason });
-      void this.#keepInHistory(entry);
+      return this.#keepInHistory(entry);
     }
+    return Promise.resolve();
   }
 
   /** Records a finished job for resubmits and lookups after a restart; a failure only costs that. */
@@ -618,6 +633,17 @@ export class LocalJobRunner implements JobRunner {
       signal.throwIfAborted();
       const volumeId = request.volume_id ?? repository.volumeIdFor(request.volume_name);
       const backupId = request.backup_id ?? randomUUID();
+      // A committed backup id is refused before a snapshot (maybe a whole copy) is made for nothing; the
+      // engine checks again, and commits with a conditional create.
+      if (
+        request.backup_id !== undefined &&
+        (await repository.store.head(manifestObjectKey(volumeId, backupId)))
+      ) {
+        throw new EngineError(
+          'backup-exists',
+          `backup ${backupId} of volume ${volumeId} is already committed; a backup is written once (it is untouched)`,
+        );
+      }
       const takeSnapshot = request.snapshot !== false && backend.capabilities.snapshot;
       const name = `${JOB_SNAPSHOT_PREFIX}${entry.job.id}`;
       // Journal first, then snapshot: a crash in between leaves an entry whose snapshot is not there, which
@@ -718,7 +744,8 @@ export class LocalJobRunner implements JobRunner {
         await this.#journal(entry, record);
         created = await backend.provision({ name: destination.name, size: manifest.volumeSize });
         volume = created;
-        // Held from the moment it exists (no await in between): a delete must find the job holding it.
+        // Held from the moment it exists (no await in between). Its name was held since submit, and every
+        // other user of a volume takes its name's key too, so nothing else can hold it here.
         entry.releaseVolumes.push(
           this.#locks.acquire(
             [VolumeLocks.volumeKey(destination.backend, created.locator)],
@@ -743,6 +770,9 @@ export class LocalJobRunner implements JobRunner {
         destination: { volume: volumeOf(destination.backend, volume), state: 'failed' },
       };
       const writer = await backend.openWriter(volume.locator, { signal });
+      // The file (or device node) written, by identity: a path alone would still answer after the volume
+      // was removed and another put in its place.
+      const written = fstatSync(writer.fd);
       target = writerTarget(writer, {
         // Holes are skipped only where they surely read as zeros: a sparse image file provisioned for this
         // job. An existing volume may hold old data there, and a device is never trusted to; both get zeros.
@@ -762,13 +792,15 @@ export class LocalJobRunner implements JobRunner {
       });
       // The volume is held against the API's deletes, but not against someone on the host: never call a
       // restore good whose volume is gone.
+      const gone = new ApiError(
+        'not_found',
+        `volume ${volume.locator} was deleted while the restore wrote it; nothing was restored`,
+      );
       await backend.stat(volume.locator).catch((error: unknown) => {
-        if (apiErrorFromHostBackend(error)?.code !== 'not_found') throw error;
-        throw new ApiError(
-          'not_found',
-          `volume ${volume?.locator} was deleted while the restore wrote it; nothing was restored`,
-        );
+        throw apiErrorFromHostBackend(error)?.code === 'not_found' ? gone : error;
       });
+      const now = await stat(volume.locator).catch(() => undefined);
+      if (now === undefined || now.ino !== written.ino || now.dev !== written.dev) throw gone;
       succeeded = true;
       const restored = volumeOf(destination.backend, volume);
       const result: RestoreResult = {
@@ -814,7 +846,8 @@ export function createJobRunner(options: JobRunnerOptions): LocalJobRunner {
 /** A job of an earlier process, kept for lookups and resubmits (an old journal entry has no fingerprint). */
 function recoveredEntry(job: Job, fingerprint: string | undefined): Entry {
   return {
-    job,
+    // Records written before ids were lower-cased at the edge may hold another case.
+    job: { ...job, id: job.id.toLowerCase() },
     fingerprint: fingerprint ?? '',
     controller: new AbortController(),
     ending: job,
