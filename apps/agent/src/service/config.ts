@@ -173,7 +173,7 @@ export const SETTINGS: readonly { env: string; key: string; kind: Kind; default:
     key: 'backends.local_file.snapshot_mode',
     kind: 'string',
     default: 'auto',
-    help: 'auto (reflink; a copy only when a request asks), reflink (never a copy), copy (always)',
+    help: 'auto (reflink; a copy only when a request asks), reflink (never a copy), copy (copies, when asked)',
   },
   {
     env: 'AGENT_BLOCK_DEVICES',
