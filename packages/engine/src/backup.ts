@@ -67,6 +67,8 @@ export interface BackupSummary {
   bytesRead: number;
   /** Bytes of chunk objects, manifest segments and the manifest root written to the store. */
   bytesUploaded: number;
+  /** Of `bytesUploaded`, the Padmé padding of the chunk objects (docs/format.md §4.3): what hiding sizes costs. */
+  bytesPadding: number;
   /** Data chunks (holes excluded). */
   chunks: number;
   /** Chunk objects this backup wrote (repairs included). */
@@ -103,9 +105,9 @@ interface Block {
  * manifest segments stored like chunks as they fill, then the manifest's root. Chunk and segment objects are
  * all written before the root, so a committed manifest only ever names objects that exist; a re-run after a
  * crash finds the chunks already uploaded and skips them. Memory does not grow with the volume: the manifest
- * holds one segment of entries (plus 32 bytes per segment) and at most `MAX_SEGMENT_UPLOADS` more in flight. A backup id is committed once: one
- * whose manifest exists fails with `backup-exists` before the source is read, and the commit itself never
- * replaces a manifest (see `commitManifest`).
+ * holds one segment of entries (plus 32 bytes per segment) and at most `MAX_SEGMENT_UPLOADS` more being
+ * stored. A backup id is committed once: one whose manifest exists fails with `backup-exists` before the
+ * source is read, and the commit itself never replaces a manifest (see `commitManifest`).
  */
 export async function backupVolume(options: BackupOptions): Promise<BackupSummary> {
   const { repository, source, workers } = options;
@@ -146,6 +148,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const summary = {
     bytesRead: 0,
     bytesUploaded: 0,
+    bytesPadding: 0,
     chunks: 0,
     chunksNew: 0,
     chunksRepaired: 0,
@@ -208,6 +211,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
       await calls.race(() => store.put(key, sealed.object, { durability: 'deferred' }));
       summary.manifestSegmentsNew++;
       summary.bytesUploaded += sealed.object.length;
+      summary.bytesPadding += sealed.padding;
     }
     summary.manifestSegments++;
   };
@@ -282,6 +286,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
             summary.chunksNew++;
             if (recorded !== undefined) summary.chunksRepaired++;
             summary.bytesUploaded += sealed.length;
+            summary.bytesPadding += sealed.padding;
           } finally {
             // After a failed seal the buffer stayed with the worker (detached here), and after an abandoned put
             // with the put: the pool replaces it.

@@ -132,6 +132,7 @@ describe('chunk objects', () => {
       const sealed = sealChunk(keys, plaintext);
       expect(sealed.compressed).toBe(false);
       expect(sealed.object.length).toBe(padmeLength(length + CHUNK_OVERHEAD));
+      expect(sealed.padding).toBe(sealed.object.length - CHUNK_OVERHEAD - length);
       expect(sealed.object.length / (length + CHUNK_OVERHEAD)).toBeLessThan(1.12);
       expect(openChunk(keys, sealed.id, sealed.object, length)).toEqual(plaintext);
     }

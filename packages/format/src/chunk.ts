@@ -81,6 +81,8 @@ export interface SealedChunk {
   readonly object: Uint8Array;
   /** Whether the body was zstd-compressed. */
   readonly compressed: boolean;
+  /** Bytes of Padmé padding in the object (§4.3). */
+  readonly padding: number;
 }
 
 /**
@@ -106,8 +108,8 @@ export function sealChunk(
   options: SealChunkOptions = {},
 ): SealedChunk {
   const out = new Uint8Array(maxChunkObjectLength(plaintext.length));
-  const { id, length, compressed } = sealChunkInto(keys, plaintext, out, options);
-  return { id, object: length === out.length ? out : out.slice(0, length), compressed };
+  const { id, length, compressed, padding } = sealChunkInto(keys, plaintext, out, options);
+  return { id, object: length === out.length ? out : out.slice(0, length), compressed, padding };
 }
 
 /**
@@ -119,7 +121,7 @@ export function sealChunkInto(
   plaintext: Uint8Array,
   out: Uint8Array,
   options: SealChunkOptions = {},
-): { id: Uint8Array; length: number; compressed: boolean } {
+): { id: Uint8Array; length: number; compressed: boolean; padding: number } {
   if (plaintext.length > MAX_CHUNK_LENGTH) {
     throw new RangeError(`chunk of ${plaintext.length} bytes exceeds the ${MAX_CHUNK_LENGTH}-byte maximum`);
   }
@@ -146,7 +148,12 @@ export function sealChunkInto(
   out.set(header, 0);
   out.set(nonce, CHUNK_HEADER_LENGTH);
   xchachaSealInto(keys.chunkKey, nonce, inner, chunkAad(header, id), out, SEALED_AT);
-  return { id, length, compressed: compressedBody !== undefined };
+  return {
+    id,
+    length,
+    compressed: compressedBody !== undefined,
+    padding: length - CHUNK_OVERHEAD - body.length,
+  };
 }
 
 /**

@@ -150,6 +150,7 @@ export async function backup(values: Values<'backup'>, positionals: string[], cl
           holes: s.holes,
           hole_bytes: s.holeBytes,
           seconds: Number(s.seconds.toFixed(3)),
+          bytes_padding: s.bytesPadding,
         });
       } else {
         if (cli.stderr.isTTY && !values.quiet) {

@@ -69,7 +69,7 @@ function handle(req: Request): { value: unknown; transfer: ArrayBuffer[] } {
     case 'seal': {
       const data = new Uint8Array(req.block, req.offset, req.length);
       const sealed = sealChunkInto(keys, data, new Uint8Array(req.out), { id: req.chunkId });
-      return { value: { out: req.out, length: sealed.length }, transfer: [req.out] };
+      return { value: { out: req.out, length: sealed.length, padding: sealed.padding }, transfer: [req.out] };
     }
     case 'open': {
       openChunk(keys, req.chunkId, req.object, req.length);

@@ -47,7 +47,7 @@ export class ChunkWorkers {
     length: number,
     chunkId: Uint8Array,
     out: ArrayBuffer,
-  ): Promise<{ out: ArrayBuffer; length: number }> {
+  ): Promise<{ out: ArrayBuffer; length: number; padding: number }> {
     return this.#pool.run('seal', { block, offset, length, chunkId, out }, [out]);
   }
 
