@@ -134,9 +134,9 @@ const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
  * or recorded, every manifest is read once more to name the backups concerned and update their records.
  *
  * Memory: the chunk-id index of one pass (`indexMemoryBytes`, 72 bytes per distinct chunk, default 256 MiB ≈
- * 3.7 million chunks; past it, more passes), a bit per indexed chunk for the listing, the manifest segments being
- * read (3 of ≈ 2.5 MiB; a manifest is never held whole, whatever its size), the merged damage records (`RepositoryDamage`, ≤ ≈ 70 MiB), and
- * 33 bytes per damaged chunk found plus ~200 bytes per backup. Problems are collected, not thrown; a storage
+ * 3.7 million chunks; past it, more passes), a bit per indexed chunk for the listing, the manifest segments
+ * being read (3 of ≈ 2.5 MiB: a manifest is never held whole, whatever its size), the merged damage records
+ * (`RepositoryDamage`, ≤ ≈ 70 MiB), and 33 bytes per damaged chunk found plus ~200 bytes per backup. Problems are collected, not thrown; a storage
  * failure fails the check (nothing is recorded then).
  */
 export async function checkRepository(options: CheckOptions): Promise<CheckReport> {

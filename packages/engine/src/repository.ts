@@ -352,9 +352,10 @@ export class Repository {
   }
 
   /**
-   * Every committed backup, oldest first; only the manifests' roots are read. A manifest that does not decode is reported in `damaged` and the
-   * listing goes on: one bad object must not hide every other backup from someone recovering. One deleted
-   * while the listing runs (a prune) is left out; a storage failure fails the listing.
+   * Every committed backup, oldest first; only the manifests' roots are read. A manifest that does not decode
+   * is reported in `damaged` and the listing goes on: one bad object must not hide every other backup from
+   * someone recovering. One deleted while the listing runs (a prune) is left out; a storage failure fails the
+   * listing.
    */
   async listBackups(): Promise<BackupListing> {
     const listing: BackupListing = { backups: [], damaged: [] };
