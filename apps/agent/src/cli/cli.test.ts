@@ -527,7 +527,7 @@ describe('agent CLI, as a restic user expects it', () => {
       expect(backup).toMatchObject({ volume: 'json', size: 8 << 20, bytes_read: 8 << 20 });
       // The padding that hides chunk sizes is part of what was uploaded, at most about 1/8 of it.
       expect(backup.bytes_padding).toBeGreaterThan(0);
-      expect(backup.bytes_padding).toBeLessThan(backup.bytes_uploaded / 8);
+      expect(backup.bytes_padding).toBeLessThan((backup.bytes_uploaded as number) / 8);
 
       const out = join(local, 'out.img');
       const restored = await agent(['restore', backup.backup_id, '--repo', r, '--to', out, '--json']);
