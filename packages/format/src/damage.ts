@@ -15,8 +15,8 @@ export const DAMAGE_RECORD_MAGIC = Uint8Array.of(0x53, 0x54, 0x57, 0x44);
 export const DAMAGE_RECORD_HEADER_LENGTH = 6;
 /** Bytes of one packed damaged-chunk record: problem(1) ‖ found-at ms(7, big-endian) ‖ chunk id(32). */
 export const DAMAGE_ENTRY_LENGTH = 40;
-/** Largest damage record object a reader accepts: 2 GiB, a list of ≈ 53 million chunks (a record lists each chunk
- * of its backup at most once, and a backup names at most 65,536 segments of 262,144 entries). */
+/** Largest damage record object a reader accepts: 2 GiB, room for ≈ 53 million listed chunks, far more than the
+ * engine ever records (it indexes at most 2^20 damaged chunks). */
 export const MAX_DAMAGE_RECORD_LENGTH = 2 ** 31;
 
 /** What is wrong with a chunk a backup names: its object is absent, or present and fails to open. */
