@@ -12,7 +12,7 @@
 // Writes bench/results/latest.json and the tables in docs/benchmarks.md.
 // `--s3` (or STOWAGE_BENCH_S3=1) adds the S3 runs of bench/s3.mjs afterwards (requests by method, stored
 // bytes, objects and peak RSS against a throwaway Ceph RGW, several chunk sizes; ~15 min more);
-// `--s3-only` runs only those. `--avg`, `--no-restic` and `--tree` are passed on to bench/s3.mjs.
+// `--s3-only` runs only those. `--avg`, `--repeat`, `--no-restic` and `--tree` are passed on to bench/s3.mjs.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -326,7 +326,7 @@ function main() {
 /** The S3 runs (bench/s3.mjs), in their own process: they need an event loop for the counting proxy. */
 function s3Runs() {
   const passed = [];
-  for (const name of ['--avg', '--tree']) {
+  for (const name of ['--avg', '--tree', '--repeat']) {
     const i = process.argv.indexOf(name);
     if (i >= 0) passed.push(name, process.argv[i + 1]);
   }

@@ -6,6 +6,9 @@
 //   node bench/s3.mjs --avg 1M             only the listed Stowage average sizes (comma-separated)
 //   node bench/s3.mjs --no-restic          without restic (the ratios to restic are then left empty)
 //   node bench/s3.mjs --no-doc             do not rewrite the S3 section of docs/benchmarks.md
+//   node bench/s3.mjs --repeat 3           each configuration in 3 fresh repositories: cut points depend on the
+//                                          repository's key (Stowage) or random polynomial (restic), so counts
+//                                          and bytes vary by a few per cent from one repository to the next
 //   node bench/s3.mjs --render             only re-render bench/results/s3-latest.json (and the doc section)
 //   node bench/s3.mjs --tree DIR           run the agent built in DIR (bench/export-tree.sh COMMIT DIR makes
 //                                          one), to measure a commit while this working tree is being edited
@@ -41,6 +44,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCountingProxy } from './s3-proxy.mjs';
 
+// The AWS SDK's notice that its 2027 releases need Node 22, once per process, would only clutter the output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const work = process.env.STOWAGE_BENCH_DIR ?? '/var/tmp/stowage-bench';
 const GiB = 1024 ** 3;
@@ -55,6 +61,7 @@ const option = (name) => {
 const averages = (option('--avg') ?? '1M,2M,4M').split(',').map(parseSize);
 const withRestic = !argv.includes('--no-restic');
 const writeDoc = !argv.includes('--no-doc');
+const repeat = Number(option('--repeat') ?? 1);
 /** The built tree whose agent and Ceph harness run: this checkout, or an export of one commit. */
 const tree = resolve(option('--tree') ?? root);
 const agent = join(tree, 'apps/agent/bin/agent.cjs');
@@ -392,8 +399,12 @@ async function main() {
     sizes,
     configurations: [],
   };
-  for (const tool of tools) {
-    results.configurations.push(await runConfiguration(tool, images, sdk, testing.startCeph));
+  results.repeat = repeat;
+  for (let round = 1; round <= repeat; round++) {
+    for (const tool of tools) {
+      const run = await runConfiguration(tool, images, sdk, testing.startCeph);
+      results.configurations.push({ ...run, round });
+    }
   }
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/s3-latest.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -484,9 +495,38 @@ function estimates(step, { newVolume, keysBefore, backupsBefore, meanHit }) {
   return { s, rate, today, conditional, adaptive, listing, proposed, packs };
 }
 
-function render(results) {
-  const { sizes } = results;
-  const restic = results.configurations.find((c) => c.tool === 'restic');
+/** `a` when all values agree to the shown precision, else `min–max`. */
+function span(values, format) {
+  const shown = values.filter((v) => v !== undefined && Number.isFinite(v));
+  if (shown.length === 0) return '';
+  const lo = format(Math.min(...shown));
+  const hi = format(Math.max(...shown));
+  return lo === hi ? lo : `${lo}–${hi}`;
+}
+
+/** The estimates of every step of one Stowage run, in step order. */
+function estimateRun(c) {
+  let keysBefore = 0;
+  const volumes = new Set();
+  const first = split(c.steps[0], 'stowage');
+  return c.steps.map((st, i) => {
+    const sp = split(st, 'stowage');
+    // A hit's object size, from the HEAD answers; without hits, the mean chunk object of the first backup.
+    const meanHit =
+      sp.hits > 0 ? sp.hitBytes / sp.hits : c.steps[0].requests.bytesUp / Math.max(1, first.dataPuts);
+    const volume = st.volume ?? (st.step.includes('2nd volume') ? 'bench-2' : 'bench');
+    const e = estimates(st, { newVolume: !volumes.has(volume), keysBefore, backupsBefore: i, meanHit });
+    volumes.add(volume);
+    keysBefore = st.bucket.byArea.chunks?.objects ?? 0;
+    return e;
+  });
+}
+
+function render(all) {
+  const { sizes } = all;
+  const rounds = all.repeat ?? 1;
+  // The detailed tables show the first round; the trade-off table spans every round.
+  const results = { ...all, configurations: all.configurations.filter((c) => (c.round ?? 1) === 1) };
   const mib = (b) => (b / MiB).toFixed(1);
   const perGiB = (n, bytes) => (bytes > 0 ? (n / (bytes / GiB)).toFixed(0) : '');
   const lines = [
@@ -522,36 +562,59 @@ function render(results) {
       '. Peak RSS is the whole command (GNU time); wall times are in bench/results/s3-latest.json but were ' +
       'taken on a shared machine.',
     '',
-    'Chunk size trade-off (Stowage against restic in the same run; "first" = first backup, "changed" = the ' +
-      'changed image):',
+    `Chunk size trade-off (Stowage against restic in the same round; ${rounds === 1 ? 'one repository each' : `range over ${rounds} fresh repositories each`}; ` +
+      '"first" = first backup, "changed" = the changed image; the other tables show the first round):',
     '',
-    '| configuration | mean chunk | requests / GiB new, first | requests / GiB new, changed | repository vs restic | changed adds vs restic | peak RSS (max of steps) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| configuration | mean chunk | requests / GiB new, first | requests / GiB new, changed | repository vs restic | changed adds vs restic | changed adds | peak RSS (max of steps) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
-  for (const c of results.configurations) {
-    const first = c.steps[0];
-    const chg = c.steps[1];
-    const meanChunk =
-      first.summary === undefined
-        ? ''
-        : `${((first.summary.size - first.summary.hole_bytes) / first.summary.chunks / MiB).toFixed(2)} MiB`;
-    const repoRatio =
-      restic && c !== restic ? `${(c.steps[0].bucket.bytes / restic.steps[0].bucket.bytes).toFixed(3)}×` : '';
-    const chgRatio =
-      restic && c !== restic ? `${(chg.addedBytes / restic.steps[1].addedBytes).toFixed(3)}×` : '';
-    const rss = Math.max(...c.steps.map((s) => s.rss));
-    lines.push(
-      `| ${c.tool} | ${meanChunk} | ${perGiB(first.requests.requests, sizes.baseData)} | ` +
-        `${perGiB(chg.requests.requests, sizes.changedData)} | ${repoRatio} | ${chgRatio} | ${(rss / MiB).toFixed(0)} MiB |`,
-    );
+  const tools = [...new Set(all.configurations.map((c) => c.tool))];
+  for (const tool of tools) {
+    const runs = all.configurations.filter((c) => c.tool === tool);
+    const pair = (c) =>
+      all.configurations.find((r) => r.tool === 'restic' && (r.round ?? 1) === (c.round ?? 1));
+    const meanChunk = (c) =>
+      c.steps[0].summary === undefined
+        ? undefined
+        : (c.steps[0].summary.size - c.steps[0].summary.hole_bytes) / c.steps[0].summary.chunks / MiB;
+    const ratio = (c, f) => (tool === 'restic' || pair(c) === undefined ? undefined : f(c) / f(pair(c)));
+    const cells = [
+      span(runs.map(meanChunk), (v) => `${v.toFixed(2)} MiB`),
+      span(
+        runs.map((c) => c.steps[0].requests.requests / (sizes.baseData / GiB)),
+        (v) => v.toFixed(0),
+      ),
+      span(
+        runs.map((c) => c.steps[1].requests.requests / (sizes.changedData / GiB)),
+        (v) => v.toFixed(0),
+      ),
+      span(
+        runs.map((c) => ratio(c, (x) => x.steps[0].bucket.bytes)),
+        (v) => `${v.toFixed(3)}×`,
+      ),
+      span(
+        runs.map((c) => ratio(c, (x) => x.steps[1].addedBytes)),
+        (v) => `${v.toFixed(3)}×`,
+      ),
+      span(
+        runs.map((c) => c.steps[1].addedBytes / MiB),
+        (v) => `${v.toFixed(1)} MiB`,
+      ),
+      span(
+        runs.map((c) => Math.max(...c.steps.map((st) => st.rss)) / MiB),
+        (v) => `${v.toFixed(0)} MiB`,
+      ),
+    ];
+    lines.push(`| ${tool} | ${cells.join(' | ')} |`);
   }
   lines.push(
     '',
-    'Dedup per step (Stowage): data chunks in the volume, chunk lookups (HEAD) and their hits, chunk PUTs, and ' +
-      'chunks that needed no request (repeats within the backup, or named by the latest manifest):',
+    'Dedup per step (Stowage): data chunks in the volume; HEADs and PUTs of `chunks/` keys, which also hold the ' +
+      "manifest's segments (one per backup here); hits = HEADs answered 200. Chunks without a HEAD were repeats " +
+      'within the backup or named by the latest manifest:',
     '',
-    '| configuration | step | data chunks | HEAD chunks | hits | hit rate | PUT chunks | no request | other requests |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| configuration | step | data chunks | HEAD chunks/ | hits | hit rate | PUT chunks/ | other requests |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const c of results.configurations) {
     if (c.tool === 'restic') continue;
@@ -559,8 +622,7 @@ function render(results) {
       const s = split(st, 'stowage');
       lines.push(
         `| ${c.tool} | ${st.step} | ${st.summary.chunks} | ${s.lookups} | ${s.hits} | ` +
-          `${s.lookups === 0 ? '' : `${((100 * s.hits) / s.lookups).toFixed(1)} %`} | ${s.dataPuts} | ` +
-          `${st.summary.chunks - s.lookups} | ${s.other} |`,
+          `${s.lookups === 0 ? '' : `${((100 * s.hits) / s.lookups).toFixed(1)} %`} | ${s.dataPuts} | ${s.other} |`,
       );
     }
   }
@@ -576,37 +638,35 @@ function render(results) {
     '| configuration | step | today | conditional | adaptive | listing | proposed | packs |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
-  const perGiBRows = [];
+  const strategies = ['today', 'conditional', 'adaptive', 'listing', 'proposed', 'packs'];
   for (const c of results.configurations) {
     if (c.tool === 'restic') continue;
-    let keysBefore = 0;
-    const volumes = new Set();
-    c.steps.forEach((st, i) => {
-      const sp = split(st, 'stowage');
-      // A hit's object size, from the HEAD answers; without hits, the mean chunk object of the first backup.
-      const first = split(c.steps[0], 'stowage');
-      const meanHit =
-        sp.hits > 0 ? sp.hitBytes / sp.hits : c.steps[0].requests.bytesUp / Math.max(1, first.dataPuts);
-      const volume = st.volume ?? (st.step.includes('2nd volume') ? 'bench-2' : 'bench');
-      const e = estimates(st, { newVolume: !volumes.has(volume), keysBefore, backupsBefore: i, meanHit });
-      volumes.add(volume);
-      keysBefore = st.bucket.byArea.chunks?.objects ?? 0;
+    estimateRun(c).forEach((e, i) => {
       const cell = (x) => `${x.requests}${x.wasted > 0 ? ` (+${mib(x.wasted)})` : ''}`;
-      const all = [e.today, e.conditional, e.adaptive, e.listing, e.proposed, e.packs];
-      lines.push(`| ${c.tool} | ${st.step} | ${all.map(cell).join(' | ')} |`);
-      const nd = newData(i, sizes);
-      if (nd > 0)
-        perGiBRows.push(`| ${c.tool} | ${st.step} | ${all.map((x) => perGiB(x.requests, nd)).join(' | ')} |`);
+      lines.push(`| ${c.tool} | ${c.steps[i].step} | ${strategies.map((k) => cell(e[k])).join(' | ')} |`);
     });
   }
   lines.push(
     '',
-    'The same per GiB of new data:',
+    `The same per GiB of new data${rounds > 1 ? ` (range over the ${rounds} rounds)` : ''}:`,
     '',
     '| configuration | step | today | conditional | adaptive | listing | proposed | packs |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...perGiBRows,
   );
+  for (const tool of [...new Set(all.configurations.map((c) => c.tool))]) {
+    if (tool === 'restic') continue;
+    const runs = all.configurations.filter((c) => c.tool === tool).map(estimateRun);
+    for (const i of [0, 1]) {
+      const nd = newData(i, sizes);
+      const cells = strategies.map((k) =>
+        span(
+          runs.map((r) => r[i][k].requests / (nd / GiB)),
+          (v) => v.toFixed(0),
+        ),
+      );
+      lines.push(`| ${tool} | ${results.configurations[0].steps[i].step} | ${cells.join(' | ')} |`);
+    }
+  }
   const probe = results.configurations.find((c) => c.conditionalPut)?.conditionalPut;
   const listings = results.configurations
     .map(
