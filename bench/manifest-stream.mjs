@@ -59,7 +59,11 @@ const maxRss = () => process.resourceUsage().maxRSS * 1024;
 async function synthWrite(dir, entries) {
   const { engine, format, store: os } = await load();
   const store = new os.FsObjectStore({ root: join(dir, 'repo') });
-  const repository = await engine.Repository.init(store, { passphrase: PASSPHRASE, chunker: CHUNKER, kdf: KDF });
+  const repository = await engine.Repository.init(store, {
+    passphrase: PASSPHRASE,
+    chunker: CHUNKER,
+    kdf: KDF,
+  });
   const volumeId = repository.volumeIdFor('synthetic');
   const backupId = '00000000-0000-4000-8000-000000000016';
   const t0 = performance.now();
@@ -164,7 +168,11 @@ async function synthRead(dir, ref) {
 async function imageBackup(dir, image) {
   const { engine, store: os } = await load();
   const store = new os.FsObjectStore({ root: join(dir, 'image-repo') });
-  const repository = await engine.Repository.init(store, { passphrase: PASSPHRASE, chunker: CHUNKER, kdf: KDF });
+  const repository = await engine.Repository.init(store, {
+    passphrase: PASSPHRASE,
+    chunker: CHUNKER,
+    kdf: KDF,
+  });
   const workers = new engine.ChunkWorkers(repository.targetKey);
   const source = await engine.openVolumeSource(image);
   try {
@@ -193,7 +201,13 @@ async function imageRestore(dir, ref, out) {
   const workers = new engine.ChunkWorkers(repository.targetKey);
   try {
     const s = await engine.restoreBackup({ repository, workers, backup: ref, targetPath: out });
-    return { step: 'image restore', seconds: s.seconds, peakRss: maxRss(), bytesWritten: s.bytesWritten, chunks: s.chunks };
+    return {
+      step: 'image restore',
+      seconds: s.seconds,
+      peakRss: maxRss(),
+      bytesWritten: s.bytesWritten,
+      chunks: s.chunks,
+    };
   } finally {
     await workers.close();
   }
@@ -222,7 +236,9 @@ function runStep(name, ...stepArgs) {
   });
   if (r.status !== 0) throw new Error(`step ${name} failed (${r.status})`);
   const result = JSON.parse(r.stdout.toString().trim().split('\n').pop());
-  console.error(`  ${result.step}: ${result.seconds.toFixed(1)} s, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`);
+  console.error(
+    `  ${result.step}: ${result.seconds.toFixed(1)} s, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`,
+  );
   return result;
 }
 
@@ -303,7 +319,11 @@ async function main() {
       console.error(`synthetic manifest: ${entries} entries`);
       const written = runStep('synth-write', '--dir', work, '--entries', String(entries));
       const read = runStep('synth-read', '--dir', work, '--ref', JSON.stringify(written.ref));
-      if (read.digest !== written.digest || read.entries !== written.entries || read.volumeSize !== written.volumeSize)
+      if (
+        read.digest !== written.digest ||
+        read.entries !== written.entries ||
+        read.volumeSize !== written.volumeSize
+      )
         throw new Error('the manifest read back differs from the one written');
       results.steps.push(written, read);
     }
@@ -313,7 +333,15 @@ async function main() {
       writeSparseImage(image, imageGib);
       const backup = runStep('image-backup', '--dir', work, '--image', image);
       const out = join(work, 'restored.img');
-      const restore = runStep('image-restore', '--dir', work, '--ref', JSON.stringify(backup.ref), '--out', out);
+      const restore = runStep(
+        'image-restore',
+        '--dir',
+        work,
+        '--ref',
+        JSON.stringify(backup.ref),
+        '--out',
+        out,
+      );
       const compared = compareSparse(image, out);
       console.error(`  restored image ${compared}`);
       rmSync(out, { force: true });
@@ -326,7 +354,9 @@ async function main() {
   const outFile = join(root, 'bench/results/manifest-stream.json');
   writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
   for (const s of results.steps) {
-    console.log(`${s.step.padEnd(26)} ${s.seconds.toFixed(1).padStart(8)} s  ${(s.peakRss / MiB).toFixed(0).padStart(5)} MiB peak RSS`);
+    console.log(
+      `${s.step.padEnd(26)} ${s.seconds.toFixed(1).padStart(8)} s  ${(s.peakRss / MiB).toFixed(0).padStart(5)} MiB peak RSS`,
+    );
   }
   console.log(`wrote ${outFile}`);
 }
