@@ -707,7 +707,10 @@ function updateDoc(text) {
   body = body.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), `${begin}\n${text}\n${end}`);
   writeFileSync(doc, body);
   // The house formatter aligns tables; without it `npm test`'s lint refuses the generated block.
-  spawnSync(join(root, 'node_modules/.bin/biome'), ['format', '--write', doc], { cwd: root, stdio: 'ignore' });
+  spawnSync(join(root, 'node_modules/.bin/biome'), ['format', '--write', doc], {
+    cwd: root,
+    stdio: 'ignore',
+  });
   console.log(`bench s3: wrote ${doc} and bench/results/s3-latest.json`);
 }
 
