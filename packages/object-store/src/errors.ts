@@ -22,6 +22,11 @@ export const OBJECT_STORE_ERROR_KINDS = [
   'no-space',
   /** Anything else: misconfiguration (missing bucket), unsupported request, unexpected answers. */
   'permanent',
+  /**
+   * The caller's `signal` aborted, before the call (nothing was done) or during it (the request was given up;
+   * a put or delete may or may not have taken effect). The caller asked for it: never retried, never a fault.
+   */
+  'aborted',
 ] as const;
 
 export type ObjectStoreErrorKind = (typeof OBJECT_STORE_ERROR_KINDS)[number];
@@ -53,6 +58,25 @@ export class ObjectStoreError extends Error {
 
 export function isObjectStoreError(error: unknown, kind?: ObjectStoreErrorKind): error is ObjectStoreError {
   return error instanceof ObjectStoreError && (kind === undefined || error.kind === kind);
+}
+
+/** An `aborted` error for `op` on `key`, its cause the signal's reason. */
+export function abortedError(
+  op: ObjectStoreOp,
+  key: string | undefined,
+  signal: AbortSignal,
+): ObjectStoreError {
+  const what = key === undefined ? op : `${op} ${key}`;
+  return new ObjectStoreError('aborted', `${what} aborted`, { op, key, cause: signal.reason });
+}
+
+/** Throws an `aborted` ObjectStoreError when `signal` has aborted. */
+export function throwIfAborted(
+  signal: AbortSignal | undefined,
+  op: ObjectStoreOp,
+  key: string | undefined,
+): void {
+  if (signal?.aborted) throw abortedError(op, key, signal);
 }
 
 /** True only for errors worth retrying; anything that is not an ObjectStoreError is not. */

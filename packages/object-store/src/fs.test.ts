@@ -64,6 +64,49 @@ describe('FsObjectStore', () => {
     expect(await store.get('chunks/cd/x')).toEqual(new Uint8Array([1, 2, 3]));
   });
 
+  it('an aborted put leaves no temporary file and the key as it was', async () => {
+    const controller = new AbortController();
+    const store = new FsObjectStore({ root });
+    await store.put('chunks/ef/x', new Uint8Array([1, 2, 3]));
+    let tempPath: string | undefined;
+    // Aborted once the temporary file is written and synced: the last moment before the rename.
+    const aborting = new FsObjectStore({
+      root,
+      beforeCommit: async (path) => {
+        tempPath = path;
+        controller.abort();
+      },
+    });
+    await expect(
+      aborting.put('chunks/ef/x', new Uint8Array(100_000), { signal: controller.signal }),
+    ).rejects.toMatchObject({ kind: 'aborted', op: 'put', key: 'chunks/ef/x' });
+    expect(tempPath).toBeDefined();
+    expect(await readdir(join(root, 'chunks', 'ef'))).toEqual(['x']);
+    expect(await store.get('chunks/ef/x')).toEqual(new Uint8Array([1, 2, 3]));
+
+    // Aborted at any moment, into directories still to be made: never a temporary file left, never half.
+    const body = bytes(4 << 20, 9);
+    const keys = Array.from({ length: 24 }, (_, index) => `fresh/${index.toString(16).padStart(2, '0')}/k`);
+    const outcomes = new Set<string>();
+    for (const [index, key] of keys.entries()) {
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), index);
+      await store.put(key, body, { signal: abort.signal }).then(
+        () => outcomes.add('landed'),
+        (error: unknown) => outcomes.add(isObjectStoreError(error) ? error.kind : String(error)),
+      );
+      clearTimeout(timer);
+    }
+    expect([...outcomes].filter((outcome) => outcome !== 'landed' && outcome !== 'aborted')).toEqual([]);
+    for (const key of keys) {
+      const directory = join(root, ...key.split('/').slice(0, -1));
+      const names = await readdir(directory).catch(() => []);
+      expect(names.filter((name) => name.startsWith(FS_TEMP_PREFIX))).toEqual([]);
+      const info = await store.head(key);
+      if (info !== undefined) expect(Buffer.compare(await store.get(key), body)).toBe(0);
+    }
+  });
+
   it('reports a key that is also a directory of other keys as permanent, not as a half object', async () => {
     const store = new FsObjectStore({ root });
     await store.put('a/b/c', new Uint8Array([1]));

@@ -14,12 +14,20 @@ import {
 } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ObjectStoreError, type ObjectStoreErrorKind, type ObjectStoreOp } from './errors.js';
+import {
+  abortedError,
+  isObjectStoreError,
+  ObjectStoreError,
+  type ObjectStoreErrorKind,
+  type ObjectStoreOp,
+  throwIfAborted,
+} from './errors.js';
 import {
   type ByteRange,
   compareKeys,
   type ObjectInfo,
   type ObjectStore,
+  type OperationOptions,
   type PutOptions,
   rangePastEnd,
   validateKey,
@@ -76,6 +84,12 @@ interface OpenDirectory {
  * entry fails a listing. Anything else fails with `permanent`, saying which path is the link, and nothing
  * behind the link is read, written, made or deleted. A `rename` into place does not follow a symlink at the
  * object's name either: it replaces it.
+ *
+ * A signal is looked at before each system call step (each read and write of a body, each directory made,
+ * each name deleted, each directory listed): no system call takes one, so the step already in the kernel
+ * finishes first — on a local disk, well within a second; a hung network mount can hold it longer. A put
+ * aborted before its rename removes its temporary file and leaves the key as it was; once renamed, it
+ * completes (the directory fsync included) and resolves.
  */
 export class FsObjectStore implements ObjectStore {
   readonly location: string;
@@ -98,12 +112,15 @@ export class FsObjectStore implements ObjectStore {
     this.#onDirectorySynced = options.onDirectorySynced;
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
+  async head(key: string, options: OperationOptions = {}): Promise<ObjectInfo | undefined> {
     const segments = this.#segments(key, 'head');
     const directoryKey = segments.slice(0, -1).join('/');
+    const { signal } = options;
     try {
+      throwIfAborted(signal, 'head', key);
       const realRoot = this.#realRoot ?? (await this.#resolveRoot());
       if (realRoot === undefined) return undefined;
+      throwIfAborted(signal, 'head', key);
       // The hot path of a backup (a head per new chunk): an lstat, and the directory's identity beside it.
       const [stats, directoryFound] = await Promise.all([
         lstat(join(realRoot, ...segments)).catch((error: unknown) => {
@@ -120,15 +137,17 @@ export class FsObjectStore implements ObjectStore {
       this.#unsyncedDirectories.add(directoryKey);
       return { key, size: stats.size, lastModified: stats.mtime };
     } catch (error) {
-      throw this.#translate(error, 'head', key);
+      throw this.#translate(error, 'head', key, signal);
     }
   }
 
-  async get(key: string, range?: ByteRange): Promise<Uint8Array> {
+  async get(key: string, range?: ByteRange, options: OperationOptions = {}): Promise<Uint8Array> {
     const segments = this.#segments(key, 'get');
     if (range !== undefined) validateRange(range, key);
+    const { signal } = options;
     let handle: FileHandle | undefined;
     try {
+      throwIfAborted(signal, 'get', key);
       const opened = await this.#openObject(segments, 'get', key);
       handle = opened?.handle;
       if (opened === undefined || !opened.stats.isFile()) {
@@ -141,13 +160,14 @@ export class FsObjectStore implements ObjectStore {
       const body = new Uint8Array(length);
       let done = 0;
       while (done < length) {
+        throwIfAborted(signal, 'get', key);
         const { bytesRead } = await opened.handle.read(body, done, length - done, offset + done);
         if (bytesRead === 0) throw rangePastEnd({ offset, length }, offset + done, key);
         done += bytesRead;
       }
       return body;
     } catch (error) {
-      throw this.#translate(error, 'get', key);
+      throw this.#translate(error, 'get', key, signal);
     } finally {
       await handle?.close();
     }
@@ -174,8 +194,11 @@ export class FsObjectStore implements ObjectStore {
     const directorySegments = segments.slice(0, -1);
     const directoryKey = directorySegments.join('/');
     const tempName = `${FS_TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
+    const { signal } = options;
+    const step = () => throwIfAborted(signal, 'put', key);
     let tempPath: string | undefined;
     try {
+      step();
       const realRoot = this.#realRoot ?? (await this.#resolveRoot(true));
       const directory = join(realRoot, ...directorySegments);
       const path = join(directory, segments.at(-1)!);
@@ -184,7 +207,8 @@ export class FsObjectStore implements ObjectStore {
       // the directory only when it is missing, instead of a mkdir per put.
       const handle = await open(opening, TEMP_FLAGS, 0o644).catch(async (error: unknown) => {
         if (errnoCode(error) !== 'ENOENT' && errnoCode(error) !== 'ENOTDIR') throw error;
-        await this.#makeDirectory(directorySegments, key);
+        await this.#makeDirectory(directorySegments, key, signal);
+        step();
         return open(opening, TEMP_FLAGS, 0o644);
       });
       tempPath = opening;
@@ -193,14 +217,18 @@ export class FsObjectStore implements ObjectStore {
         await this.#checkDescriptor(handle, join(directoryKey, tempName), opening, 'put', key);
         let done = 0;
         while (done < body.length) {
+          step();
           const { bytesWritten } = await handle.write(body, done, body.length - done);
           done += bytesWritten;
         }
+        step();
         await handle.sync();
       } finally {
         await handle.close();
       }
       await this.#beforeCommit?.(opening);
+      // The last point of return: once the name is in place the put has landed, and it completes.
+      step();
       if (options.ifNoneMatch === true) {
         // link() refuses an existing name, which rename() would silently replace.
         await link(opening, path).catch(async (error: unknown) => {
@@ -218,6 +246,7 @@ export class FsObjectStore implements ObjectStore {
       else await this.#syncDirectory(directoryKey);
     } catch (error) {
       if (tempPath !== undefined) await unlink(tempPath).catch(() => {});
+      if (signal?.aborted) throw this.#translate(error, 'put', key, signal);
       if (options.ifNoneMatch === true && errnoCode(error) === 'EEXIST') {
         throw new ObjectStoreError(
           'precondition-failed',
@@ -229,26 +258,29 @@ export class FsObjectStore implements ObjectStore {
           },
         );
       }
-      throw this.#translate(error, 'put', key);
+      throw this.#translate(error, 'put', key, signal);
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: OperationOptions = {}): Promise<void> {
     const segments = this.#segments(key, 'delete');
+    const { signal } = options;
     try {
+      throwIfAborted(signal, 'delete', key);
       const directory = await this.#openDirectory(segments.slice(0, -1).join('/'), 'delete', key);
       if (directory === undefined) return;
       try {
-        await this.#deleteIn(directory, segments.at(-1)!, 'delete', key);
+        await this.#deleteIn(directory, segments.at(-1)!, 'delete', key, signal);
       } finally {
         await directory.handle.close();
       }
     } catch (error) {
-      throw this.#translate(error, 'delete', key);
+      throw this.#translate(error, 'delete', key, signal);
     }
   }
 
-  async deleteMany(keys: readonly string[]): Promise<void> {
+  async deleteMany(keys: readonly string[], options: OperationOptions = {}): Promise<void> {
+    const { signal } = options;
     // Grouped by directory, in slices: each directory is opened (and checked) once per slice, not per key.
     const groups = new Map<string, { key: string; name: string }[]>();
     for (const key of keys) {
@@ -270,40 +302,49 @@ export class FsObjectStore implements ObjectStore {
         const { directoryKey, items } = slices[next++]!;
         let key = items[0]!.key;
         try {
+          throwIfAborted(signal, 'deleteMany', key);
           const directory = await this.#openDirectory(directoryKey, 'deleteMany', key);
           if (directory === undefined) continue;
           try {
             for (const item of items) {
               key = item.key;
-              await this.#deleteIn(directory, item.name, 'deleteMany', key);
+              await this.#deleteIn(directory, item.name, 'deleteMany', key, signal);
             }
           } finally {
             await directory.handle.close();
           }
         } catch (error) {
-          throw this.#translate(error, 'deleteMany', key);
+          throw this.#translate(error, 'deleteMany', key, signal);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(DELETE_PARALLELISM, slices.length) }, worker));
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: OperationOptions = {}): AsyncIterable<ObjectInfo> {
     validatePrefix(prefix);
+    throwIfAborted(options.signal, 'list', prefix);
     const slash = prefix.lastIndexOf('/');
     const directoryKey = prefix.slice(0, slash + 1); // '' or 'chunks/ab/'
     const namePrefix = prefix.slice(slash + 1);
     if (directoryKey.split('/').some((segment) => segment === '.' || segment === '..')) return;
-    yield* this.#walk(directoryKey, namePrefix, prefix);
+    yield* this.#walk(directoryKey, namePrefix, prefix, options.signal);
   }
 
-  async *#walk(directoryKey: string, namePrefix: string, prefix: string): AsyncGenerator<ObjectInfo> {
+  async *#walk(
+    directoryKey: string,
+    namePrefix: string,
+    prefix: string,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ObjectInfo> {
     // Read whole, with the directory open, and only then yielded: no descriptor is held across a yield.
     const found: { key: string; info: ObjectInfo | undefined }[] = [];
     try {
+      throwIfAborted(signal, 'list', prefix);
       const directory = await this.#openDirectory(directoryKey.slice(0, -1), 'list', prefix);
       if (directory === undefined) return;
       try {
+        throwIfAborted(signal, 'list', prefix);
         const entries = await readdir(directory.path, { withFileTypes: true });
         const named = entries.filter(
           (entry) => entry.name.startsWith(namePrefix) && !entry.name.startsWith(FS_TEMP_PREFIX),
@@ -323,6 +364,7 @@ export class FsObjectStore implements ObjectStore {
             found.push({ key, info: undefined });
             continue;
           }
+          throwIfAborted(signal, 'list', prefix);
           const stats = await lstat(`${directory.path}/${entry.name}`).catch((error: unknown) => {
             if (isMissing(error)) return undefined; // deleted while we listed
             throw error;
@@ -335,10 +377,11 @@ export class FsObjectStore implements ObjectStore {
         await directory.handle.close();
       }
     } catch (error) {
-      throw this.#translate(error, 'list', prefix);
+      throw this.#translate(error, 'list', prefix, signal);
     }
     for (const { key, info } of found) {
-      if (info === undefined) yield* this.#walk(`${key}/`, '', prefix);
+      throwIfAborted(signal, 'list', prefix);
+      if (info === undefined) yield* this.#walk(`${key}/`, '', prefix, signal);
       else yield info;
     }
   }
@@ -348,7 +391,14 @@ export class FsObjectStore implements ObjectStore {
    * after it was checked cannot redirect the unlink. A symlink as the object is refused, a directory of other
    * keys is no object to delete.
    */
-  async #deleteIn(directory: OpenDirectory, name: string, op: ObjectStoreOp, key: string): Promise<void> {
+  async #deleteIn(
+    directory: OpenDirectory,
+    name: string,
+    op: ObjectStoreOp,
+    key: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    throwIfAborted(signal, op, key);
     const path = `${directory.path}/${name}`;
     const stats = await lstat(path).catch((error: unknown) => {
       if (isMissing(error)) return undefined;
@@ -356,6 +406,7 @@ export class FsObjectStore implements ObjectStore {
     });
     if (stats?.isSymbolicLink()) throw this.#symlinkRefused(key, op, key);
     if (stats === undefined || stats.isDirectory()) return;
+    throwIfAborted(signal, op, key);
     await unlink(path).catch((error: unknown) => {
       if (isMissing(error) || errnoCode(error) === 'EPERM') return;
       throw error;
@@ -540,10 +591,17 @@ export class FsObjectStore implements ObjectStore {
    * Makes the missing directories of `segments` one at a time, each only once the one above it is checked
    * (no mkdir through a symlink), then fsyncs the parent of each so the new names survive a crash.
    */
-  async #makeDirectory(segments: readonly string[], key: string): Promise<void> {
+  async #makeDirectory(
+    segments: readonly string[],
+    key: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     const realRoot = this.#realRoot ?? (await this.#resolveRoot(true));
     const created: string[] = [];
     for (let depth = 1; depth <= segments.length; depth++) {
+      // An abort stops here, but the directories made so far are synced into their parents first: a later put
+      // finds them and makes none, so nothing else would.
+      if (signal?.aborted) break;
       const directoryKey = segments.slice(0, depth).join('/');
       const existing = await this.#openDirectory(directoryKey, 'put', key);
       if (existing !== undefined) {
@@ -565,6 +623,7 @@ export class FsObjectStore implements ObjectStore {
     for (const directoryKey of created) {
       await this.#syncDirectory(directoryKey.includes('/') ? dirname(directoryKey) : '');
     }
+    throwIfAborted(signal, 'put', key);
   }
 
   async #syncDirectory(directoryKey: string): Promise<void> {
@@ -572,7 +631,10 @@ export class FsObjectStore implements ObjectStore {
     this.#onDirectorySynced?.(join(this.root, directoryKey));
   }
 
-  #translate(error: unknown, op: ObjectStoreOp, key: string): ObjectStoreError {
+  #translate(error: unknown, op: ObjectStoreOp, key: string, signal?: AbortSignal): ObjectStoreError {
+    if (isObjectStoreError(error, 'aborted')) return error;
+    // What fails once the caller has aborted is reported as the abort (the contract's rule).
+    if (signal?.aborted) return abortedError(op, key, signal);
     if (error instanceof ObjectStoreError) return error;
     const code = errnoCode(error);
     const kind = fsErrorKind(code);

@@ -1,4 +1,5 @@
 export {
+  abortedError,
   InvalidStoreUrlError,
   isObjectStoreError,
   isTransient,
@@ -7,6 +8,7 @@ export {
   type ObjectStoreErrorKind,
   type ObjectStoreErrorOptions,
   type ObjectStoreOp,
+  throwIfAborted,
 } from './errors.js';
 export { FS_TEMP_PREFIX, FsObjectStore, type FsObjectStoreOptions } from './fs.js';
 export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory.js';
@@ -16,6 +18,7 @@ export {
   keyProblem,
   type ObjectInfo,
   type ObjectStore,
+  type OperationOptions,
   type PutOptions,
   validateKey,
 } from './object-store.js';

@@ -1,9 +1,10 @@
-import { ObjectStoreError } from './errors.js';
+import { ObjectStoreError, throwIfAborted } from './errors.js';
 import {
   type ByteRange,
   compareKeys,
   type ObjectInfo,
   type ObjectStore,
+  type OperationOptions,
   type PutOptions,
   rangePastEnd,
   validateKey,
@@ -23,7 +24,8 @@ export interface MemoryObjectStoreOptions {
 
 /**
  * An ObjectStore in a Map, for tests and dry runs. Bodies are copied in and out, so callers may reuse
- * their buffers. Honours `ifNoneMatch` exactly.
+ * their buffers. Honours `ifNoneMatch` exactly. Every operation is done at once, so a signal is looked at
+ * only before it (and before each object a listing yields).
  */
 export class MemoryObjectStore implements ObjectStore {
   readonly location = 'memory://';
@@ -34,15 +36,17 @@ export class MemoryObjectStore implements ObjectStore {
     this.#now = options.now ?? (() => new Date());
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
+  async head(key: string, options: OperationOptions = {}): Promise<ObjectInfo | undefined> {
     validateKey(key, 'head');
+    throwIfAborted(options.signal, 'head', key);
     const object = this.#objects.get(key);
     return object === undefined ? undefined : info(key, object);
   }
 
-  async get(key: string, range?: ByteRange): Promise<Uint8Array> {
+  async get(key: string, range?: ByteRange, options: OperationOptions = {}): Promise<Uint8Array> {
     validateKey(key, 'get');
     if (range !== undefined) validateRange(range, key);
+    throwIfAborted(options.signal, 'get', key);
     const object = this.#objects.get(key);
     if (object === undefined) {
       throw new ObjectStoreError('not-found', `no object ${key} in ${this.location}`, { op: 'get', key });
@@ -54,6 +58,7 @@ export class MemoryObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     validateKey(key, 'put');
+    throwIfAborted(options.signal, 'put', key);
     if (options.ifNoneMatch === true && this.#objects.has(key)) {
       throw new ObjectStoreError('precondition-failed', `object ${key} already exists in ${this.location}`, {
         op: 'put',
@@ -63,20 +68,24 @@ export class MemoryObjectStore implements ObjectStore {
     this.#objects.set(key, { body: body.slice(), lastModified: this.#now() });
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: OperationOptions = {}): Promise<void> {
     validateKey(key, 'delete');
+    throwIfAborted(options.signal, 'delete', key);
     this.#objects.delete(key);
   }
 
-  async deleteMany(keys: readonly string[]): Promise<void> {
+  async deleteMany(keys: readonly string[], options: OperationOptions = {}): Promise<void> {
     for (const key of keys) validateKey(key, 'deleteMany');
+    throwIfAborted(options.signal, 'deleteMany', keys[0]);
     for (const key of keys) this.#objects.delete(key);
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: OperationOptions = {}): AsyncIterable<ObjectInfo> {
     validatePrefix(prefix);
+    throwIfAborted(options.signal, 'list', prefix);
     const keys = [...this.#objects.keys()].filter((key) => key.startsWith(prefix)).sort(compareKeys);
     for (const key of keys) {
+      throwIfAborted(options.signal, 'list', prefix);
       const object = this.#objects.get(key);
       if (object !== undefined) yield info(key, object);
     }

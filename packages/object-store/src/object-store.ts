@@ -13,7 +13,17 @@ export interface ByteRange {
   readonly length: number;
 }
 
-export interface PutOptions {
+/** What every operation takes besides its arguments. */
+export interface OperationOptions {
+  /**
+   * Aborts the call: it rejects promptly with an `aborted` ObjectStoreError, and its request is given up, not
+   * left running (see the contract below). Each call in flight may add a listener to the signal: a caller
+   * running many calls under one signal raises its limit (`events.setMaxListeners`) to keep Node quiet.
+   */
+  readonly signal?: AbortSignal;
+}
+
+export interface PutOptions extends OperationOptions {
   /**
    * Fail with a `precondition-failed` error when the key already exists instead of overwriting it
    * (S3 `If-None-Match: *`). Not every backend can honour it; see each implementation and
@@ -41,7 +51,7 @@ export interface PutOptions {
  *   used: the filesystem backend cannot hold both.
  * - Every failure is an `ObjectStoreError`. Its `kind` says what to do: only `transient` is worth retrying;
  *   `not-found`, `precondition-failed`, `invalid-range`, `invalid-key`, `auth`, `no-space` and `permanent`
- *   are permanent for that request.
+ *   are permanent for that request, and `aborted` is the caller's own cancel.
  * - `put` is all-or-nothing: readers see either the previous object or the whole new one, never a part.
  *   A put that failed (even with `transient`) may or may not have landed; re-sending the whole body is
  *   always safe.
@@ -52,17 +62,27 @@ export interface PutOptions {
  * - `list(prefix)` yields every object whose key starts with `prefix` (a plain string prefix, not a
  *   directory), in ascending order of the keys' UTF-8 bytes, fetching pages lazily however many there are.
  *   Objects written or deleted during a listing may or may not appear.
- * - Implementations do no retrying of their own; `withRetry` does it for all of them.
+ * - Every operation takes an optional `signal` (`OperationOptions`; a listing's covers every page). A call
+ *   whose signal has already aborted does nothing and rejects with `aborted`. One whose signal aborts while
+ *   it runs rejects promptly (well within a second) with `aborted` and gives its request up: an S3 request's
+ *   socket is destroyed, a file store starts no further system call (the one in the kernel finishes first).
+ *   An aborted put may or may not have landed — all-or-nothing still holds, never half an object — and an
+ *   aborted delete or deleteMany may have deleted some or all of its keys; once an aborted call has
+ *   rejected, the store no longer reads the put's body, so the caller may reuse it. An error that surfaces
+ *   after the signal aborted (the reset of the destroyed socket) is reported as `aborted`, not as itself.
+ *   A listing whose signal aborts rejects its next step with `aborted`.
+ * - Implementations do no retrying of their own; `withRetry` does it for all of them, and never retries
+ *   `aborted`.
  */
 export interface ObjectStore {
   /** Where the objects live, for messages: `s3://bucket/prefix`, `file:///srv/backups`, `memory://`. */
   readonly location: string;
-  head(key: string): Promise<ObjectInfo | undefined>;
-  get(key: string, range?: ByteRange): Promise<Uint8Array>;
+  head(key: string, options?: OperationOptions): Promise<ObjectInfo | undefined>;
+  get(key: string, range?: ByteRange, options?: OperationOptions): Promise<Uint8Array>;
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
-  delete(key: string): Promise<void>;
-  deleteMany(keys: readonly string[]): Promise<void>;
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  delete(key: string, options?: OperationOptions): Promise<void>;
+  deleteMany(keys: readonly string[], options?: OperationOptions): Promise<void>;
+  list(prefix: string, options?: OperationOptions): AsyncIterable<ObjectInfo>;
   /** Makes every `deferred` put that resolved before this call durable. Absent where there is nothing to do. */
   flush?(): Promise<void>;
 }

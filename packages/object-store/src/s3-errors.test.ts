@@ -97,6 +97,16 @@ describe('S3 error mapping', () => {
     expect(s3ErrorKind('a string')).toBe('permanent');
   });
 
+  it("maps the SDK's AbortError (no HTTP answer) to aborted, never to a retryable kind", () => {
+    const sdkAbort = Object.assign(new Error('Request aborted'), { name: 'AbortError' });
+    expect(s3ErrorKind(sdkAbort)).toBe('aborted');
+    expect(s3ErrorKind(new DOMException('This operation was aborted', 'AbortError'))).toBe('aborted');
+    // A server's own error code of that name, with a status, is not ours.
+    expect(
+      s3ErrorKind(Object.assign(new Error('x'), { name: 'AbortError', $metadata: { httpStatusCode: 500 } })),
+    ).toBe('transient');
+  });
+
   it('treats a body shorter than Content-Length as transient, never as the object', async () => {
     const { store } = storeAnswering({ status: 200, body: 'abc', headers: { 'content-length': '10' } });
     await expect(store.get('k')).rejects.toMatchObject({ kind: 'transient' });

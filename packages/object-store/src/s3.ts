@@ -2,11 +2,19 @@ import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { ListObjectsV2CommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { ObjectStoreError, type ObjectStoreErrorKind, type ObjectStoreOp } from './errors.js';
+import {
+  abortedError,
+  isObjectStoreError,
+  ObjectStoreError,
+  type ObjectStoreErrorKind,
+  type ObjectStoreOp,
+  throwIfAborted,
+} from './errors.js';
 import {
   type ByteRange,
   type ObjectInfo,
   type ObjectStore,
+  type OperationOptions,
   type PutOptions,
   rangePastEnd,
   validateKey,
@@ -80,6 +88,11 @@ function loadSdk() {
  *
  * `ifNoneMatch` sends `If-None-Match: *`: AWS and Ceph RGW answer 412 when the key exists; some servers
  * (s3rver, fauxqs) ignore the header and overwrite, and nothing on the client can detect that.
+ *
+ * A signal goes to the SDK as `abortSignal`: an abort destroys the request's socket (the server sees the
+ * connection close), whether the request is waiting for a socket, sending its body, waiting for the answer or
+ * receiving a GET's body, and the call rejects with `aborted` (the SDK's `AbortError`, and whatever the
+ * destroyed socket raises after it, are mapped so).
  */
 export class S3ObjectStore implements ObjectStore {
   readonly location: string;
@@ -96,8 +109,13 @@ export class S3ObjectStore implements ObjectStore {
     this.#options = options;
   }
 
-  /** The SDK client, created on first use. */
-  #connect(): Promise<{ client: S3Client; sdk: Sdk }> {
+  /** The SDK client, created on first use; an aborted signal fails first (the SDK may still be loading). */
+  async #connect(
+    signal: AbortSignal | undefined,
+    op: ObjectStoreOp,
+    key: string | undefined,
+  ): Promise<{ client: S3Client; sdk: Sdk }> {
+    throwIfAborted(signal, op, key);
     this.#connection ??= loadSdk().then(({ sdk, NodeHttpHandler }) => {
       const options = this.#options;
       const maxSockets = options.maxSockets ?? 16;
@@ -123,7 +141,9 @@ export class S3ObjectStore implements ObjectStore {
       });
       return { client, sdk };
     });
-    return this.#connection;
+    const connection = await this.#connection;
+    throwIfAborted(signal, op, key);
+    return connection;
   }
 
   /** Closes the keep-alive sockets. The store must not be used afterwards. */
@@ -131,33 +151,43 @@ export class S3ObjectStore implements ObjectStore {
     void this.#connection?.then(({ client }) => client.destroy());
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
+  async head(key: string, options: OperationOptions = {}): Promise<ObjectInfo | undefined> {
     validateKey(key, 'head');
+    return this.#head(key, 'head', options.signal);
+  }
+
+  async #head(
+    key: string,
+    op: ObjectStoreOp,
+    signal: AbortSignal | undefined,
+  ): Promise<ObjectInfo | undefined> {
     try {
-      const { client, sdk } = await this.#connect();
+      const { client, sdk } = await this.#connect(signal, op, key);
       const response = await client.send(
         new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
+        { abortSignal: signal },
       );
       return { key, size: response.ContentLength ?? 0, lastModified: response.LastModified ?? new Date(0) };
     } catch (error) {
-      const translated = this.#translate(error, 'head', key);
+      const translated = this.#translate(error, op, key, signal);
       if (translated.kind === 'not-found') return undefined;
       throw translated;
     }
   }
 
-  async get(key: string, range?: ByteRange): Promise<Uint8Array> {
+  async get(key: string, range?: ByteRange, options: OperationOptions = {}): Promise<Uint8Array> {
     validateKey(key, 'get');
     if (range !== undefined) validateRange(range, key);
+    const { signal } = options;
     if (range?.length === 0) {
       // HTTP cannot ask for zero bytes (`bytes=5-4` means the whole object to many servers).
-      const info = await this.head(key);
+      const info = await this.#head(key, 'get', signal);
       if (info === undefined) throw this.#notFound('get', key);
       if (range.offset > info.size) throw rangePastEnd(range, info.size, key);
       return new Uint8Array(0);
     }
     try {
-      const { client, sdk } = await this.#connect();
+      const { client, sdk } = await this.#connect(signal, 'get', key);
       const response = await client.send(
         new sdk.GetObjectCommand({
           Bucket: this.bucket,
@@ -166,9 +196,11 @@ export class S3ObjectStore implements ObjectStore {
             ? {}
             : { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
         }),
+        { abortSignal: signal },
       );
       if (response.Body === undefined) throw new Error('response has no body');
       const body = await response.Body.transformToByteArray();
+      throwIfAborted(signal, 'get', key);
       if (response.ContentLength !== undefined && body.length !== response.ContentLength) {
         // The connection ended early without an error: a truncated body must never pass as the object.
         throw new ObjectStoreError(
@@ -180,14 +212,15 @@ export class S3ObjectStore implements ObjectStore {
       if (range === undefined) return body;
       return cutRange(body, response.ContentRange, range, key);
     } catch (error) {
-      throw this.#translate(error, 'get', key);
+      throw this.#translate(error, 'get', key, signal);
     }
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     validateKey(key, 'put');
+    const { signal } = options;
     try {
-      const { client, sdk } = await this.#connect();
+      const { client, sdk } = await this.#connect(signal, 'put', key);
       await client.send(
         new sdk.PutObjectCommand({
           Bucket: this.bucket,
@@ -197,40 +230,47 @@ export class S3ObjectStore implements ObjectStore {
           ContentMD5: createHash('md5').update(body).digest('base64'),
           ...(options.ifNoneMatch === true ? { IfNoneMatch: '*' } : {}),
         }),
+        { abortSignal: signal },
       );
     } catch (error) {
-      throw this.#translate(error, 'put', key);
+      throw this.#translate(error, 'put', key, signal);
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: OperationOptions = {}): Promise<void> {
     validateKey(key, 'delete');
+    const { signal } = options;
     try {
-      const { client, sdk } = await this.#connect();
-      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      const { client, sdk } = await this.#connect(signal, 'delete', key);
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
+        abortSignal: signal,
+      });
     } catch (error) {
-      const translated = this.#translate(error, 'delete', key);
+      const translated = this.#translate(error, 'delete', key, signal);
       if (translated.kind !== 'not-found') throw translated;
     }
   }
 
-  async deleteMany(keys: readonly string[]): Promise<void> {
+  async deleteMany(keys: readonly string[], options: OperationOptions = {}): Promise<void> {
     for (const key of keys) validateKey(key, 'deleteMany');
+    const { signal } = options;
+    throwIfAborted(signal, 'deleteMany', keys[0]);
     const unique = [...new Set(keys)];
     for (let start = 0; start < unique.length; start += DELETE_BATCH) {
       const batch = unique.slice(start, start + DELETE_BATCH);
       let failures: { Key?: string; Code?: string; Message?: string }[];
       try {
-        const { client, sdk } = await this.#connect();
+        const { client, sdk } = await this.#connect(signal, 'deleteMany', batch[0]);
         const response = await client.send(
           new sdk.DeleteObjectsCommand({
             Bucket: this.bucket,
             Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true },
           }),
+          { abortSignal: signal },
         );
         failures = (response.Errors ?? []).filter((failure) => failure.Code !== 'NoSuchKey');
       } catch (error) {
-        throw this.#translate(error, 'deleteMany', batch[0]);
+        throw this.#translate(error, 'deleteMany', batch[0], signal);
       }
       const first = failures[0];
       if (first !== undefined) {
@@ -254,18 +294,20 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: OperationOptions = {}): AsyncIterable<ObjectInfo> {
     validatePrefix(prefix);
+    const { signal } = options;
     let continuationToken: string | undefined;
     do {
       let page: ListObjectsV2CommandOutput;
       try {
-        page = await this.#listPage(prefix, continuationToken);
+        page = await this.#listPage(prefix, continuationToken, signal);
       } catch (error) {
-        throw this.#translate(error, 'list', prefix);
+        throw this.#translate(error, 'list', prefix, signal);
       }
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined || !object.Key.startsWith(this.prefix)) continue;
+        throwIfAborted(signal, 'list', prefix);
         yield {
           key: object.Key.slice(this.prefix.length),
           size: object.Size ?? 0,
@@ -279,14 +321,16 @@ export class S3ObjectStore implements ObjectStore {
   async #listPage(
     prefix: string,
     continuationToken: string | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<ListObjectsV2CommandOutput> {
-    const { client, sdk } = await this.#connect();
+    const { client, sdk } = await this.#connect(signal, 'list', prefix);
     return client.send(
       new sdk.ListObjectsV2Command({
         Bucket: this.bucket,
         Prefix: this.prefix + prefix,
         ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }),
       }),
+      { abortSignal: signal },
     );
   }
 
@@ -294,9 +338,25 @@ export class S3ObjectStore implements ObjectStore {
     return new ObjectStoreError('not-found', `no object ${key} in ${this.location}`, { op, key, cause });
   }
 
-  #translate(error: unknown, op: ObjectStoreOp, key: string | undefined): ObjectStoreError {
+  #translate(
+    error: unknown,
+    op: ObjectStoreOp,
+    key: string | undefined,
+    signal?: AbortSignal,
+  ): ObjectStoreError {
+    if (isObjectStoreError(error, 'aborted')) return error;
+    // After an abort the destroyed socket fails the request in its own words (a reset, "socket hang up", a
+    // premature close of a GET's body): it is the abort all the same.
+    if (signal?.aborted) return abortedError(op, key, signal);
     if (error instanceof ObjectStoreError) return error;
     const kind = s3ErrorKind(error);
+    if (kind === 'aborted') {
+      return new ObjectStoreError('aborted', `${op} ${key ?? ''} in ${this.location} aborted`, {
+        op,
+        key,
+        cause: error,
+      });
+    }
     if (kind === 'not-found' && key !== undefined) return this.#notFound(op, key, withoutRawResponse(error));
     const { code, status } = describeError(error);
     const what = [code, status === undefined ? undefined : `HTTP ${status}`].filter(Boolean).join(', ');
@@ -360,12 +420,14 @@ const NETWORK_CODES = new Set([
 ]);
 
 /**
- * Maps an error from the S3 client (a service exception, a socket error, a timeout) to a kind. Exported
- * for tests. Unknown codes fall back on the HTTP status: 5xx and 429 are transient, 404 not-found,
+ * Maps an error from the S3 client (a service exception, a socket error, a timeout, an abort) to a kind.
+ * Exported for tests. Unknown codes fall back on the HTTP status: 5xx and 429 are transient, 404 not-found,
  * 401/403 auth, anything else permanent.
  */
 export function s3ErrorKind(error: unknown): ObjectStoreErrorKind {
   const { code, status, errno } = describeError(error);
+  // The SDK's answer to an aborted signal (the request handler's, or the signal's own DOMException).
+  if (code === 'AbortError' && status === undefined) return 'aborted';
   if (errno !== undefined && NETWORK_CODES.has(errno)) return 'transient';
   const byCode = kindForCode(code, status);
   if (byCode !== undefined) return byCode;

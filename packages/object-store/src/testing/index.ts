@@ -8,3 +8,9 @@ export {
   describeObjectStoreConformance,
 } from './conformance.js';
 export { type StartS3rverOptions, startS3rver, type TestS3Server } from './s3-server.js';
+export {
+  type StalledConnection,
+  type StallingProxy,
+  type StallOptions,
+  startStallingProxy,
+} from './stalling-proxy.js';

@@ -1,5 +1,5 @@
 import { ObjectStoreError, type ObjectStoreOp } from '../errors.js';
-import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from '../object-store.js';
+import type { ByteRange, ObjectInfo, ObjectStore, OperationOptions, PutOptions } from '../object-store.js';
 import type { RandomSource } from '../random.js';
 
 /**
@@ -37,7 +37,9 @@ export interface FaultOptions {
 /**
  * Injects transient failures into a store, for testing what sits above it (retry, the backup pipeline).
  * With the same seeded `random` and the same sequence of calls, the same calls fail the same way.
- * Listings fail only "before" a page: at the start and every `listPageSize` objects.
+ * Listings fail only "before" a page: at the start and every `listPageSize` objects. Signals pass through to
+ * `store`; a call whose signal has already aborted draws no fault (a server never sees it), so it leaves the
+ * sequence of draws as it was.
  */
 export function withFaults(store: ObjectStore, options: FaultOptions): ObjectStore {
   const kinds = options.kinds ?? FAULT_KINDS;
@@ -52,7 +54,13 @@ export function withFaults(store: ObjectStore, options: FaultOptions): ObjectSto
     return fault;
   };
 
-  const faulty = async <T>(op: ObjectStoreOp, key: string | undefined, run: () => Promise<T>): Promise<T> => {
+  const faulty = async <T>(
+    op: ObjectStoreOp,
+    key: string | undefined,
+    signal: AbortSignal | undefined,
+    run: () => Promise<T>,
+  ): Promise<T> => {
+    if (signal?.aborted) return run();
     const fault = draw(op, key, kinds);
     if (fault === 'error-before' || fault === 'reset-before') throw injected(op, key, fault);
     const result = await run();
@@ -65,18 +73,22 @@ export function withFaults(store: ObjectStore, options: FaultOptions): ObjectSto
   return {
     location: store.location,
     ...(store.flush === undefined ? {} : { flush: () => store.flush!() }),
-    head: (key: string) => faulty('head', key, () => store.head(key)),
-    get: (key: string, range?: ByteRange) => faulty('get', key, () => store.get(key, range)),
+    head: (key: string, callOptions?: OperationOptions) =>
+      faulty('head', key, callOptions?.signal, () => store.head(key, callOptions)),
+    get: (key: string, range?: ByteRange, callOptions?: OperationOptions) =>
+      faulty('get', key, callOptions?.signal, () => store.get(key, range, callOptions)),
     put: (key: string, body: Uint8Array, putOptions?: PutOptions) =>
-      faulty('put', key, () => store.put(key, body, putOptions)),
-    delete: (key: string) => faulty('delete', key, () => store.delete(key)),
-    deleteMany: (keys: readonly string[]) => faulty('deleteMany', keys[0], () => store.deleteMany(keys)),
-    async *list(prefix: string): AsyncIterable<ObjectInfo> {
+      faulty('put', key, putOptions?.signal, () => store.put(key, body, putOptions)),
+    delete: (key: string, callOptions?: OperationOptions) =>
+      faulty('delete', key, callOptions?.signal, () => store.delete(key, callOptions)),
+    deleteMany: (keys: readonly string[], callOptions?: OperationOptions) =>
+      faulty('deleteMany', keys[0], callOptions?.signal, () => store.deleteMany(keys, callOptions)),
+    async *list(prefix: string, callOptions?: OperationOptions): AsyncIterable<ObjectInfo> {
       const listKinds = beforeKinds.length > 0 ? beforeKinds : (['reset-before'] as const);
-      const iterator = store.list(prefix)[Symbol.asyncIterator]();
+      const iterator = store.list(prefix, callOptions)[Symbol.asyncIterator]();
       try {
         for (let index = 0; ; index++) {
-          if (index % pageSize === 0) {
+          if (index % pageSize === 0 && !callOptions?.signal?.aborted) {
             const fault = draw('list', prefix, listKinds);
             if (fault !== undefined) throw injected('list', prefix, fault);
           }

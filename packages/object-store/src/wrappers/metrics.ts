@@ -1,5 +1,5 @@
 import { isObjectStoreError, type ObjectStoreErrorKind, type ObjectStoreOp } from '../errors.js';
-import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from '../object-store.js';
+import type { ByteRange, ObjectInfo, ObjectStore, OperationOptions, PutOptions } from '../object-store.js';
 
 interface StoreEventBase {
   readonly op: ObjectStoreOp;
@@ -12,13 +12,17 @@ interface StoreEventBase {
   readonly durationMs: number;
 }
 
-/** One finished operation, successful or not. A listing reports once, when it ends or is abandoned. */
+/**
+ * One finished operation, successful or not. A listing reports once, when it ends or is abandoned.
+ * `aborted`: the caller's signal ended it (an `aborted` ObjectStoreError) — a cancel, not a failure of the
+ * store, so it is no `error`; its `bytes` are 0, since how much went over the wire is not known.
+ */
 export type StoreEvent =
-  | (StoreEventBase & { readonly outcome: 'ok' })
+  | (StoreEventBase & { readonly outcome: 'ok' | 'aborted' })
   | (StoreEventBase & {
       readonly outcome: 'error';
       /** `unknown` when something other than an ObjectStoreError escaped. */
-      readonly errorKind: ObjectStoreErrorKind | 'unknown';
+      readonly errorKind: Exclude<ObjectStoreErrorKind, 'aborted'> | 'unknown';
     });
 
 export interface MetricsOptions {
@@ -35,9 +39,15 @@ export function withMetrics(
   const now = options.now ?? (() => performance.now());
 
   const emit = (base: StoreEventBase, error?: unknown, failed = false) => {
-    const event: StoreEvent = failed
-      ? { ...base, outcome: 'error', errorKind: isObjectStoreError(error) ? error.kind : 'unknown' }
-      : { ...base, outcome: 'ok' };
+    const event: StoreEvent = !failed
+      ? { ...base, outcome: 'ok' }
+      : isObjectStoreError(error, 'aborted')
+        ? { ...base, bytes: 0, outcome: 'aborted' }
+        : {
+            ...base,
+            outcome: 'error',
+            errorKind: isObjectStoreError(error) && error.kind !== 'aborted' ? error.kind : 'unknown',
+          };
     try {
       onEvent(event);
     } catch {
@@ -67,27 +77,29 @@ export function withMetrics(
   return {
     location: store.location,
     ...(store.flush === undefined ? {} : { flush: () => store.flush!() }),
-    head: (key: string) => measured('head', key, 0, 1, () => store.head(key)),
-    get: (key: string, range?: ByteRange) =>
+    head: (key: string, options?: OperationOptions) =>
+      measured('head', key, 0, 1, () => store.head(key, options)),
+    get: (key: string, range?: ByteRange, options?: OperationOptions) =>
       measured(
         'get',
         key,
         0,
         1,
-        () => store.get(key, range),
+        () => store.get(key, range, options),
         (body) => body.length,
       ),
     put: (key: string, body: Uint8Array, putOptions?: PutOptions) =>
       measured('put', key, body.length, 1, () => store.put(key, body, putOptions)),
-    delete: (key: string) => measured('delete', key, 0, 1, () => store.delete(key)),
-    deleteMany: (keys: readonly string[]) =>
-      measured('deleteMany', keys[0], 0, keys.length, () => store.deleteMany(keys)),
-    async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    delete: (key: string, options?: OperationOptions) =>
+      measured('delete', key, 0, 1, () => store.delete(key, options)),
+    deleteMany: (keys: readonly string[], options?: OperationOptions) =>
+      measured('deleteMany', keys[0], 0, keys.length, () => store.deleteMany(keys, options)),
+    async *list(prefix: string, options?: OperationOptions): AsyncIterable<ObjectInfo> {
       const start = now();
       let count = 0;
       let failure: { error: unknown } | undefined;
       try {
-        for await (const info of store.list(prefix)) {
+        for await (const info of store.list(prefix, options)) {
           count++;
           yield info;
         }

@@ -76,6 +76,80 @@ describe('withRetry', () => {
     },
   );
 
+  it('never retries an aborted call: no try after the abort, whatever the last error was', async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    const inner: ObjectStore = {
+      ...wrap(new MemoryObjectStore()),
+      put: async (key) => {
+        calls++;
+        controller.abort();
+        // A store breaking the contract: the destroyed socket's reset, as it would look.
+        throw new ObjectStoreError('transient', 'read ECONNRESET', { op: 'put', key });
+      },
+    };
+    const { waits, sleep } = fakeSleep();
+    const store = withRetry(inner, { sleep });
+    await expect(store.put('k', new Uint8Array(1), { signal: controller.signal })).rejects.toMatchObject({
+      kind: 'aborted',
+      op: 'put',
+      key: 'k',
+    });
+    expect(calls).toBe(1);
+    expect(waits).toEqual([]);
+    // Already aborted: not even a first try.
+    await expect(store.put('k', new Uint8Array(1), { signal: controller.signal })).rejects.toMatchObject({
+      kind: 'aborted',
+    });
+    expect(calls).toBe(1);
+  });
+
+  it('ends its backoff wait at the abort, with a sleep that ignores the signal and with the real timer', async () => {
+    for (const sleep of [() => new Promise<void>(() => {}), undefined]) {
+      const inner = failing(new MemoryObjectStore(), ['transient', 'transient']);
+      const controller = new AbortController();
+      const store = withRetry(inner, {
+        baseDelayMs: 600_000,
+        maxDelayMs: 600_000,
+        random: () => 0.99,
+        onRetry: () => setTimeout(() => controller.abort(), 5),
+        ...(sleep === undefined ? {} : { sleep }),
+      });
+      const started = performance.now();
+      await expect(store.put('k', new Uint8Array(1), { signal: controller.signal })).rejects.toMatchObject({
+        kind: 'aborted',
+      });
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(inner.calls).toBe(1);
+    }
+  });
+
+  it('stops a listing it would have resumed once the signal aborts', async () => {
+    const memory = new MemoryObjectStore();
+    for (let index = 0; index < 4; index++) await memory.put(`k/${index}`, new Uint8Array(1));
+    const controller = new AbortController();
+    let listings = 0;
+    const flaky: ObjectStore = {
+      ...wrap(memory),
+      async *list(prefix: string): AsyncIterable<ObjectInfo> {
+        listings++;
+        yield* memory.list(prefix);
+        controller.abort();
+        throw new ObjectStoreError('transient', 'reset', { op: 'list', key: prefix });
+      },
+    };
+    const { sleep } = fakeSleep();
+    const seen: string[] = [];
+    const listing = (async () => {
+      for await (const info of withRetry(flaky, { sleep }).list('k/', { signal: controller.signal })) {
+        seen.push(info.key);
+      }
+    })();
+    await expect(listing).rejects.toMatchObject({ kind: 'aborted', op: 'list' });
+    expect(seen).toHaveLength(4);
+    expect(listings).toBe(1);
+  });
+
   it('does not retry errors that are not ObjectStoreErrors', async () => {
     let calls = 0;
     const inner = new MemoryObjectStore();

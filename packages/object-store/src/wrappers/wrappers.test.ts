@@ -70,6 +70,23 @@ describe('withFaults', () => {
       expect(await memory.get(`k/${index}`)).toEqual(new Uint8Array([index]));
   });
 
+  it('passes signals through, and draws no fault for a call already aborted', async () => {
+    const memory = new MemoryObjectStore();
+    await memory.put('k', new Uint8Array(1));
+    const faults: InjectedFault[] = [];
+    const store = withFaults(memory, {
+      rate: 1,
+      random: createSeededRandom(5),
+      onFault: (fault) => faults.push(fault),
+    });
+    const signal = AbortSignal.abort();
+    await expect(store.get('k', undefined, { signal })).rejects.toMatchObject({ kind: 'aborted' });
+    await expect(store.put('k', new Uint8Array(2), { signal })).rejects.toMatchObject({ kind: 'aborted' });
+    await expect(collect(store.list('', { signal }))).rejects.toMatchObject({ kind: 'aborted' });
+    expect(faults).toEqual([]);
+    expect(await memory.get('k')).toEqual(new Uint8Array(1));
+  });
+
   it('fails listings part-way and only on the chosen ops', async () => {
     const memory = new MemoryObjectStore();
     for (let index = 0; index < 100; index++) await memory.put(`k/${index}`, new Uint8Array(1));
@@ -115,6 +132,53 @@ describe('withConcurrencyLimit', () => {
     expect(() => withConcurrencyLimit(memory, 0)).toThrow(RangeError);
   });
 
+  it('drops a waiter whose signal aborts, in order for the others, and never loses a slot', async () => {
+    const memory = new MemoryObjectStore();
+    const gates: Array<() => void> = [];
+    const started: string[] = [];
+    const gated: ObjectStore = {
+      location: memory.location,
+      head: async (key, options) => {
+        started.push(key);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return memory.head(key, options);
+      },
+      get: (key, range, options) => memory.get(key, range, options),
+      put: (key, body, options) => memory.put(key, body, options),
+      delete: (key, options) => memory.delete(key, options),
+      deleteMany: (keys, options) => memory.deleteMany(keys, options),
+      list: (prefix, options) => memory.list(prefix, options),
+    };
+    const store = withConcurrencyLimit(gated, 1);
+    const controllers = [0, 1, 2, 3].map(() => new AbortController());
+    const calls = ['a', 'b', 'c', 'd'].map((key, index) =>
+      store.head(key, { signal: controllers[index]!.signal }).then(
+        () => 'done',
+        (error: { kind: string }) => error.kind,
+      ),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual(['a']);
+    controllers[1]!.abort(); // queued: leaves the queue at once
+    controllers[2]!.abort();
+    expect(await calls[1]).toBe('aborted');
+    expect(await calls[2]).toBe('aborted');
+    gates.shift()!();
+    expect(await calls[0]).toBe('done');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual(['a', 'd']); // the slot went to the next live waiter
+    gates.shift()!();
+    expect(await calls[3]).toBe('done');
+    // An already aborted call does not queue at all.
+    await expect(store.head('e', { signal: AbortSignal.abort() })).rejects.toMatchObject({ kind: 'aborted' });
+    // The one slot is free: a call goes straight through.
+    const last = store.head('f');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual(['a', 'd', 'f']);
+    gates.shift()!();
+    await last;
+  });
+
   it('releases its slot when a listing is abandoned', async () => {
     const memory = new MemoryObjectStore();
     for (let index = 0; index < 5; index++) await memory.put(`k/${index}`, new Uint8Array(1));
@@ -151,6 +215,18 @@ describe('withMetrics', () => {
       },
       { op: 'list', key: '', bytes: 0, count: 1, durationMs: 5, outcome: 'ok' },
       { op: 'deleteMany', key: 'a', bytes: 0, count: 2, durationMs: 5, outcome: 'ok' },
+    ]);
+  });
+
+  it('reports an aborted call as aborted, not as an error, with no bytes', async () => {
+    const events: StoreEvent[] = [];
+    const store = withMetrics(new MemoryObjectStore(), (event) => events.push(event), { now: () => 0 });
+    const signal = AbortSignal.abort();
+    await store.put('a', new Uint8Array(10), { signal }).catch(() => {});
+    await collect(store.list('', { signal })).catch(() => {});
+    expect(events).toEqual([
+      { op: 'put', key: 'a', bytes: 0, count: 1, durationMs: 0, outcome: 'aborted' },
+      { op: 'list', key: '', bytes: 0, count: 0, durationMs: 0, outcome: 'aborted' },
     ]);
   });
 

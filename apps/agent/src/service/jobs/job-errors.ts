@@ -31,6 +31,8 @@ const STORE_CODES: Readonly<Record<ObjectStoreErrorKind, ApiErrorCode>> = {
   auth: 'forbidden',
   'no-space': 'no_space',
   permanent: 'internal',
+  // The job's own cancel reaching a store call (the engine reports it as its `aborted` as a rule).
+  aborted: 'cancelled',
 };
 
 /**
