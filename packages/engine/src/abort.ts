@@ -1,59 +1,44 @@
+import { setMaxListeners } from 'node:events';
+import { isObjectStoreError } from '@stowage/object-store';
 import { EngineError } from './errors.js';
 
-/** Races requests against one abort signal; see `abortRace`. */
-export interface AbortRace {
-  /**
-   * Starts the request and settles with it, or rejects with an `aborted` EngineError as soon as the signal
-   * aborts; once it has aborted, requests are not started at all.
-   */
-  race<T>(start: () => Promise<T>): Promise<T>;
-  /** Removes the one listener on the signal. */
+/** The signal a job hands to every store call, and the one listener it keeps on the caller's. */
+export interface JobSignal {
+  /** Aborts when the caller's signal does (with its reason); undefined when the caller gave none. */
+  readonly signal: AbortSignal | undefined;
+  /** Removes the listener on the caller's signal. */
   close(): void;
 }
 
 /**
- * The object store takes no signal, so a request stalled on a dead connection would hold a cancelled backup,
- * restore or verify until the request timeout and every retry ran out. Racing each request against the
- * signal ends the job at once; the abandoned request goes on in the background until it settles, and its
- * result is dropped. So it is only for requests whose late outcome harms nothing: reads, HEADs, and PUTs of
- * chunk objects (content-addressed: landing late, after the job, only leaves an unreferenced chunk for GC) —
- * never a manifest. The caller must not reuse what an abandoned request still reads (a put's body). One
- * listener serves every request of the operation (one per request would pass Node's limit of 10 a signal).
+ * The job's own signal, following the caller's. Every store call in flight takes it (the store aborts the
+ * request: an S3 socket is destroyed, a file store starts no further step), and each adds a listener while it
+ * runs: with 16 requests in flight, the limit's waiters and the retry's sleeps, more than Node's 10 before it
+ * warns of a leak. So the engine gives the store a signal of its own with no such limit, and leaves the
+ * caller's as it was, with one listener that `close` removes.
  */
-export function abortRace(signal: AbortSignal | undefined, what: string): AbortRace {
-  if (signal === undefined) return { race: (start) => start(), close: () => {} };
-  const pending = new Set<(error: EngineError) => void>();
-  const onAbort = () => {
-    const error = new EngineError('aborted', `${what} cancelled`);
-    for (const reject of pending) reject(error);
-    pending.clear();
-  };
-  signal.addEventListener('abort', onAbort, { once: true });
-  return {
-    race<T>(start: () => Promise<T>): Promise<T> {
-      if (signal.aborted) return Promise.reject(new EngineError('aborted', `${what} cancelled`));
-      const promise = start();
-      return new Promise<T>((resolve, reject) => {
-        const abandon = (error: EngineError) => {
-          promise.catch(() => {});
-          reject(error);
-        };
-        pending.add(abandon);
-        promise.then(
-          (value) => {
-            pending.delete(abandon);
-            resolve(value);
-          },
-          (error: unknown) => {
-            pending.delete(abandon);
-            reject(error);
-          },
-        );
-      });
-    },
-    close() {
-      signal.removeEventListener('abort', onAbort);
-      pending.clear();
-    },
-  };
+export function jobSignal(signal: AbortSignal | undefined): JobSignal {
+  if (signal === undefined) return { signal: undefined, close: () => {} };
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  const onAbort = () => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return { signal: controller.signal, close: () => signal.removeEventListener('abort', onAbort) };
+}
+
+/**
+ * What a job throws for `error`: the store's `aborted` — the job's cancel, which only the job's signal
+ * raises — as the engine's `aborted` EngineError (its cause the store's error); anything else as it is.
+ */
+export function asCancel(error: unknown, what: string): unknown {
+  if (isObjectStoreError(error, 'aborted')) {
+    return new EngineError('aborted', `${what} cancelled`, { cause: error });
+  }
+  return error;
+}
+
+/** Throws the engine's `aborted` when `signal` has aborted. */
+export function throwIfCancelled(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new EngineError('aborted', `${what} cancelled`);
 }

@@ -9,8 +9,8 @@ import {
   maxChunkObjectLength,
   sealChunk,
 } from '@stowage/format';
-import { isObjectStoreError, type ObjectStore } from '@stowage/object-store';
-import { abortRace } from './abort.js';
+import { isObjectStoreError, type ObjectStore, type OperationOptions } from '@stowage/object-store';
+import { asCancel, jobSignal, throwIfCancelled } from './abort.js';
 import type { RepositoryDamage } from './damage.js';
 import { EngineError } from './errors.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
@@ -108,9 +108,25 @@ interface Block {
  * holds one segment of entries (plus 32 bytes per segment) and at most `MAX_SEGMENT_UPLOADS` more being
  * stored. A backup id is committed once: one whose manifest exists fails with `backup-exists` before the
  * source is read, and the commit itself never replaces a manifest (see `commitManifest`).
+ *
+ * A cancel (`signal`) reaches every store call (they are aborted, not left to time out) and ends the backup
+ * with an `aborted` EngineError, up to the commit: from the flush before the root on, the backup completes,
+ * since a root put cut off by an abort might still land, and a backup reported cancelled must not exist.
  */
 export async function backupVolume(options: BackupOptions): Promise<BackupSummary> {
+  const cancel = jobSignal(options.signal);
+  try {
+    return await runBackup(options, cancel.signal);
+  } catch (error) {
+    throw asCancel(error, 'backup');
+  } finally {
+    cancel.close();
+  }
+}
+
+async function runBackup(options: BackupOptions, signal: AbortSignal | undefined): Promise<BackupSummary> {
   const { repository, source, workers } = options;
+  const call: OperationOptions = { signal };
   const params = repository.config.chunker;
   const readSize = options.readSize ?? 4 << 20;
   const blockCount = Math.max(3, options.readBuffers ?? 4);
@@ -122,7 +138,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const createdAt = (options.now ?? (() => new Date()))();
   const store = repository.store;
   const manifestKey = manifestObjectKey(volumeId, backupId);
-  if (await store.head(manifestKey)) throw backupExists(backupId, manifestKey);
+  if (await store.head(manifestKey, call)) throw backupExists(backupId, manifestKey);
   const progress = new ProgressReporter('backup', source.size, options.onProgress);
 
   // The target's own gear table (format version 2): where content is cut is as secret as the key.
@@ -139,11 +155,11 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const seen = new RecentIds(1 << 16);
   // What verify and check found: chunks listed there are never taken on a manifest's word, and a damaged
   // latest backup is not trusted at all (its damage is only known as far as it was checked).
-  const damage = await repository.listDamage();
+  const damage = await repository.listDamage(call);
   const previous =
     options.trustPreviousManifest === false || !damage.complete
       ? undefined
-      : await PreviousChunks.load(repository, volumeId, damage);
+      : await PreviousChunks.load(repository, volumeId, damage, call);
 
   const summary = {
     bytesRead: 0,
@@ -192,8 +208,6 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   };
 
   const tasks = new Set<Promise<void>>();
-  // A cancel ends HEADs and PUTs that hang on a dead connection (the store takes no signal).
-  const calls = abortRace(options.signal, 'backup');
 
   // Manifest segments are stored as they are cut, as chunk objects (docs/format.md §6.4): HEAD-then-PUT, so an
   // unchanged volume's segments dedup; one a damage record lists as corrupt is stored again. Every chunk a
@@ -204,11 +218,11 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     const recorded = damage.empty ? undefined : damage.problemOf(segment.id);
     // A segment the latest committed root names is there as surely as its chunks are (§5.1, §12.4).
     const trusted = recorded === undefined && previous?.hasSegment(segment.id) === true;
-    const upload = recorded === 'corrupt' || (!trusted && !(await calls.race(() => store.head(key))));
+    const upload = recorded === 'corrupt' || (!trusted && !(await store.head(key, call)));
     if (upload) {
       // Sealed here, not in a worker: one segment per 64 GiB of volume at the default size.
       const sealed = sealChunk(repository.keys, segment.records, { id: segment.id });
-      await calls.race(() => store.put(key, sealed.object, { durability: 'deferred' }));
+      await store.put(key, sealed.object, { durability: 'deferred', ...call });
       summary.manifestSegmentsNew++;
       summary.bytesUploaded += sealed.object.length;
       summary.bytesPadding += sealed.padding;
@@ -260,7 +274,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
         let upload: boolean;
         if (recorded === 'corrupt') upload = true;
         else if (recorded === undefined && previous?.has(hex, id)) upload = false;
-        else upload = !(await calls.race(() => store.head(key)));
+        else upload = !(await store.head(key, call));
         if (upload) {
           let buffer = await objectBuffers.acquire();
           try {
@@ -269,27 +283,17 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
             buffer = sealed.out;
             release();
             // Deferred: the content is durable now, the names are made durable together by the flush below.
-            let putSettled = false;
-            try {
-              await calls.race(() =>
-                store
-                  .put(key, new Uint8Array(sealed.out, 0, sealed.length), { durability: 'deferred' })
-                  .finally(() => {
-                    putSettled = true;
-                  }),
-              );
-            } finally {
-              // A put abandoned by a cancel may still read its buffer, so it must not go back to the pool. (No
-              // seal starts after a cancel anyway — `failure` is set first — but nothing should hang on that.)
-              if (!putSettled) buffer = new ArrayBuffer(0);
-            }
+            // Once the put has settled, even aborted, the store reads the buffer no more: it goes back to the pool.
+            await store.put(key, new Uint8Array(sealed.out, 0, sealed.length), {
+              durability: 'deferred',
+              ...call,
+            });
             summary.chunksNew++;
             if (recorded !== undefined) summary.chunksRepaired++;
             summary.bytesUploaded += sealed.length;
             summary.bytesPadding += sealed.padding;
           } finally {
-            // After a failed seal the buffer stayed with the worker (detached here), and after an abandoned put
-            // with the put: the pool replaces it.
+            // After a failed seal the buffer stayed with the worker (detached here): the pool replaces it.
             objectBuffers.release(buffer);
           }
         }
@@ -350,7 +354,7 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   try {
     topUpReads();
     while (!failure) {
-      if (options.signal?.aborted) throw new EngineError('aborted', 'backup cancelled');
+      throwIfCancelled(signal, 'backup');
       const { block, got, eof }: { block: Block; got: number; eof: boolean } = await reads.shift()!;
       topUpReads();
       block.refs = 1; // held by this loop until its own tail has been copied out
@@ -399,8 +403,9 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
     }
   }
   await Promise.all(segmentTasks);
-  calls.close();
   if (failure) throw failure;
+  // The last point of return: from here the backup completes (the flush and the commit take no signal).
+  throwIfCancelled(signal, 'backup');
 
   // Commit point ordering: every chunk and segment name durable before the root that names them exists.
   await store.flush?.();
@@ -507,21 +512,22 @@ class PreviousChunks {
     repository: Repository,
     volumeId: string,
     damage: RepositoryDamage,
+    call: OperationOptions,
   ): Promise<PreviousChunks | undefined> {
     let latest: { key: string; at: number } | undefined;
-    for await (const info of repository.store.list(`${MANIFESTS_PREFIX}${volumeId}/`)) {
+    for await (const info of repository.store.list(`${MANIFESTS_PREFIX}${volumeId}/`, call)) {
       const at = info.lastModified?.getTime() ?? 0;
       if (latest === undefined || at > latest.at) latest = { key: info.key, at };
     }
     if (latest === undefined || damage.isMarked(latest.key)) return undefined;
     try {
       const backupId = latest.key.slice(latest.key.lastIndexOf('/') + 1);
-      const root = await repository.loadManifest({ volumeId, backupId, manifestKey: latest.key });
+      const root = await repository.loadManifest({ volumeId, backupId, manifestKey: latest.key }, call);
       if (root.chunkCount > MAX_PREVIOUS_CHUNKS) return undefined;
       const ids = new Uint8Array(root.chunkCount * CHUNK_ID_LENGTH);
       const index = new Map<string, number>();
       let n = 0;
-      for await (const segment of repository.readManifestSegments(root)) {
+      for await (const segment of repository.readManifestSegments(root, call)) {
         if (segment.damaged) return undefined; // not reached: damage is not tolerated here
         const entries = segment.entries;
         for (let i = 0; i < entries.count; i++) {
@@ -536,7 +542,8 @@ class PreviousChunks {
       for (let at = 0; at < root.segments.length; at += CHUNK_ID_LENGTH)
         segments.add(Buffer.from(root.segments.subarray(at, at + CHUNK_ID_LENGTH)).toString('hex'));
       return new PreviousChunks(latest.key, ids, index, segments);
-    } catch {
+    } catch (error) {
+      if (isObjectStoreError(error, 'aborted')) throw error; // the backup's cancel, not the manifest's fault
       return undefined; // a damaged or unreadable manifest is verify's business; HEADs still work
     }
   }

@@ -9,8 +9,8 @@ import {
   parseManifestObjectKey,
   StowageFormatError,
 } from '@stowage/format';
-import { isObjectStoreError } from '@stowage/object-store';
-import { type AbortRace, abortRace } from './abort.js';
+import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
+import { asCancel, jobSignal } from './abort.js';
 import { ChunkIdIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
 import { EngineError } from './errors.js';
@@ -138,8 +138,23 @@ const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
  * being read (3 of ≈ 2.5 MiB: a manifest is never held whole, whatever its size), the merged damage records
  * (`RepositoryDamage`, ≤ ≈ 70 MiB), and 33 bytes per damaged chunk found plus ~200 bytes per backup. Problems are collected, not thrown; a storage
  * failure fails the check (nothing is recorded then).
+ *
+ * A cancel (`signal`) reaches every LIST, HEAD and GET and every damage record's read, write and delete (they
+ * are aborted, not left to time out), and ends the check with an `aborted` EngineError; records already
+ * reconciled stay so.
  */
 export async function checkRepository(options: CheckOptions): Promise<CheckReport> {
+  const cancel = jobSignal(options.signal);
+  try {
+    return await runCheck(options, { signal: cancel.signal });
+  } catch (error) {
+    throw asCancel(error, 'check');
+  } finally {
+    cancel.close();
+  }
+}
+
+async function runCheck(options: CheckOptions, call: OperationOptions): Promise<CheckReport> {
   const { repository, workers } = options;
   const readData = options.readData ?? 'none';
   if (typeof readData === 'object') {
@@ -157,9 +172,8 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
   const concurrency = options.concurrency ?? 16;
   const now = (options.now ?? (() => new Date()))();
   const started = performance.now();
-  const calls = abortRace(options.signal, 'check');
   const cancelled = () => {
-    if (options.signal?.aborted) throw new EngineError('aborted', 'check cancelled');
+    if (call.signal?.aborted) throw new EngineError('aborted', 'check cancelled');
   };
   const reporter = (
     step: CheckProgress['step'],
@@ -175,310 +189,307 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
     );
   };
 
-  try {
-    // Every committed manifest, with its size for progress. Listed once: a backup committed after this is
-    // not part of the check.
-    const refs: Array<BackupRef & { size: number }> = [];
-    for await (const info of iterate(repository.store.list(MANIFESTS_PREFIX), calls)) {
-      const ids = parseManifestObjectKey(info.key);
-      if (ids !== undefined) refs.push({ ...ids, manifestKey: info.key, size: info.size });
-    }
-    const damage = await repository.listDamage();
-    cancelled();
-    // Recorded chunks read healthy in this check (their entries may be cleared), by position in the index.
-    const recordedHealthy = new Uint8Array(damage.chunkCount);
-    const recordedAt = (id: Uint8Array) => damage.indexOf(id);
-
-    const damagedManifests: CheckReport['damagedManifests'] = [];
-    const skip = new Set<string>(); // manifests that did not decode, or were deleted during the check
-    const damaged = new DamagedSet();
-    let chunksChecked = 0;
-    let chunksRead = 0;
-    let bytesRead = 0;
-    let manifestsChecked = 0;
-    let segmentsRead = 0;
-    let passes = 0;
-    const limiter = new Limiter(concurrency);
-
-    for (let lo = 0; lo < 256; ) {
-      passes++;
-      const pass = passes;
-      let hi = 256;
-      const index = new ChunkIdIndex();
-      // Every manifest's chunk ids in [lo, hi) go into the index; when it outgrows the budget the slice
-      // shrinks to its lower half (by first id byte), and the rest waits for the next pass.
-      const manifestProgress = reporter('manifests', 'objects', pass, refs.length);
-      let manifestsRead = 0;
-      // Segments found missing or corrupt in this pass, by hex id (unchanged backups share them): each goes into
-      // `damaged` in the pass whose slice holds its id, so that the set stays sorted.
-      const segmentProblems = new Map<string, { id: Uint8Array; problem: ChunkProblem; message: string }>();
-      await eachManifest(repository, refs, skip, calls, cancelled, {
-        onDamaged: (ref, error) => {
-          damagedManifests.push({ ref, message: error.message });
-        },
-        onSegment: (_ref, _manifest, segment) => {
-          if (segment.damaged) {
-            const hex = Buffer.from(segment.id).toString('hex');
-            if (!segmentProblems.has(hex)) {
-              const problem = isObjectStoreError(segment.error, 'not-found') ? 'missing' : 'corrupt';
-              segmentProblems.set(hex, {
-                id: segment.id.slice(),
-                problem,
-                message: (segment.error as Error).message,
-              });
-            }
-            return;
-          }
-          if (pass === 1) segmentsRead++;
-          const r = recordedAt(segment.id);
-          if (r >= 0) recordedHealthy[r] = 1; // read and authenticated, like a chunk read in full
-          index.add(segment.entries, lo, hi);
-          hi = fitIndex(index, lo, hi, indexMemory);
-        },
-        onManifestDone: () => {
-          if (pass === 1) manifestsChecked++;
-          manifestsRead++;
-          manifestProgress.report(manifestsRead);
-        },
-      });
-      manifestProgress.report(manifestsRead, true);
-      index.flush();
-      chunksChecked += index.count;
-      for (const p of segmentProblems.values()) {
-        // A segment that is also some entry's chunk (the same bytes) is found by the chunk checks below.
-        if (p.id[0]! >= lo && p.id[0]! < hi && index.find(p.id) < 0) damaged.add(p.id, p.problem, p.message);
-      }
-
-      // Existence: one listing marks the indexed chunks present; the rest are confirmed with a HEAD (a listing
-      // is allowed to miss objects written while it runs, a HEAD is not).
-      const present = new Uint8Array(index.count);
-      const listProgress = reporter('chunks', 'objects', pass, 0);
-      let listed = 0;
-      const prefixes = lo === 0 && hi === 256 ? ['chunks/'] : range(lo, hi).map((b) => `chunks/${hex2(b)}/`);
-      for (const prefix of prefixes) {
-        for await (const info of iterate(repository.store.list(prefix), calls)) {
-          const m = CHUNK_KEY_RE.exec(info.key);
-          listed++;
-          if (listed % 1024 === 0) {
-            cancelled();
-            listProgress.report(listed);
-          }
-          if (m === null) continue;
-          const at = index.find(Buffer.from(m[2]!, 'hex'));
-          if (at >= 0) present[at] = 1;
-        }
-      }
-      listProgress.report(listed, true);
-      await runBounded(positions(present, 0), limiter, cancelled, async (i) => {
-        const id = index.idAt(i);
-        if (await calls.race(() => repository.store.head(chunkObjectKey(id)))) present[i] = 1;
-        else damaged.add(id, 'missing', `chunk ${chunkObjectKey(id)} is missing`);
-      });
-
-      // Data: the chosen subset of present chunks, plus every chunk a damage record lists (so a repaired
-      // one can be cleared: existence alone clears nothing).
-      const toRead = new Uint8Array(index.count); // 1 = read it
-      let candidates = 0;
-      for (let i = 0; i < index.count; i++) {
-        if (present[i] === 0) continue;
-        if (readPercent === 100 || recordedAt(index.idAt(i)) >= 0) toRead[i] = 1;
-        else if (readPercent > 0) candidates++;
-      }
-      if (candidates > 0) {
-        // A partial Fisher–Yates draw over the candidates' positions: exactly ⌈P %⌉ of them, uniformly.
-        const pool = new Uint32Array(candidates);
-        let k = 0;
-        for (let i = 0; i < index.count; i++) if (present[i] === 1 && toRead[i] === 0) pool[k++] = i;
-        const n = Math.min(candidates, Math.ceil((candidates * readPercent) / 100));
-        for (let i = 0; i < n; i++) {
-          const j = i + Math.min(candidates - i - 1, Math.floor(random() * (candidates - i)));
-          const t = pool[i]!;
-          pool[i] = pool[j]!;
-          pool[j] = t;
-          toRead[pool[i]!] = 1;
-        }
-      }
-      let bytesToRead = 0;
-      for (let i = 0; i < index.count; i++) if (toRead[i] === 1) bytesToRead += index.lengthAt(i);
-      const dataProgress = reporter('data', 'bytes', pass, bytesToRead);
-      let dataBytes = 0;
-      await runBounded(positions(toRead, 1), limiter, cancelled, async (i) => {
-        const id = index.idAt(i);
-        const length = index.lengthAt(i);
-        const objectKey = chunkObjectKey(id);
-        chunksRead++;
-        try {
-          const object = await calls.race(() => repository.store.get(objectKey));
-          bytesRead += object.length;
-          await workers.check(object, id, length);
-          const r = recordedAt(id);
-          if (r >= 0) recordedHealthy[r] = 1;
-        } catch (error) {
-          if (error instanceof IntegrityError) damaged.add(id, 'corrupt', error.message);
-          else if (isObjectStoreError(error, 'not-found')) {
-            damaged.add(id, 'missing', `chunk ${objectKey} is missing`);
-          } else throw error;
-        }
-        dataBytes += length;
-        dataProgress.report(dataBytes);
-      });
-      dataProgress.report(dataBytes, true);
-      damaged.seal(); // ids of this pass are all above the earlier passes': the set stays sorted
-      lo = hi;
-    }
-
-    // Records: each backup's record made to say what this check found about its chunks.
-    const written: DamageRecordUpdate[] = [];
-    const cleared: DamageRecordUpdate[] = [];
-    const unreadable: CheckReport['damageRecordsUnreadable'] = damage.unreadable.map((u) => ({
-      ref: u.ref,
-      objectKey: u.objectKey,
-      message: u.error.message,
-    }));
-    const reports = damaged.reports();
-    const note = (u: DamageRecordUpdate) => {
-      if (u.action === 'written') written.push(u);
-      else if (u.action === 'deleted') cleared.push(u);
-    };
-    if (!damaged.empty || !damage.empty) {
-      const recordsProgress = reporter('records', 'objects', passes, refs.length);
-      let looked = 0;
-      const live = refs.filter((r) => !skip.has(r.manifestKey));
-      // One manifest at a time (segments are read in order): what this check found among the objects it names,
-      // and which chunks of its record it names at all.
-      let here:
-        | {
-            marked: boolean;
-            previous: DamageRecord | 'unreadable' | undefined;
-            found: Map<number, FoundProblem>;
-            listedNamed: Uint8Array;
-            damagedSegment: boolean;
-          }
-        | undefined;
-      const visit = (ref: BackupRef, id: Uint8Array) => {
-        const h = here!;
-        const d = damaged.find(id);
-        if (d >= 0 && !h.found.has(d)) {
-          h.found.set(d, { id: id.slice(), problem: damaged.problemAt(d) });
-          reports.get(d)?.backups.push({
-            volumeId: ref.volumeId,
-            backupId: ref.backupId,
-            manifestKey: ref.manifestKey,
-          });
-        }
-        if (h.previous !== undefined && h.previous !== 'unreadable') {
-          const j = h.previous.chunks.indexOf(id);
-          if (j >= 0) h.listedNamed[j] = 1;
-        }
-      };
-      await eachManifest(repository, live, skip, calls, cancelled, {
-        onDamaged: () => {}, // it decoded a moment ago; a record cannot be reconciled against it now
-        onManifest: async (ref) => {
-          const marked = damage.isMarked(ref.manifestKey);
-          let previous: DamageRecord | 'unreadable' | undefined;
-          if (recordDamage && marked) {
-            try {
-              previous = await calls.race(() => repository.readDamageRecord(ref));
-            } catch (error) {
-              if (!(error instanceof StowageFormatError)) throw error;
-              previous = 'unreadable';
-            }
-          }
-          const listedCount = previous !== undefined && previous !== 'unreadable' ? previous.chunks.count : 0;
-          here = {
-            marked,
-            previous,
-            found: new Map(),
-            listedNamed: new Uint8Array(listedCount),
-            damagedSegment: false,
-          };
-        },
-        onSegment: (ref, _manifest, segment: ManifestSegment) => {
-          visit(ref, segment.id);
-          if (segment.damaged) {
-            here!.damagedSegment = true;
-            return;
-          }
-          const entries = segment.entries;
-          for (let i = 0; i < entries.count; i++) if (entries.isChunkAt(i)) visit(ref, entries.idAt(i));
-        },
-        onManifestDone: async (ref) => {
-          const h = here!;
-          here = undefined;
-          looked++;
-          recordsProgress.report(looked);
-          if (!recordDamage || (!h.marked && h.found.size === 0)) return;
-          const foundHere = [...h.found.values()].sort((a, b) => Buffer.compare(a.id, b.id));
-          const backupRef = { volumeId: ref.volumeId, backupId: ref.backupId, manifestKey: ref.manifestKey };
-          const listed =
-            h.previous !== undefined && h.previous !== 'unreadable' ? h.previous.chunks : undefined;
-          note(
-            await reconcileDamageRecord(repository, backupRef, {
-              previous: h.previous,
-              found: foundHere,
-              checkedHealthy: (id) => {
-                const r = recordedAt(id);
-                return r >= 0 && recordedHealthy[r] === 1 && damaged.find(id) < 0;
-              },
-              named: (id) => {
-                const j = listed?.indexOf(id) ?? -1;
-                return j >= 0 && h.listedNamed[j] === 1;
-              },
-              // Behind a damaged segment are chunks this check could not know of.
-              complete: readPercent === 100 && !h.damagedSegment,
-              now,
-            }),
-          );
-        },
-      });
-      recordsProgress.report(looked, true);
-      // Records of backups that are gone: removed once the manifest is confirmed absent (it may have been
-      // committed after the listing above, and verified and recorded since).
-      if (recordDamage) {
-        const known = new Set(refs.map((r) => r.manifestKey));
-        for (const r of [...damage.records, ...damage.unreadable]) {
-          if (known.has(r.ref.manifestKey)) continue;
-          cancelled();
-          if (await calls.race(() => repository.store.head(r.ref.manifestKey))) continue;
-          await repository.deleteDamageRecord(r.ref);
-          note({
-            ref: r.ref,
-            objectKey: r.objectKey,
-            action: 'deleted',
-            chunksListed: 0,
-            added: 0,
-            cleared: 'chunks' in r ? r.chunks : 0,
-            replacedUnreadable: !('chunks' in r),
-          });
-        }
-      }
-    }
-
-    const shown = [...reports.values()];
-    const missingChunks = shown.filter((r) => r.problem === 'missing');
-    const corruptChunks = shown.filter((r) => r.problem === 'corrupt');
-    const report: CheckReport = {
-      clean: damaged.empty && damagedManifests.length === 0 && unreadable.length === 0,
-      manifestsChecked,
-      segmentsRead,
-      damagedManifests: damagedManifests.sort((a, b) => a.ref.manifestKey.localeCompare(b.ref.manifestKey)),
-      chunksChecked,
-      chunksRead,
-      bytesRead,
-      missingChunks,
-      corruptChunks,
-      missingCount: damaged.count('missing'),
-      corruptCount: damaged.count('corrupt'),
-      damageRecordsWritten: written,
-      damageRecordsCleared: cleared,
-      damageRecordsUnreadable: unreadable,
-      passes,
-      seconds: (performance.now() - started) / 1000,
-    };
-    return report;
-  } finally {
-    calls.close();
+  // Every committed manifest, with its size for progress. Listed once: a backup committed after this is
+  // not part of the check.
+  const refs: Array<BackupRef & { size: number }> = [];
+  for await (const info of repository.store.list(MANIFESTS_PREFIX, call)) {
+    const ids = parseManifestObjectKey(info.key);
+    if (ids !== undefined) refs.push({ ...ids, manifestKey: info.key, size: info.size });
   }
+  const damage = await repository.listDamage(call);
+  cancelled();
+  // Recorded chunks read healthy in this check (their entries may be cleared), by position in the index.
+  const recordedHealthy = new Uint8Array(damage.chunkCount);
+  const recordedAt = (id: Uint8Array) => damage.indexOf(id);
+
+  const damagedManifests: CheckReport['damagedManifests'] = [];
+  const skip = new Set<string>(); // manifests that did not decode, or were deleted during the check
+  const damaged = new DamagedSet();
+  let chunksChecked = 0;
+  let chunksRead = 0;
+  let bytesRead = 0;
+  let manifestsChecked = 0;
+  let segmentsRead = 0;
+  let passes = 0;
+  const limiter = new Limiter(concurrency);
+
+  for (let lo = 0; lo < 256; ) {
+    passes++;
+    const pass = passes;
+    let hi = 256;
+    const index = new ChunkIdIndex();
+    // Every manifest's chunk ids in [lo, hi) go into the index; when it outgrows the budget the slice
+    // shrinks to its lower half (by first id byte), and the rest waits for the next pass.
+    const manifestProgress = reporter('manifests', 'objects', pass, refs.length);
+    let manifestsRead = 0;
+    // Segments found missing or corrupt in this pass, by hex id (unchanged backups share them): each goes into
+    // `damaged` in the pass whose slice holds its id, so that the set stays sorted.
+    const segmentProblems = new Map<string, { id: Uint8Array; problem: ChunkProblem; message: string }>();
+    await eachManifest(repository, refs, skip, call, cancelled, {
+      onDamaged: (ref, error) => {
+        damagedManifests.push({ ref, message: error.message });
+      },
+      onSegment: (_ref, _manifest, segment) => {
+        if (segment.damaged) {
+          const hex = Buffer.from(segment.id).toString('hex');
+          if (!segmentProblems.has(hex)) {
+            const problem = isObjectStoreError(segment.error, 'not-found') ? 'missing' : 'corrupt';
+            segmentProblems.set(hex, {
+              id: segment.id.slice(),
+              problem,
+              message: (segment.error as Error).message,
+            });
+          }
+          return;
+        }
+        if (pass === 1) segmentsRead++;
+        const r = recordedAt(segment.id);
+        if (r >= 0) recordedHealthy[r] = 1; // read and authenticated, like a chunk read in full
+        index.add(segment.entries, lo, hi);
+        hi = fitIndex(index, lo, hi, indexMemory);
+      },
+      onManifestDone: () => {
+        if (pass === 1) manifestsChecked++;
+        manifestsRead++;
+        manifestProgress.report(manifestsRead);
+      },
+    });
+    manifestProgress.report(manifestsRead, true);
+    index.flush();
+    chunksChecked += index.count;
+    for (const p of segmentProblems.values()) {
+      // A segment that is also some entry's chunk (the same bytes) is found by the chunk checks below.
+      if (p.id[0]! >= lo && p.id[0]! < hi && index.find(p.id) < 0) damaged.add(p.id, p.problem, p.message);
+    }
+
+    // Existence: one listing marks the indexed chunks present; the rest are confirmed with a HEAD (a listing
+    // is allowed to miss objects written while it runs, a HEAD is not).
+    const present = new Uint8Array(index.count);
+    const listProgress = reporter('chunks', 'objects', pass, 0);
+    let listed = 0;
+    const prefixes = lo === 0 && hi === 256 ? ['chunks/'] : range(lo, hi).map((b) => `chunks/${hex2(b)}/`);
+    for (const prefix of prefixes) {
+      for await (const info of repository.store.list(prefix, call)) {
+        const m = CHUNK_KEY_RE.exec(info.key);
+        listed++;
+        if (listed % 1024 === 0) {
+          cancelled();
+          listProgress.report(listed);
+        }
+        if (m === null) continue;
+        const at = index.find(Buffer.from(m[2]!, 'hex'));
+        if (at >= 0) present[at] = 1;
+      }
+    }
+    listProgress.report(listed, true);
+    await runBounded(positions(present, 0), limiter, cancelled, async (i) => {
+      const id = index.idAt(i);
+      if (await repository.store.head(chunkObjectKey(id), call)) present[i] = 1;
+      else damaged.add(id, 'missing', `chunk ${chunkObjectKey(id)} is missing`);
+    });
+
+    // Data: the chosen subset of present chunks, plus every chunk a damage record lists (so a repaired
+    // one can be cleared: existence alone clears nothing).
+    const toRead = new Uint8Array(index.count); // 1 = read it
+    let candidates = 0;
+    for (let i = 0; i < index.count; i++) {
+      if (present[i] === 0) continue;
+      if (readPercent === 100 || recordedAt(index.idAt(i)) >= 0) toRead[i] = 1;
+      else if (readPercent > 0) candidates++;
+    }
+    if (candidates > 0) {
+      // A partial Fisher–Yates draw over the candidates' positions: exactly ⌈P %⌉ of them, uniformly.
+      const pool = new Uint32Array(candidates);
+      let k = 0;
+      for (let i = 0; i < index.count; i++) if (present[i] === 1 && toRead[i] === 0) pool[k++] = i;
+      const n = Math.min(candidates, Math.ceil((candidates * readPercent) / 100));
+      for (let i = 0; i < n; i++) {
+        const j = i + Math.min(candidates - i - 1, Math.floor(random() * (candidates - i)));
+        const t = pool[i]!;
+        pool[i] = pool[j]!;
+        pool[j] = t;
+        toRead[pool[i]!] = 1;
+      }
+    }
+    let bytesToRead = 0;
+    for (let i = 0; i < index.count; i++) if (toRead[i] === 1) bytesToRead += index.lengthAt(i);
+    const dataProgress = reporter('data', 'bytes', pass, bytesToRead);
+    let dataBytes = 0;
+    await runBounded(positions(toRead, 1), limiter, cancelled, async (i) => {
+      const id = index.idAt(i);
+      const length = index.lengthAt(i);
+      const objectKey = chunkObjectKey(id);
+      chunksRead++;
+      try {
+        const object = await repository.store.get(objectKey, undefined, call);
+        bytesRead += object.length;
+        await workers.check(object, id, length);
+        const r = recordedAt(id);
+        if (r >= 0) recordedHealthy[r] = 1;
+      } catch (error) {
+        if (error instanceof IntegrityError) damaged.add(id, 'corrupt', error.message);
+        else if (isObjectStoreError(error, 'not-found')) {
+          damaged.add(id, 'missing', `chunk ${objectKey} is missing`);
+        } else throw error;
+      }
+      dataBytes += length;
+      dataProgress.report(dataBytes);
+    });
+    dataProgress.report(dataBytes, true);
+    damaged.seal(); // ids of this pass are all above the earlier passes': the set stays sorted
+    lo = hi;
+  }
+
+  // Records: each backup's record made to say what this check found about its chunks.
+  const written: DamageRecordUpdate[] = [];
+  const cleared: DamageRecordUpdate[] = [];
+  const unreadable: CheckReport['damageRecordsUnreadable'] = damage.unreadable.map((u) => ({
+    ref: u.ref,
+    objectKey: u.objectKey,
+    message: u.error.message,
+  }));
+  const reports = damaged.reports();
+  const note = (u: DamageRecordUpdate) => {
+    if (u.action === 'written') written.push(u);
+    else if (u.action === 'deleted') cleared.push(u);
+  };
+  if (!damaged.empty || !damage.empty) {
+    const recordsProgress = reporter('records', 'objects', passes, refs.length);
+    let looked = 0;
+    const live = refs.filter((r) => !skip.has(r.manifestKey));
+    // One manifest at a time (segments are read in order): what this check found among the objects it names,
+    // and which chunks of its record it names at all.
+    let here:
+      | {
+          marked: boolean;
+          previous: DamageRecord | 'unreadable' | undefined;
+          found: Map<number, FoundProblem>;
+          listedNamed: Uint8Array;
+          damagedSegment: boolean;
+        }
+      | undefined;
+    const visit = (ref: BackupRef, id: Uint8Array) => {
+      const h = here!;
+      const d = damaged.find(id);
+      if (d >= 0 && !h.found.has(d)) {
+        h.found.set(d, { id: id.slice(), problem: damaged.problemAt(d) });
+        reports.get(d)?.backups.push({
+          volumeId: ref.volumeId,
+          backupId: ref.backupId,
+          manifestKey: ref.manifestKey,
+        });
+      }
+      if (h.previous !== undefined && h.previous !== 'unreadable') {
+        const j = h.previous.chunks.indexOf(id);
+        if (j >= 0) h.listedNamed[j] = 1;
+      }
+    };
+    await eachManifest(repository, live, skip, call, cancelled, {
+      onDamaged: () => {}, // it decoded a moment ago; a record cannot be reconciled against it now
+      onManifest: async (ref) => {
+        const marked = damage.isMarked(ref.manifestKey);
+        let previous: DamageRecord | 'unreadable' | undefined;
+        if (recordDamage && marked) {
+          try {
+            previous = await repository.readDamageRecord(ref, call);
+          } catch (error) {
+            if (!(error instanceof StowageFormatError)) throw error;
+            previous = 'unreadable';
+          }
+        }
+        const listedCount = previous !== undefined && previous !== 'unreadable' ? previous.chunks.count : 0;
+        here = {
+          marked,
+          previous,
+          found: new Map(),
+          listedNamed: new Uint8Array(listedCount),
+          damagedSegment: false,
+        };
+      },
+      onSegment: (ref, _manifest, segment: ManifestSegment) => {
+        visit(ref, segment.id);
+        if (segment.damaged) {
+          here!.damagedSegment = true;
+          return;
+        }
+        const entries = segment.entries;
+        for (let i = 0; i < entries.count; i++) if (entries.isChunkAt(i)) visit(ref, entries.idAt(i));
+      },
+      onManifestDone: async (ref) => {
+        const h = here!;
+        here = undefined;
+        looked++;
+        recordsProgress.report(looked);
+        if (!recordDamage || (!h.marked && h.found.size === 0)) return;
+        const foundHere = [...h.found.values()].sort((a, b) => Buffer.compare(a.id, b.id));
+        const backupRef = { volumeId: ref.volumeId, backupId: ref.backupId, manifestKey: ref.manifestKey };
+        const listed =
+          h.previous !== undefined && h.previous !== 'unreadable' ? h.previous.chunks : undefined;
+        note(
+          await reconcileDamageRecord(repository, backupRef, {
+            previous: h.previous,
+            found: foundHere,
+            checkedHealthy: (id) => {
+              const r = recordedAt(id);
+              return r >= 0 && recordedHealthy[r] === 1 && damaged.find(id) < 0;
+            },
+            named: (id) => {
+              const j = listed?.indexOf(id) ?? -1;
+              return j >= 0 && h.listedNamed[j] === 1;
+            },
+            // Behind a damaged segment are chunks this check could not know of.
+            complete: readPercent === 100 && !h.damagedSegment,
+            now,
+            signal: call.signal,
+          }),
+        );
+      },
+    });
+    recordsProgress.report(looked, true);
+    // Records of backups that are gone: removed once the manifest is confirmed absent (it may have been
+    // committed after the listing above, and verified and recorded since).
+    if (recordDamage) {
+      const known = new Set(refs.map((r) => r.manifestKey));
+      for (const r of [...damage.records, ...damage.unreadable]) {
+        if (known.has(r.ref.manifestKey)) continue;
+        cancelled();
+        if (await repository.store.head(r.ref.manifestKey, call)) continue;
+        await repository.deleteDamageRecord(r.ref, call);
+        note({
+          ref: r.ref,
+          objectKey: r.objectKey,
+          action: 'deleted',
+          chunksListed: 0,
+          added: 0,
+          cleared: 'chunks' in r ? r.chunks : 0,
+          replacedUnreadable: !('chunks' in r),
+        });
+      }
+    }
+  }
+
+  const shown = [...reports.values()];
+  const missingChunks = shown.filter((r) => r.problem === 'missing');
+  const corruptChunks = shown.filter((r) => r.problem === 'corrupt');
+  const report: CheckReport = {
+    clean: damaged.empty && damagedManifests.length === 0 && unreadable.length === 0,
+    manifestsChecked,
+    segmentsRead,
+    damagedManifests: damagedManifests.sort((a, b) => a.ref.manifestKey.localeCompare(b.ref.manifestKey)),
+    chunksChecked,
+    chunksRead,
+    bytesRead,
+    missingChunks,
+    corruptChunks,
+    missingCount: damaged.count('missing'),
+    corruptCount: damaged.count('corrupt'),
+    damageRecordsWritten: written,
+    damageRecordsCleared: cleared,
+    damageRecordsUnreadable: unreadable,
+    passes,
+    seconds: (performance.now() - started) / 1000,
+  };
+  return report;
 }
 
 /**
@@ -493,7 +504,7 @@ async function eachManifest(
   repository: Repository,
   refs: readonly (BackupRef & { size: number })[],
   skip: Set<string>,
-  calls: AbortRace,
+  call: OperationOptions,
   cancelled: () => void,
   handlers: {
     onManifest?: (ref: BackupRef & { size: number }, manifest: Manifest) => void | Promise<void>;
@@ -511,12 +522,11 @@ async function eachManifest(
   const load = (i: number) => {
     while (roots.length < Math.min(todo.length, i + MANIFEST_CONCURRENCY)) {
       const ref = todo[roots.length]!;
-      const root = calls.race(() => repository.loadManifest(ref));
+      const root = repository.loadManifest(ref, call);
       root.catch(() => {}); // awaited in order below
       roots.push(root);
     }
   };
-  const get = (key: string) => calls.race(() => repository.store.get(key));
   for (let i = 0; i < todo.length; i++) {
     cancelled();
     load(i);
@@ -539,7 +549,10 @@ async function eachManifest(
     }
     await handlers.onManifest?.(ref, manifest);
     try {
-      for await (const segment of repository.readManifestSegments(manifest, { get, tolerateDamage: true })) {
+      for await (const segment of repository.readManifestSegments(manifest, {
+        ...call,
+        tolerateDamage: true,
+      })) {
         cancelled();
         await handlers.onSegment(ref, manifest, segment);
       }
@@ -585,21 +598,6 @@ async function runBounded<T>(
   }
   await Promise.allSettled(inFlight);
   if (failure !== undefined) throw failure;
-}
-
-/** A listing, each page fetch raced against the cancel (a stalled LIST must not hold a cancelled check). */
-async function* iterate<T>(iterable: AsyncIterable<T>, calls: AbortRace): AsyncIterable<T> {
-  const iterator = iterable[Symbol.asyncIterator]();
-  try {
-    for (;;) {
-      const next = await calls.race(() => iterator.next());
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    // Not awaited: after a cancel the iterator may still be waiting on the page that stalled.
-    void Promise.resolve(iterator.return?.()).catch(() => {});
-  }
 }
 
 /**

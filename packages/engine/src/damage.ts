@@ -71,18 +71,22 @@ export class RepositoryDamage {
     this.#marked = new Set([...parts.records, ...parts.unreadable].map((r) => r.ref.manifestKey));
   }
 
-  static async load(repository: Repository, options: { maxChunks?: number } = {}): Promise<RepositoryDamage> {
+  static async load(
+    repository: Repository,
+    options: { maxChunks?: number; signal?: AbortSignal } = {},
+  ): Promise<RepositoryDamage> {
     const max = options.maxChunks ?? MAX_INDEXED_DAMAGED_CHUNKS;
+    const call = { signal: options.signal };
     const records: DamageRecordInfo[] = [];
     const unreadable: { ref: BackupRef; objectKey: string; error: StowageFormatError }[] = [];
     let index: Uint8Array = new Uint8Array(0);
     let count = 0;
     let missingOmitted = false;
     let corruptOmitted = false;
-    for await (const { damageKey, ...ref } of repository.damageRecordRefs()) {
+    for await (const { damageKey, ...ref } of repository.damageRecordRefs(call)) {
       let record: DamageRecord | undefined;
       try {
-        record = await repository.readDamageRecord(ref);
+        record = await repository.readDamageRecord(ref, call);
       } catch (error) {
         if (!(error instanceof StowageFormatError)) throw error;
         unreadable.push({ ref, objectKey: damageKey, error });
@@ -262,8 +266,11 @@ export async function reconcileDamageRecord(
     named: (id: Uint8Array) => boolean;
     complete: boolean;
     now: Date;
+    /** Handed to the record's put or delete. */
+    signal?: AbortSignal;
   },
 ): Promise<DamageRecordUpdate> {
+  const call = { signal: run.signal };
   const objectKey = repository.damageRecordKey(ref);
   const { previous, found } = run;
   const update = (
@@ -325,10 +332,15 @@ export async function reconcileDamageRecord(
   if (previous === 'unreadable') changed = true;
   if (n === 0) {
     if (previous === undefined) return update('unchanged', 0, added, cleared);
-    await repository.deleteDamageRecord(ref);
+    await repository.deleteDamageRecord(ref, call);
     return update('deleted', 0, added, cleared);
   }
   if (!changed) return update('unchanged', n, added, cleared);
-  await repository.writeDamageRecord(ref, new DamagedChunks(out.slice(0, n * DAMAGE_ENTRY_LENGTH)), run.now);
+  await repository.writeDamageRecord(
+    ref,
+    new DamagedChunks(out.slice(0, n * DAMAGE_ENTRY_LENGTH)),
+    run.now,
+    call,
+  );
   return update('written', n, added, cleared);
 }

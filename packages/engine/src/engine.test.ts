@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chunkObjectKey, IntegrityError, WrongPassphraseError } from '@stowage/format';
 import {
+  abortedError,
   createSeededRandom,
   MemoryObjectStore,
   type ObjectStore,
   ObjectStoreError,
+  type ObjectStoreOp,
   withFaults,
   withRetry,
 } from '@stowage/object-store';
@@ -38,14 +40,38 @@ afterAll(async () => {
 function overriding(store: ObjectStore, replaced: Partial<Pick<ObjectStore, 'get' | 'put'>>): ObjectStore {
   return {
     location: store.location,
-    head: (k) => store.head(k),
-    list: (p) => store.list(p),
-    get: (k, r) => store.get(k, r),
+    head: (k, o) => store.head(k, o),
+    list: (p, o) => store.list(p, o),
+    get: (k, r, o) => store.get(k, r, o),
     put: (k, b, o) => store.put(k, b, o),
-    delete: (k) => store.delete(k),
-    deleteMany: (k) => store.deleteMany(k),
+    delete: (k, o) => store.delete(k, o),
+    deleteMany: (k, o) => store.deleteMany(k, o),
     ...replaced,
   };
+}
+
+/**
+ * A request on a dead connection: it never answers, and ends only when its signal aborts, rejecting with
+ * `aborted` as every store does. `pending` counts the ones still in flight; one given no signal stays so.
+ */
+function stallUntilAborted<T>(
+  op: ObjectStoreOp,
+  key: string,
+  signal: AbortSignal | undefined,
+  pending: { count: number },
+): Promise<T> {
+  if (signal?.aborted) return Promise.reject(abortedError(op, key, signal));
+  pending.count++;
+  return new Promise<T>((_, reject) => {
+    signal?.addEventListener(
+      'abort',
+      () => {
+        pending.count--;
+        reject(abortedError(op, key, signal));
+      },
+      { once: true },
+    );
+  });
 }
 
 async function newRepo(store: ObjectStore = new MemoryObjectStore()) {
@@ -348,12 +374,13 @@ describe('cancellation and failures', () => {
       await writeImage(image, 16 << 20, [{ offset: 0, data: seededBytes('stall-put', 16 << 20) }]);
       let landed = 0;
       let stalled = 0;
+      const pending = { count: 0 };
       const stalling = await Repository.open(
         overriding(memory, {
           put: (k, b, o) => {
             if (!k.startsWith('chunks/') || landed++ < 2) return memory.put(k, b, o);
             stalled++;
-            return new Promise<void>(() => {});
+            return stallUntilAborted('put', k, o?.signal, pending);
           },
         }),
         { passphrase: PASS },
@@ -374,6 +401,9 @@ describe('cancellation and failures', () => {
       await source.close();
       expect(b).toMatchObject({ code: 'aborted' });
       expect(await collectKeys(memory, 'manifests/')).toHaveLength(0);
+      // The stalled PUTs were aborted, not abandoned: none is still waiting on its dead connection.
+      expect(stalled).toBeGreaterThan(0);
+      expect(pending.count).toBe(0);
     } finally {
       await workers.close();
     }
@@ -386,15 +416,16 @@ describe('cancellation and failures', () => {
       const image = join(dir, 'stall.img');
       await writeImage(image, 8 << 20, [{ offset: 0, data: seededBytes('stall', 8 << 20) }]);
       const ref = await repository.resolveBackup((await backupFile(repository, workers, image)).backupId);
-      // A dead connection: after two chunks every chunk GET hangs (the store takes no signal).
+      // A dead connection: after two chunks every chunk GET hangs until it is aborted.
       let answered = 0;
       const stalled: string[] = [];
+      const pending = { count: 0 };
       const stalling = await Repository.open(
         overriding(memory, {
-          get: (k, r) => {
-            if (!k.startsWith('chunks/') || answered++ < 2) return memory.get(k, r);
+          get: (k, r, o) => {
+            if (!k.startsWith('chunks/') || answered++ < 2) return memory.get(k, r, o);
             stalled.push(k);
-            return new Promise<Uint8Array>(() => {});
+            return stallUntilAborted('get', k, o?.signal, pending);
           },
         }),
         { passphrase: PASS },
@@ -419,6 +450,9 @@ describe('cancellation and failures', () => {
       }).catch((e) => e);
       forRestore.stop();
       expect(r).toMatchObject({ code: 'aborted' });
+      // Every stalled GET was aborted by the time the restore ended.
+      expect(stalled.length).toBeGreaterThan(0);
+      expect(pending.count).toBe(0);
       await expect(stat(out)).rejects.toThrow();
       expect((await readdir(dir)).filter((f) => f.includes('stowage-partial'))).toEqual([]);
 
@@ -434,6 +468,8 @@ describe('cancellation and failures', () => {
       }).catch((e) => e);
       forVerify.stop();
       expect(v).toMatchObject({ code: 'aborted' });
+      expect(stalled.length).toBeGreaterThan(0);
+      expect(pending.count).toBe(0);
     } finally {
       await workers.close();
     }

@@ -31,7 +31,13 @@ import {
   type TargetKeys,
   WrongPassphraseError,
 } from '@stowage/format';
-import { isObjectStoreError, type ObjectStore, ObjectStoreError } from '@stowage/object-store';
+import {
+  isObjectStoreError,
+  type ObjectStore,
+  ObjectStoreError,
+  type OperationOptions,
+} from '@stowage/object-store';
+import { jobSignal } from './abort.js';
 import { RepositoryDamage } from './damage.js';
 import { EngineError } from './errors.js';
 
@@ -70,7 +76,13 @@ const MANIFEST_READ_AHEAD = 2;
 /** Manifests fetched at once by `listBackups` (each is one GET; S3 latency dominates). */
 const LIST_CONCURRENCY = 8;
 
-/** An opened repository: its store, configuration and the keys derived from its target key. */
+/**
+ * An opened repository: its store, configuration and the keys derived from its target key.
+ *
+ * Every method that reads or writes the store takes an optional `signal`, handed to each store call it makes:
+ * an abort ends the method promptly with the store's `aborted` ObjectStoreError (backup, restore, verify and
+ * check report it as their `aborted` EngineError).
+ */
 export class Repository {
   readonly #volumeIdKey: Uint8Array;
   /** FastCDC's gear table of this target, derived from its key (docs/format.md §4.1). */
@@ -92,9 +104,16 @@ export class Repository {
    */
   static async init(
     store: ObjectStore,
-    options: { passphrase: string; chunker: ChunkerParams; kdf?: KdfParams; now?: Date },
+    options: {
+      passphrase: string;
+      chunker: ChunkerParams;
+      kdf?: KdfParams;
+      now?: Date;
+      signal?: AbortSignal;
+    },
   ): Promise<Repository> {
-    if (await store.head(CONFIG_KEY)) {
+    const call: OperationOptions = { signal: options.signal };
+    if (await store.head(CONFIG_KEY, call)) {
       throw new EngineError('repository-exists', `a repository already exists at ${store.location}`);
     }
     const targetKey = generateTargetKey();
@@ -104,19 +123,19 @@ export class Repository {
       options.passphrase,
       options.kdf ? { kdfParams: options.kdf } : {},
     );
-    await store.put(keyFile.objectKey, keyFile.bytes);
+    await store.put(keyFile.objectKey, keyFile.bytes, call);
     const bytes = encodeConfig(keys, {
       repositoryId: randomUUID(),
       chunker: options.chunker,
       createdAt: options.now ?? new Date(),
     });
     try {
-      await store.put(CONFIG_KEY, bytes, { ifNoneMatch: true });
+      await store.put(CONFIG_KEY, bytes, { ifNoneMatch: true, ...call });
     } catch (error) {
       // A retried put can find its own earlier write, whose answer was lost: that is success. Anything else
       // already at `config` means another init won the race.
       if (!isObjectStoreError(error, 'precondition-failed')) throw error;
-      const existing = await store.get(CONFIG_KEY);
+      const existing = await store.get(CONFIG_KEY, undefined, call);
       if (!Buffer.from(existing).equals(Buffer.from(bytes))) {
         throw new EngineError('repository-exists', `a repository already exists at ${store.location}`);
       }
@@ -125,12 +144,16 @@ export class Repository {
   }
 
   /** Opens a repository with its recovery passphrase: tries each key file until one opens. */
-  static async open(store: ObjectStore, options: { passphrase: string }): Promise<Repository> {
-    const configBytes = await readConfig(store);
+  static async open(
+    store: ObjectStore,
+    options: { passphrase: string; signal?: AbortSignal },
+  ): Promise<Repository> {
+    const call: OperationOptions = { signal: options.signal };
+    const configBytes = await readConfig(store, call);
     readConfigVersion(configBytes); // a newer format is refused before the passphrase is tried
     let targetKey: Uint8Array | undefined;
     let tried = 0;
-    for await (const info of store.list(KEYS_PREFIX)) {
+    for await (const info of store.list(KEYS_PREFIX, call)) {
       // Each try is one scrypt: a bucket stuffed with key files must not keep a reader busy for hours.
       if (++tried > MAX_KEY_FILES_TRIED) {
         throw new WrongPassphraseError(
@@ -138,7 +161,8 @@ export class Repository {
         );
       }
       try {
-        targetKey = await openKeyFile(await store.get(info.key), options.passphrase, { objectKey: info.key });
+        const keyFile = await store.get(info.key, undefined, call);
+        targetKey = await openKeyFile(keyFile, options.passphrase, { objectKey: info.key });
         break;
       } catch (error) {
         if (!(error instanceof WrongPassphraseError)) throw error;
@@ -154,8 +178,12 @@ export class Repository {
    * this repository's fails with `wrong-key`: the config's MAC is the one place a key is checked before use,
    * and "integrity check failed" would send an operator looking for corruption that is not there.
    */
-  static async openWithKey(store: ObjectStore, targetKey: Uint8Array): Promise<Repository> {
-    const configBytes = await readConfig(store);
+  static async openWithKey(
+    store: ObjectStore,
+    targetKey: Uint8Array,
+    options: OperationOptions = {},
+  ): Promise<Repository> {
+    const configBytes = await readConfig(store, options);
     readConfigVersion(configBytes); // a newer format says so, rather than looking like a wrong key
     try {
       return Repository.#withKey(store, targetKey, configBytes);
@@ -199,8 +227,8 @@ export class Repository {
    * `IntegrityError` for a root copied under another backup's or volume's key — and the store's `not-found`
    * when there is none.
    */
-  async loadManifest(ref: BackupRef): Promise<Manifest> {
-    const bytes = await this.store.get(ref.manifestKey);
+  async loadManifest(ref: BackupRef, options: OperationOptions = {}): Promise<Manifest> {
+    const bytes = await this.store.get(ref.manifestKey, undefined, options);
     return decodeManifest(this.keys, bytes, {
       volumeId: ref.volumeId,
       backupId: ref.backupId,
@@ -218,14 +246,16 @@ export class Repository {
   readManifestSegments(
     manifest: Manifest,
     options: {
-      /** Gets an object; default `store.get` (callers race it against their cancel). */
+      /** Gets an object; default `store.get` with `signal` (callers that count the bytes pass their own). */
       get?: (key: string) => Promise<Uint8Array>;
       readAhead?: number;
       tolerateDamage?: boolean;
+      signal?: AbortSignal;
     } = {},
   ): AsyncGenerator<ManifestSegment, void, undefined> {
     const manifestKey = manifestObjectKey(manifest.volumeId, manifest.backupId);
-    const get = options.get ?? ((key: string) => this.store.get(key));
+    const call: OperationOptions = { signal: options.signal };
+    const get = options.get ?? ((key: string) => this.store.get(key, undefined, call));
     return readManifestSegments(this.keys, manifest, {
       manifestKey,
       readAhead: options.readAhead ?? MANIFEST_READ_AHEAD,
@@ -254,16 +284,17 @@ export class Repository {
    */
   async loadManifestEntries(
     from: BackupRef | Manifest,
-    options: { maxEntries?: number } = {},
+    options: { maxEntries?: number; signal?: AbortSignal } = {},
   ): Promise<ManifestEntries> {
-    const manifest = 'segments' in from ? from : await this.loadManifest(from);
+    const call: OperationOptions = { signal: options.signal };
+    const manifest = 'segments' in from ? from : await this.loadManifest(from, call);
     const max = options.maxEntries ?? 1 << 20;
     if (manifest.entryCount > max) {
       throw new RangeError(`the manifest has ${manifest.entryCount} entries, more than the ${max} asked for`);
     }
     const records = new Uint8Array(manifest.entryCount * ENTRY_RECORD_LENGTH);
     let at = 0;
-    for await (const segment of this.readManifestSegments(manifest)) {
+    for await (const segment of this.readManifestSegments(manifest, call)) {
       if (segment.damaged) throw segment.error; // not reached: damage is not tolerated here
       records.set(segment.entries.records, at);
       at += segment.entries.records.length;
@@ -274,8 +305,8 @@ export class Repository {
   }
 
   /** Every committed backup (a manifest exists), in key order. */
-  async *backupRefs(): AsyncIterable<BackupRef> {
-    for await (const info of this.store.list(MANIFESTS_PREFIX)) {
+  async *backupRefs(options: OperationOptions = {}): AsyncIterable<BackupRef> {
+    for await (const info of this.store.list(MANIFESTS_PREFIX, options)) {
       const parts = info.key.slice(MANIFESTS_PREFIX.length).split('/');
       if (parts.length !== 2) continue;
       yield { volumeId: parts[0]!, backupId: parts[1]!, manifestKey: info.key };
@@ -291,11 +322,14 @@ export class Repository {
    * The backup's damage record, or undefined when it has none. A record that exists but does not decode
    * throws its `StowageFormatError`: callers must treat that backup as damaged in unknown chunks.
    */
-  async readDamageRecord(ref: Pick<BackupRef, 'volumeId' | 'backupId'>): Promise<DamageRecord | undefined> {
+  async readDamageRecord(
+    ref: Pick<BackupRef, 'volumeId' | 'backupId'>,
+    options: OperationOptions = {},
+  ): Promise<DamageRecord | undefined> {
     const objectKey = this.damageRecordKey(ref);
     let bytes: Uint8Array;
     try {
-      bytes = await this.store.get(objectKey);
+      bytes = await this.store.get(objectKey, undefined, options);
     } catch (error) {
       if (isObjectStoreError(error, 'not-found')) return undefined;
       throw error;
@@ -315,6 +349,7 @@ export class Repository {
     ref: Pick<BackupRef, 'volumeId' | 'backupId'>,
     chunks: DamagedChunks,
     updatedAt: Date = new Date(),
+    options: OperationOptions = {},
   ): Promise<void> {
     const bytes = encodeDamageRecord(this.keys, {
       volumeId: ref.volumeId,
@@ -322,17 +357,20 @@ export class Repository {
       updatedAt,
       chunks,
     });
-    await this.store.put(this.damageRecordKey(ref), bytes);
+    await this.store.put(this.damageRecordKey(ref), bytes, options);
   }
 
   /** Removes the backup's damage record; idempotent. */
-  async deleteDamageRecord(ref: Pick<BackupRef, 'volumeId' | 'backupId'>): Promise<void> {
-    await this.store.delete(this.damageRecordKey(ref));
+  async deleteDamageRecord(
+    ref: Pick<BackupRef, 'volumeId' | 'backupId'>,
+    options: OperationOptions = {},
+  ): Promise<void> {
+    await this.store.delete(this.damageRecordKey(ref), options);
   }
 
   /** The backups that have a damage record, in key order (their manifests may be gone: check before use). */
-  async *damageRecordRefs(): AsyncIterable<BackupRef & { damageKey: string }> {
-    for await (const info of this.store.list(DAMAGE_RECORD_PREFIX)) {
+  async *damageRecordRefs(options: OperationOptions = {}): AsyncIterable<BackupRef & { damageKey: string }> {
+    for await (const info of this.store.list(DAMAGE_RECORD_PREFIX, options)) {
       const ids = parseDamageRecordObjectKey(info.key);
       if (ids === undefined) continue;
       yield {
@@ -347,8 +385,8 @@ export class Repository {
    * Every damage record of the repository, merged: which backups are marked damaged and the problem of each
    * chunk id any record lists. One LIST and one GET per record; memory is bounded (see `RepositoryDamage`).
    */
-  listDamage(): Promise<RepositoryDamage> {
-    return RepositoryDamage.load(this);
+  listDamage(options: OperationOptions = {}): Promise<RepositoryDamage> {
+    return RepositoryDamage.load(this, options);
   }
 
   /**
@@ -357,10 +395,20 @@ export class Repository {
    * someone recovering. One deleted while the listing runs (a prune) is left out; a storage failure fails the
    * listing.
    */
-  async listBackups(): Promise<BackupListing> {
+  async listBackups(options: OperationOptions = {}): Promise<BackupListing> {
+    // Its own signal for the store: eight manifests in flight would pass Node's listener limit on the caller's.
+    const cancel = jobSignal(options.signal);
+    try {
+      return await this.#listBackups({ signal: cancel.signal });
+    } finally {
+      cancel.close();
+    }
+  }
+
+  async #listBackups(call: OperationOptions): Promise<BackupListing> {
     const listing: BackupListing = { backups: [], damaged: [] };
     const refs: BackupRef[] = [];
-    for await (const ref of this.backupRefs()) refs.push(ref);
+    for await (const ref of this.backupRefs(call)) refs.push(ref);
     let next = 0;
     let failed = false;
     const worker = async (): Promise<void> => {
@@ -368,7 +416,7 @@ export class Repository {
       while (!failed && next < refs.length) {
         const ref = refs[next++]!;
         try {
-          const m = await this.loadManifest(ref);
+          const m = await this.loadManifest(ref, call);
           listing.backups.push({
             ...ref,
             volumeName: m.volumeName,
@@ -394,13 +442,13 @@ export class Repository {
   }
 
   /** Finds a backup by its id or a unique prefix of it. */
-  async resolveBackup(idOrPrefix: string): Promise<BackupRef> {
+  async resolveBackup(idOrPrefix: string, options: OperationOptions = {}): Promise<BackupRef> {
     const wanted = idOrPrefix.toLowerCase();
     if (!/^[0-9a-f-]{4,36}$/.test(wanted)) {
       throw new EngineError('invalid-argument', `"${idOrPrefix}" is not a backup id (at least 4 hex digits)`);
     }
     const matches: BackupRef[] = [];
-    for await (const ref of this.backupRefs()) if (ref.backupId.startsWith(wanted)) matches.push(ref);
+    for await (const ref of this.backupRefs(options)) if (ref.backupId.startsWith(wanted)) matches.push(ref);
     if (matches.length === 0)
       throw new EngineError('backup-not-found', `no backup ${idOrPrefix} in ${this.store.location}`);
     if (matches.length > 1) {
@@ -413,9 +461,9 @@ export class Repository {
   }
 }
 
-async function readConfig(store: ObjectStore): Promise<Uint8Array> {
+async function readConfig(store: ObjectStore, call: OperationOptions): Promise<Uint8Array> {
   try {
-    return await store.get(CONFIG_KEY);
+    return await store.get(CONFIG_KEY, undefined, call);
   } catch (error) {
     if (isObjectStoreError(error, 'not-found')) {
       throw new EngineError(

@@ -1,6 +1,7 @@
 import { fdatasync, write } from 'node:fs';
 import { chunkObjectKey, type Manifest } from '@stowage/format';
-import { abortRace } from './abort.js';
+import type { OperationOptions } from '@stowage/object-store';
+import { asCancel, jobSignal } from './abort.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
@@ -47,14 +48,28 @@ export interface RestoreSummary {
  * out-of-order GETs, each chunk verified in a worker and written at its offset.
  * Holes are skipped (the target stays sparse) or zero-filled on devices. The target is fsynced (and a file
  * renamed into place) before success is reported; on failure a file target is removed.
+ *
+ * A cancel (`signal`) reaches every GET (they are aborted, not left to time out) and ends the restore with an
+ * `aborted` EngineError once the chunks being written are.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreSummary> {
+  const cancel = jobSignal(options.signal);
+  try {
+    return await runRestore(options, { signal: cancel.signal });
+  } catch (error) {
+    throw asCancel(error, 'restore');
+  } finally {
+    cancel.close();
+  }
+}
+
+async function runRestore(options: RestoreOptions, call: OperationOptions): Promise<RestoreSummary> {
   if ((options.target === undefined) === (options.targetPath === undefined)) {
     throw new EngineError('invalid-target', 'restore needs exactly one of targetPath and target');
   }
   let manifest: Manifest;
   try {
-    manifest = options.manifest ?? (await options.repository.loadManifest(options.backup));
+    manifest = options.manifest ?? (await options.repository.loadManifest(options.backup, call));
     if (manifest.backupId !== options.backup.backupId || manifest.volumeId !== options.backup.volumeId) {
       // A manifest loaded for another backup would restore the wrong data under this backup's name.
       throw new EngineError(
@@ -80,7 +95,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
         `${target.path} holds ${target.size} bytes; the backup needs ${manifest.volumeSize}`,
       );
     }
-    const summary = await writeChunks(manifest, target, options);
+    const summary = await writeChunks(manifest, target, options, call);
     await target.commit();
     return summary;
   } catch (error) {
@@ -92,10 +107,15 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
 const ZERO_FILL = 4 << 20;
 const WRITEBACK_EVERY = 128 << 20;
 
-async function writeChunks(manifest: Manifest, target: VolumeTarget, options: RestoreOptions) {
-  const { repository, workers, signal } = options;
+async function writeChunks(
+  manifest: Manifest,
+  target: VolumeTarget,
+  options: RestoreOptions,
+  call: OperationOptions,
+) {
+  const { repository, workers } = options;
+  const { signal } = call;
   const progress = new ProgressReporter('restore', manifest.volumeSize, options.onProgress);
-  const gets = abortRace(signal, 'restore');
   const limiter = new Limiter(options.concurrency ?? 16);
   const summary = { bytesWritten: 0, bytesDownloaded: 0, chunks: 0, holes: 0 };
   let failure: unknown;
@@ -123,7 +143,7 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
     // segment fails the restore naming it and the manifest, as a missing chunk does.
     const segments = repository.readManifestSegments(manifest, {
       get: async (key) => {
-        const object = await gets.race(() => repository.store.get(key));
+        const object = await repository.store.get(key, undefined, call);
         summary.bytesDownloaded += object.length;
         return object;
       },
@@ -156,7 +176,7 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
         const { id, length, offset } = entry;
         const task = (async () => {
           try {
-            const object = await gets.race(() => repository.store.get(chunkObjectKey(id)));
+            const object = await repository.store.get(chunkObjectKey(id), undefined, call);
             summary.bytesDownloaded += object.length;
             await workers.restoreTo(object, id, length, target.fd, offset);
             wrote(length);
@@ -178,7 +198,6 @@ async function writeChunks(manifest: Manifest, target: VolumeTarget, options: Re
   }
   // Never return (and let the caller close the target) while a worker may still be writing to it.
   await Promise.allSettled(inFlight);
-  gets.close();
   await syncing; // errors surface in the final fsync of commit()
   if (failure) throw asTargetError(failure, target.path);
   progress.report(manifest.volumeSize, true);

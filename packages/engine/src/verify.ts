@@ -6,8 +6,8 @@ import {
   IntegrityError,
   StowageFormatError,
 } from '@stowage/format';
-import { isObjectStoreError, ObjectStoreError } from '@stowage/object-store';
-import { abortRace } from './abort.js';
+import { isObjectStoreError, ObjectStoreError, type OperationOptions } from '@stowage/object-store';
+import { asCancel, jobSignal } from './abort.js';
 import { ChunkIdIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
 import { EngineError } from './errors.js';
@@ -89,20 +89,36 @@ const DEFAULT_INDEX_MEMORY = 64 << 20;
  *
  * Memory does not grow with the backup: the segments being read, and the distinct chunk ids of one pass
  * (`indexMemoryBytes`); a backup with more distinct chunks than fit is verified in several passes.
+ *
+ * A cancel (`signal`) reaches every store call, the damage record's read and write included (they are
+ * aborted, not left to time out), and ends the verify with an `aborted` EngineError: no report, and the
+ * damage record either as it was or as this run wrote it (a put is all-or-nothing).
  */
 export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport> {
+  const cancel = jobSignal(options.signal);
+  try {
+    return await runVerify(options, { signal: cancel.signal });
+  } catch (error) {
+    throw asCancel(error, 'verify');
+  } finally {
+    cancel.close();
+  }
+}
+
+async function runVerify(options: VerifyOptions, call: OperationOptions): Promise<VerifyReport> {
   const { repository, workers } = options;
+  const { signal } = call;
   const percent = options.samplePercent ?? 100;
   if (!(percent > 0 && percent <= 100)) {
     throw new EngineError('invalid-argument', `sample must be a percentage in (0, 100], got ${percent}`);
   }
   const recordDamage = options.recordDamage ?? true;
   const indexMemory = Math.max(INDEX_BYTES_PER_CHUNK, options.indexMemoryBytes ?? DEFAULT_INDEX_MEMORY);
-  const manifest = await repository.loadManifest(options.backup);
+  const manifest = await repository.loadManifest(options.backup, call);
   let previous: DamageRecord | 'unreadable' | undefined;
   if (recordDamage) {
     try {
-      previous = await repository.readDamageRecord(options.backup);
+      previous = await repository.readDamageRecord(options.backup, call);
     } catch (error) {
       if (!(error instanceof StowageFormatError)) throw error;
       previous = 'unreadable';
@@ -120,7 +136,6 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     if (healthy) listedHealthy[j] = 1;
   };
 
-  const gets = abortRace(options.signal, 'verify');
   const limiter = new Limiter(options.concurrency ?? 16);
   const rand = options.randomInt ?? randomInt;
   const problems: VerifyProblem[] = [];
@@ -136,10 +151,10 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   let progressTotal = 0;
   let failure: unknown;
   const cancelled = () => {
-    if (options.signal?.aborted) failure ??= new EngineError('aborted', 'verify cancelled');
+    if (signal?.aborted) failure ??= new EngineError('aborted', 'verify cancelled');
     return failure !== undefined;
   };
-  const get = (key: string) => gets.race(() => repository.store.get(key));
+  const get = (key: string) => repository.store.get(key, undefined, call);
 
   try {
     for (let lo = 0; lo < 256 && !cancelled(); ) {
@@ -243,7 +258,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
             chunkProblems++;
           };
           try {
-            const object = await gets.race(() => repository.store.get(objectKey));
+            const object = await get(objectKey);
             await workers.check(object, id, length);
             checked++;
             bytesChecked += length;
@@ -275,7 +290,6 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   } catch (error) {
     failure ??= error;
   }
-  gets.close();
   if (failure) throw failure;
   found.sort((a, b) => Buffer.compare(a.id, b.id));
   let damageRecord: DamageRecordUpdate | undefined;
@@ -296,9 +310,11 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
         // Every chunk checked, and every segment read: behind a damaged segment are chunks nobody knows of.
         complete: damagedSegments.size === 0 && checked + chunkProblems === chunksTotal,
         now: (options.now ?? (() => new Date()))(),
+        signal,
       });
     } catch (error) {
-      if (!(error instanceof ObjectStoreError)) throw error;
+      // A cancel is no failure to record: the verify ends with it.
+      if (!(error instanceof ObjectStoreError) || error.kind === 'aborted') throw error;
       damageRecordError = `could not update ${repository.damageRecordKey(options.backup)}: ${error.message}`;
     }
   }
