@@ -20,12 +20,15 @@ import {
 } from '@stowage/object-store';
 import {
   cephUnavailableReason,
+  type StallingProxy,
   startCeph,
   startS3rver,
+  startStallingProxy,
   type TestS3Server,
 } from '@stowage/object-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume } from './backup.js';
+import { checkRepository } from './check.js';
 import { Repository } from './repository.js';
 import { restoreBackup } from './restore.js';
 import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
@@ -250,6 +253,100 @@ describe('engine on s3rver', () => {
     }
   });
 
+  it('a cancel while S3 stalls aborts the requests: backup, restore, verify and check end at once, sockets closed', async () => {
+    const proxy = await startStallingProxy(server.endpoint);
+    const bare = bareAt('stall', proxy.endpoint);
+    const clean = cleanStack(bare);
+    const setup = await Repository.init(clean, { passphrase: PASS, chunker: PARAMS, kdf: FAST_KDF });
+    const workers = new ChunkWorkers(setup.targetKey, { threads: 2 });
+    try {
+      const image = join(dir, 'stall.img');
+      await writeImage(image, 4 << 20, [{ offset: 0, data: seededBytes('stall', 4 << 20) }]);
+      const committed = await backupFile(setup, workers, image);
+      const fresh = join(dir, 'stall-new.img'); // what the cancelled backup reads: none of it stored yet
+      await writeImage(fresh, 4 << 20, [{ offset: 0, data: seededBytes('stall-new', 4 << 20) }]);
+      const ref = await setup.resolveBackup(committed.backupId);
+
+      // The network dies after a few chunk requests of `op`: everything on the wire from then on hangs.
+      const dyingAfter = async (op: 'put' | 'get' | 'head') => {
+        let seen = 0;
+        const store: ObjectStore = {
+          location: clean.location,
+          head: (key, options) => {
+            if (op === 'head' && key.startsWith('chunks/') && ++seen === 3) proxy.stall();
+            return clean.head(key, options);
+          },
+          get: (key, range, options) => {
+            if (op === 'get' && key.startsWith('chunks/') && ++seen === 3) proxy.stall();
+            return clean.get(key, range, options);
+          },
+          put: (key, body, options) => {
+            if (op === 'put' && key.startsWith('chunks/') && ++seen === 3) proxy.stall();
+            return clean.put(key, body, options);
+          },
+          delete: (key, options) => clean.delete(key, options),
+          deleteMany: (keys, options) => clean.deleteMany(keys, options),
+          list: (prefix, options) => clean.list(prefix, options),
+        };
+        return Repository.open(store, { passphrase: PASS });
+      };
+
+      const jobs: Array<
+        [string, 'put' | 'get' | 'head', (r: Repository, signal: AbortSignal) => Promise<unknown>]
+      > = [
+        [
+          'backup',
+          'put',
+          async (repository, signal) => {
+            const source = await openVolumeSource(fresh);
+            try {
+              return await backupVolume({
+                repository,
+                workers,
+                source,
+                volumeName: 'stall-new',
+                signal,
+              });
+            } finally {
+              await source.close();
+            }
+          },
+        ],
+        [
+          'restore',
+          'get',
+          (repository, signal) =>
+            restoreBackup({ repository, workers, backup: ref, targetPath: join(dir, 'stall.out'), signal }),
+        ],
+        ['verify', 'get', (repository, signal) => verifyBackup({ repository, workers, backup: ref, signal })],
+        [
+          'check',
+          'get',
+          (repository, signal) => checkRepository({ repository, workers, readData: 'all', signal }),
+        ],
+      ];
+      for (const [name, op, run] of jobs) {
+        const repository = await dyingAfter(op);
+        const controller = new AbortController();
+        const job = run(repository, controller.signal).catch((error: unknown) => error);
+        await proxy.waitForStalled(1);
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the other requests in flight stall too
+        const abortedAt = performance.now();
+        controller.abort();
+        expect(await job, name).toMatchObject({ code: 'aborted' });
+        expect(performance.now() - abortedAt, `${name} ends at once`).toBeLessThan(1_000);
+        // Given up, not raced: the client closed every connection that had a request stalled on it.
+        expect(await closedSoon(proxy, 1_000), `${name}: stalled sockets closed`).toBe(true);
+        proxy.resume();
+      }
+      await expect(stat(join(dir, 'stall.out'))).rejects.toMatchObject({ code: 'ENOENT' });
+      expect((await setup.listBackups()).backups.map((b) => b.backupId)).toEqual([committed.backupId]);
+    } finally {
+      await workers.close();
+      await proxy.close();
+    }
+  });
+
   it('backs up and restores byte-exact through real connection resets in the middle of responses', async () => {
     const proxy = await startResetProxy(server.endpoint, {
       rate: 0.08,
@@ -359,6 +456,16 @@ describe.skipIf(unavailable !== undefined)(
     });
   },
 );
+
+/** True once every connection the proxy stalled has been closed by its client, within `ms`. */
+async function closedSoon(proxy: StallingProxy, ms: number): Promise<boolean> {
+  const until = performance.now() + ms;
+  while (proxy.stalled.some((connection) => connection.clientClosedAt === undefined)) {
+    if (performance.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return true;
+}
 
 interface ResetProxy {
   /** `http://127.0.0.1:<port>` */
