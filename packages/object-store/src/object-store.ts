@@ -64,8 +64,9 @@ export interface PutOptions extends OperationOptions {
  *   Objects written or deleted during a listing may or may not appear.
  * - Every operation takes an optional `signal` (`OperationOptions`; a listing's covers every page). A call
  *   whose signal has already aborted does nothing and rejects with `aborted`. One whose signal aborts while
- *   it runs rejects promptly (well within a second) with `aborted` and gives its request up: an S3 request's
- *   socket is destroyed, a file store starts no further system call (the one in the kernel finishes first).
+ *   it runs settles promptly (well within a second) — with `aborted`, unless it had already completed — and
+ *   gives its request up: an S3 request's socket is destroyed, a file store starts no further system call
+ *   (the one in the kernel finishes first).
  *   An aborted put may or may not have landed — all-or-nothing still holds, never half an object — and an
  *   aborted delete or deleteMany may have deleted some or all of its keys; once an aborted call has
  *   rejected, the store no longer reads the put's body, so the caller may reuse it. An error that surfaces

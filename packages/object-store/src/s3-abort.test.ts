@@ -19,13 +19,14 @@ let store: S3ObjectStore;
 const stores: S3ObjectStore[] = [];
 const present = bytes(4 << 20, 3);
 
-function storeThroughProxy(): S3ObjectStore {
+function storeThroughProxy(options: { maxSockets?: number } = {}): S3ObjectStore {
   const opened = new S3ObjectStore({
     bucket: 'stowage',
     prefix: 'abort',
     endpoint: proxy.endpoint,
     forcePathStyle: true,
     credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    ...options,
   });
   stores.push(opened);
   return opened;
@@ -144,6 +145,31 @@ describe('S3ObjectStore aborts its requests (s3rver behind a stalling proxy)', (
     proxy.resume();
     // The one slot came back.
     expect(await stack.get('k/other')).toEqual(bytes(10, 4));
+  });
+
+  it('a request waiting for a pooled socket rejects at once, and the pool is whole afterwards', async () => {
+    const pooled = storeThroughProxy({ maxSockets: 1 });
+    await pooled.head('k/other');
+    proxy.stall();
+    const first = new AbortController();
+    const second = new AbortController();
+    const onTheWire = pooled.get('k/present', undefined, { signal: first.signal }).catch((e: unknown) => e);
+    const waiting = pooled.get('k/other', undefined, { signal: second.signal }).catch((e: unknown) => e);
+    await proxy.waitForStalled(1);
+    let abortedAt = performance.now();
+    second.abort();
+    expect(await waiting).toMatchObject({ kind: 'aborted' });
+    expect(performance.now() - abortedAt).toBeLessThan(PROMPTLY_MS);
+    abortedAt = performance.now();
+    first.abort();
+    expect(await onTheWire).toMatchObject({ kind: 'aborted' });
+    expect(performance.now() - abortedAt).toBeLessThan(PROMPTLY_MS);
+    expect(proxy.stalled).toHaveLength(1); // the waiting one never got a socket
+    expect(await waitUntil(() => proxy.stalled[0]!.clientClosedAt !== undefined, PROMPTLY_MS)).toBe(true);
+    proxy.resume();
+    // Neither aborted request holds the one socket: the next ones get through, one after the other.
+    expect(await pooled.get('k/other')).toEqual(bytes(10, 4));
+    expect(await pooled.head('k/present')).toMatchObject({ size: present.length });
   });
 
   // The control: what the checks above tell apart. A request raced against the signal instead of given it
