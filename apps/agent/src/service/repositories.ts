@@ -102,7 +102,7 @@ export class RepositoryAccess {
   }
 
   /** Opens the repository with the request's key and credentials, its store wrapped in the default stack. */
-  readonly open: RepositoryOpener = async (target) => {
+  readonly open: RepositoryOpener = async (target, signal) => {
     this.check(target);
     const credentials =
       target.credentials === undefined
@@ -130,7 +130,7 @@ export class RepositoryAccess {
       },
       ...(metrics === undefined ? {} : { onEvent: (event) => metrics.storeEvent(event) }),
     });
-    return Repository.openWithKey(store, Buffer.from(target.target_key, 'base64'));
+    return Repository.openWithKey(store, Buffer.from(target.target_key, 'base64'), signal ? { signal } : {});
   };
 }
 
