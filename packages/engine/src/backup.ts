@@ -1,20 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { StreamingChunker } from '@stowage/chunker';
 import {
-  CHUNK_ID_LENGTH,
   chunkObjectKey,
   ManifestBuilder,
   type ManifestSegmentOut,
   manifestObjectKey,
   maxChunkObjectLength,
+  type PackLocation,
   sealChunk,
 } from '@stowage/format';
 import { isObjectStoreError, type ObjectStore, type OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal, throwIfCancelled } from './abort.js';
-import type { RepositoryDamage } from './damage.js';
+import { BufferPool } from './buffer-pool.js';
+import { ChunkLocations } from './chunk-locations.js';
 import { EngineError } from './errors.js';
+import { PackWriter } from './pack-writer.js';
+import { PreviousManifest } from './previous-manifest.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
-import { MANIFESTS_PREFIX, type Repository } from './repository.js';
+import type { Repository } from './repository.js';
+import { type IndexLoad, LazyIndex } from './repository-index.js';
 import type { VolumeSource } from './volume-io.js';
 import type { ChunkWorkers } from './workers/chunk-workers.js';
 
@@ -37,17 +41,20 @@ export interface BackupOptions {
    */
   readBuffers?: number;
   /**
-   * Chunk objects being sealed or uploaded at once (default: as many max-size objects as fit in 24 MiB,
-   * between 4 and 16). Each has a reusable buffer of the largest object size, so this bounds their memory.
+   * Chunk objects being sealed at once (default: as many max-size objects as fit in 12 MiB, between 2 and 8).
+   * Each has a reusable buffer of the largest object size, so this bounds their memory.
    */
-  uploadConcurrency?: number;
+  sealConcurrency?: number;
+  /** Pack buffers (default 4: one filling, three uploading), each of `packTarget` bytes. */
+  packBuffers?: number;
+  /** Bytes at which a pack is closed (default 8 MiB, docs/format.md §5). */
+  packTarget?: number;
   now?: () => Date;
   /**
-   * Chunks named by the volume's latest committed manifest are taken as present without a HEAD (default
+   * Chunks named by the volume's latest committed manifest are taken from where it says they are (default
    * true), unless that backup has a damage record: by the GC invariant a chunk a committed manifest names is
-   * never deleted, so this is as safe as the HEAD it saves for as long as no verify or check found otherwise.
-   * Chunks any damage record lists are always checked (and re-uploaded when recorded corrupt), whatever this
-   * says. `false` checks every chunk with a HEAD.
+   * never deleted. Chunks any damage record lists are always stored again, whatever this says. `false`
+   * ignores the previous manifest (only the repository index and this backup's own chunks dedup).
    */
   trustPreviousManifest?: boolean;
   /**
@@ -65,25 +72,31 @@ export interface BackupSummary {
   createdAt: string;
   size: number;
   bytesRead: number;
-  /** Bytes of chunk objects, manifest segments and the manifest root written to the store. */
+  /** Bytes of packs, index objects, manifest segments and the manifest root written to the store. */
   bytesUploaded: number;
   /** Of `bytesUploaded`, the Padmé padding of the chunk objects (docs/format.md §4.3): what hiding sizes costs. */
   bytesPadding: number;
   /** Data chunks (holes excluded). */
   chunks: number;
-  /** Chunk objects this backup wrote (repairs included). */
+  /** Chunk objects this backup stored, in its packs (repairs included). */
   chunksNew: number;
-  /**
-   * Of `chunksNew`, chunks a damage record listed that this backup stored again: found missing by its HEAD,
-   * or recorded corrupt (re-uploaded even though an object exists; the same id is the same content).
-   */
+  /** Of `chunksNew`, chunks a damage record listed (missing or corrupt) that this backup stored again. */
   chunksRepaired: number;
+  /** Packs this backup stored (docs/format.md §5). */
+  packs: number;
+  /** Index objects this backup stored (§5.3). */
+  indexObjects: number;
+  /**
+   * What was read of the repository index, for chunks the previous manifest did not name; undefined when it
+   * was not needed.
+   */
+  index: IndexLoad | undefined;
   /** All-zero chunks recorded as holes and never uploaded. */
   holes: number;
   holeBytes: number;
   /**
-   * The manifest whose chunks skipped their HEADs (the volume's latest, when it has no damage record), or
-   * undefined when every chunk was checked.
+   * The manifest whose chunks were taken from where it says they are (the volume's latest, when it has no
+   * damage record), or undefined.
    */
   trustedManifest: string | undefined;
   /** Segments of the manifest (chunk objects holding its entries, docs/format.md §6). */
@@ -101,12 +114,13 @@ interface Block {
 }
 
 /**
- * Backs up a volume: stream → FastCDC → (zero? hole) → keyed id → HEAD → seal → PUT, the entries cut into
- * manifest segments stored like chunks as they fill, then the manifest's root. Chunk and segment objects are
- * all written before the root, so a committed manifest only ever names objects that exist; a re-run after a
- * crash finds the chunks already uploaded and skips them. Memory does not grow with the volume: the manifest
- * holds one segment of entries (plus 32 bytes per segment) and at most `MAX_SEGMENT_UPLOADS` more being
- * stored. A backup id is committed once: one whose manifest exists fails with `backup-exists` before the
+ * Backs up a volume: stream → FastCDC → (zero? hole) → keyed id → known? (this backup, the previous manifest,
+ * the repository index) → seal → append to a pack → PUT per pack, the entries cut into manifest segments
+ * stored like chunks as they fill, then the manifest's root. Packs, index objects and segments are all
+ * written before the root, so a committed manifest only ever names objects that exist; a re-run after a crash
+ * finds the packs already stored through their index objects and skips them. Memory does not grow with the
+ * volume: the manifest holds one segment of entries (plus 32 bytes per segment) and at most
+ * `MAX_SEGMENT_UPLOADS` more being stored, and every lookup structure has a fixed bound. A backup id is committed once: one whose manifest exists fails with `backup-exists` before the
  * source is read, and the commit itself never replaces a manifest (see `commitManifest`).
  *
  * A cancel (`signal`) reaches every store call (they are aborted, not left to time out) and ends the backup
@@ -148,18 +162,40 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
       ? {}
       : { segmentEntries: options.manifestSegmentEntries }),
   });
+  const maxObject = maxChunkObjectLength(params.maxSize);
   const objectBuffers = new BufferPool(
-    maxChunkObjectLength(params.maxSize),
-    options.uploadConcurrency ?? Math.max(4, Math.min(16, Math.floor((24 << 20) / params.maxSize))),
+    maxObject,
+    options.sealConcurrency ?? Math.max(2, Math.min(8, Math.floor((12 << 20) / params.maxSize))),
   );
-  const seen = new RecentIds(1 << 16);
+  const packs = new PackWriter({
+    store,
+    keys: repository.keys,
+    volumeId,
+    backupId,
+    maxObjectLength: maxObject,
+    ...(options.packTarget === undefined ? {} : { target: options.packTarget }),
+    ...(options.packBuffers === undefined ? {} : { buffers: options.packBuffers }),
+    call,
+  });
+  // Chunks of this backup: stored or found (`recent`), or being looked up or stored right now (`inFlight`,
+  // bounded by the chunks in flight), so a repeat waits for the first one's location instead of storing twice.
+  const recent = new RecentLocations();
+  const inFlight = new Map<string, Promise<PackLocation>>();
   // What verify and check found: chunks listed there are never taken on a manifest's word, and a damaged
   // latest backup is not trusted at all (its damage is only known as far as it was checked).
   const damage = await repository.listDamage(call);
   const previous =
     options.trustPreviousManifest === false || !damage.complete
       ? undefined
-      : await PreviousChunks.load(repository, volumeId, damage, call);
+      : await PreviousManifest.load(repository, volumeId, damage, call);
+  // With a previous manifest, only the index objects of this volume's uncommitted backups are read (a crashed
+  // run's packs, so a re-run resumes): reading the whole index for every incremental backup would cost a GET
+  // per index object of the repository. Without one (a new volume), all of it: cloned data dedups.
+  const index = new LazyIndex(
+    repository,
+    call,
+    previous ? { volumeId, skip: (backupId) => previous.isCommitted(backupId) } : {},
+  );
 
   const summary = {
     bytesRead: 0,
@@ -175,14 +211,17 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
   };
   let failure: unknown;
   // Results complete out of order; entries go into the manifest in stream order.
-  const results = new Map<number, { kind: 'hole' | 'data'; id?: Uint8Array; length: number }>();
+  const results = new Map<
+    number,
+    { kind: 'hole' | 'data'; id?: Uint8Array; length: number; location?: PackLocation }
+  >();
   let nextToRecord = 0;
   let bytesRecorded = 0;
   const record = () => {
     for (let r = results.get(nextToRecord); r; r = results.get(nextToRecord)) {
       results.delete(nextToRecord++);
       if (r.kind === 'hole') manifest.addHole(r.length);
-      else manifest.addChunk(r.id!, r.length);
+      else manifest.addChunk(r.id!, r.length, r.location!);
       bytesRecorded += r.length;
       const segment = manifest.takeSegment();
       if (segment) startSegment(segment);
@@ -240,10 +279,61 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     });
   };
 
-  const processChunk = async (seq: number, block: Block, offset: number, length: number) => {
+  // Seals a chunk and appends it to a pack: its location once it is in a pack buffer (the pack's PUT may still
+  // be running; the flush before the root waits for it). The block is released once the chunk is sealed.
+  const storeChunk = async (
+    id: Uint8Array,
+    block: Block,
+    offset: number,
+    length: number,
+    release: () => void,
+  ) => {
+    let buffer = await objectBuffers.acquire();
+    try {
+      if (failure) throw failure;
+      const sealed = await workers.seal(block.buffer, offset, length, id, buffer);
+      buffer = sealed.out;
+      release();
+      const location = await packs.append(id, new Uint8Array(sealed.out, 0, sealed.length));
+      summary.chunksNew++;
+      summary.bytesPadding += sealed.padding;
+      return location;
+    } finally {
+      // After a failed seal the buffer stayed with the worker (detached here): the pool replaces it.
+      objectBuffers.release(buffer);
+    }
+  };
+
+  // Where a chunk is: a chunk a damage record lists is always stored again (that is how a backup heals
+  // damage instead of naming it once more); otherwise this backup's own, the previous manifest's (near the
+  // same place in the volume), the repository index's, or stored now.
+  const locate = async (
+    id: Uint8Array,
+    block: Block,
+    offset: number,
+    volumeOffset: number,
+    length: number,
+    release: () => void,
+  ) => {
+    const recorded = damage.empty ? undefined : damage.problemOf(id);
+    if (recorded === undefined) {
+      const known = (await previous?.find(id, volumeOffset)) ?? (await index.find(id));
+      if (known) return known;
+    }
+    const location = await storeChunk(id, block, offset, length, release);
+    if (recorded !== undefined) summary.chunksRepaired++;
+    return location;
+  };
+
+  const processChunk = async (
+    seq: number,
+    block: Block,
+    offset: number,
+    volumeOffset: number,
+    length: number,
+  ) => {
     // The block is released as soon as this chunk's bytes are no longer needed (after sealing; at once for
-    // holes and chunks already handled in this backup), not after the upload: the reader must not wait on
-    // network or fsync latency.
+    // holes and chunks found stored), not after the upload: the reader must not wait on network latency.
     let holding = true;
     const release = () => {
       if (holding) releaseBlock(block);
@@ -262,43 +352,26 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
       }
       const id = ided.id;
       summary.chunks++;
-      const hex = Buffer.from(id).toString('hex');
-      if (seen.has(hex)) {
-        release();
-      } else {
-        seen.add(hex);
-        const key = chunkObjectKey(id);
-        // A recorded chunk is stored again when it is missing, or whenever it is recorded corrupt (its HEAD
-        // would find the bad object): that is how a backup heals damage instead of naming it once more.
-        const recorded = damage.empty ? undefined : damage.problemOf(id);
-        let upload: boolean;
-        if (recorded === 'corrupt') upload = true;
-        else if (recorded === undefined && previous?.has(hex, id)) upload = false;
-        else upload = !(await store.head(key, call));
-        if (upload) {
-          let buffer = await objectBuffers.acquire();
+      let location = recent.get(id);
+      if (!location) {
+        const hex = Buffer.from(id).toString('hex');
+        const pending = inFlight.get(hex);
+        if (pending) {
+          release();
+          location = await pending;
+        } else {
+          const lookup = locate(id, block, offset, volumeOffset, length, release);
+          inFlight.set(hex, lookup);
           try {
-            if (failure) return;
-            const sealed = await workers.seal(block.buffer, offset, length, id, buffer);
-            buffer = sealed.out;
-            release();
-            // Deferred: the content is durable now, the names are made durable together by the flush below.
-            // Once the put has settled, even aborted, the store reads the buffer no more: it goes back to the pool.
-            await store.put(key, new Uint8Array(sealed.out, 0, sealed.length), {
-              durability: 'deferred',
-              ...call,
-            });
-            summary.chunksNew++;
-            if (recorded !== undefined) summary.chunksRepaired++;
-            summary.bytesUploaded += sealed.length;
-            summary.bytesPadding += sealed.padding;
+            location = await lookup;
+            recent.add(id, location);
           } finally {
-            // After a failed seal the buffer stayed with the worker (detached here): the pool replaces it.
-            objectBuffers.release(buffer);
+            inFlight.delete(hex);
           }
         }
       }
-      results.set(seq, { kind: 'data', id, length });
+      release();
+      results.set(seq, { kind: 'data', id, length, location });
       record();
     } catch (error) {
       failure ??= error;
@@ -339,6 +412,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     return { block, got, eof: at + got >= source.size };
   };
   let seq = 0;
+  let streamOffset = 0;
   let tail: { block: Block; offset: number; length: number } | undefined;
   // Reads already started, in stream order: several in flight hide the read latency of a device or file.
   const reads: Array<Promise<{ block: Block; got: number; eof: boolean }>> = [];
@@ -371,10 +445,11 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
       let at = start;
       for (const length of lengths) {
         block.refs++;
-        const task = processChunk(seq++, block, at, length);
+        const task = processChunk(seq++, block, at, streamOffset, length);
         tasks.add(task);
         void task.finally(() => tasks.delete(task));
         at += length;
+        streamOffset += length;
       }
       while ((seq - nextToRecord > MAX_UNRECORDED || segmentTasks.size > MAX_SEGMENT_UPLOADS) && !failure) {
         await new Promise<void>((resolve) => {
@@ -394,6 +469,12 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
   // Reads started ahead may still be running; let them finish before the caller closes the source.
   await Promise.allSettled(reads);
   await Promise.all(tasks);
+  try {
+    if (!failure) await packs.finish();
+  } catch (error) {
+    failure ??= error;
+  }
+  if (failure) await packs.abandon(); // no pack upload outlives the backup
   if (!failure) {
     try {
       const last = manifest.finish();
@@ -407,8 +488,9 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
   // The last point of return: from here the backup completes (the flush and the commit take no signal).
   throwIfCancelled(signal, 'backup');
 
-  // Commit point ordering: every chunk and segment name durable before the root that names them exists.
+  // Commit point ordering: every pack, index and segment name durable before the root that names them exists.
   await store.flush?.();
+  summary.bytesUploaded += packs.stats.packBytes + packs.stats.indexBytes;
   const encoded = repository.encodeManifest(
     manifest.build({
       backupId,
@@ -430,6 +512,9 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     createdAt: createdAt.toISOString(),
     size: source.size,
     ...summary,
+    packs: packs.stats.packs,
+    indexObjects: packs.stats.indexObjects,
+    index: await index.summary(),
     trustedManifest: previous?.manifestKey,
     seconds: progress.elapsedSeconds(),
   };
@@ -469,111 +554,25 @@ async function commitManifest(
   }
 }
 
-/** Fixed set of equal-size buffers handed out and returned; waiting callers queue. */
-class BufferPool {
-  readonly #free: ArrayBuffer[] = [];
-  readonly #waiting: Array<(b: ArrayBuffer) => void> = [];
-  constructor(
-    private readonly size: number,
-    count: number,
-  ) {
-    for (let i = 0; i < count; i++) this.#free.push(new ArrayBuffer(size));
-  }
-  acquire(): Promise<ArrayBuffer> {
-    const b = this.#free.pop();
-    return b ? Promise.resolve(b) : new Promise((resolve) => this.#waiting.push(resolve));
-  }
-  release(b: ArrayBuffer): void {
-    // A buffer lost to a failed worker call is replaced, so the pool never shrinks.
-    const buffer = b.byteLength === this.size ? b : new ArrayBuffer(this.size);
-    const waiter = this.#waiting.shift();
-    if (waiter) waiter(buffer);
-    else this.#free.push(buffer);
-  }
-}
-
 /**
- * The chunk ids of the volume's latest committed manifest, to skip their HEADs. Looked up by the first 8
- * bytes of the id and confirmed against the full id, kept packed (32 bytes a chunk, plus the index), so a
- * prefix collision only costs a HEAD. Left out (HEAD for everything) past MAX_PREVIOUS_CHUNKS — known from the
- * root before any segment is read — to keep memory flat on huge volumes, or when that manifest cannot be read
- * whole.
+ * Where this backup's chunks were stored or found, to dedup repeats within it: two generations, the older
+ * dropped when the newer fills, so memory stays flat on huge volumes (a repeat further back is found in the
+ * previous manifest or the index, or stored again).
  */
-class PreviousChunks {
-  private constructor(
-    readonly manifestKey: string,
-    private readonly ids: Uint8Array,
-    private readonly index: Map<string, number>,
-    private readonly segments: ReadonlySet<string>,
-  ) {}
+class RecentLocations {
+  static readonly GENERATION = 1 << 16;
+  #current = new ChunkLocations(RecentLocations.GENERATION);
+  #older: ChunkLocations | undefined;
 
-  /** Undefined (HEAD everything) when the volume has no manifest or its latest one is marked damaged. */
-  static async load(
-    repository: Repository,
-    volumeId: string,
-    damage: RepositoryDamage,
-    call: OperationOptions,
-  ): Promise<PreviousChunks | undefined> {
-    let latest: { key: string; at: number } | undefined;
-    for await (const info of repository.store.list(`${MANIFESTS_PREFIX}${volumeId}/`, call)) {
-      const at = info.lastModified?.getTime() ?? 0;
-      if (latest === undefined || at > latest.at) latest = { key: info.key, at };
+  get(id: Uint8Array): PackLocation | undefined {
+    return this.#current.get(id) ?? this.#older?.get(id);
+  }
+
+  add(id: Uint8Array, location: PackLocation): void {
+    if (this.#current.full) {
+      this.#older = this.#current;
+      this.#current = new ChunkLocations(RecentLocations.GENERATION);
     }
-    if (latest === undefined || damage.isMarked(latest.key)) return undefined;
-    try {
-      const backupId = latest.key.slice(latest.key.lastIndexOf('/') + 1);
-      const root = await repository.loadManifest({ volumeId, backupId, manifestKey: latest.key }, call);
-      if (root.chunkCount > MAX_PREVIOUS_CHUNKS) return undefined;
-      const ids = new Uint8Array(root.chunkCount * CHUNK_ID_LENGTH);
-      const index = new Map<string, number>();
-      let n = 0;
-      for await (const segment of repository.readManifestSegments(root, call)) {
-        if (segment.damaged) return undefined; // not reached: damage is not tolerated here
-        const entries = segment.entries;
-        for (let i = 0; i < entries.count; i++) {
-          if (!entries.isChunkAt(i)) continue;
-          const id = entries.idAt(i);
-          ids.set(id, n * CHUNK_ID_LENGTH);
-          index.set(Buffer.from(id.subarray(0, 8)).toString('hex'), n);
-          n++;
-        }
-      }
-      const segments = new Set<string>();
-      for (let at = 0; at < root.segments.length; at += CHUNK_ID_LENGTH)
-        segments.add(Buffer.from(root.segments.subarray(at, at + CHUNK_ID_LENGTH)).toString('hex'));
-      return new PreviousChunks(latest.key, ids, index, segments);
-    } catch (error) {
-      if (isObjectStoreError(error, 'aborted')) throw error; // the backup's cancel, not the manifest's fault
-      return undefined; // a damaged or unreadable manifest is verify's business; HEADs still work
-    }
-  }
-
-  /** Whether the manifest's root names this segment. */
-  hasSegment(id: Uint8Array): boolean {
-    return this.segments.has(Buffer.from(id).toString('hex'));
-  }
-
-  has(hex: string, id: Uint8Array): boolean {
-    const at = this.index.get(hex.slice(0, 16));
-    if (at === undefined) return false;
-    return Buffer.from(this.ids.buffer, this.ids.byteOffset + at * CHUNK_ID_LENGTH, CHUNK_ID_LENGTH).equals(
-      id,
-    );
-  }
-}
-
-/** 2^18 chunks (≈ 256 GiB at 1 MiB average): 8 MiB of ids and ≈ 25 MiB of index at most. */
-const MAX_PREVIOUS_CHUNKS = 1 << 18;
-
-/** Ids uploaded or found earlier in this backup; bounded, so memory stays flat on huge volumes. */
-class RecentIds {
-  readonly #ids = new Set<string>();
-  constructor(private readonly max: number) {}
-  has(id: string): boolean {
-    return this.#ids.has(id);
-  }
-  add(id: string): void {
-    if (this.#ids.size >= this.max) this.#ids.delete(this.#ids.values().next().value!);
-    this.#ids.add(id);
+    this.#current.add(id, location);
   }
 }

@@ -1,5 +1,5 @@
 import { fdatasync, write } from 'node:fs';
-import { chunkObjectKey, type Manifest } from '@stowage/format';
+import { describeLocation, type Manifest, packObjectKey } from '@stowage/format';
 import type { OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal } from './abort.js';
 import { EngineError } from './errors.js';
@@ -45,7 +45,7 @@ export interface RestoreSummary {
 
 /**
  * Restores a backup: the manifest's segments read in order (a few ahead), and for their entries parallel
- * out-of-order GETs, each chunk verified in a worker and written at its offset.
+ * out-of-order ranged GETs of their packs, each chunk verified in a worker and written at its offset.
  * Holes are skipped (the target stays sparse) or zero-filled on devices. The target is fsynced (and a file
  * renamed into place) before success is reported; on failure a file target is removed.
  *
@@ -173,12 +173,16 @@ async function writeChunks(
           limiter.release();
           break;
         }
-        const { id, length, offset } = entry;
+        const { id, length, offset, location } = entry;
         const task = (async () => {
           try {
-            const object = await repository.store.get(chunkObjectKey(id), undefined, call);
+            const object = await repository.store.get(
+              packObjectKey(location.pack),
+              { offset: location.offset, length: location.length },
+              call,
+            );
             summary.bytesDownloaded += object.length;
-            await workers.restoreTo(object, id, length, target.fd, offset);
+            await workers.restoreTo(object, id, length, target.fd, offset, describeLocation(location));
             wrote(length);
             summary.chunks++;
             summary.bytesWritten += length;

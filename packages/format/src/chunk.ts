@@ -204,16 +204,18 @@ export function readChunkHeader(object: Uint8Array, objectKey?: string): ChunkHe
 /**
  * Authenticates, decrypts and decompresses a chunk object, then recomputes its keyed id and compares it with
  * `id`. Returns the plaintext; any mismatch, truncation or wrong key throws `IntegrityError` naming the
- * object. `expectedLength` (from the manifest) is enforced when given.
+ * object. `expectedLength` (from the manifest) is enforced when given. `name` names the object in errors
+ * (default `chunks/<hh>/<id>`; a packed chunk's is its pack and range, `describeLocation`).
  */
 export function openChunk(
   keys: TargetKeys,
   id: Uint8Array | string,
   object: Uint8Array,
   expectedLength?: number,
+  name?: string,
 ): Uint8Array {
   const idBytes = typeof id === 'string' ? chunkIdFromHex(id) : id;
-  const objectKey = chunkObjectKey(idBytes);
+  const objectKey = name ?? chunkObjectKey(idBytes);
   if (expectedLength !== undefined && !(Number.isSafeInteger(expectedLength) && expectedLength >= 0)) {
     throw new RangeError(`invalid expected chunk length ${expectedLength}`);
   }

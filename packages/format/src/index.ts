@@ -125,6 +125,40 @@ export {
   type ReadManifestSegmentsOptions,
   readManifestSegments,
 } from './manifest-segments.js';
+export {
+  checkLocation,
+  DEFAULT_PACK_TARGET,
+  describeLocation,
+  LOCATION_LENGTH,
+  locationProblem,
+  MAX_PACK_LENGTH,
+  MAX_PACKED_OBJECT_LENGTH,
+  MIN_PACKED_OBJECT_LENGTH,
+  newPackId,
+  PACK_ID_LENGTH,
+  PACKS_PREFIX,
+  type PackLocation,
+  packIdFromHex,
+  packObjectKey,
+  parsePackObjectKey,
+  readLocation,
+  writeLocation,
+} from './pack.js';
+export {
+  decodePackIndex,
+  type EncodePackIndexOptions,
+  encodePackIndex,
+  MAX_PACK_INDEX_LENGTH,
+  PACK_INDEX_ENTRY_LENGTH,
+  PACK_INDEX_HEADER_LENGTH,
+  PACK_INDEX_MAGIC,
+  PACK_INDEX_NAME_LENGTH,
+  PACK_INDEX_PREFIX,
+  PackIndexEntries,
+  type PackIndexEntry,
+  packIndexObjectKey,
+  parsePackIndexObjectKey,
+} from './pack-index.js';
 export { type ChunkerParams, MAX_UINT64, validateChunkerParams } from './params.js';
 export { FORMAT_VERSION } from './version.js';
 export {

@@ -15,6 +15,7 @@ export const KDF_CONTEXT = {
   manifestEncryption: 'stowage 2026-11-22 manifest encryption',
   configAuthentication: 'stowage 2026-11-22 config authentication',
   damageRecordEncryption: 'stowage 2026-12-01 damage record encryption',
+  packIndexEncryption: 'stowage 2026-12-02 pack index encryption',
   gearTable: 'stowage 2026-12-01 fastcdc gear table',
   keyFileWrapping: 'stowage 2026-11-22 key file wrapping',
   keyFileCheck: 'stowage 2026-11-22 key file check',
@@ -34,6 +35,8 @@ export interface TargetKeys {
   readonly configKey: Uint8Array;
   /** XChaCha20-Poly1305 key of damage records (`damage/<volume>/<backup>`). */
   readonly damageKey: Uint8Array;
+  /** XChaCha20-Poly1305 key of pack index objects (`index/<volume>/<backup>/<name>`). */
+  readonly indexKey: Uint8Array;
   /**
    * FastCDC's gear table for this target (256 big-endian 64-bit entries): secret, so that nobody without the
    * key can compute where known content is cut (docs/format.md §4.1).
@@ -55,6 +58,7 @@ export function deriveTargetKeys(targetKey: Uint8Array): TargetKeys {
     manifestKey: blake3DeriveKey(KDF_CONTEXT.manifestEncryption, targetKey),
     configKey: blake3DeriveKey(KDF_CONTEXT.configAuthentication, targetKey),
     damageKey: blake3DeriveKey(KDF_CONTEXT.damageRecordEncryption, targetKey),
+    indexKey: blake3DeriveKey(KDF_CONTEXT.packIndexEncryption, targetKey),
     gearTable: blake3DeriveKey(KDF_CONTEXT.gearTable, targetKey, GEAR_TABLE_LENGTH),
   });
 }

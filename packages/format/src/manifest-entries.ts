@@ -1,16 +1,29 @@
 import { toHex } from './bytes.js';
 import { MAX_CHUNK_LENGTH } from './compression.js';
 import { FormatError } from './errors.js';
+import { locationProblem, type PackLocation, readLocation } from './pack.js';
 
-/** Bytes of one packed entry record: kind(1) ‖ length(7, big-endian) ‖ chunk id(32). */
-export const ENTRY_RECORD_LENGTH = 40;
+/**
+ * Bytes of one packed entry record: kind(1) ‖ length(7, big-endian) ‖ chunk id(32) ‖ pack id(32) ‖
+ * offset in the pack(4, big-endian) ‖ chunk object length(4, big-endian). A hole's last 72 bytes are zero.
+ */
+export const ENTRY_RECORD_LENGTH = 80;
+/** Offset of the location (pack id, offset, object length) in a record. */
+const LOCATION_AT = 40;
 export const ENTRY_KIND_CHUNK = 0;
 export const ENTRY_KIND_HOLE = 1;
 /** Largest length one record can state, and the largest volume (2^53 − 1: a safe integer; 7 bytes hold it). */
 export const MAX_ENTRY_LENGTH = Number.MAX_SAFE_INTEGER;
 
 export type ManifestEntry =
-  | { readonly kind: 'chunk'; readonly id: Uint8Array; readonly length: number; readonly offset: number }
+  | {
+      readonly kind: 'chunk';
+      readonly id: Uint8Array;
+      readonly length: number;
+      readonly offset: number;
+      /** Where the chunk's object is stored (§5). */
+      readonly location: PackLocation;
+    }
   | { readonly kind: 'hole'; readonly length: number; readonly offset: number };
 
 export function writeEntryLength(records: Uint8Array, at: number, length: number): void {
@@ -84,6 +97,9 @@ export class ManifestEntries implements Iterable<ManifestEntry> {
       if (length < 1) fail(`entry ${index} has length 0`);
       if (kind === ENTRY_KIND_CHUNK) {
         if (length > MAX_CHUNK_LENGTH) fail(`entry ${index}: chunk longer than allowed`);
+        const location = readLocation(records, at + LOCATION_AT);
+        const problem = locationProblem(location.offset, location.length);
+        if (problem) fail(`entry ${index}: ${problem}`);
         chunks++;
         chunkBytes += length;
       } else if (kind === ENTRY_KIND_HOLE) {
@@ -127,7 +143,14 @@ export class ManifestEntries implements Iterable<ManifestEntry> {
   idAt(index: number): Uint8Array {
     const at = this.#recordAt(index);
     if (this.records[at] !== ENTRY_KIND_CHUNK) throw new RangeError(`entry ${index} is a hole`);
-    return this.records.subarray(at + 8, at + ENTRY_RECORD_LENGTH);
+    return this.records.subarray(at + 8, at + LOCATION_AT);
+  }
+
+  /** Where entry `index`'s chunk object is (the pack id a view of the records), in O(1); throws for a hole. */
+  locationAt(index: number): PackLocation {
+    const at = this.#recordAt(index);
+    if (this.records[at] !== ENTRY_KIND_CHUNK) throw new RangeError(`entry ${index} is a hole`);
+    return readLocation(this.records, at + LOCATION_AT);
   }
 
   #recordAt(index: number): number {
@@ -139,7 +162,14 @@ export class ManifestEntries implements Iterable<ManifestEntry> {
   #entryAt(at: number, offset: number): ManifestEntry {
     const length = readEntryLength(this.records, at);
     if (this.records[at] === ENTRY_KIND_HOLE) return { kind: 'hole', length, offset };
-    return { kind: 'chunk', id: this.records.slice(at + 8, at + ENTRY_RECORD_LENGTH), length, offset };
+    const location = readLocation(this.records, at + LOCATION_AT);
+    return {
+      kind: 'chunk',
+      id: this.records.slice(at + 8, at + LOCATION_AT),
+      length,
+      offset,
+      location: { ...location, pack: location.pack.slice() },
+    };
   }
 
   *[Symbol.iterator](): Iterator<ManifestEntry> {
@@ -154,8 +184,7 @@ export class ManifestEntries implements Iterable<ManifestEntry> {
   /** Chunk ids in order, as lower-case hex, duplicates included. */
   *chunkIdsHex(): Iterable<string> {
     for (let at = 0; at < this.records.length; at += ENTRY_RECORD_LENGTH) {
-      if (this.records[at] === ENTRY_KIND_CHUNK)
-        yield toHex(this.records.subarray(at + 8, at + ENTRY_RECORD_LENGTH));
+      if (this.records[at] === ENTRY_KIND_CHUNK) yield toHex(this.records.subarray(at + 8, at + LOCATION_AT));
     }
   }
 }

@@ -60,7 +60,7 @@ function segmentContext(index: number, manifestKey: string): string {
 
 /**
  * Opens segment `index` of `manifest` from its chunk object: the chunk read rule (§4.4) with the segment's id
- * and its exact length (40 × its entry count), then every record validated. Throws `IntegrityError` naming the
+ * and its exact length (80 × its entry count), then every record validated. Throws `IntegrityError` naming the
  * segment's object and the manifest, or `FormatError` when an authentic segment holds invalid records.
  */
 export function openManifestSegment(

@@ -13,6 +13,7 @@ import {
   readEntryLength,
   writeEntryLength,
 } from './manifest-entries.js';
+import { checkLocation, type PackLocation, writeLocation } from './pack.js';
 import { padmeLength } from './padding.js';
 import { asUint, type ChunkerParams, chunkerParamsDocument, validateChunkerParams } from './params.js';
 import { checkObjectVersion, FORMAT_VERSION } from './version.js';
@@ -29,10 +30,10 @@ export const MANIFEST_OVERHEAD =
 const SEALED_AT = MANIFEST_HEADER_LENGTH + XCHACHA_NONCE_LENGTH;
 /** Largest root object a reader accepts (4 MiB: 65,536 segment ids are 2 MiB). */
 export const MAX_MANIFEST_LENGTH = 2 ** 22;
-/** Entries per segment written by default: 2.5 MiB of records, 64 GiB of volume at 1 MiB chunks. */
+/** Entries per segment written by default: 5 MiB of records, 64 GiB of volume at 1 MiB chunks. */
 export const DEFAULT_SEGMENT_ENTRIES = 65_536;
 /** Largest `segmentEntries` allowed: 10 MiB of records, within a chunk's 16 MiB. */
-export const MAX_SEGMENT_ENTRIES = 262_144;
+export const MAX_SEGMENT_ENTRIES = 131_072;
 /** Most segments one manifest may have (2 MiB of ids in the root; 2^32 entries at the default size). */
 export const MAX_MANIFEST_SEGMENTS = 65_536;
 /** Largest volume name, in Unicode code points (after NFC). */
@@ -112,7 +113,7 @@ export interface ManifestBuilderOptions {
 
 /**
  * Accumulates a backup's entries in volume order (adjacent holes merged) and cuts them into segments of
- * `segmentEntries` records as it goes. Memory is one segment's records (≤ 40 × `segmentEntries` bytes, grown
+ * `segmentEntries` records as it goes. Memory is one segment's records (≤ 80 × `segmentEntries` bytes, grown
  * as needed), the segment just cut until the caller takes it, and 32 bytes per segment for the root.
  *
  * After any `addChunk` or `addHole` a segment may be ready: take it with `takeSegment` and store it. A second
@@ -167,15 +168,18 @@ export class ManifestBuilder {
     return this.#records.byteLength + (this.#pending?.records.byteLength ?? 0) + this.#segments.byteLength;
   }
 
-  addChunk(id: Uint8Array, length: number): void {
+  /** Records a chunk of `length` bytes whose object is at `location` (§5). */
+  addChunk(id: Uint8Array, length: number, location: PackLocation): void {
     if (!(id instanceof Uint8Array) || id.length !== CHUNK_ID_LENGTH)
       throw new TypeError('chunk id must be 32 bytes');
     if (!Number.isInteger(length) || length < 1 || length > MAX_CHUNK_LENGTH) {
       throw new RangeError(`chunk length ${length} outside 1..${MAX_CHUNK_LENGTH}`);
     }
+    checkLocation(location);
     this.#checkAdd(length);
     const at = this.#append(ENTRY_KIND_CHUNK, length);
     this.#records.set(id, at + 8);
+    writeLocation(this.#records, at + 8 + CHUNK_ID_LENGTH, location);
     this.#lastIsHole = false;
     this.#chunks++;
     this.#chunkBytes += length;

@@ -43,13 +43,14 @@ type Request =
       chunkId: Uint8Array;
       out: ArrayBuffer;
     }
-  | { id: number; op: 'open'; object: Uint8Array; chunkId: Uint8Array; length: number }
+  | { id: number; op: 'open'; object: Uint8Array; chunkId: Uint8Array; length: number; name?: string }
   | {
       id: number;
       op: 'open-write';
       object: Uint8Array;
       chunkId: Uint8Array;
       length: number;
+      name?: string;
       fd: number;
       position: number;
     };
@@ -72,11 +73,11 @@ function handle(req: Request): { value: unknown; transfer: ArrayBuffer[] } {
       return { value: { out: req.out, length: sealed.length, padding: sealed.padding }, transfer: [req.out] };
     }
     case 'open': {
-      openChunk(keys, req.chunkId, req.object, req.length);
+      openChunk(keys, req.chunkId, req.object, req.length, req.name);
       return { value: undefined, transfer: [] };
     }
     case 'open-write': {
-      const plain = openChunk(keys, req.chunkId, req.object, req.length);
+      const plain = openChunk(keys, req.chunkId, req.object, req.length, req.name);
       let done = 0;
       while (done < plain.length) {
         done += writeSync(req.fd, plain, done, plain.length - done, req.position + done);

@@ -51,10 +51,13 @@ export class ChunkWorkers {
     return this.#pool.run('seal', { block, offset, length, chunkId, out }, [out]);
   }
 
-  /** Authenticates, decrypts, decompresses and re-hashes a chunk object; throws IntegrityError on mismatch. */
-  check(object: Uint8Array, chunkId: Uint8Array, length: number): Promise<void> {
+  /**
+   * Authenticates, decrypts, decompresses and re-hashes a chunk object; throws IntegrityError on mismatch,
+   * naming the object `name` (default `chunks/<hh>/<id>`; a packed chunk's pack and range).
+   */
+  check(object: Uint8Array, chunkId: Uint8Array, length: number, name?: string): Promise<void> {
     const [payload, transfer] = movable(object);
-    return this.#pool.run('open', { object: payload, chunkId, length }, transfer);
+    return this.#pool.run('open', { object: payload, chunkId, length, name }, transfer);
   }
 
   /** As `check`, then writes the plaintext to `fd` at `position` from the worker thread. */
@@ -64,9 +67,10 @@ export class ChunkWorkers {
     length: number,
     fd: number,
     position: number,
+    name?: string,
   ): Promise<void> {
     const [payload, transfer] = movable(object);
-    return this.#pool.run('open-write', { object: payload, chunkId, length, fd, position }, transfer);
+    return this.#pool.run('open-write', { object: payload, chunkId, length, fd, position, name }, transfer);
   }
 
   close(): Promise<void> {

@@ -1,0 +1,104 @@
+import {
+  decodePackIndex,
+  PACK_INDEX_PREFIX,
+  type PackLocation,
+  parsePackIndexObjectKey,
+} from '@stowage/format';
+import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
+import { ChunkLocations } from './chunk-locations.js';
+import type { Repository } from './repository.js';
+
+/** Chunks of the repository's index held by one backup at most: 2^19 (512 GiB stored), about 26 MiB. */
+export const MAX_INDEX_CHUNKS = 1 << 19;
+/** Index objects fetched at once (each is one GET; S3 latency dominates). */
+const FETCH_CONCURRENCY = 8;
+
+/** Which index objects to read: all, or one volume's, less the backups `skip` says. */
+export interface IndexScope {
+  volumeId?: string;
+  skip?: (backupId: string) => boolean;
+}
+
+/** What loading the index found, for the backup's summary. */
+export interface IndexLoad {
+  /** Index objects read. */
+  objects: number;
+  /** Chunks they named (repeats counted once). */
+  chunks: number;
+  /** Index objects that did not decode (skipped: an index is a hint, never needed to restore). */
+  unreadable: number;
+  /** True when the repository knows more chunks than fit, so some were left out (newest objects first). */
+  truncated: boolean;
+}
+
+/**
+ * The repository's index objects (`index/…`, docs/format.md §5.3) read into one map: where every chunk some
+ * backup stored lies, for the chunks a backup does not find in its volume's previous manifest — a cloned
+ * volume's first backup, data copied between volumes, or a backup resumed after a crash. Newest objects are
+ * read first, so when the map is full (`MAX_INDEX_CHUNKS`) what is left out is the oldest; a chunk it does not
+ * know is only stored again.
+ */
+export async function loadRepositoryIndex(
+  repository: Repository,
+  call: OperationOptions,
+  scope: IndexScope = {},
+  capacity = MAX_INDEX_CHUNKS,
+): Promise<{ locations: ChunkLocations; load: IndexLoad }> {
+  const keys: { key: string; at: number }[] = [];
+  const prefix = scope.volumeId === undefined ? PACK_INDEX_PREFIX : `${PACK_INDEX_PREFIX}${scope.volumeId}/`;
+  for await (const info of repository.store.list(prefix, call)) {
+    const parsed = parsePackIndexObjectKey(info.key);
+    if (!parsed || scope.skip?.(parsed.backupId)) continue;
+    keys.push({ key: info.key, at: info.lastModified?.getTime() ?? 0 });
+  }
+  keys.sort((a, b) => b.at - a.at);
+  const locations = new ChunkLocations(capacity);
+  const load: IndexLoad = { objects: 0, chunks: 0, unreadable: 0, truncated: false };
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length && !locations.full) {
+      const { key } = keys[next++]!;
+      let entries: ReturnType<typeof decodePackIndex>;
+      try {
+        entries = decodePackIndex(repository.keys, key, await repository.store.get(key, undefined, call));
+      } catch (error) {
+        if (isObjectStoreError(error, 'aborted')) throw error;
+        // Gone since the listing (a GC), or damaged: a hint less, nothing lost.
+        if (!isObjectStoreError(error, 'not-found')) load.unreadable++;
+        continue;
+      }
+      load.objects++;
+      for (let i = 0; i < entries.count; i++) {
+        if (!locations.add(entries.idAt(i), entries.locationAt(i))) {
+          load.truncated = true;
+          break;
+        }
+      }
+    }
+    if (next < keys.length) load.truncated = true;
+  };
+  await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, keys.length) }, worker));
+  load.chunks = locations.size;
+  return { locations, load };
+}
+
+/** The index, loaded the first time a backup needs it (most backups find everything in their previous one). */
+export class LazyIndex {
+  #loaded: Promise<{ locations: ChunkLocations; load: IndexLoad }> | undefined;
+
+  constructor(
+    private readonly repository: Repository,
+    private readonly call: OperationOptions,
+    private readonly scope: IndexScope = {},
+  ) {}
+
+  async find(id: Uint8Array): Promise<PackLocation | undefined> {
+    this.#loaded ??= loadRepositoryIndex(this.repository, this.call, this.scope);
+    return (await this.#loaded).locations.get(id);
+  }
+
+  /** What was loaded, or undefined when the index was never needed. */
+  async summary(): Promise<IndexLoad | undefined> {
+    return this.#loaded === undefined ? undefined : (await this.#loaded).load;
+  }
+}
