@@ -49,6 +49,11 @@ export interface BackupOptions {
   packBuffers?: number;
   /** Bytes at which a pack is closed (default 8 MiB, docs/format.md §5). */
   packTarget?: number;
+  /**
+   * Packs named by one index object (default 64, ~512 MiB): how much a re-run after a crash may have to store
+   * again, against one PUT per this many packs.
+   */
+  packsPerIndex?: number;
   now?: () => Date;
   /**
    * Chunks named by the volume's latest committed manifest are taken from where it says they are (default
@@ -175,6 +180,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     maxObjectLength: maxObject,
     ...(options.packTarget === undefined ? {} : { target: options.packTarget }),
     ...(options.packBuffers === undefined ? {} : { buffers: options.packBuffers }),
+    ...(options.packsPerIndex === undefined ? {} : { packsPerIndex: options.packsPerIndex }),
     call,
   });
   // Chunks of this backup: stored or found (`recent`), or being looked up or stored right now (`inFlight`,

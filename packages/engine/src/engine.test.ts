@@ -1,7 +1,13 @@
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chunkObjectKey, IntegrityError, WrongPassphraseError } from '@stowage/format';
+import {
+  decodePackIndex,
+  describeLocation,
+  IntegrityError,
+  packObjectKey,
+  WrongPassphraseError,
+} from '@stowage/format';
 import {
   abortedError,
   createSeededRandom,
@@ -86,10 +92,18 @@ async function backupFile(
   path: string,
   volumeName = 'vol',
   readSize?: number,
+  more: Partial<Parameters<typeof backupVolume>[0]> = {},
 ) {
   const source = await openVolumeSource(path);
   try {
-    return await backupVolume({ repository, workers, source, volumeName, ...(readSize ? { readSize } : {}) });
+    return await backupVolume({
+      repository,
+      workers,
+      source,
+      volumeName,
+      ...(readSize ? { readSize } : {}),
+      ...more,
+    });
   } finally {
     await source.close();
   }
@@ -226,13 +240,13 @@ describe('faults', () => {
     }
   });
 
-  it('a backup that dies part-way leaves no manifest, and the re-run uploads only the missing chunks', async () => {
+  it('a backup that dies part-way leaves no manifest, and the re-run stores only what no index object names', async () => {
     const memory = new MemoryObjectStore();
     let putsLeft = Number.POSITIVE_INFINITY;
-    // Stands in for a crash: chunk PUTs start failing for good after a budget.
+    // Stands in for a crash: pack PUTs start failing for good after a budget.
     const dying = overriding(memory, {
       put: async (key, body, opts) => {
-        if (key.startsWith('chunks/') && putsLeft-- <= 0) {
+        if (key.startsWith('packs/') && putsLeft-- <= 0) {
           throw new ObjectStoreError('permanent', 'simulated crash', { op: 'put', key });
         }
         return memory.put(key, body, opts);
@@ -242,16 +256,34 @@ describe('faults', () => {
     try {
       const image = join(dir, 'k.img');
       await writeImage(image, 6 << 20, [{ offset: 0, data: seededBytes('kill', 6 << 20) }]);
-      putsLeft = 20;
-      await expect(backupFile(repository, workers, image)).rejects.toThrow('simulated crash');
+      // Small packs, an index object every two: the crash leaves several of each.
+      const small = { packTarget: 256 << 10, packsPerIndex: 2 };
+      putsLeft = 8;
+      await expect(backupFile(repository, workers, image, 'vol', undefined, small)).rejects.toThrow(
+        'simulated crash',
+      );
       expect(await collectKeys(memory, 'manifests/')).toHaveLength(0);
-      const stored = (await collectKeys(memory, 'chunks/')).length;
-      expect(stored).toBeGreaterThanOrEqual(20);
+      const indexKeys = await collectKeys(memory, 'index/');
+      expect(indexKeys.length).toBeGreaterThanOrEqual(2);
+      let indexed = 0;
+      for (const key of indexKeys)
+        indexed += decodePackIndex(repository.keys, key, await memory.get(key)).count;
+      expect(indexed).toBeGreaterThanOrEqual(8);
 
       putsLeft = Number.POSITIVE_INFINITY;
-      const rerun = await backupFile(repository, workers, image);
-      expect(rerun.chunksNew).toBe(rerun.chunks - stored);
+      const rerun = await backupFile(repository, workers, image, 'vol', undefined, small);
+      // The data is random: every chunk is distinct, and the indexed ones are taken where they lie.
+      expect(rerun.index?.chunks).toBe(indexed);
+      expect(rerun.chunksNew).toBe(rerun.chunks - indexed);
       expect(await collectKeys(memory, 'manifests/')).toHaveLength(1);
+      const out = join(dir, 'k.out');
+      await restoreBackup({
+        repository,
+        workers,
+        backup: await repository.resolveBackup(rerun.backupId),
+        targetPath: out,
+      });
+      expect(await sha256File(out)).toBe(await sha256File(image));
     } finally {
       await workers.close();
     }
@@ -266,28 +298,33 @@ describe('faults', () => {
       const ref = await repository.resolveBackup(s.backupId);
       const victim = [...(await repository.loadManifestEntries(ref))].find((e) => e.kind === 'chunk');
       if (victim?.kind !== 'chunk') throw new Error('no data chunk');
-      const key = chunkObjectKey(victim.id);
+      const { location } = victim;
+      const key = packObjectKey(location.pack);
       const original = await store.get(key);
 
       const flipped = Uint8Array.from(original);
-      flipped[flipped.length - 20]! ^= 0x01;
+      flipped[location.offset + location.length - 20]! ^= 0x01;
       await store.put(key, flipped);
       const out = join(dir, 'x.out');
       const err = await restoreBackup({ repository, workers, backup: ref, targetPath: out }).catch((e) => e);
       expect(err).toBeInstanceOf(IntegrityError);
-      expect(err.message).toContain(key);
+      expect(err.message).toContain(describeLocation(location));
       await expect(stat(out)).rejects.toThrow();
 
       const report = await verifyBackup({ repository, workers, backup: ref });
-      expect(report.problems.map((p) => p.objectKey)).toEqual([key]);
+      expect(report.problems).toHaveLength(1);
+      expect(report.problems[0]!.objectKey).toContain(key);
 
-      await store.put(key, original.subarray(0, original.length - 100));
+      // Truncated before the chunk's end: the range is past the pack's end, which is damage, not a store fault.
+      await store.put(key, original.subarray(0, location.offset + location.length - 100));
       const err2 = await restoreBackup({ repository, workers, backup: ref, targetPath: out }).catch((e) => e);
       expect(err2).toBeInstanceOf(IntegrityError);
+      expect(err2.message).toContain(describeLocation(location));
 
       await store.delete(key);
       const report2 = await verifyBackup({ repository, workers, backup: ref });
-      expect(report2.problems).toEqual([{ objectKey: key, message: `chunk ${key} is missing` }]);
+      expect(report2.problems.length).toBeGreaterThanOrEqual(1);
+      expect(report2.problems.every((p) => p.objectKey.includes(key))).toBe(true);
     } finally {
       await workers.close();
     }
@@ -378,7 +415,7 @@ describe('cancellation and failures', () => {
       const stalling = await Repository.open(
         overriding(memory, {
           put: (k, b, o) => {
-            if (!k.startsWith('chunks/') || landed++ < 2) return memory.put(k, b, o);
+            if (!k.startsWith('packs/') || landed++ < 2) return memory.put(k, b, o);
             stalled++;
             return stallUntilAborted('put', k, o?.signal, pending);
           },
@@ -395,6 +432,7 @@ describe('cancellation and failures', () => {
         workers,
         source,
         volumeName: 'stall-put',
+        packTarget: 1 << 20,
         signal: controller.signal,
       }).catch((e) => e);
       clearInterval(timer);
@@ -423,7 +461,7 @@ describe('cancellation and failures', () => {
       const stalling = await Repository.open(
         overriding(memory, {
           get: (k, r, o) => {
-            if (!k.startsWith('chunks/') || answered++ < 2) return memory.get(k, r, o);
+            if (!k.startsWith('packs/') || answered++ < 2) return memory.get(k, r, o);
             stalled.push(k);
             return stallUntilAborted('get', k, o?.signal, pending);
           },
@@ -486,7 +524,7 @@ describe('cancellation and failures', () => {
       const failing = await Repository.open(
         overriding(memory, {
           get: async (k, r) => {
-            if (k.startsWith('chunks/'))
+            if (k.startsWith('packs/'))
               throw new ObjectStoreError('auth', 'access denied', { op: 'get', key: k });
             return memory.get(k, r);
           },
@@ -510,7 +548,7 @@ describe('cancellation and failures', () => {
       const ref = await repository.resolveBackup(s.backupId);
       const victim = [...(await repository.loadManifestEntries(ref))].find((e) => e.kind === 'chunk');
       if (victim?.kind !== 'chunk') throw new Error('no data chunk');
-      await store.delete(chunkObjectKey(victim.id));
+      await store.delete(packObjectKey(victim.location.pack));
       const existing = join(dir, 'ow.out');
       await writeImage(existing, 1000, [{ offset: 0, data: seededBytes('keep me', 1000) }]);
       const before = await sha256File(existing);

@@ -1,6 +1,12 @@
 import { fdatasync, write } from 'node:fs';
-import { describeLocation, type Manifest, packObjectKey } from '@stowage/format';
-import type { OperationOptions } from '@stowage/object-store';
+import {
+  describeLocation,
+  IntegrityError,
+  type Manifest,
+  type PackLocation,
+  packObjectKey,
+} from '@stowage/format';
+import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal } from './abort.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
@@ -176,11 +182,7 @@ async function writeChunks(
         const { id, length, offset, location } = entry;
         const task = (async () => {
           try {
-            const object = await repository.store.get(
-              packObjectKey(location.pack),
-              { offset: location.offset, length: location.length },
-              call,
-            );
+            const object = await readPacked(repository, location, call);
             summary.bytesDownloaded += object.length;
             await workers.restoreTo(object, id, length, target.fd, offset, describeLocation(location));
             wrote(length);
@@ -211,6 +213,29 @@ async function writeChunks(
     ...summary,
     seconds: progress.elapsedSeconds(),
   };
+}
+
+/**
+ * A chunk object's bytes from its pack. A pack shorter than the range is damage (truncated), not a store
+ * fault: an `IntegrityError` naming the location, as a chunk that does not open is.
+ */
+export async function readPacked(
+  repository: Repository,
+  location: PackLocation,
+  call: OperationOptions,
+): Promise<Uint8Array> {
+  try {
+    return await repository.store.get(
+      packObjectKey(location.pack),
+      { offset: location.offset, length: location.length },
+      call,
+    );
+  } catch (error) {
+    if (!isObjectStoreError(error, 'invalid-range')) throw error;
+    throw new IntegrityError(describeLocation(location), 'the pack ends before this chunk (truncated)', {
+      cause: error,
+    });
+  }
 }
 
 /** Write errors from the target (full disk, I/O error) name the target, not a bare errno. */
