@@ -67,6 +67,11 @@ export interface BackupOptions {
    * volume at 1 MiB chunks). Tests make it small to get many segments.
    */
   manifestSegmentEntries?: number;
+  /**
+   * Chunks of the previous manifest held at once (default 2^18, about 14 MiB): segments wholly behind the
+   * backup are let go past this, so a chunk that moved further back is stored again. Tests make it small.
+   */
+  previousWindowChunks?: number;
 }
 
 export interface BackupSummary {
@@ -193,7 +198,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
   const previous =
     options.trustPreviousManifest === false || !damage.complete
       ? undefined
-      : await PreviousManifest.load(repository, volumeId, damage, call);
+      : await PreviousManifest.load(repository, volumeId, damage, call, options.previousWindowChunks);
   // With a previous manifest, only the index objects of this volume's uncommitted backups are read (a crashed
   // run's packs, so a re-run resumes): reading the whole index for every incremental backup would cost a GET
   // per index object of the repository. Without one (a new volume), all of it: cloned data dedups.
@@ -233,6 +238,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
       if (segment) startSegment(segment);
     }
     progress.report(bytesRecorded);
+    previous?.passed(bytesRecorded);
   };
 
   const free: Block[] = [];

@@ -5,7 +5,7 @@ import type { RepositoryDamage } from './damage.js';
 import { MANIFESTS_PREFIX, type Repository } from './repository.js';
 
 /** Chunks of the previous manifest held at once: 2^18 (256 GiB of volume at 1 MiB), about 14 MiB. */
-const WINDOW_CHUNKS = 1 << 18;
+export const DEFAULT_WINDOW_CHUNKS = 1 << 18;
 
 /**
  * The chunks of the volume's latest committed manifest and where they are stored, so that a backup stores
@@ -13,9 +13,9 @@ const WINDOW_CHUNKS = 1 << 18;
  * is deleted, so its locations are as good as a lookup, for as long as no verify or check found otherwise
  * (a manifest with a damage record is not used at all, and chunks any record lists are never taken from it).
  *
- * Memory is bounded whatever the volume: segments are read as the backup reaches their part of the volume,
- * and once more than `WINDOW_CHUNKS` chunks are held, the segments wholly behind the backup are let go — a
- * chunk that moved further back than that is stored again (or found in the repository index). A manifest
+ * Memory is bounded whatever the volume: segments are read ahead of the backup until `windowChunks` chunks
+ * are held (a manifest that small is held whole), and past that the segments wholly behind what the backup
+ * has recorded (`passed`) are let go — a chunk that moved further than the window is stored again. A manifest
  * that cannot be read stops being used from that point; the backup does not fail for it.
  */
 export class PreviousManifest {
@@ -24,6 +24,8 @@ export class PreviousManifest {
   /** Loaded segments in volume order: [start, end) and their chunks. */
   readonly #window: Array<{ start: number; end: number; chunks: ChunkLocations }> = [];
   #held = 0;
+  /** Every chunk before this volume offset has been located (the backup says so as it records entries). */
+  #lowWater = 0;
   #done = false;
   #loading: Promise<void> = Promise.resolve();
 
@@ -33,6 +35,7 @@ export class PreviousManifest {
     repository: Repository,
     call: OperationOptions,
     private readonly committed: ReadonlySet<string>,
+    private readonly windowChunks: number,
   ) {
     this.#segments = repository.readManifestSegments(root, call);
     const ids = new Set<string>();
@@ -47,6 +50,7 @@ export class PreviousManifest {
     volumeId: string,
     damage: RepositoryDamage,
     call: OperationOptions,
+    windowChunks = DEFAULT_WINDOW_CHUNKS,
   ): Promise<PreviousManifest | undefined> {
     let latest: { key: string; at: number } | undefined;
     const committed = new Set<string>();
@@ -59,7 +63,7 @@ export class PreviousManifest {
     try {
       const backupId = latest.key.slice(latest.key.lastIndexOf('/') + 1);
       const root = await repository.loadManifest({ volumeId, backupId, manifestKey: latest.key }, call);
-      return new PreviousManifest(latest.key, root, repository, call, committed);
+      return new PreviousManifest(latest.key, root, repository, call, committed, windowChunks);
     } catch (error) {
       if (isObjectStoreError(error, 'aborted')) throw error; // the backup's cancel, not the manifest's fault
       return undefined; // a damaged or unreadable manifest is verify's business; the chunks get stored again
@@ -86,20 +90,43 @@ export class PreviousManifest {
     return undefined;
   }
 
-  /** Reads segments until one covers past `offset` (plus one more, for chunks that moved forward). */
+  /**
+   * The backup has located every chunk before `offset`: segments wholly behind it may go once the window is
+   * full. (Not the offset of the latest lookup: lookups run out of order, and an earlier chunk may still ask.)
+   */
+  passed(offset: number): void {
+    this.#lowWater = Math.max(this.#lowWater, offset);
+    this.#trim();
+  }
+
+  #trim(): void {
+    // The newest segment always stays.
+    while (
+      this.#held > this.windowChunks &&
+      this.#window.length > 1 &&
+      this.#window[0]!.end <= this.#lowWater
+    ) {
+      this.#held -= this.#window.shift()!.chunks.size;
+    }
+  }
+
+  /**
+   * Reads segments until one starts past `offset` and the window is full: the window reaches ahead as far as
+   * it can, for chunks that moved towards the start of the volume.
+   */
   #reach(offset: number): Promise<void> {
     const covered = () => {
       const last = this.#window.at(-1);
-      return this.#done || (last !== undefined && last.start > offset);
+      return this.#done || (last !== undefined && last.start > offset && this.#held >= this.windowChunks);
     };
     if (covered()) return this.#loading;
     this.#loading = this.#loading.then(async () => {
-      while (!covered()) await this.#loadNext(offset);
+      while (!covered()) await this.#loadNext();
     });
     return this.#loading;
   }
 
-  async #loadNext(offset: number): Promise<void> {
+  async #loadNext(): Promise<void> {
     let next: IteratorResult<ManifestSegment, void>;
     try {
       next = await this.#segments.next();
@@ -119,9 +146,6 @@ export class PreviousManifest {
     }
     this.#window.push({ start: entries.offset, end: entries.offset + entries.totalLength, chunks });
     this.#held += chunks.size;
-    // Let go of segments wholly behind the backup once the window is full (the newest always stays).
-    while (this.#held > WINDOW_CHUNKS && this.#window.length > 1 && this.#window[0]!.end <= offset) {
-      this.#held -= this.#window.shift()!.chunks.size;
-    }
+    this.#trim();
   }
 }

@@ -1,5 +1,5 @@
 // A restore that stalls part-way, run in its own process by partial-files.test.ts (which then kills it, or
-// lets it run while restoring beside it). Prints "stalled <pid>" once a chunk GET hangs: by then the
+// lets it run while restoring beside it). Prints "stalled <pid>" once a pack GET hangs: by then the
 // restore's partial file exists, the size of the volume, and some of it is written.
 //   node --conditions=source --import tsx stalling-restore.ts <fs store root> <target key hex> <backup ref JSON> <target>
 import { FsObjectStore, type ObjectStore } from '@stowage/object-store';
@@ -21,7 +21,7 @@ const stalling: ObjectStore = {
   delete: (k) => fs.delete(k),
   deleteMany: (k) => fs.deleteMany(k),
   get: (k, r) => {
-    if (!k.startsWith('chunks/') || answered++ < 2) return fs.get(k, r);
+    if (!k.startsWith('packs/') || answered++ < 2) return fs.get(k, r);
     process.stdout.write(`stalled ${process.pid}\n`);
     return new Promise<Uint8Array>(() => {});
   },

@@ -1,0 +1,151 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryObjectStore, withMetrics } from '@stowage/object-store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backupVolume } from './backup.js';
+import { Repository } from './repository.js';
+import { restoreBackup } from './restore.js';
+import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
+import { seededBytes, sha256File, writeImage, writeTestVolume } from './testing/volumes.js';
+import { openVolumeSource } from './volume-io.js';
+import { ChunkWorkers } from './workers/chunk-workers.js';
+
+// How a backup finds what is stored already (docs/format.md §5): the volume's previous manifest, the
+// repository's index objects, its own chunks — and never a request per chunk.
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stowage-dedup-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('dedup without requests per chunk', () => {
+  it("takes the chunks the volume's latest manifest names from where it says, and looks no chunk up", async () => {
+    const ops: string[] = [];
+    const inner = new MemoryObjectStore();
+    const store = withMetrics(inner, (event) => {
+      if (event.key !== undefined) ops.push(`${event.op} ${event.key.split('/')[0]}`);
+    });
+    const repo = await Repository.init(store, {
+      passphrase: TEST_PASSPHRASE,
+      chunker: TEST_CHUNKER_PARAMS,
+      kdf: TEST_KDF,
+    });
+    const w = new ChunkWorkers(repo.targetKey, { threads: 2 });
+    try {
+      const image = join(dir, 'trusted.img');
+      await writeTestVolume(image, 4 << 20, 'trusted');
+      const run = async (volumeName: string, options: { trustPreviousManifest?: boolean } = {}) => {
+        const source = await openVolumeSource(image);
+        ops.length = 0;
+        try {
+          return await backupVolume({ repository: repo, workers: w, source, volumeName, ...options });
+        } finally {
+          await source.close();
+        }
+      };
+      const count = (what: string) => ops.filter((o) => o === what).length;
+      const first = await run('trusted');
+      // One PUT per pack and one index object, whatever the number of chunks; the segment HEAD-then-PUT.
+      expect(first.chunks).toBeGreaterThan(20);
+      expect(first.packs).toBe(1);
+      expect(first.indexObjects).toBe(1);
+      expect(count('put packs')).toBe(1);
+      expect(count('put index')).toBe(1);
+      expect(count('head chunks')).toBe(1);
+      expect(count('put chunks')).toBe(1);
+      const second = await run('trusted');
+      expect(second.chunksNew).toBe(0);
+      expect(second.trustedManifest).toBe(first.manifestKey);
+      expect(second.index).toBeUndefined(); // everything was in the previous manifest: no index read
+      expect(second.manifestSegmentsNew).toBe(0); // the same entries and locations: the same segment
+      expect(count('put packs') + count('put index') + count('head chunks') + count('put chunks')).toBe(0);
+      // Not trusting the previous manifest: the whole repository index is read instead (one object: the
+      // backups since stored nothing), and finds everything.
+      const untrusting = await run('trusted', { trustPreviousManifest: false });
+      expect(untrusting.trustedManifest).toBeUndefined();
+      expect(untrusting.chunksNew).toBe(0);
+      expect(untrusting.index).toMatchObject({ objects: 1, unreadable: 0, truncated: false });
+      // Another volume with the same data: the repository index (one LIST, one GET per index object) finds it all.
+      const clone = await run('clone');
+      expect(clone.chunksNew).toBe(0);
+      expect(clone.index).toMatchObject({
+        objects: 1,
+        chunks: first.chunks,
+        unreadable: 0,
+        truncated: false,
+      });
+      expect(count('get index')).toBe(1);
+      expect(count('put packs')).toBe(0);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('reads the previous manifest a window at a time: what moved further back than the window is stored again', async () => {
+    const repository = await Repository.init(new MemoryObjectStore(), {
+      passphrase: TEST_PASSPHRASE,
+      chunker: TEST_CHUNKER_PARAMS,
+      kdf: TEST_KDF,
+    });
+    const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
+    try {
+      const size = 4 << 20;
+      const data = seededBytes('window', size);
+      const image = join(dir, 'window.img');
+      await writeImage(image, size, [{ offset: 0, data }]);
+      // The first 512 KiB moved to the end: its chunks are now 3.5 MiB further on.
+      const moved = join(dir, 'moved.img');
+      const cut = 512 << 10;
+      await writeImage(moved, size, [
+        { offset: 0, data: data.subarray(cut) },
+        { offset: size - cut, data: data.subarray(0, cut) },
+      ]);
+      const backup = async (path: string, volumeName: string, previousWindowChunks?: number) => {
+        const source = await openVolumeSource(path);
+        try {
+          return await backupVolume({
+            repository,
+            workers,
+            source,
+            volumeName,
+            manifestSegmentEntries: 4,
+            // Small reads and few buffers: few chunks in flight, so the window is what decides.
+            readSize: 64 << 10,
+            readBuffers: 3,
+            ...(previousWindowChunks === undefined ? {} : { previousWindowChunks }),
+          });
+        } finally {
+          await source.close();
+        }
+      };
+      // Two volumes with the same history; one reads its previous manifest through a window of 8 chunks.
+      const first = await backup(image, 'small-window', 8);
+      expect(first.manifestSegments).toBeGreaterThan(10);
+      await backup(image, 'whole');
+      const again = await backup(image, 'small-window', 8);
+      expect(again.chunksNew).toBe(0); // the window slides along: everything in place is found
+      const narrow = await backup(moved, 'small-window', 8);
+      const wide = await backup(moved, 'whole');
+      // With the whole manifest held, only the chunks cut anew around the two seams are new; with a window
+      // of 8 chunks, the moved ones were let go long before the backup reached them, and are stored again.
+      expect(wide.chunksNew).toBeLessThanOrEqual(4);
+      expect(narrow.chunksNew).toBeGreaterThan(wide.chunksNew + 4);
+      for (const summary of [narrow, wide]) {
+        const out = join(dir, `${summary.backupId}.out`);
+        await restoreBackup({
+          repository,
+          workers,
+          backup: await repository.resolveBackup(summary.backupId),
+          targetPath: out,
+        });
+        expect(await sha256File(out)).toBe(await sha256File(moved));
+      }
+    } finally {
+      await workers.close();
+    }
+  });
+});
