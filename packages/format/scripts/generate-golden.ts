@@ -1,5 +1,5 @@
 // Regenerates packages/format/src/testdata/golden/ (subkeys and the gear table, keyed cut points, chunks, config, key file), golden-damage/ (damage records)
-// or golden-manifest/ (a manifest's root and segments). Only after a format change that bumped FORMAT_VERSION (and
+// or golden-manifest/ (one backup: a pack of two chunks, its index object, a manifest's root and segments). Only after a format change that bumped FORMAT_VERSION (and
 // docs/format.md), or for a newly added optional object; vectors already released are immutable. From the
 // repository root:
 //   node --conditions=source --import tsx packages/format/scripts/generate-golden.ts [golden|golden-damage|golden-manifest]

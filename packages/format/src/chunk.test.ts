@@ -115,6 +115,27 @@ describe('chunk objects', () => {
     expect(() => openChunk(keys, raw.id, raw.object, 499)).toThrow(IntegrityError);
   });
 
+  it('names the object by the name given instead of its chunks/ key (a packed chunk: its pack and range)', () => {
+    const { id, object } = sealChunk(keys, text(2000));
+    const name = `packs/ab/${'ab'.repeat(32)}@8192+${object.length}`;
+    const bad = object.slice();
+    bad[40]! ^= 1;
+    for (const fn of [
+      () => openChunk(keys, id, bad, undefined, name),
+      () => openChunk(keys, id, object.subarray(0, 49), undefined, name),
+      () => openChunk(keys, id, object, 1999, name),
+    ]) {
+      expect(fn).toThrow(IntegrityError);
+      expect(fn).toThrow(`integrity check failed for ${name}: `);
+      try {
+        fn();
+      } catch (error) {
+        expect((error as IntegrityError).objectKey).toBe(name);
+      }
+    }
+    expect(openChunk(keys, id, object, 2000, name)).toEqual(text(2000));
+  });
+
   it('reports a newer format version as unsupported, and version 1 as no longer read', () => {
     const { id, object } = sealChunk(keys, text(100));
     const bad = object.slice();

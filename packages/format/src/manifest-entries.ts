@@ -21,7 +21,7 @@ export type ManifestEntry =
       readonly id: Uint8Array;
       readonly length: number;
       readonly offset: number;
-      /** Where the chunk's object is stored (§5). */
+      /** Where the chunk's object is stored (docs/format.md §5.1). */
       readonly location: PackLocation;
     }
   | { readonly kind: 'hole'; readonly length: number; readonly offset: number };
@@ -58,7 +58,7 @@ export interface ManifestEntriesOptions {
 }
 
 /**
- * A run of a manifest's entries — one segment's, or all of a small manifest's — kept as the packed 40-byte
+ * A run of a manifest's entries — one segment's, or all of a small manifest's — kept as the packed 80-byte
  * records they travel in. Entries are materialized only when asked for.
  */
 export class ManifestEntries implements Iterable<ManifestEntry> {
@@ -74,8 +74,8 @@ export class ManifestEntries implements Iterable<ManifestEntry> {
   readonly holeBytes: number;
 
   /**
-   * Validates `records` (kinds, lengths, hole ids zero; throws `FormatError`); keeps a reference to them, no
-   * copy.
+   * Validates `records` (kinds, lengths, chunk locations, holes' last 72 bytes zero; throws `FormatError`);
+   * keeps a reference to them, no copy.
    */
   constructor(records: Uint8Array, options: ManifestEntriesOptions = {}) {
     const { objectKey, context } = options;
@@ -104,7 +104,7 @@ export class ManifestEntries implements Iterable<ManifestEntry> {
         chunkBytes += length;
       } else if (kind === ENTRY_KIND_HOLE) {
         for (let i = 8; i < ENTRY_RECORD_LENGTH; i++) {
-          if (records[at + i] !== 0) fail(`entry ${index}: hole with a non-zero id`);
+          if (records[at + i] !== 0) fail(`entry ${index}: hole with a non-zero id or location`);
         }
       } else {
         fail(`entry ${index} has unknown kind ${kind}`);

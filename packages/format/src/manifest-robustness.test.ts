@@ -70,6 +70,9 @@ describe('manifest root robustness', () => {
   it('accepts a well-formed crafted root (the helper is sound) and ignores unknown keys', () => {
     expect(decode(craftRoot(goodDoc())).entryCount).toBe(3);
     expect(decode(craftRoot({ ...goodDoc(), future: 'x', seed: 0 })).segmentEntries).toBe(2);
+    // The largest segmentEntries: 131,072 records of 80 bytes, 10 MiB.
+    const largest = { ...goodDoc(), segmentEntries: 131_072, segments: new Uint8Array(32) };
+    expect(decode(craftRoot(largest)).segmentEntries).toBe(131_072);
     // A reader takes the name as it comes: NFC is the writers' rule.
     expect(decode(craftRoot({ ...goodDoc(), volumeName: 'e\u0301' })).volumeName).toBe('e\u0301');
   });
@@ -86,7 +89,7 @@ describe('manifest root robustness', () => {
     ['segmentEntries 0', { segmentEntries: 0 }],
     [
       'segmentEntries above the maximum',
-      { segmentEntries: 262_145, entryCount: 3, segments: new Uint8Array(32) },
+      { segmentEntries: 131_073, entryCount: 3, segments: new Uint8Array(32) },
     ],
     ['a float size', { volumeSize: 300.5 }],
     ['a negative createdAt', { createdAt: -1 }],

@@ -17,6 +17,7 @@ import {
 } from './manifest.js';
 import { ENTRY_RECORD_LENGTH, type ManifestEntry } from './manifest-entries.js';
 import { type ManifestSegment, type ManifestSegmentRef, readManifestSegments } from './manifest-segments.js';
+import { MAX_PACKED_OBJECT_LENGTH, type PackLocation, writeLocation } from './pack.js';
 import { strictCborDecode } from './testdata/strict-cbor.js';
 
 const keys = deriveTargetKeys(new Uint8Array(32).fill(1));
@@ -26,6 +27,12 @@ const otherVolume = '0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3e';
 const otherBackup = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4c';
 const chunker = { minSize: 262_144, avgSize: 1_048_576, maxSize: 4_194_304, level: 1 as const, seed: 0n };
 const id = (n: number) => new Uint8Array(32).fill(n);
+/** Where a test's chunk `n` is stored: a pack of its own number, at a range that depends on `n`. */
+const locationOf = (chunk: Uint8Array): PackLocation => ({
+  pack: new Uint8Array(32).fill(0x80 | (chunk[0]! & 0x7f)),
+  offset: chunk[0]! * 4096,
+  length: 50 + chunk[0]!,
+});
 const manifestKey = manifestObjectKey(volumeId, backupId);
 
 function meta(volumeSize: number, overrides: Partial<ManifestMeta> = {}): ManifestMeta {
@@ -67,7 +74,7 @@ function buildManifest(
     );
   };
   for (const add of adds) {
-    if (add[0] === 'chunk') b.addChunk(add[1], add[2]);
+    if (add[0] === 'chunk') b.addChunk(add[1], add[2], locationOf(add[1]));
     else b.addHole(add[1]);
     store(b.takeSegment());
   }
@@ -151,6 +158,20 @@ describe('ManifestBuilder', () => {
       ['chunk', 1, 1000, 18_192 + 2 ** 40],
     ]);
     const segments = await collect(back, objects);
+    // Every chunk entry carries the location it was added with (a copy, not a view of the records).
+    for (const s of segments) {
+      if (s.damaged) throw s.error;
+      for (const e of s.entries) {
+        if (e.kind !== 'chunk') continue;
+        const want = locationOf(e.id);
+        expect([e.location.pack, e.location.offset, e.location.length]).toEqual([
+          want.pack,
+          want.offset,
+          want.length,
+        ]);
+        expect(e.location.pack.buffer).not.toBe(s.entries.records.buffer);
+      }
+    }
     expect(segments.map((s) => [s.index, s.firstEntry, s.entryCount, !s.damaged && s.offset])).toEqual([
       [0, 0, 3, 0],
       [1, 3, 3, 11_192],
@@ -182,45 +203,61 @@ describe('ManifestBuilder', () => {
     expect(Buffer.from(a.manifest.segments).equals(Buffer.from(b.manifest.segments))).toBe(true);
     expect([...a.objects.keys()]).toEqual([...b.objects.keys()]);
     const first = a.manifest.segments.subarray(0, 32);
+    // kind ‖ length(7) ‖ chunk id ‖ pack id ‖ u32be(offset) ‖ u32be(object length); a hole's last 72 bytes zero.
     const records = new Uint8Array(3 * ENTRY_RECORD_LENGTH);
+    expect(ENTRY_RECORD_LENGTH).toBe(80);
     records[0] = 0;
     records[7] = 1000 & 0xff;
     records[6] = 1000 >> 8;
     records.set(id(1), 8);
-    records[40] = 1;
-    records[47] = 8192 & 0xff;
-    records[46] = 8192 >> 8;
-    records[80] = 0;
-    records[87] = 2000 & 0xff;
-    records[86] = 2000 >> 8;
-    records.set(id(2), 88);
+    records.set(new Uint8Array(32).fill(0x81), 40);
+    records.set([0, 0, 0x10, 0x00, 0, 0, 0, 51], 72); // offset 4096, object length 51
+    records[80] = 1;
+    records[87] = 8192 & 0xff;
+    records[86] = 8192 >> 8;
+    records[160] = 0;
+    records[167] = 2000 & 0xff;
+    records[166] = 2000 >> 8;
+    records.set(id(2), 168);
+    writeLocation(records, 200, locationOf(id(2)));
     expect(Buffer.from(first).equals(Buffer.from(chunkId(keys, records)))).toBe(true);
   });
 
   it('hands over one segment at a time: a second cannot be cut while one waits', () => {
     const b = new ManifestBuilder(keys, { segmentEntries: 1 });
-    b.addChunk(id(1), 10);
-    b.addChunk(id(2), 10); // cuts segment 0
-    expect(() => b.addChunk(id(3), 10)).toThrow(/takeSegment/);
+    const add = (n: number, length: number) => b.addChunk(id(n), length, locationOf(id(n)));
+    add(1, 10);
+    add(2, 10); // cuts segment 0
+    expect(() => add(3, 10)).toThrow(/takeSegment/);
     expect(b.takeSegment()?.index).toBe(0);
-    b.addChunk(id(3), 10);
+    add(3, 10);
     expect(b.takeSegment()?.index).toBe(1);
     expect(b.takeSegment()).toBeUndefined();
     expect(() => b.build(meta(30))).toThrow(/finish/);
     expect(b.finish()?.index).toBe(2);
-    expect(() => b.addChunk(id(4), 1)).toThrow(/finished/);
+    expect(() => add(4, 1)).toThrow(/finished/);
     expect(b.build(meta(30)).entryCount).toBe(3);
   });
 
   it('validates its input', () => {
     const b = new ManifestBuilder(keys);
+    const at = locationOf(id(1));
     expect(() => new ManifestBuilder(keys, { segmentEntries: 0 })).toThrow(RangeError);
-    expect(() => new ManifestBuilder(keys, { segmentEntries: 262_145 })).toThrow(RangeError);
-    expect(() => b.addChunk(new Uint8Array(31), 10)).toThrow(TypeError);
-    expect(() => b.addChunk(id(1), 0)).toThrow(RangeError);
-    expect(() => b.addChunk(id(1), 16 * 1024 * 1024 + 1)).toThrow(RangeError);
+    expect(() => new ManifestBuilder(keys, { segmentEntries: 131_073 })).toThrow(RangeError);
+    expect(new ManifestBuilder(keys, { segmentEntries: 131_072 }).segmentEntries).toBe(131_072);
+    expect(() => b.addChunk(new Uint8Array(31), 10, at)).toThrow(TypeError);
+    expect(() => b.addChunk(id(1), 0, at)).toThrow(RangeError);
+    expect(() => b.addChunk(id(1), 16 * 1024 * 1024 + 1, at)).toThrow(RangeError);
     expect(() => b.addHole(0)).toThrow(RangeError);
-    b.addChunk(id(1), 10);
+    // Locations a record cannot hold, or that no chunk object can fill.
+    expect(() => b.addChunk(id(1), 10, undefined as unknown as PackLocation)).toThrow(TypeError);
+    expect(() => b.addChunk(id(1), 10, { ...at, pack: new Uint8Array(31) })).toThrow(TypeError);
+    expect(() => b.addChunk(id(1), 10, { ...at, length: 49 })).toThrow(/chunk object length 49/);
+    expect(() => b.addChunk(id(1), 10, { ...at, length: MAX_PACKED_OBJECT_LENGTH + 1 })).toThrow(RangeError);
+    expect(() => b.addChunk(id(1), 10, { ...at, offset: -1 })).toThrow(RangeError);
+    expect(() => b.addChunk(id(1), 10, { ...at, offset: 2 ** 32 - 50 })).toThrow(/past a pack's maximum/);
+    expect(b.entryCount).toBe(0); // nothing refused was recorded
+    b.addChunk(id(1), 10, at);
     b.finish();
     expect(() => b.build(meta(11))).toThrow(/volumeSize is 11/);
     expect(() => b.build(meta(10, { backupId: 'not-a-uuid' }))).toThrow(FormatError);
@@ -242,7 +279,7 @@ describe('ManifestBuilder', () => {
     for (let i = 0; i < 2_000_000; i++) {
       view.setUint32(0, i);
       if (i % 100 === 99) b.addHole(1 << 20);
-      else b.addChunk(chunk, 1 << 20);
+      else b.addChunk(chunk, 1 << 20, { pack: chunk, offset: (i % 8) << 20, length: 1_081_344 });
       const s = b.takeSegment();
       if (s) {
         segments++;
@@ -255,7 +292,7 @@ describe('ManifestBuilder', () => {
     if (last) recordBytes += last.records.length;
     const m = b.build(meta(b.totalLength));
     expect(m.entryCount).toBe(2_000_000);
-    expect(recordBytes).toBe(2_000_000 * ENTRY_RECORD_LENGTH); // 80 MB of records went through…
+    expect(recordBytes).toBe(2_000_000 * ENTRY_RECORD_LENGTH); // 160 MB of records went through…
     expect(segments + 1).toBe(manifestSegmentCount(m));
     // …while the builder held two segments' buffers (the current one and the one just cut) and the ids.
     const idBytes = manifestSegmentCount(m) * 32;
@@ -447,7 +484,7 @@ describe('reading segments', () => {
     const s = a.manifest.segments;
     const reordered = new Uint8Array([...s.subarray(64, 96), ...s.subarray(32, 64), ...s.subarray(0, 32)]);
     const root = { ...a.manifest, segments: reordered };
-    await expectNamed(collect(root, a.objects), IntegrityError, manifestKey, 'expected 120');
+    await expectNamed(collect(root, a.objects), IntegrityError, manifestKey, 'expected 240');
   });
 
   it('checks the totals the root states against the segments once the last one is read', async () => {
@@ -479,13 +516,8 @@ describe('reading segments', () => {
     expect(handed).toEqual([0]);
   });
 
-  it('refuses an authentic segment holding invalid records, naming it', async () => {
-    const records = new Uint8Array(2 * ENTRY_RECORD_LENGTH);
-    records[0] = 1; // a hole…
-    records[7] = 10;
-    records[20] = 1; // …with a non-zero id
-    records[40] = 0;
-    records[47] = 10;
+  /** A root of one segment around `records` (two entries, each of 10 bytes), and its segment object. */
+  const crafted = (records: Uint8Array) => {
     const segId = chunkId(keys, records);
     const objectKey = `chunks/${Buffer.from(segId).toString('hex').slice(0, 2)}/${Buffer.from(segId).toString('hex')}`;
     const root: Manifest = {
@@ -498,9 +530,69 @@ describe('reading segments', () => {
       segmentEntries: 2,
       segments: segId,
     };
-    const objects = new Map([[objectKey, sealChunk(keys, records).object]]);
-    await expectNamed(collect(root, objects), FormatError, objectKey, 'hole with a non-zero id', manifestKey);
+    return { root, objectKey, objects: new Map([[objectKey, sealChunk(keys, records).object]]) };
+  };
+  /** A hole of 10 bytes, then a chunk of 10 bytes at a valid location; `change` spoils a byte. */
+  const twoRecords = (change: (records: Uint8Array) => void = () => {}) => {
+    const records = new Uint8Array(2 * ENTRY_RECORD_LENGTH);
+    records[0] = 1;
+    records[7] = 10;
+    records[80] = 0;
+    records[87] = 10;
+    records.set(id(5), 88);
+    writeLocation(records, 120, { pack: id(0xee), offset: 8192, length: 1088 });
+    change(records);
+    return records;
+  };
+
+  it('reads a crafted segment (the helper is sound), locations included', async () => {
+    const { root, objects } = crafted(twoRecords());
+    const [segment] = await collect(root, objects);
+    if (!segment || segment.damaged) throw new Error('not read');
+    const chunk = segment.entries.get(1);
+    expect(chunk.kind === 'chunk' && { ...chunk.location, pack: chunk.location.pack[0] }).toEqual({
+      pack: 0xee,
+      offset: 8192,
+      length: 1088,
+    });
+    expect(segment.entries.locationAt(1).offset).toBe(8192);
+    expect(() => segment.entries.locationAt(0)).toThrow(/is a hole/);
   });
+
+  const invalid: [string, (r: Uint8Array) => void, string][] = [
+    ['a hole with a non-zero id', (r) => (r[20] = 1), 'entry 0: hole with a non-zero id or location'],
+    ['a hole with a non-zero pack id', (r) => (r[40] = 1), 'entry 0: hole with a non-zero id or location'],
+    ['a hole with a non-zero offset', (r) => (r[75] = 1), 'entry 0: hole with a non-zero id or location'],
+    [
+      'a hole with a non-zero object length',
+      (r) => (r[79] = 1),
+      'entry 0: hole with a non-zero id or location',
+    ],
+    ['a chunk of object length 0', (r) => r.fill(0, 156, 160), 'entry 1: chunk object length 0 outside 50..'],
+    [
+      'a chunk of object length 49',
+      (r) => r.set([0, 0, 0, 49], 156),
+      'entry 1: chunk object length 49 outside 50..17301504',
+    ],
+    [
+      'a chunk object longer than any',
+      (r) => r.set([0x01, 0x08, 0x00, 0x01], 156),
+      'entry 1: chunk object length 17301505 outside',
+    ],
+    [
+      'a range past a pack’s maximum',
+      (r) => r.set([0xff, 0xff, 0xff, 0x00], 152),
+      "entry 1: range 4294967040+1088 ends past a pack's maximum",
+    ],
+    ['an unknown kind', (r) => (r[80] = 2), 'entry 1 has unknown kind 2'],
+    ['a chunk of length 0', (r) => (r[87] = 0), 'entry 1 has length 0'],
+  ];
+  for (const [what, change, message] of invalid) {
+    it(`refuses an authentic segment holding ${what}, naming it and the manifest`, async () => {
+      const { root, objectKey, objects } = crafted(twoRecords(change));
+      await expectNamed(collect(root, objects), FormatError, objectKey, message, manifestKey);
+    });
+  }
 
   it('fetches at most readAhead segments ahead of the one being read', async () => {
     const adds: Add[] = Array.from({ length: 40 }, (_, i) => ['chunk', id(i), 100 + i] as Add);

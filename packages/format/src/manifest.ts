@@ -168,7 +168,7 @@ export class ManifestBuilder {
     return this.#records.byteLength + (this.#pending?.records.byteLength ?? 0) + this.#segments.byteLength;
   }
 
-  /** Records a chunk of `length` bytes whose object is at `location` (§5). */
+  /** Records a chunk of `length` bytes whose object is at `location` (docs/format.md §5.1). */
   addChunk(id: Uint8Array, length: number, location: PackLocation): void {
     if (!(id instanceof Uint8Array) || id.length !== CHUNK_ID_LENGTH)
       throw new TypeError('chunk id must be 32 bytes');

@@ -75,6 +75,7 @@ export async function buildGoldenVectors(): Promise<Record<string, Uint8Array>> 
       manifestKey: hex(keys.manifestKey),
       configKey: hex(keys.configKey),
       damageKey: hex(keys.damageKey),
+      indexKey: hex(keys.indexKey),
       gearTable: hex(keys.gearTable),
     },
     keyedChunking: {
