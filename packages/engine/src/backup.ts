@@ -202,11 +202,14 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
   // With a previous manifest, only the index objects of this volume's uncommitted backups are read (a crashed
   // run's packs, so a re-run resumes): reading the whole index for every incremental backup would cost a GET
   // per index object of the repository. Without one (a new volume), all of it: cloned data dedups.
-  const index = new LazyIndex(
-    repository,
-    call,
-    previous ? { volumeId, skip: (backupId) => previous.isCommitted(backupId) } : {},
-  );
+  // Neither when the damage listing is incomplete (format §12.4): nothing is taken on a record's word then.
+  const index = damage.complete
+    ? new LazyIndex(
+        repository,
+        call,
+        previous ? { volumeId, skip: (backupId) => previous.isCommitted(backupId) } : {},
+      )
+    : undefined;
 
   const summary = {
     bytesRead: 0,
@@ -267,7 +270,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
   const storeSegment = async (segment: ManifestSegmentOut): Promise<void> => {
     const key = chunkObjectKey(segment.id);
     const recorded = damage.empty ? undefined : damage.problemOf(segment.id);
-    // A segment the latest committed root names is there as surely as its chunks are (§5.1, §12.4).
+    // A segment the latest committed root names is there as surely as its chunks are (§5.4 rule 1, §12.4).
     const trusted = recorded === undefined && previous?.hasSegment(segment.id) === true;
     const upload = recorded === 'corrupt' || (!trusted && !(await store.head(key, call)));
     if (upload) {
@@ -329,7 +332,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
   ) => {
     const recorded = damage.empty ? undefined : damage.problemOf(id);
     if (recorded === undefined) {
-      const known = (await previous?.find(id, volumeOffset)) ?? (await index.find(id));
+      const known = (await previous?.find(id, volumeOffset)) ?? (await index?.find(id));
       if (known) return known;
     }
     const location = await storeChunk(id, block, offset, length, release);
@@ -526,7 +529,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     ...summary,
     packs: packs.stats.packs,
     indexObjects: packs.stats.indexObjects,
-    index: await index.summary(),
+    index: await index?.summary(),
     trustedManifest: previous?.manifestKey,
     seconds: progress.elapsedSeconds(),
   };

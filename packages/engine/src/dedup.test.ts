@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { packObjectKey } from '@stowage/format';
 import { MemoryObjectStore, withMetrics } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume } from './backup.js';
@@ -8,6 +9,7 @@ import { Repository } from './repository.js';
 import { restoreBackup } from './restore.js';
 import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
 import { seededBytes, sha256File, writeImage, writeTestVolume } from './testing/volumes.js';
+import { verifyBackup } from './verify.js';
 import { openVolumeSource } from './volume-io.js';
 import { ChunkWorkers } from './workers/chunk-workers.js';
 
@@ -144,6 +146,56 @@ describe('dedup without requests per chunk', () => {
         });
         expect(await sha256File(out)).toBe(await sha256File(moved));
       }
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('a restore of a backup whose pack was lost reads the copy that a later backup stored', async () => {
+    const store = new MemoryObjectStore();
+    const repository = await Repository.init(store, {
+      passphrase: TEST_PASSPHRASE,
+      chunker: TEST_CHUNKER_PARAMS,
+      kdf: TEST_KDF,
+    });
+    const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
+    try {
+      const image = join(dir, 'lost.img');
+      await writeImage(image, 3 << 20, [{ offset: 0, data: seededBytes('lost', 3 << 20) }]);
+      const backup = async () => {
+        const source = await openVolumeSource(image);
+        try {
+          return await backupVolume({
+            repository,
+            workers,
+            source,
+            volumeName: 'lost',
+            packTarget: 256 << 10,
+          });
+        } finally {
+          await source.close();
+        }
+      };
+      const old = await backup();
+      const ref = await repository.resolveBackup(old.backupId);
+      const entries = [...(await repository.loadManifestEntries(ref))];
+      const victim = entries.find((e) => e.kind === 'chunk');
+      if (victim?.kind !== 'chunk') throw new Error('no data chunk');
+      await store.delete(packObjectKey(victim.location.pack));
+      // The restore of the old backup fails, naming the lost pack: no other copy exists yet.
+      const out = join(dir, 'lost.out');
+      await expect(
+        restoreBackup({ repository, workers, backup: ref, targetPath: out }),
+      ).rejects.toMatchObject({ kind: 'not-found', key: packObjectKey(victim.location.pack) });
+      // A verify records the damage; the next backup stores those chunks again, in new packs.
+      const report = await verifyBackup({ repository, workers, backup: ref });
+      expect(report.missingChunks.length).toBeGreaterThan(0);
+      const healing = await backup();
+      expect(healing.chunksRepaired).toBe(report.missingChunks.length);
+      // The old manifest still names the lost pack; the restore finds the new copies through the index.
+      const restored = await restoreBackup({ repository, workers, backup: ref, targetPath: out });
+      expect(restored.chunksFromCopies).toBe(report.missingChunks.length);
+      expect(await sha256File(out)).toBe(await sha256File(image));
     } finally {
       await workers.close();
     }

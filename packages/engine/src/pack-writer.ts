@@ -155,6 +155,9 @@ export class PackWriter {
     this.#packsSinceIndex = 0;
     const key = packIndexObjectKey(this.#o.volumeId, this.#o.backupId);
     const object = encodePackIndex(this.#o.keys, key, new PackIndexEntries(records));
+    // The packs it names durable first (format §5.3): after a crash an index object never names a pack whose
+    // name was lost, which a re-run would otherwise take as stored and commit a manifest naming.
+    await this.#o.store.flush?.();
     await this.#o.store.put(key, object, { durability: 'deferred', ...this.#o.call });
     this.stats.indexObjects++;
     this.stats.indexBytes += object.length;

@@ -12,6 +12,7 @@ import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
 import type { BackupRef, Repository } from './repository.js';
+import { findStoredCopies, MAX_COPIES_SOUGHT } from './stored-copies.js';
 import { ioError, openVolumeTarget, type VolumeTarget } from './volume-io.js';
 import type { ChunkWorkers } from './workers/chunk-workers.js';
 
@@ -45,6 +46,11 @@ export interface RestoreSummary {
   bytesWritten: number;
   bytesDownloaded: number;
   chunks: number;
+  /**
+   * Of `chunks`, those whose copy the manifest names was missing or damaged and that were read from another
+   * copy a later backup stored (found through the index objects, `findStoredCopies`).
+   */
+  chunksFromCopies: number;
   holes: number;
   seconds: number;
 }
@@ -123,7 +129,24 @@ async function writeChunks(
   const { signal } = call;
   const progress = new ProgressReporter('restore', manifest.volumeSize, options.onProgress);
   const limiter = new Limiter(options.concurrency ?? 16);
-  const summary = { bytesWritten: 0, bytesDownloaded: 0, chunks: 0, holes: 0 };
+  const summary = { bytesWritten: 0, bytesDownloaded: 0, chunks: 0, chunksFromCopies: 0, holes: 0 };
+  // Chunks whose named copy is missing or damaged: tried again from other copies once the rest is written.
+  const damaged: Array<{
+    id: Uint8Array;
+    length: number;
+    offset: number;
+    location: PackLocation;
+    error: unknown;
+  }> = [];
+  const restoreChunk = async (id: Uint8Array, length: number, offset: number, location: PackLocation) => {
+    const object = await readPacked(repository, location, call);
+    summary.bytesDownloaded += object.length;
+    await workers.restoreTo(object, id, length, target.fd, offset, describeLocation(location));
+    wrote(length);
+    summary.chunks++;
+    summary.bytesWritten += length;
+    progress.report(summary.bytesWritten);
+  };
   let failure: unknown;
   const inFlight = new Set<Promise<void>>();
   let zeros: Uint8Array | undefined;
@@ -142,6 +165,30 @@ async function writeChunks(
   const cancelled = () => {
     if (signal?.aborted) failure ??= new EngineError('aborted', 'restore cancelled');
     return failure !== undefined;
+  };
+  // One pass over the index objects for all of them; a chunk with no copy that opens fails the restore with
+  // what was wrong with the copy its manifest names.
+  const restoreFromCopies = async () => {
+    const copies = await findStoredCopies(
+      repository,
+      damaged.map((d) => ({ id: d.id, avoid: d.location })),
+      call,
+    );
+    for (const chunk of damaged) {
+      if (cancelled()) return;
+      let restored = false;
+      for (const copy of copies.get(Buffer.from(chunk.id).toString('hex')) ?? []) {
+        try {
+          await restoreChunk(chunk.id, chunk.length, chunk.offset, copy);
+          restored = true;
+          break;
+        } catch (error) {
+          if (!isDamage(error)) throw error;
+        }
+      }
+      if (!restored) throw chunk.error;
+      summary.chunksFromCopies++;
+    }
   };
 
   try {
@@ -182,15 +229,17 @@ async function writeChunks(
         const { id, length, offset, location } = entry;
         const task = (async () => {
           try {
-            const object = await readPacked(repository, location, call);
-            summary.bytesDownloaded += object.length;
-            await workers.restoreTo(object, id, length, target.fd, offset, describeLocation(location));
-            wrote(length);
-            summary.chunks++;
-            summary.bytesWritten += length;
-            progress.report(summary.bytesWritten);
+            await restoreChunk(id, length, offset, location);
           } catch (error) {
-            failure ??= error;
+            if (isDamage(error) && damaged.length < MAX_COPIES_SOUGHT) {
+              damaged.push({
+                id,
+                length,
+                offset,
+                location: { ...location, pack: location.pack.slice() },
+                error,
+              });
+            } else failure ??= error;
           } finally {
             limiter.release();
           }
@@ -204,6 +253,13 @@ async function writeChunks(
   }
   // Never return (and let the caller close the target) while a worker may still be writing to it.
   await Promise.allSettled(inFlight);
+  if (failure === undefined && damaged.length > 0) {
+    try {
+      await restoreFromCopies();
+    } catch (error) {
+      failure ??= error;
+    }
+  }
   await syncing; // errors surface in the final fsync of commit()
   if (failure) throw asTargetError(failure, target.path);
   progress.report(manifest.volumeSize, true);
@@ -236,6 +292,11 @@ export async function readPacked(
       cause: error,
     });
   }
+}
+
+/** A copy that is gone or does not open: another copy may still serve. Anything else (the store, the target) fails. */
+function isDamage(error: unknown): boolean {
+  return error instanceof IntegrityError || isObjectStoreError(error, 'not-found');
 }
 
 /** Write errors from the target (full disk, I/O error) name the target, not a bare errno. */

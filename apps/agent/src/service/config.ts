@@ -73,6 +73,7 @@ const FileSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(64).optional(),
   threads: z.number().int().min(1).max(256).optional(),
   retry_attempts: z.number().int().min(1).max(100).optional(),
+  packs_per_index: z.number().int().min(1).max(4096).optional(),
   shutdown_grace_seconds: z.number().min(0).max(3600).optional(),
   tls: z.strictObject({ cert_file: AbsolutePath, key_file: AbsolutePath }).optional(),
   log_level: z.enum(LOG_LEVELS).optional(),
@@ -96,6 +97,8 @@ export interface AgentConfig {
   concurrency: number;
   threads: number;
   retryAttempts: number;
+  /** Packs one index object of a backup names: what a re-run after a crash may store again. */
+  packsPerIndex: number;
   shutdownGraceSeconds: number;
   tls: { certFile: string; keyFile: string } | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -217,6 +220,13 @@ export const SETTINGS: readonly { env: string; key: string; kind: Kind; default:
     kind: 'int',
     default: '6',
     help: 'tries per storage request before a job fails',
+  },
+  {
+    env: 'AGENT_PACKS_PER_INDEX',
+    key: 'packs_per_index',
+    kind: 'int',
+    default: '64',
+    help: "packs (~8 MiB each) a backup's index object names: a re-run after a crash stores again at most this many",
   },
   {
     env: 'AGENT_SHUTDOWN_GRACE_SECONDS',
@@ -411,6 +421,7 @@ export async function loadAgentConfig(
       concurrency: c.concurrency ?? 2,
       threads: c.threads ?? availableParallelism(),
       retryAttempts: c.retry_attempts ?? 6,
+      packsPerIndex: c.packs_per_index ?? 64,
       shutdownGraceSeconds: c.shutdown_grace_seconds ?? 30,
       tls: c.tls === undefined ? undefined : { certFile: c.tls.cert_file, keyFile: c.tls.key_file },
       logLevel: c.log_level ?? 'info',

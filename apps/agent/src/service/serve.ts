@@ -77,6 +77,7 @@ export async function startAgentService(
     events,
     concurrency: config.concurrency,
     threads: config.threads,
+    packsPerIndex: config.packsPerIndex,
     journal: new JobJournal(config.stateDir),
     history: new JobHistory(config.stateDir),
     logger,

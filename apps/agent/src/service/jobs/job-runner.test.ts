@@ -186,7 +186,7 @@ function slow(ms: number): (s: ObjectStore) => ObjectStore {
   });
 }
 
-/** Every chunk GET fails with a 503 (retried twice); the manifest and the repository config still load. */
+/** Every pack GET fails with a 503 (retried twice); the manifest, its segments and the config still load. */
 function chunkGetsFail(s: ObjectStore): ObjectStore {
   const faulty = withRetry(
     withFaults(s, { rate: 1, random: createSeededRandom(1), ops: ['get'], kinds: ['error-before'] }),
@@ -195,7 +195,7 @@ function chunkGetsFail(s: ObjectStore): ObjectStore {
   return {
     location: s.location,
     head: (key) => s.head(key),
-    get: (key, range) => (key.startsWith('chunks/') ? faulty.get(key, range) : s.get(key, range)),
+    get: (key, range) => (key.startsWith('packs/') ? faulty.get(key, range) : s.get(key, range)),
     put: (key, body, options) => s.put(key, body, options),
     delete: (key) => s.delete(key),
     deleteMany: (keys) => s.deleteMany(keys),
@@ -436,13 +436,13 @@ describe('job runner', () => {
     expect(failed.state).toBe('failed');
     expect(failed.error?.code).toBe('internal');
     expect(failed.error?.message).toMatch(
-      /^injected error-before fault on put chunks\/.*still failing after retries/,
+      /^injected error-before fault on put (packs|chunks|index)\/.*still failing after retries/,
     );
     expect(failed.error?.details).toMatchObject({
       error: 'ObjectStoreError',
       error_kind: 'transient',
       op: 'put',
-      key: expect.stringMatching(/^chunks\//),
+      key: expect.stringMatching(/^(packs|chunks|index)\//),
     });
     expect(await backend.listSnapshots(source.locator)).toEqual([]);
 
@@ -479,7 +479,7 @@ describe('job runner', () => {
       (await r.submitRestore(restoreRequest(backup, { backend: 'local-file', name: 'new' }))).job_id,
     );
     expect(fresh.state).toBe('failed');
-    expect(fresh.error?.message).toMatch(/get chunks\/.*still failing after retries/);
+    expect(fresh.error?.message).toMatch(/get packs\/.*still failing after retries/);
     expect(fresh.destination).toMatchObject({ volume: { name: 'new' }, state: 'removed' });
     await expect(backend.stat(join(root, 'new'))).rejects.toMatchObject({ kind: 'not-found' });
 

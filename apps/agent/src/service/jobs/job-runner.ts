@@ -35,6 +35,8 @@ export interface JobRunnerOptions {
   concurrency?: number;
   /** Worker threads per job (default: the machine's cores). Each job has its own: jobs may use other keys. */
   threads?: number;
+  /** Packs named by one index object of a backup (default: the engine's, 64). */
+  packsPerIndex?: number;
   /** Where running jobs are recorded for clean-up after a crash; without it nothing survives the process. */
   journal?: JobJournal;
   /** Where finished jobs are kept across restarts, for `GET /v1/jobs/:id` and idempotent resubmits. */
@@ -682,6 +684,7 @@ export class LocalJobRunner implements JobRunner {
         backupId,
         onProgress: this.#progressListener(entry, 'transfer'),
         signal,
+        ...(this.#options.packsPerIndex === undefined ? {} : { packsPerIndex: this.#options.packsPerIndex }),
       });
       const result: BackupResult = {
         backup_id: summary.backupId,
