@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { chunkBuffer, DEFAULT_CHUNKER_PARAMS } from '@stowage/chunker';
 import { Repository } from '@stowage/engine';
 import { seededBytes, sha256File, writeImage, writeTestVolume } from '@stowage/engine/testing';
+import { decodePackIndex, PACK_INDEX_PREFIX } from '@stowage/format';
 import { openObjectStore } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -256,7 +257,7 @@ describe('agent CLI', () => {
     }
   });
 
-  it('a backup killed with SIGKILL and re-run uploads only the missing chunks', async () => {
+  it('a backup killed with SIGKILL and re-run stores only what its index objects do not name', async () => {
     const local = await mkdtemp(join(tmpdir(), 'stowage-cli-kill-'));
     try {
       const r = `file://${local}/repo`;
@@ -265,28 +266,35 @@ describe('agent CLI', () => {
       ).toBe(0);
       const image = join(local, 'big.img');
       await writeImage(image, 96 << 20, [{ offset: 0, data: seededBytes('sigkill', 96 << 20) }]);
-      const run = agent(['backup', image, '--repo', r, '--volume', 'big', '--json']);
-      // Kill once a good number of chunks have landed, well before the end (~1,500 chunks); a loaded machine
-      // may take a while to get there, so wait on progress rather than on a clock.
+      // An index object per pack (~8 MiB, ~130 chunks here): the kill leaves its progress at the finest grain.
+      const perPack = { STOWAGE_PACKS_PER_INDEX: '1' };
+      const run = agent(['backup', image, '--repo', r, '--volume', 'big', '--json'], perPack);
+      // Kill once a few index objects have landed, well before the end (12 packs); a loaded machine may take
+      // a while to get there, so wait on progress rather than on a clock.
       let exited = false;
       void run.then(() => {
         exited = true;
       });
       const deadline = Date.now() + 90_000;
+      const inPlace = async (area: string) =>
+        // Only objects in place: temp files of puts still being written are not there yet.
+        (await listFiles(join(local, 'repo', area)).catch(() => [])).filter(
+          (f) => !f.includes('.stowage-tmp-'),
+        );
       while (!exited && Date.now() < deadline) {
-        const chunks = await listFiles(join(local, 'repo', 'chunks')).catch(() => []);
-        // Count only objects in place: temp files of puts still being written are not chunks yet.
-        if (chunks.filter((f) => !f.includes('.stowage-tmp-')).length >= 100) break;
+        if ((await inPlace('index')).length >= 3) break;
         await new Promise((res) => setTimeout(res, 5));
       }
       run.child.kill('SIGKILL');
       const killed = await run;
       expect(killed.code).toBe(null);
       expect(await listFiles(join(local, 'repo', 'manifests')).catch(() => [])).toHaveLength(0);
-      const landed = (await listFiles(join(local, 'repo', 'chunks'))).filter(
-        (f) => !f.includes('.stowage-tmp-'),
-      ).length;
-      expect(landed).toBeGreaterThanOrEqual(100);
+      const repository = await Repository.open(openObjectStore(r), { passphrase: PASS });
+      let landed = 0;
+      for await (const { key } of repository.store.list(PACK_INDEX_PREFIX)) {
+        landed += decodePackIndex(repository.keys, key, await repository.store.get(key)).count;
+      }
+      expect(landed).toBeGreaterThanOrEqual(300);
 
       const rerun = await agent(['backup', image, '--repo', r, '--volume', 'big', '--json']);
       expect(rerun.code).toBe(0);
@@ -546,6 +554,8 @@ describe('agent CLI, as a restic user expects it', () => {
         'bytes_uploaded',
         'chunks',
         'chunks_new',
+        'chunks_repaired',
+        'packs_new',
         'holes',
         'hole_bytes',
         'seconds',
@@ -630,39 +640,53 @@ describe('agent CLI, as a restic user expects it', () => {
     }
   }, 120_000);
 
-  it('check exits 0 on a clean repository and 5 naming each missing, corrupt or undecodable object and its backups', async () => {
+  it('check exits 0 on a clean repository and 5 naming each missing pack, corrupt chunk or undecodable object and its backups', async () => {
     const local = await mkdtemp(join(tmpdir(), 'stowage-cli-check-'));
     try {
       const r = `file://${local}/repo`;
+      const root = join(local, 'repo');
       expect(
         (await agent(['repo', 'init', '--repo', r, '--min', '16K', '--avg', '64K', '--max', '256K'])).code,
       ).toBe(0);
+      const packsNow = async () => listFiles(join(root, 'packs')).catch(() => [] as string[]);
+      // Volumes a and b hold the same data: one pack, named by both. c and d hold a pack each.
       const shared = join(local, 'shared.img');
       await writeImage(shared, 2 << 20, [{ offset: 0, data: seededBytes('check-shared', 2 << 20) }]);
       const a = summaryOf((await agent(['backup', shared, '--repo', r, '--volume', 'a', '--json'])).stdout);
       const b = summaryOf((await agent(['backup', shared, '--repo', r, '--volume', 'b', '--json'])).stdout);
-      const sharedChunks = await listFiles(join(local, 'repo', 'chunks'));
+      const sharedPacks = await packsNow();
+      expect(sharedPacks).toHaveLength(1);
       const other = join(local, 'other.img');
       await writeImage(other, 1 << 20, [{ offset: 0, data: seededBytes('check-other', 1 << 20) }]);
       const c = summaryOf((await agent(['backup', other, '--repo', r, '--volume', 'c', '--json'])).stdout);
+      const third = join(local, 'third.img');
+      await writeImage(third, 1 << 20, [{ offset: 0, data: seededBytes('check-third', 1 << 20) }]);
+      const before = new Set(await packsNow());
+      const d = summaryOf((await agent(['backup', third, '--repo', r, '--volume', 'd', '--json'])).stdout);
+      const thirdPacks = (await packsNow()).filter((f) => !before.has(f));
+      expect(thirdPacks).toHaveLength(1);
 
       const clean = await agent(['check', '--repo', r]);
       expect(clean.stderr).toBe('');
       expect(clean.code).toBe(0);
-      expect(clean.stdout).toMatch(/^repository ok: 3 manifests/);
+      expect(clean.stdout).toMatch(/^repository ok: 4 manifests, \d+ chunks in 3 packs checked/);
       const cleanJson = await agent(['check', '--repo', r, '--read-data', '--json']);
       expect(cleanJson.code).toBe(0);
       const cleanSummary = summaryOf(cleanJson.stdout);
       expect(cleanSummary).toMatchObject({
         ok: true,
-        manifests_checked: 3,
+        manifests_checked: 4,
         missing_chunks: 0,
         corrupt_chunks: 0,
+        packs_referenced: 3,
+        packs_listed: 3,
+        missing_packs: 0,
+        unreferenced_packs: 0,
       });
       expect(JSON.parse(cleanJson.stdout.split('\n')[0]!)).toHaveProperty('step');
 
-      const root = join(local, 'repo');
-      const [missingFile, corruptFile] = [sharedChunks[0]!, sharedChunks.at(-1)!];
+      // The shared pack deleted, the last chunk of d's pack bit-flipped, c's manifest truncated.
+      const [missingFile, corruptFile] = [sharedPacks[0]!, thirdPacks[0]!];
       await rm(missingFile);
       const bytes = await readFile(corruptFile);
       bytes[bytes.length - 1]! ^= 0xff;
@@ -674,14 +698,16 @@ describe('agent CLI, as a restic user expects it', () => {
       const missing = missingFile.slice(root.length + 1);
       const corrupt = corruptFile.slice(root.length + 1);
 
-      // Without --read-data: what is missing and what does not decode; a corrupt chunk needs its data read.
+      // Without --read-data: what is missing (one line for the pack, not one per chunk in it) and what does not
+      // decode; a corrupt chunk needs its data read.
       const found = await agent(['check', '--repo', r]);
       expect(found.code).toBe(5);
       expect(found.stdout).toMatch(/^repository DAMAGED/);
+      expect(found.stdout).toContain('(1 missing packs)');
       const lines = found.stderr.trimEnd().split('\n');
       expect(lines).toHaveLength(2);
       const missingLine = lines.find((l) => l.includes(missing))!;
-      expect(missingLine).toMatch(/^error: missing/);
+      expect(missingLine).toMatch(/^error: missing: pack /);
       expect(missingLine).toContain(a.backup_id);
       expect(missingLine).toContain(b.backup_id);
       const manifestLine = lines.find((l) => l.includes(c.manifest_key))!;
@@ -694,21 +720,32 @@ describe('agent CLI, as a restic user expects it', () => {
         .trimEnd()
         .split('\n')
         .map((l) => JSON.parse(l));
-      const byObject = new Map(errors.map((e) => [e.object, e]));
       expect(errors).toHaveLength(3);
-      expect(byObject.get(missing)).toMatchObject({ message_type: 'error', problem: 'missing' });
-      expect(byObject.get(corrupt)).toMatchObject({ message_type: 'error', problem: 'corrupt' });
-      expect(byObject.get(c.manifest_key)).toMatchObject({ problem: 'undecodable', backups: [c.backup_id] });
-      for (const object of [missing, corrupt]) {
-        expect([...byObject.get(object).backups].sort()).toEqual([a.backup_id, b.backup_id].sort());
-      }
-      expect(summaryOf(read.stdout)).toMatchObject({
+      const missingError = errors.find((e) => e.object === missing);
+      expect(missingError).toMatchObject({ message_type: 'error', problem: 'missing' });
+      expect([...missingError.backups].sort()).toEqual([a.backup_id, b.backup_id].sort());
+      // A corrupt chunk is named by its range of the pack.
+      const corruptError = errors.find((e) => e.object.startsWith(`${corrupt}@`));
+      expect(corruptError).toMatchObject({
+        message_type: 'error',
+        problem: 'corrupt',
+        backups: [d.backup_id],
+      });
+      expect(errors.find((e) => e.object === c.manifest_key)).toMatchObject({
+        problem: 'undecodable',
+        backups: [c.backup_id],
+      });
+      const summary = summaryOf(read.stdout);
+      expect(summary).toMatchObject({
         ok: false,
-        manifests_checked: 2,
-        missing_chunks: 1,
+        manifests_checked: 3,
         corrupt_chunks: 1,
         damaged_manifests: 1,
+        missing_packs: 1,
+        // c's pack: named by no manifest the check could read.
+        unreferenced_packs: 1,
       });
+      expect(summary.missing_chunks).toBeGreaterThan(1);
       const subset = await agent(['check', '--repo', r, '--read-data-subset', '50%']);
       expect(subset.code).toBe(5);
     } finally {

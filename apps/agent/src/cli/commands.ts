@@ -10,7 +10,7 @@ import {
   verifyBackup,
 } from '@stowage/engine';
 import type { OptionValues } from './args.js';
-import { type CliEnv, openRepository, openStore, readPassphrase } from './context.js';
+import { type CliEnv, openRepository, openStore, positiveIntEnv, readPassphrase } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { jsonMessages, printable, printJson, printLine } from './output.js';
 import { formatBytes, progressBar } from './progress-bar.js';
@@ -126,6 +126,7 @@ export async function backup(values: Values<'backup'>, positionals: string[], cl
   const source = await openVolumeSource(positionals[0]!);
   try {
     return await withRepository(values.repo, cli, values, async ({ repository, workers, progress }) => {
+      const packsPerIndex = positiveIntEnv(cli, 'STOWAGE_PACKS_PER_INDEX');
       const s = await backupVolume({
         repository,
         source,
@@ -133,6 +134,7 @@ export async function backup(values: Values<'backup'>, positionals: string[], cl
         volumeName,
         onProgress: progress.update,
         signal: cli.signal,
+        ...(packsPerIndex === undefined ? {} : { packsPerIndex }),
       });
       progress.done();
       if (values.json) {
@@ -147,6 +149,8 @@ export async function backup(values: Values<'backup'>, positionals: string[], cl
           bytes_uploaded: s.bytesUploaded,
           chunks: s.chunks,
           chunks_new: s.chunksNew,
+          chunks_repaired: s.chunksRepaired,
+          packs_new: s.packs,
           holes: s.holes,
           hole_bytes: s.holeBytes,
           seconds: Number(s.seconds.toFixed(3)),
@@ -155,8 +159,8 @@ export async function backup(values: Values<'backup'>, positionals: string[], cl
       } else {
         if (cli.stderr.isTTY && !values.quiet) {
           cli.stderr.write(
-            `backed up ${formatBytes(s.size)} in ${s.seconds.toFixed(1)} s: ${s.chunksNew} of ${s.chunks} chunks new, ` +
-              `${formatBytes(s.bytesUploaded)} uploaded, ${s.holes} holes\n`,
+            `backed up ${formatBytes(s.size)} in ${s.seconds.toFixed(1)} s: ${s.chunksNew} of ${s.chunks} chunks new ` +
+              `in ${s.packs} packs, ${formatBytes(s.bytesUploaded)} uploaded, ${s.holes} holes\n`,
           );
         }
         printLine(cli, printable(s.backupId));

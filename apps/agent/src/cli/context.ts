@@ -7,6 +7,7 @@ import {
   openObjectStore,
 } from '@stowage/object-store';
 import { UsageError } from './exit-codes.js';
+import type { EnvName } from './spec.js';
 
 /** What a command may take from its surroundings; injected so tests can run commands in process. */
 export interface CliEnv {
@@ -33,11 +34,16 @@ export function openStore(url: string | undefined, cli: CliEnv): ObjectStore {
     if (error instanceof InvalidStoreUrlError) throw new UsageError(error.message);
     throw error;
   }
-  const attempts = cli.env.STOWAGE_RETRY_ATTEMPTS;
-  if (attempts !== undefined && !/^[1-9]\d*$/.test(attempts)) {
-    throw new UsageError(`STOWAGE_RETRY_ATTEMPTS must be a positive integer, got "${attempts}"`);
-  }
-  return createDefaultStoreStack(store, attempts ? { retry: { attempts: Number(attempts) } } : {});
+  const attempts = positiveIntEnv(cli, 'STOWAGE_RETRY_ATTEMPTS');
+  return createDefaultStoreStack(store, attempts ? { retry: { attempts } } : {});
+}
+
+/** A positive integer from the environment, or undefined when unset; anything else is a usage error. */
+export function positiveIntEnv(cli: CliEnv, name: EnvName): number | undefined {
+  const value = cli.env[name];
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`${name} must be a positive integer, got "${value}"`);
+  return Number(value);
 }
 
 /** The recovery passphrase: STOWAGE_PASSPHRASE, STOWAGE_PASSPHRASE_FILE, or a prompt on a terminal. */

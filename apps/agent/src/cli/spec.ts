@@ -42,6 +42,8 @@ const ENVIRONMENT = {
   AWS_ACCESS_KEY_ID: 'S3 credentials, with AWS_SECRET_ACCESS_KEY and (optionally) AWS_SESSION_TOKEN',
   STOWAGE_THREADS: 'worker threads for hashing, compression and encryption [default: one per core]',
   STOWAGE_RETRY_ATTEMPTS: 'attempts per storage request before giving up [default: 6]',
+  STOWAGE_PACKS_PER_INDEX:
+    'packs (~8 MiB) one index object names: a re-run after a kill stores again at most this many [default: 64]',
   STOWAGE_DEBUG: 'set to 1 to print the stack trace of an unexpected failure',
 } as const;
 export type EnvName = keyof typeof ENVIRONMENT;
@@ -166,7 +168,7 @@ export const COMMANDS = {
       "Reads the volume, uploads the chunks the repository lacks and commits the backup's manifest, then " +
       'prints the backup id. Holes (all-zero chunks) are recorded, never uploaded. An interrupted backup ' +
       'leaves no manifest; running it again uploads only the chunks still missing.',
-    environment: repositoryEnv,
+    environment: [...repositoryEnv, 'STOWAGE_PACKS_PER_INDEX'],
     exitCodes: [...repositoryExits, 'interrupted', 'outputClosed'],
     examples: [
       'agent backup /dev/vg0/web-1 --repo file:///srv/backups --volume web-1',
