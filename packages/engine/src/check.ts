@@ -1,25 +1,32 @@
 import {
-  CHUNK_ID_LENGTH,
   type ChunkProblem,
-  chunkObjectKey,
-  type DamageRecord,
-  IntegrityError,
-  type Manifest,
-  type ManifestSegment,
+  decodePackIndex,
+  PACK_ID_LENGTH,
+  PACK_INDEX_PREFIX,
+  PACKS_PREFIX,
+  packObjectKey,
   parseManifestObjectKey,
+  parsePackIndexObjectKey,
+  parsePackObjectKey,
   StowageFormatError,
 } from '@stowage/format';
 import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal } from './abort.js';
-import { ChunkIdIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
-import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
+import { eachManifest, runBounded } from './check-manifests.js';
+import { missingPackMessage, pastEndMessage, positions, readSpan, spans } from './check-reads.js';
+import { reconcileRecords } from './check-records.js';
+import { ChunkObjectSet, type DamagedChunkReport, DamagedSet, type MissingPackReport } from './check-sets.js';
+import { ChunkIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
+import type { DamageRecordUpdate } from './damage.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type Progress, ProgressReporter } from './progress.js';
 import { type BackupRef, MANIFESTS_PREFIX, type Repository } from './repository.js';
 import type { ChunkWorkers } from './workers/chunk-workers.js';
 
-/** Which chunk data a check downloads and authenticates, on top of checking that every chunk exists. */
+export type { DamagedChunkReport, MissingPackReport } from './check-sets.js';
+
+/** Which chunk data a check downloads and authenticates, on top of checking that every chunk's pack holds it. */
 export type CheckReadData = 'none' | 'all' | { subsetPercent: number };
 
 export interface CheckOptions {
@@ -27,8 +34,9 @@ export interface CheckOptions {
   /** Open chunk objects (authenticate, decompress, re-hash) when data is read. */
   workers: ChunkWorkers;
   /**
-   * `'none'` (default): every chunk a committed manifest names must exist (one listing of `chunks/`), and only
-   * the chunks damage records list are read. `'all'`: every such chunk is also read once and authenticated.
+   * `'none'` (default): every chunk a committed manifest names must lie in a pack that exists, within its
+   * length (one listing of `packs/`), and only the chunks damage records list are read. `'all'`: every such
+   * chunk is also read once (its range, adjacent ones of a pack in one GET) and authenticated.
    * `{ subsetPercent: P }`: a random P % of them (chosen afresh each run, see `random`), plus the recorded ones.
    */
   readData?: CheckReadData;
@@ -37,7 +45,7 @@ export interface CheckOptions {
   signal?: AbortSignal;
   /** Uniform numbers in [0, 1) that pick the subset of `readData: { subsetPercent }` (default Math.random). */
   random?: () => number;
-  /** Chunk GETs and HEADs in flight (default 16). */
+  /** GETs (of chunk ranges, index objects) and HEADs in flight (default 16). */
   concurrency?: number;
   /**
    * Write what the check finds into the damage records (default true), exactly as `verifyBackup` does:
@@ -46,9 +54,10 @@ export interface CheckOptions {
    */
   recordDamage?: boolean;
   /**
-   * Bytes the chunk-id index of one pass may take (default 256 MiB): 72 bytes per distinct chunk named by the
-   * manifests (36 for the id and length, as much again while merging). A repository with more chunks than fit
-   * is checked in several passes over slices of the id space, each reading every manifest again.
+   * Bytes the chunk index of one pass may take (default 256 MiB): 152 bytes per distinct chunk object named by
+   * the manifests (76 for its id, length and location, as much again while merging). A repository with more
+   * chunks than fit is checked in several passes over slices of the pack-id space, each reading every
+   * manifest again and listing its own slice of `packs/`.
    */
   indexMemoryBytes?: number;
   now?: () => Date;
@@ -58,26 +67,15 @@ export interface CheckOptions {
 export interface CheckProgress extends Progress {
   phase: 'check';
   /**
-   * `manifests`: reading every committed manifest, root and segments (manifests read); `chunks`: listing `chunks/`
-   * (objects listed; the total is unknown and follows the count); `data`: reading chunk data (plaintext bytes);
-   * `records`: updating damage records (manifests looked at).
+   * `manifests`: reading every committed manifest, root and segments (manifests read); `packs`: listing the
+   * pass's slice of `packs/`, and in the first pass `chunks/` (objects listed; the total is unknown and follows
+   * the count); `data`: reading chunk data (plaintext bytes); `index`: reading the index objects (objects
+   * read); `records`: updating damage records (manifests looked at).
    */
-  step: 'manifests' | 'chunks' | 'data' | 'records';
+  step: 'manifests' | 'packs' | 'data' | 'index' | 'records';
   unit: 'bytes' | 'objects';
-  /** 1-based pass over the chunk-id space (see `CheckOptions.indexMemoryBytes`). */
+  /** 1-based pass over the pack-id space (see `CheckOptions.indexMemoryBytes`). */
   pass: number;
-}
-
-/** A chunk some committed manifest names that is missing or corrupt. */
-export interface DamagedChunkReport {
-  /** 64 hex digits. */
-  chunkId: string;
-  /** `chunks/<hh>/<chunk-id>` */
-  objectKey: string;
-  problem: ChunkProblem;
-  message: string;
-  /** Every backup, of the manifests this check read, whose manifest names the chunk. */
-  backups: BackupRef[];
 }
 
 export interface CheckReport {
@@ -93,15 +91,48 @@ export interface CheckReport {
   segmentsRead: number;
   /** Manifests that exist and do not decode (corrupt, truncated, wrong key, unknown version). */
   damagedManifests: { ref: BackupRef; message: string }[];
-  /** Distinct chunks named by the manifests checked, every one checked for existence. */
+  /**
+   * Distinct chunk objects named by the manifests checked, every one checked to lie within a pack that exists
+   * (a chunk stored in two places counts twice: each copy is checked).
+   */
   chunksChecked: number;
   /** Chunks downloaded and authenticated (each at most once). */
   chunksRead: number;
-  /** Bytes of chunk objects downloaded. */
+  /** Bytes of chunk objects downloaded (their ranges of the packs). */
   bytesRead: number;
-  /** Missing chunks, ascending by id, each with the backups that name it (at most `MAX_REPORTED_CHUNKS`). */
+  /** Distinct packs the manifests name. */
+  packsReferenced: number;
+  /** Packs listed under `packs/`. */
+  packsListed: number;
+  /** Packs the manifests name that do not exist (every chunk in them is missing). */
+  packsMissing: number;
+  /** The missing packs, by key (at most `MAX_REPORTED_PACKS`), with the backups naming them. */
+  missingPacks: MissingPackReport[];
+  /**
+   * Packs listed that no manifest this check read names: garbage for a future garbage collection (nothing is
+   * deleted), or the packs of a backup still running, or named only by a manifest that does not decode.
+   */
+  packsUnreferenced: number;
+  bytesUnreferenced: number;
+  /** Their keys, ascending (at most `MAX_REPORTED_PACKS`). */
+  unreferencedPacks: string[];
+  /** Objects listed under `chunks/` (manifest segments). */
+  chunkObjectsListed: number;
+  /** Of those, the ones no manifest this check read names as a segment (garbage, as unreferenced packs are). */
+  chunkObjectsUnreferenced: number;
+  /** Index objects (`index/…`) read and decoded. */
+  indexObjectsChecked: number;
+  /**
+   * Index objects that do not decode: a warning, not damage (an index is a hint for dedup, never needed to
+   * restore or verify), so `clean` does not depend on it.
+   */
+  indexObjectsUnreadable: { objectKey: string; message: string }[];
+  /**
+   * Missing chunks (and segments), ascending by id then location, each with the backups that name it there (at
+   * most `MAX_REPORTED_CHUNKS`).
+   */
   missingChunks: DamagedChunkReport[];
-  /** Chunks whose object exists and fails to open, as `missingChunks`. */
+  /** Chunks whose range exists and fails to open or lies past the end of its pack, as `missingChunks`. */
   corruptChunks: DamagedChunkReport[];
   /** How many chunks are missing and corrupt in all: the lists above stop at `MAX_REPORTED_CHUNKS` each. */
   missingCount: number;
@@ -112,31 +143,45 @@ export interface CheckReport {
   damageRecordsCleared: DamageRecordUpdate[];
   /** Damage records that exist and do not decode (replaced when the check can tell what they should say). */
   damageRecordsUnreadable: { ref: BackupRef; objectKey: string; message: string }[];
-  /** Passes over the chunk-id space (1 unless the index outgrew `indexMemoryBytes`). */
+  /** Passes over the pack-id space (1 unless the index outgrew `indexMemoryBytes`). */
   passes: number;
   seconds: number;
 }
 
 /** Damaged chunks listed in detail per problem; the counts stay exact beyond it. */
 export const MAX_REPORTED_CHUNKS = 10_000;
+/** Missing and unreferenced packs listed by key; the counts stay exact beyond it. */
+export const MAX_REPORTED_PACKS = 10_000;
 const DEFAULT_INDEX_MEMORY = 256 << 20;
-/** Manifest roots fetched ahead of the one being read (roots are small; their segments are read in turn). */
-const MANIFEST_CONCURRENCY = 4;
+/** Index objects read at once (each up to a few MiB). */
+const INDEX_CONCURRENCY = 4;
 
 const CHUNK_KEY_RE = /^chunks\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
 
+/** `packSize` of a pack not seen yet, and of one confirmed missing. */
+const UNKNOWN = -1;
+const ABSENT = -2;
+
 /**
  * Checks the whole repository, like `restic check`: every committed manifest decodes, and every chunk one
- * names exists (from one listing of `chunks/` per pass, not a HEAD per chunk; a chunk the listing lacks is
- * confirmed missing with a HEAD). With `readData`, chunks are also downloaded and authenticated, each unique
- * chunk once. Findings go into the damage records as `verifyBackup` writes them (docs/format.md §12.5), so
- * the next backup of a damaged volume stores the chunks again instead of naming them. When anything is damaged
- * or recorded, every manifest is read once more to name the backups concerned and update their records.
+ * names lies within a pack that exists — from one listing of `packs/` (per pass, its own slice), not a
+ * request per chunk; a pack the listing lacks is confirmed missing with a HEAD, and then every chunk in it is
+ * `missing`; a chunk whose range ends past its pack's listed size is `corrupt`. With `readData`, chunks are
+ * also read (their ranges; adjacent chunks of a pack in one GET) and authenticated, each chunk object once.
+ * Findings go into the damage records by chunk id as `verifyBackup` writes them (docs/format.md §12.5), so the
+ * next backup of a damaged volume stores the chunks again instead of naming them. When anything is damaged or
+ * recorded, every manifest is read once more to name the backups concerned and update their records.
  *
- * Memory: the chunk-id index of one pass (`indexMemoryBytes`, 72 bytes per distinct chunk, default 256 MiB ≈
- * 3.7 million chunks; past it, more passes), a bit per indexed chunk for the listing, the manifest segments
- * being read (3 of ≈ 2.5 MiB: a manifest is never held whole, whatever its size), the merged damage records
- * (`RepositoryDamage`, ≤ ≈ 70 MiB), and 33 bytes per damaged chunk found plus ~200 bytes per backup. Problems are collected, not thrown; a storage
+ * It also counts what no manifest names — packs under `packs/` and objects under `chunks/` (garbage for a
+ * future GC; nothing is deleted) — and reads every index object (`index/`): one that does not decode is a
+ * warning, not damage.
+ *
+ * Memory: the chunk index of one pass (`indexMemoryBytes`, 152 bytes per distinct chunk object, default 256 MiB
+ * ≈ 1.7 million chunks; past it, more passes; the pass's pack table and 5 bytes of flags per chunk fit in the
+ * room its merge copy leaves), the manifest segments being read (3 of ≈ 5 MiB: a manifest is never held
+ * whole, whatever its size), the spans being read (`concurrency` × 4 MiB), the merged damage records
+ * (`RepositoryDamage`, ≤ ≈ 70 MiB) and the recorded chunks read healthy (73 bytes each), 73 bytes per damaged
+ * chunk found, ~100 bytes per segment and ~200 per backup. Problems are collected, not thrown; a storage
  * failure fails the check (nothing is recorded then).
  *
  * A cancel (`signal`) reaches every LIST, HEAD and GET and every damage record's read, write and delete (they
@@ -156,6 +201,7 @@ export async function checkRepository(options: CheckOptions): Promise<CheckRepor
 
 async function runCheck(options: CheckOptions, call: OperationOptions): Promise<CheckReport> {
   const { repository, workers } = options;
+  const store = repository.store;
   const readData = options.readData ?? 'none';
   if (typeof readData === 'object') {
     const p = readData.subsetPercent;
@@ -192,24 +238,36 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
   // Every committed manifest, with its size for progress. Listed once: a backup committed after this is
   // not part of the check.
   const refs: Array<BackupRef & { size: number }> = [];
-  for await (const info of repository.store.list(MANIFESTS_PREFIX, call)) {
+  for await (const info of store.list(MANIFESTS_PREFIX, call)) {
     const ids = parseManifestObjectKey(info.key);
     if (ids !== undefined) refs.push({ ...ids, manifestKey: info.key, size: info.size });
   }
   const damage = await repository.listDamage(call);
   cancelled();
-  // Recorded chunks read healthy in this check (their entries may be cleared), by position in the index.
-  const recordedHealthy = new Uint8Array(damage.chunkCount);
-  const recordedAt = (id: Uint8Array) => damage.indexOf(id);
+  const recorded = (id: Uint8Array) => damage.indexOf(id) >= 0;
+  // Recorded chunks (and segments) read healthy in this check, by id and location: their entries may be cleared.
+  const healthy = new ChunkObjectSet();
 
   const damagedManifests: CheckReport['damagedManifests'] = [];
   const skip = new Set<string>(); // manifests that did not decode, or were deleted during the check
-  const damaged = new DamagedSet();
-  let chunksChecked = 0;
-  let chunksRead = 0;
-  let bytesRead = 0;
-  let manifestsChecked = 0;
-  let segmentsRead = 0;
+  const damaged = new DamagedSet(MAX_REPORTED_CHUNKS);
+  const segmentIds = new Set<string>(); // hex, of every segment the manifests name (first pass)
+  const missingPacks = new Map<string, MissingPackReport>(); // by pack id hex, the reported ones
+  const unreferencedPacks: string[] = [];
+  const totals = {
+    chunksChecked: 0,
+    chunksRead: 0,
+    bytesRead: 0,
+    manifestsChecked: 0,
+    segmentsRead: 0,
+    packsReferenced: 0,
+    packsListed: 0,
+    packsMissing: 0,
+    packsUnreferenced: 0,
+    bytesUnreferenced: 0,
+    chunkObjectsListed: 0,
+    chunkObjectsUnreferenced: 0,
+  };
   let passes = 0;
   const limiter = new Limiter(concurrency);
 
@@ -217,13 +275,12 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
     passes++;
     const pass = passes;
     let hi = 256;
-    const index = new ChunkIdIndex();
-    // Every manifest's chunk ids in [lo, hi) go into the index; when it outgrows the budget the slice
-    // shrinks to its lower half (by first id byte), and the rest waits for the next pass.
+    const index = new ChunkIndex();
+    // Every manifest's chunks whose pack id starts in [lo, hi) go into the index; when it outgrows the budget
+    // the slice shrinks to its lower half (by first pack-id byte), and the rest waits for the next pass.
     const manifestProgress = reporter('manifests', 'objects', pass, refs.length);
     let manifestsRead = 0;
-    // Segments found missing or corrupt in this pass, by hex id (unchanged backups share them): each goes into
-    // `damaged` in the pass whose slice holds its id, so that the set stays sorted.
+    // Segments found missing or corrupt (first pass), by hex id: unchanged backups share them.
     const segmentProblems = new Map<string, { id: Uint8Array; problem: ChunkProblem; message: string }>();
     await eachManifest(repository, refs, skip, call, cancelled, {
       onDamaged: (ref, error) => {
@@ -232,7 +289,8 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
       onSegment: (_ref, _manifest, segment) => {
         if (segment.damaged) {
           const hex = Buffer.from(segment.id).toString('hex');
-          if (!segmentProblems.has(hex)) {
+          if (pass === 1) segmentIds.add(hex);
+          if (pass === 1 && !segmentProblems.has(hex)) {
             const problem = isObjectStoreError(segment.error, 'not-found') ? 'missing' : 'corrupt';
             segmentProblems.set(hex, {
               id: segment.id.slice(),
@@ -242,103 +300,179 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
           }
           return;
         }
-        if (pass === 1) segmentsRead++;
-        const r = recordedAt(segment.id);
-        if (r >= 0) recordedHealthy[r] = 1; // read and authenticated, like a chunk read in full
+        if (pass === 1) {
+          totals.segmentsRead++;
+          segmentIds.add(Buffer.from(segment.id).toString('hex'));
+          if (recorded(segment.id)) healthy.add(segment.id, undefined, 1); // read and authenticated
+        }
         index.add(segment.entries, lo, hi);
         hi = fitIndex(index, lo, hi, indexMemory);
       },
       onManifestDone: () => {
-        if (pass === 1) manifestsChecked++;
+        if (pass === 1) totals.manifestsChecked++;
         manifestsRead++;
         manifestProgress.report(manifestsRead);
       },
     });
     manifestProgress.report(manifestsRead, true);
     index.flush();
-    chunksChecked += index.count;
-    for (const p of segmentProblems.values()) {
-      // A segment that is also some entry's chunk (the same bytes) is found by the chunk checks below.
-      if (p.id[0]! >= lo && p.id[0]! < hi && index.find(p.id) < 0) damaged.add(p.id, p.problem, p.message);
-    }
+    const count = index.count;
+    totals.chunksChecked += count;
+    for (const p of segmentProblems.values()) damaged.add(p.id, undefined, p.problem, p.message);
 
-    // Existence: one listing marks the indexed chunks present; the rest are confirmed with a HEAD (a listing
-    // is allowed to miss objects written while it runs, a HEAD is not).
-    const present = new Uint8Array(index.count);
-    const listProgress = reporter('chunks', 'objects', pass, 0);
+    // The pass's packs: the distinct packs its chunks lie in (the index is sorted by pack), and their sizes
+    // as the listing (or a HEAD) says.
+    const packOf = new Uint32Array(count);
+    let packCount = 0;
+    for (let i = 0; i < count; i++) {
+      if (i > 0 && !index.samePack(i - 1, i)) packCount++;
+      packOf[i] = packCount;
+    }
+    if (count > 0) packCount++;
+    const packIds = new Uint8Array(packCount * PACK_ID_LENGTH);
+    for (let i = 0; i < count; i++) packIds.set(index.packAt(i), packOf[i]! * PACK_ID_LENGTH);
+    const packSize = new Float64Array(packCount).fill(UNKNOWN);
+    const packAt = (p: number) => packIds.subarray(p * PACK_ID_LENGTH, (p + 1) * PACK_ID_LENGTH);
+    totals.packsReferenced += packCount;
+
+    const listProgress = reporter('packs', 'objects', pass, 0);
     let listed = 0;
-    const prefixes = lo === 0 && hi === 256 ? ['chunks/'] : range(lo, hi).map((b) => `chunks/${hex2(b)}/`);
+    const counted = () => {
+      listed++;
+      if (listed % 1024 === 0) {
+        cancelled();
+        listProgress.report(listed);
+      }
+    };
+    const prefixes =
+      lo === 0 && hi === 256 ? [PACKS_PREFIX] : range(lo, hi).map((b) => `${PACKS_PREFIX}${hex2(b)}/`);
     for (const prefix of prefixes) {
-      for await (const info of repository.store.list(prefix, call)) {
-        const m = CHUNK_KEY_RE.exec(info.key);
-        listed++;
-        if (listed % 1024 === 0) {
-          cancelled();
-          listProgress.report(listed);
+      for await (const info of store.list(prefix, call)) {
+        counted();
+        const hex = parsePackObjectKey(info.key);
+        if (hex === undefined) continue;
+        totals.packsListed++;
+        const p = findPack(packIds, packCount, Buffer.from(hex, 'hex'));
+        if (p >= 0) packSize[p] = info.size;
+        else {
+          totals.packsUnreferenced++;
+          totals.bytesUnreferenced += info.size;
+          if (unreferencedPacks.length < MAX_REPORTED_PACKS) unreferencedPacks.push(info.key);
         }
+      }
+    }
+    if (pass === 1) {
+      // Segments are read with their manifests; the listing counts the objects no manifest names.
+      for await (const info of store.list('chunks/', call)) {
+        counted();
+        const m = CHUNK_KEY_RE.exec(info.key);
         if (m === null) continue;
-        const at = index.find(Buffer.from(m[2]!, 'hex'));
-        if (at >= 0) present[at] = 1;
+        totals.chunkObjectsListed++;
+        if (!segmentIds.has(m[2]!)) totals.chunkObjectsUnreferenced++;
       }
     }
     listProgress.report(listed, true);
-    await runBounded(positions(present, 0), limiter, cancelled, async (i) => {
-      const id = index.idAt(i);
-      if (await repository.store.head(chunkObjectKey(id), call)) present[i] = 1;
-      else damaged.add(id, 'missing', `chunk ${chunkObjectKey(id)} is missing`);
+    // A listing is allowed to miss objects written while it runs, a HEAD is not.
+    const unlisted: number[] = [];
+    for (let p = 0; p < packCount; p++) if (packSize[p] === UNKNOWN) unlisted.push(p);
+    await runBounded(unlisted, limiter, cancelled, async (p) => {
+      const info = await store.head(packObjectKey(packAt(p)), call);
+      packSize[p] = info === undefined ? ABSENT : info.size;
     });
 
-    // Data: the chosen subset of present chunks, plus every chunk a damage record lists (so a repaired
-    // one can be cleared: existence alone clears nothing).
-    const toRead = new Uint8Array(index.count); // 1 = read it
-    let candidates = 0;
-    for (let i = 0; i < index.count; i++) {
-      if (present[i] === 0) continue;
-      if (readPercent === 100 || recordedAt(index.idAt(i)) >= 0) toRead[i] = 1;
-      else if (readPercent > 0) candidates++;
+    // Existence: a chunk in a missing pack is missing, one past its pack's end corrupt; the rest may be read.
+    const state = new Uint8Array(count); // 1: present, 2: to read
+    const inMissing = new Uint32Array(packCount);
+    for (let i = 0; i < count; i++) {
+      const size = packSize[packOf[i]!]!;
+      const id = index.idAt(i);
+      if (size === ABSENT) {
+        const location = index.locationAt(i);
+        damaged.add(id, location, 'missing', missingPackMessage(id, location));
+        inMissing[packOf[i]!]!++;
+      } else if (index.offsetAt(i) + index.objectLengthAt(i) > size) {
+        const location = index.locationAt(i);
+        damaged.add(id, location, 'corrupt', pastEndMessage(id, location, size));
+      } else state[i] = readPercent === 100 || recorded(id) ? 2 : 1;
     }
-    if (candidates > 0) {
-      // A partial Fisher–Yates draw over the candidates' positions: exactly ⌈P %⌉ of them, uniformly.
-      const pool = new Uint32Array(candidates);
-      let k = 0;
-      for (let i = 0; i < index.count; i++) if (present[i] === 1 && toRead[i] === 0) pool[k++] = i;
+    for (let p = 0; p < packCount; p++) {
+      if (packSize[p] !== ABSENT) continue;
+      totals.packsMissing++;
+      if (missingPacks.size >= MAX_REPORTED_PACKS) continue;
+      const pack = packAt(p);
+      missingPacks.set(Buffer.from(pack).toString('hex'), {
+        objectKey: packObjectKey(pack),
+        chunks: inMissing[p]!,
+        backups: [],
+      });
+    }
+
+    // Data: the chosen subset of the present chunks (exactly ⌈P %⌉ of them, uniformly: selection sampling, in
+    // one pass over the index), plus every chunk a damage record lists, so that a repaired one can be cleared
+    // (existence alone clears nothing).
+    if (readPercent > 0 && readPercent < 100) {
+      let candidates = 0;
+      for (let i = 0; i < count; i++) if (state[i] === 1) candidates++;
       const n = Math.min(candidates, Math.ceil((candidates * readPercent) / 100));
-      for (let i = 0; i < n; i++) {
-        const j = i + Math.min(candidates - i - 1, Math.floor(random() * (candidates - i)));
-        const t = pool[i]!;
-        pool[i] = pool[j]!;
-        pool[j] = t;
-        toRead[pool[i]!] = 1;
+      for (let i = 0, seen = 0, picked = 0; i < count && picked < n; i++) {
+        if (state[i] !== 1) continue;
+        const left = candidates - seen++;
+        if (Math.min(left - 1, Math.floor(random() * left)) < n - picked) {
+          state[i] = 2;
+          picked++;
+        }
       }
     }
     let bytesToRead = 0;
-    for (let i = 0; i < index.count; i++) if (toRead[i] === 1) bytesToRead += index.lengthAt(i);
+    for (let i = 0; i < count; i++) if (state[i] === 2) bytesToRead += index.lengthAt(i);
     const dataProgress = reporter('data', 'bytes', pass, bytesToRead);
     let dataBytes = 0;
-    await runBounded(positions(toRead, 1), limiter, cancelled, async (i) => {
-      const id = index.idAt(i);
-      const length = index.lengthAt(i);
-      const objectKey = chunkObjectKey(id);
-      chunksRead++;
-      try {
-        const object = await repository.store.get(objectKey, undefined, call);
-        bytesRead += object.length;
-        await workers.check(object, id, length);
-        const r = recordedAt(id);
-        if (r >= 0) recordedHealthy[r] = 1;
-      } catch (error) {
-        if (error instanceof IntegrityError) damaged.add(id, 'corrupt', error.message);
-        else if (isObjectStoreError(error, 'not-found')) {
-          damaged.add(id, 'missing', `chunk ${objectKey} is missing`);
-        } else throw error;
-      }
-      dataBytes += length;
+    await runBounded(spans(index, positions(state, 2)), limiter, cancelled, async (span) => {
+      totals.chunksRead += span.length;
+      const { outcomes, bytesRead } = await readSpan(store, workers, index, span, call);
+      totals.bytesRead += bytesRead;
+      outcomes.forEach((outcome, k) => {
+        const at = span[k]!;
+        const id = index.idAt(at);
+        if (outcome.ok) {
+          if (recorded(id)) healthy.add(id, index.locationAt(at), 1);
+        } else damaged.add(id, index.locationAt(at), outcome.problem, outcome.message);
+        dataBytes += index.lengthAt(at);
+      });
       dataProgress.report(dataBytes);
     });
     dataProgress.report(dataBytes, true);
-    damaged.seal(); // ids of this pass are all above the earlier passes': the set stays sorted
     lo = hi;
   }
+  damaged.seal();
+  healthy.seal();
+
+  // Index objects: hints for dedup, so one that does not decode is a warning (a backup skips it).
+  const indexKeys: string[] = [];
+  for await (const info of store.list(PACK_INDEX_PREFIX, call)) {
+    if (parsePackIndexObjectKey(info.key)) indexKeys.push(info.key);
+  }
+  const indexProgress = reporter('index', 'objects', passes, indexKeys.length);
+  const indexObjectsUnreadable: CheckReport['indexObjectsUnreadable'] = [];
+  let indexObjectsChecked = 0;
+  let indexDone = 0;
+  await runBounded(
+    indexKeys,
+    new Limiter(Math.min(concurrency, INDEX_CONCURRENCY)),
+    cancelled,
+    async (key) => {
+      try {
+        decodePackIndex(repository.keys, key, await store.get(key, undefined, call));
+        indexObjectsChecked++;
+      } catch (error) {
+        if (error instanceof StowageFormatError) {
+          indexObjectsUnreadable.push({ objectKey: key, message: error.message });
+        } else if (!isObjectStoreError(error, 'not-found')) throw error; // deleted since the listing: fine
+      }
+      indexProgress.report(++indexDone);
+    },
+  );
+  if (indexKeys.length > 0) indexProgress.report(indexDone, true);
 
   // Records: each backup's record made to say what this check found about its chunks.
   const written: DamageRecordUpdate[] = [];
@@ -354,133 +488,47 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
     else if (u.action === 'deleted') cleared.push(u);
   };
   if (!damaged.empty || !damage.empty) {
-    const recordsProgress = reporter('records', 'objects', passes, refs.length);
-    let looked = 0;
-    const live = refs.filter((r) => !skip.has(r.manifestKey));
-    // One manifest at a time (segments are read in order): what this check found among the objects it names,
-    // and which chunks of its record it names at all.
-    let here:
-      | {
-          marked: boolean;
-          previous: DamageRecord | 'unreadable' | undefined;
-          found: Map<number, FoundProblem>;
-          listedNamed: Uint8Array;
-          damagedSegment: boolean;
-        }
-      | undefined;
-    const visit = (ref: BackupRef, id: Uint8Array) => {
-      const h = here!;
-      const d = damaged.find(id);
-      if (d >= 0 && !h.found.has(d)) {
-        h.found.set(d, { id: id.slice(), problem: damaged.problemAt(d) });
-        reports.get(d)?.backups.push({
-          volumeId: ref.volumeId,
-          backupId: ref.backupId,
-          manifestKey: ref.manifestKey,
-        });
-      }
-      if (h.previous !== undefined && h.previous !== 'unreadable') {
-        const j = h.previous.chunks.indexOf(id);
-        if (j >= 0) h.listedNamed[j] = 1;
-      }
-    };
-    await eachManifest(repository, live, skip, call, cancelled, {
-      onDamaged: () => {}, // it decoded a moment ago; a record cannot be reconciled against it now
-      onManifest: async (ref) => {
-        const marked = damage.isMarked(ref.manifestKey);
-        let previous: DamageRecord | 'unreadable' | undefined;
-        if (recordDamage && marked) {
-          try {
-            previous = await repository.readDamageRecord(ref, call);
-          } catch (error) {
-            if (!(error instanceof StowageFormatError)) throw error;
-            previous = 'unreadable';
-          }
-        }
-        const listedCount = previous !== undefined && previous !== 'unreadable' ? previous.chunks.count : 0;
-        here = {
-          marked,
-          previous,
-          found: new Map(),
-          listedNamed: new Uint8Array(listedCount),
-          damagedSegment: false,
-        };
-      },
-      onSegment: (ref, _manifest, segment: ManifestSegment) => {
-        visit(ref, segment.id);
-        if (segment.damaged) {
-          here!.damagedSegment = true;
-          return;
-        }
-        const entries = segment.entries;
-        for (let i = 0; i < entries.count; i++) if (entries.isChunkAt(i)) visit(ref, entries.idAt(i));
-      },
-      onManifestDone: async (ref) => {
-        const h = here!;
-        here = undefined;
-        looked++;
-        recordsProgress.report(looked);
-        if (!recordDamage || (!h.marked && h.found.size === 0)) return;
-        const foundHere = [...h.found.values()].sort((a, b) => Buffer.compare(a.id, b.id));
-        const backupRef = { volumeId: ref.volumeId, backupId: ref.backupId, manifestKey: ref.manifestKey };
-        const listed =
-          h.previous !== undefined && h.previous !== 'unreadable' ? h.previous.chunks : undefined;
-        note(
-          await reconcileDamageRecord(repository, backupRef, {
-            previous: h.previous,
-            found: foundHere,
-            checkedHealthy: (id) => {
-              const r = recordedAt(id);
-              return r >= 0 && recordedHealthy[r] === 1 && damaged.find(id) < 0;
-            },
-            named: (id) => {
-              const j = listed?.indexOf(id) ?? -1;
-              return j >= 0 && h.listedNamed[j] === 1;
-            },
-            // Behind a damaged segment are chunks this check could not know of.
-            complete: readPercent === 100 && !h.damagedSegment,
-            now,
-            signal: call.signal,
-          }),
-        );
-      },
+    await reconcileRecords({
+      repository,
+      refs,
+      skip,
+      call,
+      cancelled,
+      damage,
+      damaged,
+      healthy,
+      reports,
+      missingPacks,
+      recordDamage,
+      readAll: readPercent === 100,
+      now,
+      progress: reporter('records', 'objects', passes, refs.length),
+      note,
     });
-    recordsProgress.report(looked, true);
-    // Records of backups that are gone: removed once the manifest is confirmed absent (it may have been
-    // committed after the listing above, and verified and recorded since).
-    if (recordDamage) {
-      const known = new Set(refs.map((r) => r.manifestKey));
-      for (const r of [...damage.records, ...damage.unreadable]) {
-        if (known.has(r.ref.manifestKey)) continue;
-        cancelled();
-        if (await repository.store.head(r.ref.manifestKey, call)) continue;
-        await repository.deleteDamageRecord(r.ref, call);
-        note({
-          ref: r.ref,
-          objectKey: r.objectKey,
-          action: 'deleted',
-          chunksListed: 0,
-          added: 0,
-          cleared: 'chunks' in r ? r.chunks : 0,
-          replacedUnreadable: !('chunks' in r),
-        });
-      }
-    }
   }
 
   const shown = [...reports.values()];
-  const missingChunks = shown.filter((r) => r.problem === 'missing');
-  const corruptChunks = shown.filter((r) => r.problem === 'corrupt');
-  const report: CheckReport = {
+  return {
     clean: damaged.empty && damagedManifests.length === 0 && unreadable.length === 0,
-    manifestsChecked,
-    segmentsRead,
+    manifestsChecked: totals.manifestsChecked,
+    segmentsRead: totals.segmentsRead,
     damagedManifests: damagedManifests.sort((a, b) => a.ref.manifestKey.localeCompare(b.ref.manifestKey)),
-    chunksChecked,
-    chunksRead,
-    bytesRead,
-    missingChunks,
-    corruptChunks,
+    chunksChecked: totals.chunksChecked,
+    chunksRead: totals.chunksRead,
+    bytesRead: totals.bytesRead,
+    packsReferenced: totals.packsReferenced,
+    packsListed: totals.packsListed,
+    packsMissing: totals.packsMissing,
+    missingPacks: [...missingPacks.values()].sort((a, b) => a.objectKey.localeCompare(b.objectKey)),
+    packsUnreferenced: totals.packsUnreferenced,
+    bytesUnreferenced: totals.bytesUnreferenced,
+    unreferencedPacks,
+    chunkObjectsListed: totals.chunkObjectsListed,
+    chunkObjectsUnreferenced: totals.chunkObjectsUnreferenced,
+    indexObjectsChecked,
+    indexObjectsUnreadable: indexObjectsUnreadable.sort((a, b) => a.objectKey.localeCompare(b.objectKey)),
+    missingChunks: shown.filter((r) => r.problem === 'missing'),
+    corruptChunks: shown.filter((r) => r.problem === 'corrupt'),
     missingCount: damaged.count('missing'),
     corruptCount: damaged.count('corrupt'),
     damageRecordsWritten: written,
@@ -489,210 +537,20 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
     passes,
     seconds: (performance.now() - started) / 1000,
   };
-  return report;
 }
 
-/**
- * Reads the manifests of `refs` one after the other — roots fetched a few ahead, segments in order — and hands
- * each to the handlers in turn (calls never overlap, so the caller's index needs no lock): `onManifest` with the
- * root, `onSegment` per segment (a missing or corrupt one as `damaged`), `onManifestDone` once every segment
- * was read and the totals checked. A root that does not decode, or a segment whose records do not (an
- * authentic but invalid manifest), goes to `onDamaged` and into `skip`; a root deleted meanwhile (a prune)
- * into `skip`; a storage failure stops everything.
- */
-async function eachManifest(
-  repository: Repository,
-  refs: readonly (BackupRef & { size: number })[],
-  skip: Set<string>,
-  call: OperationOptions,
-  cancelled: () => void,
-  handlers: {
-    onManifest?: (ref: BackupRef & { size: number }, manifest: Manifest) => void | Promise<void>;
-    onSegment: (
-      ref: BackupRef & { size: number },
-      manifest: Manifest,
-      segment: ManifestSegment,
-    ) => void | Promise<void>;
-    onManifestDone?: (ref: BackupRef & { size: number }, manifest: Manifest) => void | Promise<void>;
-    onDamaged: (ref: BackupRef, error: StowageFormatError) => void;
-  },
-): Promise<void> {
-  const todo = refs.filter((r) => !skip.has(r.manifestKey));
-  const roots: Promise<Manifest>[] = [];
-  const load = (i: number) => {
-    while (roots.length < Math.min(todo.length, i + MANIFEST_CONCURRENCY)) {
-      const ref = todo[roots.length]!;
-      const root = repository.loadManifest(ref, call);
-      root.catch(() => {}); // awaited in order below
-      roots.push(root);
-    }
-  };
-  for (let i = 0; i < todo.length; i++) {
-    cancelled();
-    load(i);
-    const ref = todo[i]!;
-    let manifest: Manifest;
-    try {
-      manifest = await roots[i]!;
-      roots[i] = Promise.resolve(manifest);
-    } catch (error) {
-      if (error instanceof StowageFormatError) {
-        skip.add(ref.manifestKey);
-        handlers.onDamaged(ref, error);
-        continue;
-      }
-      if (isObjectStoreError(error, 'not-found')) {
-        skip.add(ref.manifestKey);
-        continue;
-      }
-      throw error;
-    }
-    await handlers.onManifest?.(ref, manifest);
-    try {
-      for await (const segment of repository.readManifestSegments(manifest, {
-        ...call,
-        tolerateDamage: true,
-      })) {
-        cancelled();
-        await handlers.onSegment(ref, manifest, segment);
-      }
-    } catch (error) {
-      if (!(error instanceof StowageFormatError)) throw error;
-      skip.add(ref.manifestKey);
-      handlers.onDamaged(ref, error);
-      continue;
-    }
-    await handlers.onManifestDone?.(ref, manifest);
+/** Position of `pack` among the `count` sorted pack ids of `packIds`, or -1. */
+function findPack(packIds: Uint8Array, count: number, pack: Uint8Array): number {
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = Buffer.compare(packIds.subarray(mid * PACK_ID_LENGTH, (mid + 1) * PACK_ID_LENGTH), pack);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
   }
-}
-
-/** Positions `i` where `flags[i] === value`, ascending. */
-function* positions(flags: Uint8Array, value: number): Iterable<number> {
-  for (let i = 0; i < flags.length; i++) if (flags[i] === value) yield i;
-}
-
-/** Runs `task` for each item with at most `limiter.limit` at once; the first failure stops new ones. */
-async function runBounded<T>(
-  items: Iterable<T>,
-  limiter: Limiter,
-  cancelled: () => void,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let failure: unknown;
-  const inFlight = new Set<Promise<void>>();
-  for (const item of items) {
-    try {
-      cancelled();
-    } catch (error) {
-      failure ??= error;
-    }
-    if (failure !== undefined) break;
-    await limiter.acquire();
-    const run = task(item)
-      .catch((error: unknown) => {
-        failure ??= error;
-      })
-      .finally(() => limiter.release());
-    inFlight.add(run);
-    void run.finally(() => inFlight.delete(run));
-  }
-  await Promise.allSettled(inFlight);
-  if (failure !== undefined) throw failure;
-}
-
-/**
- * The damaged chunks found, ascending by id (each pass adds ids above the earlier passes'), packed as
- * id(32) ‖ problem(1): 33 bytes each, and the message only of those the report will show.
- */
-class DamagedSet {
-  static readonly RECORD = CHUNK_ID_LENGTH + 1;
-  #records = new Uint8Array(64 * DamagedSet.RECORD);
-  #count = 0;
-  #sealed = 0;
-  readonly #counts = { missing: 0, corrupt: 0 };
-  /** Messages by hex id, for the first `MAX_REPORTED_CHUNKS` of each problem. */
-  readonly #messages = new Map<string, string>();
-
-  add(id: Uint8Array, problem: ChunkProblem, message: string): void {
-    const R = DamagedSet.RECORD;
-    if ((this.#count + 1) * R > this.#records.length) {
-      const grown = new Uint8Array(this.#records.length * 2);
-      grown.set(this.#records);
-      this.#records = grown;
-    }
-    this.#records.set(id, this.#count * R);
-    this.#records[this.#count * R + CHUNK_ID_LENGTH] = problem === 'corrupt' ? 2 : 1;
-    this.#count++;
-    if (this.#counts[problem]++ < MAX_REPORTED_CHUNKS) {
-      this.#messages.set(Buffer.from(id).toString('hex'), message);
-    }
-  }
-
-  /** Sorts what this pass found into place; only sealed ids are found by `find`. */
-  seal(): void {
-    const R = DamagedSet.RECORD;
-    const n = this.#count - this.#sealed;
-    if (n === 0) return;
-    const base = this.#sealed * R;
-    const part = this.#records.slice(base, base + n * R);
-    const order = new Uint32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    const idOf = (k: number) => part.subarray(k * R, k * R + CHUNK_ID_LENGTH);
-    order.sort((a, b) => Buffer.compare(idOf(a), idOf(b)));
-    order.forEach((k, i) => {
-      this.#records.set(part.subarray(k * R, (k + 1) * R), base + i * R);
-    });
-    this.#sealed = this.#count;
-  }
-
-  get empty(): boolean {
-    return this.#count === 0;
-  }
-
-  count(problem: ChunkProblem): number {
-    return this.#counts[problem];
-  }
-
-  find(id: Uint8Array): number {
-    let lo = 0;
-    let hi = this.#sealed;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = Buffer.compare(this.#idAt(mid), id);
-      if (c === 0) return mid;
-      if (c < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return -1;
-  }
-
-  problemAt(i: number): ChunkProblem {
-    return this.#records[i * DamagedSet.RECORD + CHUNK_ID_LENGTH] === 2 ? 'corrupt' : 'missing';
-  }
-
-  /** A report per damaged chunk the report shows, by position in the set. */
-  reports(): Map<number, DamagedChunkReport> {
-    const out = new Map<number, DamagedChunkReport>();
-    for (let i = 0; i < this.#sealed; i++) {
-      const id = this.#idAt(i);
-      const chunkId = Buffer.from(id).toString('hex');
-      const message = this.#messages.get(chunkId);
-      if (message === undefined) continue;
-      out.set(i, {
-        chunkId,
-        objectKey: chunkObjectKey(id),
-        problem: this.problemAt(i),
-        message,
-        backups: [],
-      });
-    }
-    return out;
-  }
-
-  #idAt(i: number): Uint8Array {
-    const at = i * DamagedSet.RECORD;
-    return this.#records.subarray(at, at + CHUNK_ID_LENGTH);
-  }
+  return -1;
 }
 
 function range(lo: number, hi: number): number[] {

@@ -1,11 +1,23 @@
-// Dedup heals instead of spreading damage (issue 7): checkRepository and verifyBackup record what they find in
-// damage records, and the next backup stores recorded chunks again instead of naming them on the word of a
-// manifest. The acceptance body runs on memory, filesystem, s3rver and Ceph RGW (when radosgw is installed;
-// required in CI); the finer cases on memory.
+// Dedup heals instead of spreading damage (issue 7), with chunks stored in packs: checkRepository and
+// verifyBackup record what they find in damage records (by chunk id: a chunk is missing when its pack is,
+// corrupt when its range does not open or lies past the end of its pack), and the next backup stores recorded
+// chunks again, into a new pack, instead of naming them on the word of a manifest. The acceptance body runs on
+// memory, filesystem, s3rver and Ceph RGW (when radosgw is installed; required in CI); the finer cases on
+// memory.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chunkObjectKey, DamagedChunks, type ManifestEntries } from '@stowage/format';
+import {
+  chunkObjectKey,
+  DamagedChunks,
+  describeLocation,
+  encodePackIndex,
+  type ManifestEntries,
+  PackIndexEntries,
+  type PackLocation,
+  packIndexObjectKey,
+  packObjectKey,
+} from '@stowage/format';
 import {
   createDefaultStoreStack,
   createSeededRandom,
@@ -66,105 +78,179 @@ async function newRepository(bare: ObjectStore = new MemoryObjectStore()): Promi
   return repository;
 }
 
-async function backup(repository: Repository, path: string, volumeName = 'heal') {
+/** Packs of 512 KiB: a 3 MiB image is several packs of about 8 chunks, so one pack is a part of a backup. */
+const PACK_TARGET = 512 << 10;
+
+async function backup(repository: Repository, path: string, volumeName = 'heal', packTarget = PACK_TARGET) {
   const source = await openVolumeSource(path);
   try {
-    return await backupVolume({ repository, workers, source, volumeName });
+    return await backupVolume({ repository, workers, source, volumeName, packTarget });
   } finally {
     await source.close();
   }
 }
 
-/** The first chunk of the backup's manifest, with its object key. */
-async function firstChunk(repository: Repository, ref: BackupRef) {
+interface StoredChunk {
+  id: Uint8Array;
+  hex: string;
+  location: PackLocation;
+  /** `packs/<hh>/<pack-id>` */
+  packKey: string;
+  /** `packs/<hh>/<pack-id>@<offset>+<length>` */
+  where: string;
+}
+
+function stored(entries: ManifestEntries, at: number): StoredChunk {
+  const id = entries.idAt(at).slice();
+  const l = entries.locationAt(at);
+  const location = { pack: l.pack.slice(), offset: l.offset, length: l.length };
+  return {
+    id,
+    hex: Buffer.from(id).toString('hex'),
+    location,
+    packKey: packObjectKey(location.pack),
+    where: describeLocation(location),
+  };
+}
+
+/** The first chunk of the backup's manifest, with where it is stored. */
+async function firstChunk(repository: Repository, ref: BackupRef): Promise<StoredChunk> {
   const entries: ManifestEntries = await repository.loadManifestEntries(ref);
   let at = 0;
   while (!entries.isChunkAt(at)) at++;
-  const id = entries.idAt(at).slice();
-  return { id, hex: Buffer.from(id).toString('hex'), key: chunkObjectKey(id) };
+  return stored(entries, at);
+}
+
+/** The distinct chunks the backup names in pack `packKey`, ascending by id. */
+async function chunksIn(repository: Repository, ref: BackupRef, packKey: string): Promise<StoredChunk[]> {
+  const entries = await repository.loadManifestEntries(ref);
+  const out = new Map<string, StoredChunk>();
+  for (let at = 0; at < entries.count; at++) {
+    if (!entries.isChunkAt(at)) continue;
+    const chunk = stored(entries, at);
+    if (chunk.packKey === packKey) out.set(chunk.hex, chunk);
+  }
+  return [...out.values()].sort((a, b) => a.hex.localeCompare(b.hex));
+}
+
+/** Distinct packs the backup names. */
+async function packsOf(repository: Repository, ref: BackupRef): Promise<Set<string>> {
+  const entries = await repository.loadManifestEntries(ref);
+  const packs = new Set<string>();
+  for (let at = 0; at < entries.count; at++) {
+    if (entries.isChunkAt(at)) packs.add(packObjectKey(entries.locationAt(at).pack));
+  }
+  return packs;
+}
+
+/** Flips a bit of the chunk's range in its pack, `back` bytes before the range's end. */
+async function flipInRange(store: ObjectStore, chunk: StoredChunk, back = 20): Promise<void> {
+  const pack = Uint8Array.from(await store.get(chunk.packKey));
+  pack[chunk.location.offset + chunk.location.length - back]! ^= 0x01;
+  await store.put(chunk.packKey, pack);
 }
 
 const byBackupId = (refs: readonly { backupId: string }[]) => refs.map((r) => r.backupId).sort();
+const hexes = (records: DamagedChunks | undefined) =>
+  records === undefined ? [] : [...records].map((d) => [Buffer.from(d.id).toString('hex'), d.problem]);
 
 async function restoresAs(repository: Repository, ref: BackupRef, path: string) {
   const out = join(dir, `${ref.backupId}-${Math.random()}.out`);
   await restoreBackup({ repository, workers, backup: ref, targetPath: out });
   expect(await sha256File(out)).toBe(await sha256File(path));
+  await rm(out, { force: true });
 }
 
 /** The acceptance test of issue 7, on one backend. */
 function describeHealing(name: string, bare: (name: string) => Promise<ObjectStore>): void {
   describe(`dedup heals instead of spreading damage: ${name}`, () => {
-    it('a chunk deleted from the bucket: check records it missing in every backup naming it, the next backup uploads it, and the records clear', async () => {
+    it('a pack deleted from the bucket: check records every chunk in it missing in every backup naming it, the next backup stores them again and restores byte-exact', async () => {
       const repository = await newRepository(await bare('missing'));
       const store = repository.store;
       const path = await image();
       const b1 = await backup(repository, path);
       const b2 = await backup(repository, path);
       expect(b2.chunksNew).toBe(0);
+      expect(b1.packs).toBeGreaterThan(2);
+      const packs = await packsOf(repository, b1);
       const victim = await firstChunk(repository, b2);
-      await store.delete(victim.key);
+      const lost = await chunksIn(repository, b2, victim.packKey);
+      expect(lost.length).toBeGreaterThan(1);
+      await store.delete(victim.packKey);
 
       const found = await checkRepository({ repository, workers });
       expect(found.clean).toBe(false);
       expect(found.manifestsChecked).toBe(2);
       expect(found.chunksChecked).toBe(b1.chunks);
-      expect(found.missingCount).toBe(1);
-      expect(found.missingChunks).toHaveLength(1);
-      expect(found.missingChunks[0]).toMatchObject({
-        chunkId: victim.hex,
-        objectKey: victim.key,
+      expect(found.packsReferenced).toBe(packs.size);
+      expect(found.packsListed).toBe(packs.size - 1);
+      expect(found.packsMissing).toBe(1);
+      expect(found.packsUnreferenced).toBe(0);
+      expect(found.missingPacks).toHaveLength(1);
+      expect(found.missingPacks[0]).toMatchObject({ objectKey: victim.packKey, chunks: lost.length });
+      expect(byBackupId(found.missingPacks[0]!.backups)).toEqual(byBackupId([b1, b2]));
+      expect(found.missingCount).toBe(lost.length);
+      expect(found.missingChunks.map((c) => c.chunkId)).toEqual(lost.map((c) => c.hex));
+      const reported = found.missingChunks.find((c) => c.chunkId === victim.hex);
+      expect(reported).toMatchObject({
+        objectKey: victim.packKey,
+        location: victim.where,
         problem: 'missing',
-        message: `chunk ${victim.key} is missing`,
+        message: `chunk ${victim.hex} at ${victim.where} is missing: its pack does not exist`,
       });
-      expect(byBackupId(found.missingChunks[0]!.backups)).toEqual(byBackupId([b1, b2]));
+      expect(byBackupId(reported!.backups)).toEqual(byBackupId([b1, b2]));
       expect(found.corruptChunks).toEqual([]);
       expect(byBackupId(found.damageRecordsWritten.map((u) => u.ref))).toEqual(byBackupId([b1, b2]));
       for (const b of [b1, b2]) {
         const record = await repository.readDamageRecord(b);
-        expect([...record!.chunks].map((d) => [Buffer.from(d.id).toString('hex'), d.problem])).toEqual([
-          [victim.hex, 'missing'],
-        ]);
+        expect(hexes(record?.chunks)).toEqual(lost.map((c) => [c.hex, 'missing']));
       }
 
-      // Both backups that name it are marked: the next backup trusts neither, HEADs the chunk and uploads it.
+      // Both backups that name the pack are marked: the next backup trusts neither and stores every lost
+      // chunk again, in a new pack; its manifest names the new copies, and it restores byte-exact.
       const b3 = await backup(repository, path);
       expect(b3.trustedManifest).toBeUndefined();
-      expect(b3.chunksNew).toBeGreaterThanOrEqual(1);
-      expect(b3.chunksRepaired).toBe(1);
-      expect(await store.head(victim.key)).toBeDefined();
-      for (const b of [b1, b2, b3]) {
-        const report = await verifyBackup({ repository, workers, backup: b, recordDamage: false });
-        expect(report.problems).toEqual([]);
-        await restoresAs(repository, b, path);
-      }
+      expect(b3.chunksRepaired).toBe(lost.length);
+      expect(b3.chunksNew).toBe(lost.length);
+      const healedCopy = await chunksIn(repository, b3, victim.packKey);
+      expect(healedCopy).toEqual([]);
+      expect((await verifyBackup({ repository, workers, backup: b3, recordDamage: false })).problems).toEqual(
+        [],
+      );
+      await restoresAs(repository, b3, path);
 
+      // The older backups still name the lost pack: they stay damaged (and recorded) as long as they exist.
+      const old = await verifyBackup({ repository, workers, backup: b1, recordDamage: false });
+      expect(old.missingChunks).toEqual(lost.map((c) => c.where).sort());
+      const again = await checkRepository({ repository, workers });
+      expect(again.clean).toBe(false);
+      expect(again.missingCount).toBe(lost.length);
+      expect(again.chunksRead).toBe(lost.length); // the new copies of the recorded chunks, read whole
+      expect(again.damageRecordsWritten).toEqual([]);
+      expect(again.missingPacks.map((p) => byBackupId(p.backups))).toEqual([byBackupId([b1, b2])]);
+
+      // Once they are deleted, the check removes their records and the repository is clean again.
+      await store.delete(b1.manifestKey);
+      await store.delete(b2.manifestKey);
       const healed = await checkRepository({ repository, workers });
       expect(healed.clean).toBe(true);
-      expect(healed.missingChunks).toEqual([]);
-      expect(healed.chunksRead).toBe(1); // the recorded chunk, read to be sure it is whole again
+      expect(healed.missingCount).toBe(0);
       expect(byBackupId(healed.damageRecordsCleared.map((u) => u.ref))).toEqual(byBackupId([b1, b2]));
-      expect(await repository.readDamageRecord(b1)).toBeUndefined();
-      expect(await repository.readDamageRecord(b2)).toBeUndefined();
       expect((await repository.listDamage()).empty).toBe(true);
-
-      // Clean again: the next backup trusts the latest manifest once more.
       const b4 = await backup(repository, path);
-      expect(b4.trustedManifest).toBeDefined();
+      expect(b4.trustedManifest).toBe(b3.manifestKey);
       expect(b4.chunksNew).toBe(0);
       expect(b4.chunksRepaired).toBe(0);
     });
 
-    it('a bit-flipped chunk: check with readData all records it corrupt, the next backup re-uploads it though it exists', async () => {
+    it('a bit-flipped chunk in a pack: check with readData all records it corrupt, the next backup stores it again though the pack exists', async () => {
       const repository = await newRepository(await bare('corrupt'));
       const store = repository.store;
       const path = await image();
       const b1 = await backup(repository, path);
       const b2 = await backup(repository, path);
       const victim = await firstChunk(repository, b1);
-      const object = Uint8Array.from(await store.get(victim.key));
-      object[object.length - 20]! ^= 0x01;
-      await store.put(victim.key, object);
+      await flipInRange(store, victim);
 
       // Existence alone sees nothing wrong.
       const shallow = await checkRepository({ repository, workers, recordDamage: false });
@@ -174,12 +260,16 @@ function describeHealing(name: string, bare: (name: string) => Promise<ObjectSto
       const deep = await checkRepository({ repository, workers, readData: 'all' });
       expect(deep.chunksRead).toBe(deep.chunksChecked);
       expect(deep.corruptCount).toBe(1);
+      expect(deep.missingCount).toBe(0);
       expect(deep.corruptChunks[0]).toMatchObject({
         chunkId: victim.hex,
-        objectKey: victim.key,
+        objectKey: victim.packKey,
+        location: victim.where,
         problem: 'corrupt',
       });
       expect(deep.corruptChunks[0]!.message).toContain('integrity check failed');
+      expect(deep.corruptChunks[0]!.message).toContain(victim.hex);
+      expect(deep.corruptChunks[0]!.message).toContain(victim.where);
       expect(byBackupId(deep.corruptChunks[0]!.backups)).toEqual(byBackupId([b1, b2]));
       expect(byBackupId(deep.damageRecordsWritten.map((u) => u.ref))).toEqual(byBackupId([b1, b2]));
       expect((await repository.readDamageRecord(b2))!.chunks.get(victim.id)?.problem).toBe('corrupt');
@@ -187,16 +277,60 @@ function describeHealing(name: string, bare: (name: string) => Promise<ObjectSto
       const b3 = await backup(repository, path);
       expect(b3.chunksNew).toBe(1);
       expect(b3.chunksRepaired).toBe(1);
-      for (const b of [b1, b2, b3]) {
-        expect(
-          (await verifyBackup({ repository, workers, backup: b, recordDamage: false })).problems,
-        ).toEqual([]);
-      }
-      // A check that reads no data still reads the recorded chunk, finds it whole and clears the records.
-      const healed = await checkRepository({ repository, workers });
-      expect(healed.clean).toBe(true);
-      expect(healed.chunksRead).toBe(1);
-      expect(byBackupId(healed.damageRecordsCleared.map((u) => u.ref))).toEqual(byBackupId([b1, b2]));
+      expect((await verifyBackup({ repository, workers, backup: b3, recordDamage: false })).problems).toEqual(
+        [],
+      );
+      await restoresAs(repository, b3, path);
+      const old = await verifyBackup({ repository, workers, backup: b1, recordDamage: false });
+      expect(old.corruptChunks).toEqual([victim.where]);
+      expect(old.problems.map((p) => [p.objectKey, p.location, p.chunkId])).toEqual([
+        [victim.packKey, victim.where, victim.hex],
+      ]);
+      // A check that reads no data still reads the recorded chunk, both copies: the new one whole, the old
+      // one still corrupt (its backups keep their records).
+      const after = await checkRepository({ repository, workers });
+      expect(after.chunksRead).toBe(2);
+      expect(after.corruptCount).toBe(1);
+      expect(after.damageRecordsWritten).toEqual([]);
+      expect(after.damageRecordsCleared).toEqual([]);
+    });
+
+    it('a truncated pack: the chunks past its end are corrupt (found by the listing, without reading data), those before it whole', async () => {
+      const repository = await newRepository(await bare('truncated'));
+      const store = repository.store;
+      const path = await image();
+      const b1 = await backup(repository, path);
+      const victim = await firstChunk(repository, b1);
+      const inPack = await chunksIn(repository, b1, victim.packKey);
+      const pack = await store.get(victim.packKey);
+      const cut = Math.floor(pack.length / 2);
+      await store.put(victim.packKey, pack.subarray(0, cut));
+      const past = inPack.filter((c) => c.location.offset + c.location.length > cut);
+      expect(past.length).toBeGreaterThan(0);
+      expect(past.length).toBeLessThan(inPack.length);
+
+      const found = await checkRepository({ repository, workers });
+      expect(found.clean).toBe(false);
+      expect(found.chunksRead).toBe(0);
+      expect(found.missingCount).toBe(0);
+      expect(found.corruptCount).toBe(past.length);
+      expect(found.corruptChunks.map((c) => [c.chunkId, c.location])).toEqual(
+        past.map((c) => [c.hex, c.where]),
+      );
+      expect(found.corruptChunks[0]!.message).toContain(`past the end of its pack (${cut} bytes)`);
+      expect(hexes((await repository.readDamageRecord(b1))?.chunks)).toEqual(
+        past.map((c) => [c.hex, 'corrupt']),
+      );
+
+      // A verify reads every range: those past the end fail, those before it are whole.
+      const verified = await verifyBackup({ repository, workers, backup: b1, recordDamage: false });
+      expect(verified.missingChunks).toEqual([]);
+      expect(verified.corruptChunks).toEqual(past.map((c) => c.where).sort());
+      expect(verified.chunksChecked).toBe(verified.chunksTotal - past.length);
+
+      const b2 = await backup(repository, path);
+      expect(b2.chunksRepaired).toBe(past.length);
+      await restoresAs(repository, b2, path);
     });
   });
 }
@@ -260,34 +394,15 @@ describe.skipIf(unavailable !== undefined)(
   },
 );
 
-/** `store` whose HEADs of chunk objects are counted. */
-function countingHeads(store: ObjectStore): { store: ObjectStore; heads: () => number } {
-  let heads = 0;
-  return {
-    heads: () => heads,
-    store: {
-      location: store.location,
-      head: (k) => {
-        if (k.startsWith('chunks/')) heads++;
-        return store.head(k);
-      },
-      list: (p) => store.list(p),
-      get: (k, r) => store.get(k, r),
-      put: (k, b, o) => store.put(k, b, o),
-      delete: (k) => store.delete(k),
-      deleteMany: (k) => store.deleteMany(k),
-    },
-  };
-}
-
 describe('verify records what it finds', () => {
-  it('lists a missing chunk, keeps reporting it as before, and clears the record once the chunk is back whole', async () => {
+  it('lists the chunks of a missing pack, keeps reporting them as before, and clears the record once the pack is back whole', async () => {
     const repository = await newRepository();
     const path = await image();
     const b1 = await backup(repository, path);
     const victim = await firstChunk(repository, b1);
-    const original = await repository.store.get(victim.key);
-    await repository.store.delete(victim.key);
+    const lost = await chunksIn(repository, b1, victim.packKey);
+    const original = await repository.store.get(victim.packKey);
+    await repository.store.delete(victim.packKey);
 
     const report = await verifyBackup({
       repository,
@@ -295,33 +410,52 @@ describe('verify records what it finds', () => {
       backup: b1,
       now: () => new Date('2026-12-01T08:00:00Z'),
     });
-    expect(report.problems).toEqual([{ objectKey: victim.key, message: `chunk ${victim.key} is missing` }]);
-    expect(report.missingChunks).toEqual([victim.key]);
+    expect(report.problems).toHaveLength(lost.length);
+    expect(report.problems.find((p) => p.chunkId === victim.hex)).toEqual({
+      objectKey: victim.packKey,
+      location: victim.where,
+      chunkId: victim.hex,
+      message: `chunk ${victim.hex} at ${victim.where} is missing: its pack does not exist`,
+    });
+    expect(report.missingChunks).toEqual(lost.map((c) => c.where).sort());
     expect(report.corruptChunks).toEqual([]);
-    expect(report.damageRecord).toMatchObject({ action: 'written', chunksListed: 1, added: 1, cleared: 0 });
+    expect(report.chunksChecked).toBe(report.chunksTotal - lost.length);
+    expect(report.damageRecord).toMatchObject({
+      action: 'written',
+      chunksListed: lost.length,
+      added: lost.length,
+      cleared: 0,
+    });
     const record = await repository.readDamageRecord(b1);
-    expect([...record!.chunks]).toEqual([
-      { id: victim.id, problem: 'missing', foundAt: new Date('2026-12-01T08:00:00Z') },
-    ]);
+    expect([...record!.chunks]).toEqual(
+      lost.map((c) => ({ id: c.id, problem: 'missing', foundAt: new Date('2026-12-01T08:00:00Z') })),
+    );
 
     // The same finding again changes nothing (the found-at time stays the first one).
     const again = await verifyBackup({ repository, workers, backup: b1 });
-    expect(again.damageRecord).toMatchObject({ action: 'unchanged', chunksListed: 1 });
+    expect(again.damageRecord).toMatchObject({ action: 'unchanged', chunksListed: lost.length });
     expect((await repository.readDamageRecord(b1))!.chunks.foundAtAt(0)).toEqual(
       new Date('2026-12-01T08:00:00Z'),
     );
 
-    // Back, but not whole: an existence problem is not cleared by existence; it becomes `corrupt`.
+    // Back, but not whole: an existence problem is not cleared by existence; the damaged range becomes
+    // `corrupt`, the rest of the pack (read because it is recorded, whatever the sample) is cleared.
     const broken = Uint8Array.from(original);
-    broken[40]! ^= 0x80;
-    await repository.store.put(victim.key, broken);
+    broken[victim.location.offset + 40]! ^= 0x80;
+    await repository.store.put(victim.packKey, broken);
     const corrupt = await verifyBackup({ repository, workers, backup: b1, samplePercent: 1 });
-    expect(corrupt.corruptChunks).toEqual([victim.key]);
-    expect(corrupt.damageRecord).toMatchObject({ action: 'written', chunksListed: 1, added: 1 });
-    expect((await repository.readDamageRecord(b1))!.chunks.get(victim.id)?.problem).toBe('corrupt');
+    expect(corrupt.corruptChunks).toEqual([victim.where]);
+    expect(corrupt.missingChunks).toEqual([]);
+    expect(corrupt.damageRecord).toMatchObject({
+      action: 'written',
+      chunksListed: 1,
+      added: 1,
+      cleared: lost.length - 1,
+    });
+    expect(hexes((await repository.readDamageRecord(b1))!.chunks)).toEqual([[victim.hex, 'corrupt']]);
 
     // Whole again: a sampled verify still reads the recorded chunk, and clears it.
-    await repository.store.put(victim.key, original);
+    await repository.store.put(victim.packKey, original);
     const healed = await verifyBackup({
       repository,
       workers,
@@ -335,6 +469,63 @@ describe('verify records what it finds', () => {
     expect([sampled, sampled + 1]).toContain(healed.chunksChecked);
     expect(healed.damageRecord).toMatchObject({ action: 'deleted', chunksListed: 0, cleared: 1 });
     expect(await repository.readDamageRecord(b1)).toBeUndefined();
+  });
+
+  it('a sampled verify reads exactly ⌈P %⌉ of the chunks, in pack order', async () => {
+    const repository = await newRepository();
+    const b1 = await backup(repository, await image());
+    const ranges: string[] = [];
+    const spying = await Repository.openWithKey(
+      {
+        ...repository.store,
+        location: repository.store.location,
+        head: (k, o) => repository.store.head(k, o),
+        list: (p, o) => repository.store.list(p, o),
+        put: (k, body, o) => repository.store.put(k, body, o),
+        delete: (k, o) => repository.store.delete(k, o),
+        deleteMany: (k, o) => repository.store.deleteMany(k, o),
+        get: (k, r, o) => {
+          if (k.startsWith('packs/')) ranges.push(`${k}@${r?.offset}+${r?.length}`);
+          return repository.store.get(k, r, o);
+        },
+      },
+      repository.targetKey,
+    );
+    const report = await verifyBackup({ repository: spying, workers, backup: b1, samplePercent: 10 });
+    expect(report.chunksTotal).toBe(b1.chunks);
+    expect(report.chunksChecked).toBe(Math.ceil(b1.chunks / 10));
+    expect(report.problems).toEqual([]);
+    expect(ranges.length).toBeGreaterThan(0);
+    expect(ranges.length).toBeLessThanOrEqual(report.chunksChecked);
+    expect(ranges.every((r) => r.startsWith('packs/'))).toBe(true);
+
+    // All of it: one GET per run of adjacent chunks (at most 4 MiB), not one per chunk.
+    ranges.length = 0;
+    const all = await verifyBackup({ repository: spying, workers, backup: b1 });
+    expect(all.chunksChecked).toBe(b1.chunks);
+    expect(ranges.length).toBeLessThan(b1.chunks);
+    expect(ranges.length).toBeGreaterThanOrEqual(b1.packs);
+  });
+
+  it('verifies in several passes when the index outgrows its memory, finding the same', async () => {
+    const repository = await newRepository();
+    const path = await image();
+    const b1 = await backup(repository, path, 'passes', 128 << 10);
+    const victim = await firstChunk(repository, b1);
+    await repository.store.delete(victim.packKey);
+    const whole = await verifyBackup({ repository, workers, backup: b1, recordDamage: false });
+    const sliced = await verifyBackup({
+      repository,
+      workers,
+      backup: b1,
+      recordDamage: false,
+      indexMemoryBytes: 152 * 12,
+    });
+    expect(whole.passes).toBe(1);
+    expect(sliced.passes).toBeGreaterThan(3);
+    expect(sliced.chunksTotal).toBe(whole.chunksTotal);
+    expect(sliced.chunksChecked).toBe(whole.chunksChecked);
+    expect(sliced.missingChunks).toEqual(whole.missingChunks);
   });
 
   it('a sampled verify reads the chunks its record lists, and drops entries for chunks the backup does not name', async () => {
@@ -368,7 +559,8 @@ describe('verify records what it finds', () => {
     const repository = await newRepository(memory);
     const b1 = await backup(repository, await image());
     const victim = await firstChunk(repository, b1);
-    await memory.delete(victim.key);
+    const lost = await chunksIn(repository, b1, victim.packKey);
+    await memory.delete(victim.packKey);
     const readOnly = await Repository.openWithKey(
       {
         location: memory.location,
@@ -384,7 +576,8 @@ describe('verify records what it finds', () => {
       repository.targetKey,
     );
     const report = await verifyBackup({ repository: readOnly, workers, backup: b1 });
-    expect(report.problems).toEqual([{ objectKey: victim.key, message: `chunk ${victim.key} is missing` }]);
+    expect(report.problems.map((p) => p.chunkId).sort()).toEqual(lost.map((c) => c.hex));
+    expect(report.problems.every((p) => p.objectKey === victim.packKey)).toBe(true);
     expect(report.damageRecord).toBeUndefined();
     expect(report.damageRecordError).toContain(`could not update damage/${b1.volumeId}/${b1.backupId}`);
     expect(report.damageRecordError).toContain('access denied');
@@ -395,58 +588,82 @@ describe('verify records what it finds', () => {
     const path = await image();
     const b1 = await backup(repository, path);
     const victim = await firstChunk(repository, b1);
-    await repository.store.delete(victim.key);
+    await repository.store.delete(victim.packKey);
     const report = await verifyBackup({ repository, workers, backup: b1, recordDamage: false });
-    expect(report.missingChunks).toEqual([victim.key]);
+    expect(report.missingChunks).toContain(victim.where);
     expect(report.damageRecord).toBeUndefined();
     expect(await repository.readDamageRecord(b1)).toBeUndefined();
+  });
+
+  it('a missing or corrupt segment is reported by its chunks/ key, and the chunks it names are unknown', async () => {
+    const repository = await newRepository();
+    const path = await image();
+    const source = await openVolumeSource(path);
+    const b1 = await backupVolume({
+      repository,
+      workers,
+      source,
+      volumeName: 'segments',
+      manifestSegmentEntries: 8,
+    }).finally(() => source.close());
+    const manifest = await repository.loadManifest(b1);
+    const segment = Buffer.from(manifest.segments.subarray(0, 32));
+    const key = chunkObjectKey(segment);
+    await repository.store.delete(key);
+    const report = await verifyBackup({ repository, workers, backup: b1 });
+    expect(report.missingChunks).toEqual([key]);
+    expect(report.problems).toEqual([
+      { objectKey: key, location: undefined, chunkId: segment.toString('hex'), message: expect.any(String) },
+    ]);
+    expect(report.chunksTotal).toBeLessThan(b1.chunks);
+    expect(report.chunksChecked).toBe(report.chunksTotal);
+    expect(hexes((await repository.readDamageRecord(b1))!.chunks)).toEqual([
+      [segment.toString('hex'), 'missing'],
+    ]);
   });
 });
 
 describe('backups and damage records', () => {
-  it('a damaged latest backup is not trusted: every chunk is HEADed, and a chunk recorded missing is uploaded', async () => {
-    const memory = new MemoryObjectStore();
-    const counted = countingHeads(memory);
-    const repository = await newRepository(counted.store);
+  it('a damaged latest backup is not trusted: chunks recorded missing are stored again, the rest found through the index', async () => {
+    const repository = await newRepository();
     const path = await image();
     const b1 = await backup(repository, path);
-    const trusting = counted.heads();
     const b2 = await backup(repository, path);
     expect(b2.trustedManifest).toBe(b1.manifestKey);
-    expect(counted.heads() - trusting).toBe(0);
+    expect(b2.index).toBeUndefined();
 
     const victim = await firstChunk(repository, b2);
-    await memory.delete(victim.key);
+    const lost = await chunksIn(repository, b2, victim.packKey);
+    await repository.store.delete(victim.packKey);
     await verifyBackup({ repository, workers, backup: b2 });
-    const before = counted.heads();
     const b3 = await backup(repository, path);
     expect(b3.trustedManifest).toBeUndefined();
-    // Every distinct chunk and every manifest segment checked.
-    expect(counted.heads() - before).toBe(
-      distinctCount(await repository.loadManifestEntries(b3)) + b3.manifestSegments,
-    );
-    expect(b3.chunksRepaired).toBe(1);
-    // b1 was never checked, so it is not marked: but its chunk is known missing, and b3 did not name it
-    // without uploading it first.
-    expect(await memory.head(victim.key)).toBeDefined();
+    expect(b3.index).toBeDefined();
+    expect(b3.chunksRepaired).toBe(lost.length);
+    expect(b3.chunksNew).toBe(lost.length);
+    expect((await verifyBackup({ repository, workers, backup: b3 })).problems).toEqual([]);
+    await restoresAs(repository, b3, path);
   });
 
-  it('a chunk recorded missing is HEADed even when the latest manifest is clean', async () => {
-    const memory = new MemoryObjectStore();
-    const repository = await newRepository(memory);
+  it('a chunk recorded missing is stored again even when the latest manifest is clean', async () => {
+    const repository = await newRepository();
     const path = await image();
     const b1 = await backup(repository, path);
     const b2 = await backup(repository, path);
     const victim = await firstChunk(repository, b1);
-    await memory.delete(victim.key);
+    const lost = await chunksIn(repository, b1, victim.packKey);
+    await repository.store.delete(victim.packKey);
     // Only b1 is marked (as a verify of b1 alone would leave it); b2, the latest, is clean and trusted, but
-    // not for the recorded chunk.
+    // not for the recorded chunks.
     await verifyBackup({ repository, workers, backup: b1 });
     expect((await repository.listDamage()).isMarked(b2.manifestKey)).toBe(false);
     const b3 = await backup(repository, path);
     expect(b3.trustedManifest).toBe(b2.manifestKey);
-    expect(b3.chunksRepaired).toBe(1);
-    expect(await memory.head(victim.key)).toBeDefined();
+    expect(b3.chunksRepaired).toBe(lost.length);
+    expect((await verifyBackup({ repository, workers, backup: b3, recordDamage: false })).problems).toEqual(
+      [],
+    );
+    await restoresAs(repository, b3, path);
   });
 
   it('an unreadable damage record makes the backup trust no manifest', async () => {
@@ -512,32 +729,38 @@ describe('backups and damage records', () => {
   });
 });
 
-function distinctCount(entries: ManifestEntries): number {
-  return new Set(entries.chunkIdsHex()).size;
-}
-
 describe('checkRepository', () => {
   it('checks in several passes when the index outgrows its memory, finding the same', async () => {
     const repository = await newRepository();
     const a = await image(2 << 20);
     const b = await image(2 << 20);
-    const ba = await backup(repository, a, 'a');
-    const bb = await backup(repository, b, 'b');
-    for (const ref of [ba, bb]) await repository.store.delete((await firstChunk(repository, ref)).key);
+    const ba = await backup(repository, a, 'a', 128 << 10);
+    const bb = await backup(repository, b, 'b', 128 << 10);
+    let lost = 0;
+    for (const ref of [ba, bb]) {
+      const victim = await firstChunk(repository, ref);
+      lost += (await chunksIn(repository, ref, victim.packKey)).length;
+      await repository.store.delete(victim.packKey);
+    }
     const whole = await checkRepository({ repository, workers, recordDamage: false });
     expect(whole.passes).toBe(1);
-    // Room for about 12 chunk ids a pass.
+    // Room for about 12 chunks a pass.
     const sliced = await checkRepository({
       repository,
       workers,
       recordDamage: false,
-      indexMemoryBytes: 72 * 12,
+      indexMemoryBytes: 152 * 12,
     });
     expect(sliced.passes).toBeGreaterThan(3);
     expect(sliced.chunksChecked).toBe(whole.chunksChecked);
     expect(sliced.chunksChecked).toBe(ba.chunks + bb.chunks);
+    expect(sliced.packsReferenced).toBe(whole.packsReferenced);
+    expect(sliced.packsReferenced).toBe(ba.packs + bb.packs);
+    expect(sliced.packsListed).toBe(whole.packsListed);
+    expect(sliced.packsMissing).toBe(2);
+    expect(sliced.missingPacks).toEqual(whole.missingPacks);
     expect(sliced.missingChunks.map((c) => c.chunkId)).toEqual(whole.missingChunks.map((c) => c.chunkId));
-    expect(sliced.missingCount).toBe(2);
+    expect(sliced.missingCount).toBe(lost);
     expect(sliced.missingChunks.map((c) => byBackupId(c.backups))).toEqual(
       whole.missingChunks.map((c) => byBackupId(c.backups)),
     );
@@ -548,6 +771,7 @@ describe('checkRepository', () => {
     const b1 = await backup(repository, await image());
     const picks = async (seed: number) => {
       const read: string[] = [];
+      let bytes = 0;
       const spying: Repository = await Repository.openWithKey(
         {
           ...repository.store,
@@ -558,7 +782,10 @@ describe('checkRepository', () => {
           delete: (k) => repository.store.delete(k),
           deleteMany: (k) => repository.store.deleteMany(k),
           get: (k, r) => {
-            if (k.startsWith('chunks/')) read.push(k);
+            if (k.startsWith('packs/')) {
+              read.push(`${k}@${r?.offset}+${r?.length}`);
+              bytes += r?.length ?? 0;
+            }
             return repository.store.get(k, r);
           },
         },
@@ -571,9 +798,12 @@ describe('checkRepository', () => {
         random: createSeededRandom(seed),
       });
       expect(report.chunksRead).toBe(Math.ceil(b1.chunks / 10));
-      // The manifest's segment (read to list its chunks, under chunks/ too), then the subset.
       expect(report.segmentsRead).toBe(1);
-      expect(new Set(read).size).toBe(report.chunksRead + report.segmentsRead);
+      // Ranges of packs, never a whole pack: adjacent chunks share a GET, so at most one per chunk.
+      expect(read.length).toBeGreaterThan(0);
+      expect(read.length).toBeLessThanOrEqual(report.chunksRead);
+      expect(read.every((r) => !r.endsWith('@undefined+undefined'))).toBe(true);
+      expect(report.bytesRead).toBe(bytes);
       return read.sort();
     };
     expect(await picks(1)).toEqual(await picks(1));
@@ -581,6 +811,58 @@ describe('checkRepository', () => {
     await expect(
       checkRepository({ repository, workers, readData: { subsetPercent: 0 } }),
     ).rejects.toMatchObject({ code: 'invalid-argument' });
+  });
+
+  it('counts packs and chunk objects no manifest names, and warns of an index object that does not decode', async () => {
+    const repository = await newRepository();
+    const b1 = await backup(repository, await image(1 << 20));
+    const clean = await checkRepository({ repository, workers });
+    expect(clean.clean).toBe(true);
+    expect(clean.packsUnreferenced).toBe(0);
+    expect(clean.chunkObjectsUnreferenced).toBe(0);
+    expect(clean.chunkObjectsListed).toBe(b1.manifestSegments);
+    expect(clean.indexObjectsChecked).toBe(b1.indexObjects);
+    expect(clean.indexObjectsUnreadable).toEqual([]);
+
+    // A crashed backup's pack and segment, and garbage that is not a pack at all.
+    const orphan = packObjectKey(new Uint8Array(32).fill(0xab));
+    await repository.store.put(orphan, seededBytes('orphan', 5000));
+    const orphanSegment = chunkObjectKey(new Uint8Array(32).fill(0xcd));
+    await repository.store.put(orphanSegment, seededBytes('orphan segment', 300));
+    await repository.store.put('packs/zz/not-a-pack', new Uint8Array(10));
+    // An index object that does not decode, and one that names a pack nobody has.
+    const badIndex = packIndexObjectKey(b1.volumeId, b1.backupId, '0123456789abcdef');
+    await repository.store.put(badIndex, new Uint8Array(64).fill(3));
+    const hintKey = packIndexObjectKey(b1.volumeId, b1.backupId, 'fedcba9876543210');
+    await repository.store.put(
+      hintKey,
+      encodePackIndex(
+        repository.keys,
+        hintKey,
+        PackIndexEntries.from([
+          {
+            id: new Uint8Array(32).fill(1),
+            location: { pack: new Uint8Array(32).fill(2), offset: 0, length: 100 },
+          },
+        ]),
+      ),
+    );
+
+    const report = await checkRepository({ repository, workers });
+    expect(report.clean).toBe(true); // garbage and hints are no damage
+    expect(report.packsListed).toBe(b1.packs + 1);
+    expect(report.packsReferenced).toBe(b1.packs);
+    expect(report.packsUnreferenced).toBe(1);
+    expect(report.bytesUnreferenced).toBe(5000);
+    expect(report.unreferencedPacks).toEqual([orphan]);
+    expect(report.chunkObjectsListed).toBe(b1.manifestSegments + 1);
+    expect(report.chunkObjectsUnreferenced).toBe(1);
+    expect(report.indexObjectsChecked).toBe(b1.indexObjects + 1);
+    expect(report.indexObjectsUnreadable.map((u) => u.objectKey)).toEqual([badIndex]);
+    expect(report.indexObjectsUnreadable[0]!.message).toContain(badIndex);
+    // Nothing was deleted.
+    expect(await repository.store.head(orphan)).toBeDefined();
+    expect(await repository.store.head(orphanSegment)).toBeDefined();
   });
 
   it('reports a manifest that does not decode and goes on with the others', async () => {
@@ -597,6 +879,8 @@ describe('checkRepository', () => {
     expect(report.damagedManifests.map((d) => d.ref.backupId)).toEqual([b1.backupId]);
     expect(report.damagedManifests[0]!.message).toContain(b1.manifestKey);
     expect(report.chunksChecked).toBe(b2.chunks);
+    // b1's packs are named by no manifest the check could read.
+    expect(report.packsUnreferenced).toBe(b1.packs);
   });
 
   it('removes the records of backups that no longer exist', async () => {
@@ -622,6 +906,7 @@ describe('checkRepository', () => {
     const repository = await newRepository();
     const b1 = await backup(repository, await image());
     const victim = await firstChunk(repository, b1);
+    const lost = await chunksIn(repository, b1, victim.packKey);
     await repository.store.put(repository.damageRecordKey(b1), new Uint8Array(64).fill(7));
     const shallow = await checkRepository({ repository, workers });
     expect(shallow.clean).toBe(false);
@@ -630,13 +915,43 @@ describe('checkRepository', () => {
     expect(shallow.damageRecordsCleared).toEqual([]);
     expect(await repository.store.head(repository.damageRecordKey(b1))).toBeDefined();
 
-    // Having read every chunk, the check knows what the record should say: here, one missing chunk.
-    await repository.store.delete(victim.key);
+    // Having read every chunk, the check knows what the record should say: here, the chunks of one pack.
+    await repository.store.delete(victim.packKey);
     const deep = await checkRepository({ repository, workers, readData: 'all' });
     expect(deep.damageRecordsWritten).toMatchObject([
-      { ref: { backupId: b1.backupId }, action: 'written', chunksListed: 1, replacedUnreadable: true },
+      {
+        ref: { backupId: b1.backupId },
+        action: 'written',
+        chunksListed: lost.length,
+        replacedUnreadable: true,
+      },
     ]);
-    expect([...(await repository.readDamageRecord(b1))!.chunks].map((d) => d.problem)).toEqual(['missing']);
+    expect(hexes((await repository.readDamageRecord(b1))!.chunks)).toEqual(
+      lost.map((c) => [c.hex, 'missing']),
+    );
+  });
+
+  it('clears a record for a chunk only when every copy the backup names reads whole', async () => {
+    const repository = await newRepository();
+    const path = await image();
+    const b1 = await backup(repository, path);
+    const victim = await firstChunk(repository, b1);
+    await flipInRange(repository.store, victim);
+    await checkRepository({ repository, workers, readData: 'all' });
+    // b2 stores the chunk again; b1 still names its corrupt copy, b2 only the new one.
+    const b2 = await backup(repository, path);
+    expect(b2.chunksRepaired).toBe(1);
+    await repository.writeDamageRecord(
+      b2,
+      DamagedChunks.from([{ id: victim.id, problem: 'corrupt', foundAt: new Date('2026-12-01T00:00:00Z') }]),
+    );
+    const report = await checkRepository({ repository, workers });
+    expect(report.chunksRead).toBe(2);
+    expect(report.corruptChunks.map((c) => [c.location, byBackupId(c.backups)])).toEqual([
+      [victim.where, [b1.backupId]],
+    ]);
+    expect(report.damageRecordsCleared.map((u) => u.ref.backupId)).toEqual([b2.backupId]);
+    expect(hexes((await repository.readDamageRecord(b1))!.chunks)).toEqual([[victim.hex, 'corrupt']]);
   });
 
   it('reports progress of each step, and a cancel rejects with aborted', async () => {
@@ -646,7 +961,7 @@ describe('checkRepository', () => {
     await backup(repository, path);
     const seen: CheckProgress[] = [];
     await checkRepository({ repository, workers, readData: 'all', onProgress: (p) => seen.push(p) });
-    expect(new Set(seen.map((p) => p.step))).toEqual(new Set(['manifests', 'chunks', 'data']));
+    expect(new Set(seen.map((p) => p.step))).toEqual(new Set(['manifests', 'packs', 'data', 'index']));
     expect(seen.every((p) => p.phase === 'check' && p.pass === 1)).toBe(true);
     const lastData = seen.filter((p) => p.step === 'data').at(-1)!;
     expect(lastData.bytesDone).toBe(lastData.bytesTotal);

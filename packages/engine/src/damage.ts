@@ -1,5 +1,7 @@
 // Damage records (docs/format.md §12): what verify and check found wrong with a backup's chunks, kept in the
-// repository so that backups stop deduplicating against it and store those chunks again.
+// repository so that backups stop deduplicating against it and store those chunks again. They list chunk
+// ids: a chunk is `missing` when the pack its backup names is gone, `corrupt` when its range of the pack does
+// not open or lies past the pack's end (a manifest segment, its own object under `chunks/`, likewise).
 import {
   CHUNK_ID_LENGTH,
   type ChunkProblem,
@@ -14,8 +16,8 @@ import type { BackupRef, Repository } from './repository.js';
 const INDEX_RECORD = CHUNK_ID_LENGTH + 1;
 /**
  * Distinct damaged chunk ids `RepositoryDamage` holds: 2^20 × 33 bytes ≈ 33 MiB, twice that while a record
- * is merged in. Past it the index drops `missing` ids first (a backup then checks every chunk with a HEAD,
- * which finds those anyway), and only then `corrupt` ones.
+ * is merged in. Past it the index drops `missing` ids first, and only then `corrupt` ones; it is then not
+ * `complete`, and a backup takes no chunk on the word of a manifest or an index object.
  */
 export const MAX_INDEXED_DAMAGED_CHUNKS = 1 << 20;
 
@@ -34,8 +36,9 @@ export interface DamageRecordInfo {
 
 /**
  * Every damage record of a repository, merged (`Repository.listDamage`): the backups marked damaged, and for
- * each chunk id any record lists, its problem (`corrupt` when records disagree: it is the one that makes a
- * backup store the chunk again even though an object exists).
+ * each chunk id any record lists, its problem (`corrupt` when records disagree: for a manifest segment it is
+ * the one that makes a backup store it again even though an object exists; a listed data chunk is stored
+ * again, into a new pack, either way).
  *
  * Memory: 33 bytes per distinct listed chunk, at most `MAX_INDEXED_DAMAGED_CHUNKS` (≈ 33 MiB; ≈ 70 MiB while
  * merging), plus the one record being decoded (40 bytes per chunk it lists) and ~200 bytes per record.

@@ -1,14 +1,15 @@
 import { randomInt } from 'node:crypto';
 import {
   type ChunkProblem,
-  chunkObjectKey,
   type DamageRecord,
-  IntegrityError,
+  describeLocation,
+  packObjectKey,
   StowageFormatError,
 } from '@stowage/format';
 import { isObjectStoreError, ObjectStoreError, type OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal } from './abort.js';
-import { ChunkIdIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
+import { positions, readSpan, spans } from './check-reads.js';
+import { ChunkIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
@@ -20,10 +21,11 @@ export interface VerifyOptions {
   repository: Repository;
   workers: ChunkWorkers;
   backup: BackupRef;
-  /** Percentage of the backup's distinct chunks to download and check (default 100). */
+  /** Percentage of the backup's distinct chunk objects to download and check (default 100). */
   samplePercent?: number;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
+  /** Ranged GETs in flight (default 16; each reads at most `MAX_SPAN_BYTES` of adjacent chunks of a pack). */
   concurrency?: number;
   /** Random integer in [0, max): injected so tests can fix the sample. */
   randomInt?: (max: number) => number;
@@ -34,31 +36,45 @@ export interface VerifyOptions {
    */
   recordDamage?: boolean;
   /**
-   * Bytes the chunk-id index of one pass may take (default 64 MiB: 72 bytes per distinct chunk, ≈ 930,000
-   * chunks). A backup naming more is verified in several passes over slices of the id space (by first id
-   * byte), each reading the manifest's segments again.
+   * Bytes the chunk index of one pass may take (default 64 MiB: 152 bytes per distinct chunk object, ≈
+   * 440,000 chunks). A backup naming more is verified in several passes over slices of the pack-id space (by
+   * first pack-id byte), each reading the manifest's segments again.
    */
   indexMemoryBytes?: number;
   now?: () => Date;
 }
 
 export interface VerifyProblem {
+  /**
+   * The object at fault: the pack (`packs/<hh>/<pack-id>`) holding a damaged chunk, or a manifest segment's
+   * own object (`chunks/<hh>/<segment-id>`).
+   */
   objectKey: string;
+  /** Where a damaged chunk lies in its pack, `packs/<hh>/<pack-id>@<offset>+<length>`; undefined for a segment. */
+  location: string | undefined;
+  /** The damaged chunk's (or segment's) id, 64 hex digits. */
+  chunkId: string;
+  /** What is wrong, naming the chunk id and its location (or the segment and its manifest). */
   message: string;
 }
 
 export interface VerifyReport {
   backupId: string;
-  /** Distinct data chunks the manifest names (as far as its segments could be read). */
+  /**
+   * Distinct chunk objects the manifest names (as far as its segments could be read): a chunk stored in two
+   * places (stored again after damage) counts twice, each copy being checked on its own.
+   */
   chunksTotal: number;
   chunksChecked: number;
   bytesChecked: number;
   /** Manifest segments (chunk objects holding the entries) read and authenticated. */
   segmentsChecked: number;
+  /** Every problem found, by object key then location. */
   problems: VerifyProblem[];
   /**
-   * The chunk objects found missing, and those that exist and fail to open (`problems` names both); manifest
-   * segments among them, whose problems name the manifest as well.
+   * The chunk objects found missing (their pack does not exist), and those that exist and fail to open or lie
+   * past the end of their pack (`problems` names both): each as its location (`packs/<hh>/<id>@<offset>+<length>`),
+   * or a manifest segment's key (`chunks/<hh>/<id>`), whose problem names the manifest as well. Sorted.
    */
   missingChunks: string[];
   corruptChunks: string[];
@@ -70,7 +86,7 @@ export interface VerifyReport {
    * record must not hide what the verify found.
    */
   damageRecordError: string | undefined;
-  /** Passes over the chunk-id space (1 unless the index outgrew `indexMemoryBytes`). */
+  /** Passes over the pack-id space (1 unless the index outgrew `indexMemoryBytes`). */
   passes: number;
   seconds: number;
 }
@@ -80,15 +96,18 @@ const DEFAULT_INDEX_MEMORY = 64 << 20;
 /**
  * Verifies a backup like `restic check --read-data(-subset)`: the manifest's root is decrypted and
  * authenticated, its segments are read in order (each authenticated and checked, docs/format.md §6.5), then
- * every distinct chunk (or a random sample) is downloaded, authenticated, decompressed and re-hashed.
- * Problems are collected rather than thrown, so one report names every damaged object — a missing or corrupt
- * segment among them (the chunks only it names are then unknown, and the rest are still checked). What it
- * finds goes into the backup's damage record (docs/format.md §12.5): problems are listed, and entries for
- * chunks it read and found healthy are removed — a sampled verify clears only what it read, which always
- * includes the chunks the record listed.
+ * every distinct chunk object (or a random sample) is read from its pack — its range, adjacent chunks of a
+ * pack in one ranged GET —, authenticated, decompressed and re-hashed. Problems are collected rather than
+ * thrown, so one report names every damaged object: a chunk whose pack is missing (`missing`), one whose range
+ * does not open or lies past the end of its pack (`corrupt`), a missing or corrupt segment (the chunks only it
+ * names are then unknown, and the rest are still checked). What it finds goes into the backup's damage record
+ * (docs/format.md §12.5), by chunk id: problems are listed, and entries for chunks it read and found healthy —
+ * every copy the backup names — are removed; a sampled verify clears only what it read, which always includes
+ * the chunks the record listed.
  *
- * Memory does not grow with the backup: the segments being read, and the distinct chunk ids of one pass
- * (`indexMemoryBytes`); a backup with more distinct chunks than fit is verified in several passes.
+ * Memory does not grow with the backup: the segments being read, the chunk index of one pass
+ * (`indexMemoryBytes`; a backup with more distinct chunks than fit is verified in several passes), a byte per
+ * indexed chunk, and the spans being read (`concurrency` × `MAX_SPAN_BYTES`).
  *
  * A cancel (`signal`) reaches every store call, the damage record's read and write included (they are
  * aborted, not left to time out), and ends the verify with an `aborted` EngineError: no report, and the
@@ -125,21 +144,22 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
     }
   }
   // What this run learns about each chunk the record lists (by its position in the record): whether the
-  // backup names it, and whether it was read and found healthy.
+  // backup names it, and whether any copy of it the backup names was not found healthy (damaged, or not read).
   const listed = previous !== undefined && previous !== 'unreadable' ? previous.chunks : undefined;
   const listedNamed = new Uint8Array(listed?.count ?? 0);
-  const listedHealthy = new Uint8Array(listed?.count ?? 0);
+  const listedUnhealthy = new Uint8Array(listed?.count ?? 0);
   const learn = (id: Uint8Array, healthy: boolean) => {
     const j = listed?.indexOf(id) ?? -1;
     if (j < 0) return;
     listedNamed[j] = 1;
-    if (healthy) listedHealthy[j] = 1;
+    if (!healthy) listedUnhealthy[j] = 1;
   };
 
   const limiter = new Limiter(options.concurrency ?? 16);
   const rand = options.randomInt ?? randomInt;
   const problems: VerifyProblem[] = [];
-  const found: Array<FoundProblem & { objectKey: string }> = [];
+  /** Problems by chunk id, with the string `missingChunks` or `corruptChunks` lists them under. */
+  const found: Array<FoundProblem & { where: string }> = [];
   const damagedSegments = new Set<number>();
   let segmentsChecked = 0;
   let chunksTotal = 0;
@@ -160,7 +180,7 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
     for (let lo = 0; lo < 256 && !cancelled(); ) {
       passes++;
       let hi = 256;
-      const index = new ChunkIdIndex();
+      const index = new ChunkIndex();
       for await (const segment of repository.readManifestSegments(manifest, { get, tolerateDamage: true })) {
         if (cancelled()) break;
         if (segment.damaged) {
@@ -168,11 +188,12 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
           damagedSegments.add(segment.index);
           const missing = isObjectStoreError(segment.error, 'not-found');
           const message = (segment.error as Error).message;
-          problems.push({ objectKey: segment.objectKey, message });
+          const chunkId = Buffer.from(segment.id).toString('hex');
+          problems.push({ objectKey: segment.objectKey, location: undefined, chunkId, message });
           found.push({
             id: segment.id.slice(),
             problem: missing ? 'missing' : 'corrupt',
-            objectKey: segment.objectKey,
+            where: segment.objectKey,
           });
           learn(segment.id, false);
           continue;
@@ -189,86 +210,69 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
       const distinct = index.count;
       chunksTotal += distinct;
 
-      // Positions (in the index, sorted by id) of the chunks the record lists: read whatever the sample says.
-      const recorded: number[] = [];
+      // What to read, by position in the index (sorted by location): the chunks the record lists whatever
+      // the sample says, and the sample — exactly ⌈P %⌉ of the positions, drawn in one sequential pass
+      // (selection sampling), so that the reads stay in pack order and cost no more memory than the flags.
+      const chosen = new Uint8Array(distinct);
       if (listed) {
-        for (let j = 0; j < listed.count; j++) {
-          const id = listed.idAt(j);
-          if (id[0]! < lo || id[0]! >= hi) continue;
-          const at = index.find(id);
-          if (at < 0) continue;
+        for (let i = 0; i < distinct; i++) {
+          const j = listed.indexOf(index.idAt(i));
+          if (j < 0) continue;
           listedNamed[j] = 1;
-          recorded.push(at);
+          chosen[i] = 1;
         }
       }
-      let chosen: Iterable<number> = positionsUpTo(distinct);
-      if (percent < 100) {
-        const n = Math.max(1, Math.ceil((distinct * percent) / 100));
-        const picked = new Uint8Array(distinct);
-        const order = new Uint32Array(distinct);
-        for (let i = 0; i < distinct; i++) order[i] = i;
-        for (let i = 0; i < n && i < distinct; i++) {
-          const j = i + rand(distinct - i);
-          const t = order[i]!;
-          order[i] = order[j]!;
-          order[j] = t;
-          picked[order[i]!] = 1;
+      const n =
+        percent < 100 ? Math.min(distinct, Math.max(1, Math.ceil((distinct * percent) / 100))) : distinct;
+      for (let i = 0, picked = 0; i < distinct && picked < n; i++) {
+        const left = distinct - i;
+        if (n - picked >= left || rand(left) < n - picked) {
+          chosen[i] = 1;
+          picked++;
         }
-        for (const at of recorded) picked[at] = 1;
-        const sample = new Uint32Array(Math.min(distinct, n + recorded.length));
-        let k = 0;
-        // The sample first in the order drawn, then the recorded chunks it did not include.
-        for (let i = 0; i < n && i < distinct; i++) {
-          sample[k++] = order[i]!;
-          picked[order[i]!] = 2;
-        }
-        for (const at of recorded) {
-          if (picked[at] === 1) {
-            sample[k++] = at;
-            picked[at] = 2;
-          }
-        }
-        chosen = sample.subarray(0, k);
       }
       // The total is exact when one pass does it all; over several, what the root says the chunks weigh.
       if (progress === undefined) {
         let total = 0;
-        for (const at of chosen) total += index.lengthAt(at);
+        for (let i = 0; i < distinct; i++) if (chosen[i] === 1) total += index.lengthAt(i);
         progressTotal = hi === 256 ? total : Math.ceil((manifest.chunkBytes * percent) / 100);
         progress = new ProgressReporter('verify', progressTotal, options.onProgress);
       }
       const reporter = progress;
-      // Chunks read healthy in this pass, by position in the index: the ones whose record entries it may clear.
-      const read = new Uint8Array(distinct);
+      // Read in pack order, adjacent chunks together; a chunk read healthy is marked 2 in `chosen`.
       const inFlight = new Set<Promise<void>>();
-      for (const at of chosen) {
+      for (const span of spans(index, positions(chosen, 1))) {
         if (cancelled()) break;
         await limiter.acquire();
         if (cancelled()) {
           limiter.release();
           break;
         }
-        const id = index.idAt(at).slice();
-        const length = index.lengthAt(at);
-        const objectKey = chunkObjectKey(id);
         const task = (async () => {
-          const problem = (kind: ChunkProblem, message: string) => {
-            problems.push({ objectKey, message });
-            found.push({ id, problem: kind, objectKey });
-            chunkProblems++;
-          };
           try {
-            const object = await get(objectKey);
-            await workers.check(object, id, length);
-            checked++;
-            bytesChecked += length;
-            read[at] = 1;
+            const { outcomes } = await readSpan(repository.store, workers, index, span, call);
+            outcomes.forEach((outcome, k) => {
+              const at = span[k]!;
+              if (outcome.ok) {
+                chosen[at] = 2;
+                checked++;
+                bytesChecked += index.lengthAt(at);
+                return;
+              }
+              const location = index.locationAt(at);
+              const where = describeLocation(location);
+              problems.push({
+                objectKey: packObjectKey(location.pack),
+                location: where,
+                chunkId: Buffer.from(index.idAt(at)).toString('hex'),
+                message: outcome.message,
+              });
+              found.push({ id: index.idAt(at).slice(), problem: outcome.problem, where });
+              chunkProblems++;
+            });
             reporter.report(Math.min(bytesChecked, progressTotal));
           } catch (error) {
-            if (error instanceof IntegrityError) problem('corrupt', error.message);
-            else if (isObjectStoreError(error, 'not-found'))
-              problem('missing', `chunk ${objectKey} is missing`);
-            else failure ??= error;
+            failure ??= error;
           } finally {
             limiter.release();
           }
@@ -278,11 +282,11 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
       }
       await Promise.allSettled(inFlight);
       if (listed) {
-        for (let j = 0; j < listed.count; j++) {
-          const id = listed.idAt(j);
-          if (id[0]! < lo || id[0]! >= hi) continue;
-          const at = index.find(id);
-          if (at >= 0 && read[at] === 1) listedHealthy[j] = 1;
+        // A listed chunk is healthy only when every copy of it the backup names was read and opened.
+        for (let i = 0; i < distinct; i++) {
+          if (chosen[i] === 2) continue;
+          const j = listed.indexOf(index.idAt(i));
+          if (j >= 0) listedUnhealthy[j] = 1;
         }
       }
       lo = hi;
@@ -291,7 +295,9 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
     failure ??= error;
   }
   if (failure) throw failure;
-  found.sort((a, b) => Buffer.compare(a.id, b.id));
+  // By id, and for one id `corrupt` first: a record lists a chunk once, and `corrupt` is what makes a backup
+  // store a chunk again even though some copy exists.
+  found.sort((a, b) => Buffer.compare(a.id, b.id) || rank(a.problem) - rank(b.problem));
   let damageRecord: DamageRecordUpdate | undefined;
   let damageRecordError: string | undefined;
   if (recordDamage) {
@@ -301,7 +307,7 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
         found: dedupe(found),
         checkedHealthy: (id) => {
           const j = listed?.indexOf(id) ?? -1;
-          return j >= 0 && listedHealthy[j] === 1;
+          return j >= 0 && listedNamed[j] === 1 && listedUnhealthy[j] === 0;
         },
         named: (id) => {
           const j = listed?.indexOf(id) ?? -1;
@@ -319,21 +325,22 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
     }
   }
   (progress ?? new ProgressReporter('verify', 0, options.onProgress)).report(progressTotal, true);
+  const whereOf = (problem: ChunkProblem) =>
+    found
+      .filter((f) => f.problem === problem)
+      .map((f) => f.where)
+      .sort();
   return {
     backupId: manifest.backupId,
     chunksTotal,
     chunksChecked: checked,
     bytesChecked,
     segmentsChecked,
-    problems: problems.sort((a, b) => a.objectKey.localeCompare(b.objectKey)),
-    missingChunks: found
-      .filter((f) => f.problem === 'missing')
-      .map((f) => f.objectKey)
-      .sort(),
-    corruptChunks: found
-      .filter((f) => f.problem === 'corrupt')
-      .map((f) => f.objectKey)
-      .sort(),
+    problems: problems.sort(
+      (a, b) => a.objectKey.localeCompare(b.objectKey) || (a.location ?? '').localeCompare(b.location ?? ''),
+    ),
+    missingChunks: whereOf('missing'),
+    corruptChunks: whereOf('corrupt'),
     damageRecord,
     damageRecordError,
     passes,
@@ -341,16 +348,11 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
   };
 }
 
-/** 0 … n − 1, as often as it is iterated. */
-function positionsUpTo(n: number): Iterable<number> {
-  return {
-    *[Symbol.iterator]() {
-      for (let i = 0; i < n; i++) yield i;
-    },
-  };
+function rank(problem: ChunkProblem): number {
+  return problem === 'corrupt' ? 0 : 1;
 }
 
-/** Sorted problems with one entry per id (a segment that is also some entry's chunk is one object). */
+/** Sorted problems with one entry per id (the first: `corrupt` when the copies differ). */
 function dedupe<T extends FoundProblem>(sorted: T[]): T[] {
   return sorted.filter((f, i) => i === 0 || Buffer.compare(sorted[i - 1]!.id, f.id) !== 0);
 }

@@ -2,7 +2,7 @@ import { type CheckProgress, type CheckReadData, type CheckReport, checkReposito
 import type { OptionValues } from './args.js';
 import { type CliEnv, openRepository } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { jsonMessages, printable, printLine } from './output.js';
+import { jsonMessages, jsonText, printable, printLine } from './output.js';
 import { formatBytes, progressBar } from './progress-bar.js';
 import type { COMMANDS } from './spec.js';
 
@@ -34,6 +34,10 @@ interface Finding {
   backups: string[];
 }
 
+/**
+ * A missing pack is one finding (every chunk in it is missing: naming each would say the same thing many
+ * times over); every other damaged chunk is one, named by its location in its pack (a segment by its key).
+ */
 function findings(report: CheckReport): Finding[] {
   const out: Finding[] = [];
   for (const m of report.damagedManifests) {
@@ -44,9 +48,19 @@ function findings(report: CheckReport): Finding[] {
       backups: [m.ref.backupId],
     });
   }
-  for (const c of [...report.missingChunks, ...report.corruptChunks]) {
+  const missingPacks = new Set(report.missingPacks.map((p) => p.objectKey));
+  for (const p of report.missingPacks) {
     out.push({
-      object: c.objectKey,
+      object: p.objectKey,
+      problem: 'missing',
+      message: `pack ${p.objectKey} is missing: the ${p.chunks} chunk${p.chunks === 1 ? '' : 's'} in it are lost`,
+      backups: p.backups.map((b) => b.backupId),
+    });
+  }
+  for (const c of [...report.missingChunks, ...report.corruptChunks]) {
+    if (c.problem === 'missing' && c.location !== undefined && missingPacks.has(c.objectKey)) continue;
+    out.push({
+      object: c.location ?? c.objectKey,
       problem: c.problem,
       message: c.message,
       backups: c.backups.map((b) => b.backupId),
@@ -56,6 +70,18 @@ function findings(report: CheckReport): Finding[] {
     out.push({ object: r.objectKey, problem: 'undecodable', message: r.message, backups: [r.ref.backupId] });
   }
   return out;
+}
+
+/** Damaged chunks no finding names: beyond the report's lists (a missing pack's finding covers its chunks). */
+function unlistedChunks(report: CheckReport): number {
+  const missingPacks = new Set(report.missingPacks.map((p) => p.objectKey));
+  let named = 0;
+  for (const p of report.missingPacks) named += p.chunks;
+  for (const c of report.missingChunks) {
+    if (!(c.location !== undefined && missingPacks.has(c.objectKey))) named++;
+  }
+  const missing = Math.max(0, report.missingCount - named);
+  return missing + (report.corruptCount - report.corruptChunks.length);
 }
 
 function humanLine(f: Finding): string {
@@ -87,10 +113,12 @@ export async function check(values: Values, _positionals: string[], cli: CliEnv)
     await close();
   }
   const found = findings(report);
-  const unlisted =
-    report.missingCount - report.missingChunks.length + (report.corruptCount - report.corruptChunks.length);
+  const unlisted = unlistedChunks(report);
   if (values.json) {
     for (const f of found) jsonMessages.error(cli, f);
+    for (const w of report.indexObjectsUnreadable) {
+      cli.stderr.write(`${jsonText({ message_type: 'warning', object: w.objectKey, message: w.message })}\n`);
+    }
     if (unlisted > 0) {
       jsonMessages.error(cli, { message: `${unlisted} more damaged chunks, not listed one by one` });
     }
@@ -102,6 +130,14 @@ export async function check(values: Values, _positionals: string[], cli: CliEnv)
       bytes_read: report.bytesRead,
       missing_chunks: report.missingCount,
       corrupt_chunks: report.corruptCount,
+      packs_referenced: report.packsReferenced,
+      packs_listed: report.packsListed,
+      missing_packs: report.packsMissing,
+      unreferenced_packs: report.packsUnreferenced,
+      unreferenced_pack_bytes: report.bytesUnreferenced,
+      unreferenced_chunk_objects: report.chunkObjectsUnreferenced,
+      index_objects_checked: report.indexObjectsChecked,
+      unreadable_index_objects: report.indexObjectsUnreadable.length,
       damaged_manifests: report.damagedManifests.length,
       unreadable_damage_records: report.damageRecordsUnreadable.length,
       damage_records_written: report.damageRecordsWritten.length,
@@ -112,9 +148,20 @@ export async function check(values: Values, _positionals: string[], cli: CliEnv)
   } else {
     for (const f of found) cli.stderr.write(`${humanLine(f)}\n`);
     if (unlisted > 0) cli.stderr.write(`error: ${unlisted} more damaged chunks, not listed one by one\n`);
+    for (const w of report.indexObjectsUnreadable) {
+      // A hint for dedup only: backups skip it, and nothing needs it to restore.
+      cli.stderr.write(
+        `warning: ${printable(`index object ${w.objectKey} does not decode: ${w.message}`)}\n`,
+      );
+    }
+    const garbage = report.packsUnreferenced + report.chunkObjectsUnreferenced;
     const checked =
-      `${report.manifestsChecked} manifests, ${report.chunksChecked} chunks checked` +
-      (report.chunksRead > 0 ? `, ${report.chunksRead} read (${formatBytes(report.bytesRead)})` : '');
+      `${report.manifestsChecked} manifests, ${report.chunksChecked} chunks in ${report.packsReferenced} packs checked` +
+      (report.chunksRead > 0 ? `, ${report.chunksRead} read (${formatBytes(report.bytesRead)})` : '') +
+      (garbage > 0
+        ? `; ${report.packsUnreferenced} unreferenced packs (${formatBytes(report.bytesUnreferenced)}) and ` +
+          `${report.chunkObjectsUnreferenced} unreferenced chunk objects, left for garbage collection`
+        : '');
     const records =
       report.damageRecordsWritten.length + report.damageRecordsCleared.length > 0
         ? `; damage records: ${report.damageRecordsWritten.length} written, ${report.damageRecordsCleared.length} cleared`
@@ -123,7 +170,8 @@ export async function check(values: Values, _positionals: string[], cli: CliEnv)
       cli,
       report.clean
         ? `repository ok: ${checked}${records}`
-        : `repository DAMAGED: ${report.missingCount} missing and ${report.corruptCount} corrupt chunks, ` +
+        : `repository DAMAGED: ${report.missingCount} missing and ${report.corruptCount} corrupt chunks ` +
+            `(${report.packsMissing} missing packs), ` +
             `${report.damagedManifests.length} undecodable manifests, ` +
             `${report.damageRecordsUnreadable.length} undecodable damage records (${checked})${records}`,
     );
