@@ -2,33 +2,43 @@
 // Streaming manifests at scale (issue 8 point 4), without 16 TiB of disk:
 //
 //   synthetic  a manifest of 16 Mi entries (16 TiB of 1 MiB chunks, 1 % of them holes) built with the format's
-//              ManifestBuilder, its segments sealed and stored in a filesystem repository as a backup stores
-//              them (HEAD, then PUT), the root committed last; then, in another process, the root read and
-//              every segment read back in order through the engine (Repository.readManifestSegments: each
-//              authenticated, its records validated, the totals checked at the end), every entry iterated as a
-//              restore does, and the records' SHA-256 compared with what was written. No chunk exists: only
-//              the manifest path is measured.
+//              ManifestBuilder — each chunk's record naming a location in a pack (format version 2's 80-byte
+//              records: id, length, pack id, offset, object length), packs of ~8 MiB filled in stream order
+//              as a backup fills them — its segments (5 MiB of records at the default 65,536 entries) sealed
+//              and stored in a filesystem repository under chunks/ as a backup stores them (HEAD, then PUT),
+//              the root committed last; then, in another process, the root read and every segment read back
+//              in order through the engine (Repository.readManifestSegments: each authenticated, its records
+//              and locations validated, the totals checked at the end), every entry iterated as a restore
+//              does, and the records' SHA-256 compared with what was written. No pack exists: only the
+//              manifest path is measured.
 //   image      a real backup, restore and verify through the engine of a sparse image (64 GiB by default) with
-//              1 MiB of random data every 64 MiB, each in its own process; the restored file compared with the
-//              image (data and holes, by SEEK_DATA/SEEK_HOLE, then byte for byte where either has data).
+//              1 MiB of random data every 64 MiB, each in its own process (the backup's packs, index objects
+//              and segments counted); the restored file compared with the image (data and holes, by
+//              SEEK_DATA/SEEK_HOLE, then byte for byte where either has data).
 //
 // Each step runs in a child process and reports its wall time and peak RSS (getrusage's maxrss, what GNU time
 // reports as %M). Repositories use scrypt N = 1024 so the 128 MiB of a real key derivation does not hide the
 // pipeline's own peak. Needs a built tree (`npm run build`).
 //
-//   node bench/manifest-stream.mjs                       both parts
-//   node bench/manifest-stream.mjs --synthetic-only      --entries N (default 16777216)
-//   node bench/manifest-stream.mjs --image-only          --image-gib G (default 64)
-//   node bench/manifest-stream.mjs --keep                leave the work directory (default: removed)
+//   node bench/manifest-stream.mjs                       both parts (about 5 minutes on 2 cores)
+//   node bench/manifest-stream.mjs --synthetic-only      only the synthetic manifest
+//   node bench/manifest-stream.mjs --image-only          only the sparse image
+//   --entries N       synthetic entries (default 16777216; a smoke run: --entries 200000)
+//   --image-gib G     size of the sparse image in GiB (default 64; a smoke run: --image-gib 1)
+//   --keep            leave the work directory (default: removed)
+//   --out FILE        where to write the results (default bench/results/manifest-stream.json; a smoke run
+//                     with small options should not replace the recorded run: --out /tmp/ms.json)
+//   --help            this text
 //
 // Work directory: $STOWAGE_BENCH_DIR/manifest-stream (default /var/tmp/stowage-bench/manifest-stream); needs
-// ≈ (entries × 40 B) + 3 × (image data) of free space. Writes bench/results/manifest-stream.json.
+// ≈ (entries × 80 B) + 3 × (image data) of free space.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkArguments } from './args.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1024 ** 2;
@@ -38,6 +48,13 @@ const KDF = { N: 1024, r: 8, p: 1 };
 const CHUNKER = { minSize: 256 * 1024, avgSize: MiB, maxSize: 4 * MiB, level: 1, seed: 0n };
 
 const args = process.argv.slice(2);
+checkArguments(args, {
+  name: 'manifest-stream',
+  url: import.meta.url,
+  flags: ['--synthetic-only', '--image-only', '--keep'],
+  // The child steps' own options too (--step, --dir, --ref, --image, --target).
+  options: ['--entries', '--image-gib', '--out', '--step', '--dir', '--ref', '--image', '--target'],
+});
 const flag = (name) => args.includes(name);
 const option = (name, fallback) => {
   const i = args.indexOf(name);
@@ -73,6 +90,12 @@ async function synthWrite(dir, entries) {
   const pool = randomBytes(4 * MiB);
   const id = new Uint8Array(32);
   const view = new DataView(id.buffer);
+  // Locations as a backup writes them: chunk objects appended in stream order into packs with random ids,
+  // a pack closed once it reaches the writer's target (8 MiB). Object lengths vary between 256 KiB and 1 MiB
+  // (compressed, padded 1 MiB chunks), so offsets and lengths are not a pattern zstd could fold away.
+  let pack = format.newPackId();
+  let packOffset = 0;
+  let packs = 1;
   let segments = 0;
   let segmentBytes = 0;
   let peakRetained = 0;
@@ -93,7 +116,14 @@ async function synthWrite(dir, entries) {
       const at = (i * 32) % (pool.length - 32);
       id.set(pool.subarray(at, at + 32));
       view.setUint32(0, i);
-      builder.addChunk(id, MiB);
+      if (packOffset >= format.DEFAULT_PACK_TARGET) {
+        pack = format.newPackId();
+        packOffset = 0;
+        packs++;
+      }
+      const length = 256 * 1024 + ((Math.imul(i, 2654435761) >>> 0) % (768 * 1024));
+      builder.addChunk(id, MiB, { pack, offset: packOffset, length });
+      packOffset += length;
     }
     peakRetained = Math.max(peakRetained, builder.retainedBytes);
     const s = builder.takeSegment();
@@ -124,8 +154,10 @@ async function synthWrite(dir, entries) {
     volumeSize: manifest.volumeSize,
     segments,
     segmentBytes,
+    segmentEntries: builder.segmentEntries,
+    packsNamed: packs,
     rootBytes: rootObject.length,
-    recordBytes: manifest.entryCount * 40,
+    recordBytes: manifest.entryCount * format.ENTRY_RECORD_LENGTH,
     peakBuilderRetained: peakRetained,
     digest: digest.digest('hex'),
     ref: { volumeId, backupId, manifestKey },
@@ -142,10 +174,12 @@ async function synthRead(dir, ref) {
   let entries = 0;
   let chunks = 0;
   let bytes = 0;
+  let segments = 0;
   let sampledRss = 0;
   for await (const segment of repository.readManifestSegments(manifest)) {
     if (segment.damaged) throw segment.error;
     digest.update(segment.entries.records);
+    segments++;
     for (const entry of segment.entries) {
       entries++;
       if (entry.kind === 'chunk') chunks++;
@@ -160,6 +194,7 @@ async function synthRead(dir, ref) {
     sampledRss,
     entries,
     chunks,
+    segments,
     volumeSize: bytes,
     digest: digest.digest('hex'),
   };
@@ -185,6 +220,9 @@ async function imageBackup(dir, image) {
       chunks: s.chunks,
       holes: s.holes,
       bytesUploaded: s.bytesUploaded,
+      chunksNew: s.chunksNew,
+      packs: s.packs,
+      indexObjects: s.indexObjects,
       manifestSegments: s.manifestSegments,
       ref: { volumeId: s.volumeId, backupId: s.backupId, manifestKey: s.manifestKey },
     };
@@ -206,6 +244,7 @@ async function imageRestore(dir, ref, out) {
       seconds: s.seconds,
       peakRss: maxRss(),
       bytesWritten: s.bytesWritten,
+      bytesDownloaded: s.bytesDownloaded,
       chunks: s.chunks,
     };
   } finally {
@@ -221,7 +260,13 @@ async function imageVerify(dir, ref) {
   try {
     const r = await engine.verifyBackup({ repository, workers, backup: ref });
     if (r.problems.length > 0) throw new Error(`verify found problems: ${JSON.stringify(r.problems)}`);
-    return { step: 'image verify', seconds: r.seconds, peakRss: maxRss(), chunksChecked: r.chunksChecked };
+    return {
+      step: 'image verify',
+      seconds: r.seconds,
+      peakRss: maxRss(),
+      chunksChecked: r.chunksChecked,
+      segmentsChecked: r.segmentsChecked,
+    };
   } finally {
     await workers.close();
   }
@@ -289,6 +334,31 @@ print(f"identical ({compared} bytes compared where either has data, {sa - compar
   return r.stdout.trim();
 }
 
+/** What a step did, in a few words (the table in docs/benchmarks.md takes them). */
+function detail(s) {
+  const mib = (b) => `${(b / MiB).toFixed(1)} MiB`;
+  switch (s.step) {
+    case 'synthetic build + write':
+      return (
+        `${s.entries} entries, ${s.segments} segments (${mib(s.segmentBytes)} of objects for ${mib(s.recordBytes)} ` +
+        `of records), ${s.packsNamed} packs named, root ${s.rootBytes} B, builder held ≤ ${mib(s.peakBuilderRetained)}`
+      );
+    case 'synthetic read + verify':
+      return `${s.entries} entries in ${s.segments} segments read, checked and iterated`;
+    case 'image backup':
+      return (
+        `${s.chunks} chunks, ${s.holes} holes; ${s.packs} packs, ${s.indexObjects} index objects, ` +
+        `${s.manifestSegments} segments, ${mib(s.bytesUploaded)} uploaded`
+      );
+    case 'image restore':
+      return `${s.chunks} chunks, ${mib(s.bytesDownloaded)} downloaded; ${s.compared}`;
+    case 'image verify':
+      return `${s.chunksChecked} chunks, ${s.segmentsChecked} segments checked`;
+    default:
+      return '';
+  }
+}
+
 async function main() {
   const step = option('--step');
   if (step !== undefined) {
@@ -297,7 +367,7 @@ async function main() {
       'synth-write': () => synthWrite(dir, Number(option('--entries'))),
       'synth-read': () => synthRead(dir, JSON.parse(option('--ref'))),
       'image-backup': () => imageBackup(dir, option('--image')),
-      'image-restore': () => imageRestore(dir, JSON.parse(option('--ref')), option('--out')),
+      'image-restore': () => imageRestore(dir, JSON.parse(option('--ref')), option('--target')),
       'image-verify': () => imageVerify(dir, JSON.parse(option('--ref'))),
     };
     const result = await steps[step]();
@@ -322,6 +392,7 @@ async function main() {
       if (
         read.digest !== written.digest ||
         read.entries !== written.entries ||
+        read.segments !== written.segments ||
         read.volumeSize !== written.volumeSize
       )
         throw new Error('the manifest read back differs from the one written');
@@ -339,7 +410,7 @@ async function main() {
         work,
         '--ref',
         JSON.stringify(backup.ref),
-        '--out',
+        '--target',
         out,
       );
       const compared = compareSparse(image, out);
@@ -351,11 +422,11 @@ async function main() {
   } finally {
     if (!flag('--keep')) rmSync(work, { recursive: true, force: true });
   }
-  const outFile = join(root, 'bench/results/manifest-stream.json');
+  const outFile = resolve(option('--out', join(root, 'bench/results/manifest-stream.json')));
   writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
   for (const s of results.steps) {
     console.log(
-      `${s.step.padEnd(26)} ${s.seconds.toFixed(1).padStart(8)} s  ${(s.peakRss / MiB).toFixed(0).padStart(5)} MiB peak RSS`,
+      `${s.step.padEnd(26)} ${s.seconds.toFixed(1).padStart(8)} s  ${(s.peakRss / MiB).toFixed(0).padStart(5)} MiB peak RSS  ${detail(s)}`,
     );
   }
   console.log(`wrote ${outFile}`);

@@ -8,11 +8,27 @@
 //   random.img   1 GiB of random data
 //   big.img      4 GiB of random data, to show peak RSS does not grow with size
 // Runs: first backup, backup of the changed image, unchanged re-backup, restore; random first/again; big.
-// Each figure is wall time and peak RSS of the whole process (GNU time), and repository bytes (du).
-// Writes bench/results/latest.json and the tables in docs/benchmarks.md.
-// `--s3` (or STOWAGE_BENCH_S3=1) adds the S3 runs of bench/s3.mjs afterwards (requests by method, stored
-// bytes, objects and peak RSS against a throwaway Ceph RGW, several chunk sizes; ~15 min more);
-// `--s3-only` runs only those. `--avg`, `--repeat`, `--no-restic` and `--tree` are passed on to bench/s3.mjs.
+// Each figure is wall time and peak RSS of the whole process (GNU time), and repository bytes (du -sb of the
+// repository directory: packs, index objects, manifest segments and roots alike). Writes
+// bench/results/latest.json and the block between <!-- bench:begin --> and <!-- bench:end --> in
+// docs/benchmarks.md.
+//
+//   npm run bench [-- OPTIONS]    builds the tree first (npm run build), then node bench/run.mjs OPTIONS
+//   --quick       skip the 4 GiB image and the random-data restore (a shorter run, still a full local run)
+//   --no-big      skip the 4 GiB image only
+//   --prepare     only build the data (with --quick or --no-big: without big.img), then stop
+//   --s3          after the local runs, the S3 runs of bench/s3.mjs (requests by method and area, stored
+//                 bytes, objects and peak RSS against a throwaway Ceph RGW, several chunk sizes; ~15 min more);
+//                 STOWAGE_BENCH_S3=1 is the same
+//   --s3-only     only the S3 runs
+//   --no-doc      leave docs/benchmarks.md alone (the S3 runs too)
+//   --out FILE    where the local results go (default bench/results/latest.json): a smoke run
+//                 (`node bench/run.mjs --quick --no-doc --out /tmp/latest-quick.json`, ~5 min) should not
+//                 replace the recorded run
+//   --avg LIST, --repeat N, --no-restic, --tree DIR
+//                 passed on to bench/s3.mjs (see `node bench/s3.mjs --help`; its smoke run, --quick, is
+//                 bench/s3.mjs's own: `node bench/s3.mjs --quick --avg 1M`)
+//   --help        this text
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -29,6 +45,7 @@ import {
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkArguments } from './args.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const work = process.env.STOWAGE_BENCH_DIR ?? '/var/tmp/stowage-bench';
@@ -281,6 +298,12 @@ function runScenario(tool, label, images, withRestore) {
 }
 
 function main() {
+  checkArguments(process.argv.slice(2), {
+    name: 'bench',
+    url: import.meta.url,
+    flags: ['--quick', '--no-big', '--prepare', '--s3', '--s3-only', '--no-restic', '--no-doc'],
+    options: ['--avg', '--repeat', '--tree', '--out'],
+  });
   need('restic', 'restic');
   if (!existsSync(join(root, 'apps/agent/dist/cli/main.js'))) {
     console.error('bench: build first (npm run build)');
@@ -337,11 +360,16 @@ function main() {
     }
     results.scenarios.push({ name: s.name, ...byTool });
   }
-  mkdirSync(join(root, 'bench/results'), { recursive: true });
-  writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const outIndex = process.argv.indexOf('--out');
+  const outFile = resolve(
+    outIndex >= 0 ? process.argv[outIndex + 1] : join(root, 'bench/results/latest.json'),
+  );
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
   const table = render(results);
   console.log(table);
-  updateDoc(table);
+  console.log(`bench: wrote ${outFile}`);
+  if (!process.argv.includes('--no-doc')) updateDoc(table);
   if (process.argv.includes('--s3') || process.env.STOWAGE_BENCH_S3 === '1') s3Runs();
 }
 
@@ -352,7 +380,7 @@ function s3Runs() {
     const i = process.argv.indexOf(name);
     if (i >= 0) passed.push(name, process.argv[i + 1]);
   }
-  if (process.argv.includes('--no-restic')) passed.push('--no-restic');
+  for (const name of ['--no-restic', '--no-doc']) if (process.argv.includes(name)) passed.push(name);
   const r = spawnSync('node', [join(root, 'bench/s3.mjs'), ...passed], {
     stdio: 'inherit',
     env: process.env,
@@ -462,7 +490,7 @@ function updateDoc(table) {
     cwd: root,
     stdio: 'ignore',
   });
-  console.log(`bench: wrote ${doc} and bench/results/latest.json`);
+  console.log(`bench: wrote ${doc}`);
 }
 
 main();

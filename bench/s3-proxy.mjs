@@ -9,8 +9,9 @@
 //   await proxy.close();
 //
 // Categories (`byMethod`): HEAD, PUT, GET, LIST (a GET of a bucket without a sub-resource other than a
-// listing's), DELETE, POST. `byOp` splits them finer, by the first segment of the key (`PUT chunks 200`,
-// `HEAD chunks 404`, `GET bucket?location 200`…), which is what the hit rates are computed from.
+// listing's), DELETE, POST. `byOp` splits them finer, by the first segment of the key and the status
+// (`PUT packs 200`, `GET index 200`, `HEAD chunks 404`, `GET bucket?location 200`…), which is what the
+// tables by area (packs/, index/, chunks/, manifests/, other) are computed from (bench/s3-report.mjs).
 import { Agent, createServer, request } from 'node:http';
 
 /** The S3 path-style request `method url` as a category and an operation name (without the status). */
@@ -20,7 +21,7 @@ export function classify(method, url) {
   const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
   const parts = path.split('/').filter((p) => p !== '');
   const bucketLevel = parts.length <= 1;
-  // The first key segment: `chunks`, `manifests`, `data`, `index`, `config`…
+  // The first key segment: `packs`, `index`, `chunks`, `manifests`, `data`, `config`…
   const area = parts.length >= 2 ? decodeURIComponent(parts[1]) : 'bucket';
   // `x-id` is the AWS SDK's operation tag, not a sub-resource; presigned parameters are not either.
   const sub = [...query.keys()].filter((k) => k !== 'x-id' && !k.startsWith('X-Amz-')).sort();

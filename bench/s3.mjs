@@ -3,32 +3,41 @@
 // (at several average chunk sizes) and restic (Debian's package), each against its own throwaway Ceph RGW.
 //
 //   node bench/s3.mjs                      all configurations: restic, Stowage avg 1 MiB, 2 MiB, 4 MiB
-//   node bench/s3.mjs --avg 1M             only the listed Stowage average sizes (comma-separated)
-//   node bench/s3.mjs --no-restic          without restic (the ratios to restic are then left empty)
-//   node bench/s3.mjs --no-doc             do not rewrite the S3 section of docs/benchmarks.md
-//   node bench/s3.mjs --repeat 3           each configuration in 3 fresh repositories: cut points depend on the
-//                                          repository's key (Stowage) or random polynomial (restic), so counts
-//                                          and bytes vary by a few per cent from one repository to the next
-//   node bench/s3.mjs --render             only re-render bench/results/s3-latest.json (and the doc section)
-//   node bench/s3.mjs --tree DIR           run the agent built in DIR (bench/export-tree.sh COMMIT DIR makes
-//                                          one), to measure a commit while this working tree is being edited
+//   --avg 1M[,2M…]      only the listed Stowage average chunk sizes (K, M, G suffixes; min = avg/4,
+//                       max = avg×4, as the defaults)
+//   --no-restic         without restic (the ratios to restic are then left empty)
+//   --no-doc            do not rewrite the S3 block of docs/benchmarks.md
+//   --repeat N          each configuration in N fresh repositories (default 1): cut points depend on the
+//                       repository's key (Stowage) or random polynomial (restic), so counts and bytes vary by a
+//                       few per cent from one repository to the next; the trade-off table gives the range
+//   --tree DIR          run the agent built in DIR (bench/export-tree.sh COMMIT DIR makes one), to measure a
+//                       commit while this working tree is being edited
+//   --quick             a smoke run, not a benchmark: only the first 256 MiB of each image (copies in the
+//                       bench directory); implies --no-doc and writes $STOWAGE_BENCH_DIR/s3-quick.json
+//                       unless --out says otherwise. With --avg 1M --no-restic: about a minute
+//   --out FILE          where the results go (default bench/results/s3-latest.json; --quick: see above)
+//   --render            no run: re-render the results file (--out, default bench/results/s3-latest.json)
+//                       and, unless --no-doc, the doc block
+//   --help              this text
 //   npm run bench -- --s3                  the local runs, then these
-//   npm run bench -- --s3-only             only these (STOWAGE_BENCH_S3=1 is the same as --s3)
+//   npm run bench -- --s3-only             only these (STOWAGE_BENCH_S3=1 is the same as --s3); --avg,
+//                                          --repeat, --no-restic, --no-doc and --tree are passed on
 //
 // Needs the bench data (built by `node bench/run.mjs --prepare`, done here when missing), a built tree
 // (`npm run build`), restic, and Ceph's radosgw/ceph-mon/ceph-osd (apt-get install radosgw ceph-mon ceph-osd).
+// STOWAGE_BENCH_DIR is the data directory (default /var/tmp/stowage-bench).
 //
 // Each configuration gets a fresh Ceph (monitor, in-memory OSD, RADOS Gateway: the harness the object-store
 // tests use) and one bucket; both tools talk to it through bench/s3-proxy.mjs, which counts every request on
-// the wire by method and operation. Steps, into the same bucket: first backup of the OS image; the changed
-// image; the changed image again; the OS image again as a second volume (Stowage: another --volume, so no
-// manifest to trust and every chunk is looked up; restic: another --stdin-filename). After each step the
-// bucket is listed directly (not through the proxy) for its objects and bytes. Peak RSS is GNU time's, of
-// the whole command, as in the local runs. Request, object and byte counts are deterministic for a given
-// commit and data; times are not (shared machine), so the tables leave speed to the local runs.
-//
-// Writes bench/results/s3-latest.json and the block between <!-- bench-s3:begin --> and <!-- bench-s3:end -->
-// in docs/benchmarks.md.
+// the wire by method, operation, key area and status. Steps, into the same bucket: first backup of the OS
+// image; the changed image; the changed image again; the OS image again as a second volume (Stowage: another
+// --volume, so no manifest to trust: its chunks are found through the repository's index objects; restic:
+// another --stdin-filename). After each step the bucket is listed directly (not through the proxy) for its
+// objects and bytes per area (packs/, index/, chunks/ = manifest segments, manifests/…). Peak RSS is GNU
+// time's, of the whole command, as in the local runs. Request, object and byte counts repeat for a given
+// commit, data and repository; times do not (shared machine), so the tables leave speed to the local runs.
+// The tables are bench/s3-report.mjs's. Writes the results file (--out) and, unless --no-doc or --quick, the
+// block between <!-- bench-s3:begin --> and <!-- bench-s3:end --> in docs/benchmarks.md.
 import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -42,7 +51,9 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkArguments } from './args.mjs';
 import { startCountingProxy } from './s3-proxy.mjs';
+import { render, updateDoc } from './s3-report.mjs';
 
 // The AWS SDK's notice that its 2027 releases need Node 22, once per process, would only clutter the output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -54,19 +65,33 @@ const MiB = 1024 ** 2;
 const KiB = 1024;
 const passphrase = 'bench passphrase';
 const argv = process.argv.slice(2);
+checkArguments(argv, {
+  name: 'bench s3',
+  url: import.meta.url,
+  flags: ['--no-restic', '--no-doc', '--render', '--quick'],
+  options: ['--avg', '--repeat', '--tree', '--out'],
+});
 const option = (name) => {
   const i = argv.indexOf(name);
   return i < 0 ? undefined : argv[i + 1];
 };
 const averages = (option('--avg') ?? '1M,2M,4M').split(',').map(parseSize);
 const withRestic = !argv.includes('--no-restic');
-const writeDoc = !argv.includes('--no-doc');
+/** --quick: the first QUICK_MIB MiB of each image, results apart, the doc left alone. */
+const QUICK_MIB = 256;
+const quick = argv.includes('--quick');
+const writeDoc = !argv.includes('--no-doc') && !quick;
 const repeat = Number(option('--repeat') ?? 1);
+if (!Number.isInteger(repeat) || repeat < 1) {
+  console.error(`bench s3: --repeat ${option('--repeat')} is not a positive integer`);
+  process.exit(2);
+}
+const outFile = resolve(
+  option('--out') ?? (quick ? join(work, 's3-quick.json') : join(root, 'bench/results/s3-latest.json')),
+);
 /** The built tree whose agent and Ceph harness run: this checkout, or an export of one commit. */
 const tree = resolve(option('--tree') ?? root);
 const agent = join(tree, 'apps/agent/bin/agent.cjs');
-/** AWS S3 Standard request prices (us-east-1, per 1,000), to put request counts into money. */
-const PRICE = { PUT: 0.005, POST: 0.005, LIST: 0.005, GET: 0.0004, HEAD: 0.0004, DELETE: 0 };
 
 function parseSize(text) {
   const m = /^(\d+)([KMG]?)(i?B)?$/i.exec(text.trim());
@@ -111,11 +136,9 @@ function timed(cmd, args, { env, stdinFile } = {}) {
  * store), and bytes of changed.img in non-zero 4 KiB blocks that differ from base.img's at the same offset
  * (what the day of changes wrote). Cached beside the images.
  */
-function dataSizes() {
-  const base = join(work, 'base.img');
-  const changed = join(work, 'changed.img');
+function dataSizes(base, changed) {
   const stamp = `${statSync(base).size}:${statSync(base).mtimeMs}:${statSync(changed).mtimeMs}`;
-  const cache = join(work, 's3-data-sizes.json');
+  const cache = join(work, quick ? 's3-data-sizes-quick.json' : 's3-data-sizes.json');
   if (existsSync(cache)) {
     const cached = JSON.parse(readFileSync(cache, 'utf8'));
     if (cached.stamp === stamp) return cached;
@@ -242,8 +265,8 @@ async function bucketContents(client, sdk, bucket) {
 }
 
 /**
- * Checks on this server what the proposals rely on: a PUT with `If-None-Match: *` onto an existing key
- * answers 412 and leaves the object as it was. Also measures a listing's cost per key through the proxy.
+ * Checks on this server what the manifest commit and repository init rely on: a PUT with `If-None-Match: *`
+ * onto an existing key answers 412 and leaves the object as it was.
  */
 async function probeConditionalPut(client, sdk, bucket) {
   const Key = 'probe/conditional';
@@ -322,8 +345,8 @@ async function runConfiguration(tool, images, sdk, startCeph) {
       });
       before = after;
     }
-    // What a full listing of the repository's data objects would cost (the list-instead-of-HEAD option).
-    const area = tool.kind === 'stowage' ? 'chunks/' : 'data/';
+    // What a full listing of the repository's data objects costs (what a GC or a check starts from).
+    const area = tool.kind === 'stowage' ? 'packs/' : 'data/';
     const keys = await listThroughProxy(proxied, sdk, bucket, area);
     const listing = proxy.take();
     result.listing = { prefix: area, keys, requests: listing.byMethod.LIST, bytesDown: listing.bytesDown };
@@ -344,21 +367,33 @@ function gitState() {
   }
   const commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root }).stdout.toString().trim();
   const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).stdout.toString().trim();
+  // Not trim(): the first line's leading space is part of its status column.
   const dirty = spawnSync('git', ['status', '--porcelain', '--', 'packages', 'apps'], { cwd: root })
     .stdout.toString()
-    .trim()
+    .trimEnd()
     .split('\n')
     .filter((l) => l !== '' && !l.startsWith('??'))
     .map((l) => l.slice(3));
   return { head, commit, dirty };
 }
 
+/** The first QUICK_MIB MiB of an image, copied (sparse) beside it once. */
+function quickImage(image) {
+  const copy = join(work, `quick-${QUICK_MIB}M-${image.split('/').pop()}`);
+  if (existsSync(copy) && statSync(copy).mtimeMs >= statSync(image).mtimeMs) return copy;
+  const r = spawnSync('dd', [`if=${image}`, `of=${copy}`, 'bs=4M', `count=${QUICK_MIB / 4}`, 'conv=sparse'], {
+    stdio: 'ignore',
+  });
+  if (r.status !== 0) throw new Error(`dd of ${image} failed`);
+  return copy;
+}
+
 async function main() {
   if (argv.includes('--render')) {
-    const saved = JSON.parse(readFileSync(join(root, 'bench/results/s3-latest.json'), 'utf8'));
+    const saved = JSON.parse(readFileSync(outFile, 'utf8'));
     const text = render(saved);
     console.log(text);
-    if (writeDoc) updateDoc(text);
+    if (writeDoc) updateDoc(root, text);
     return;
   }
   if (!existsSync(join(tree, 'apps/agent/dist/cli/main.js'))) {
@@ -380,9 +415,9 @@ async function main() {
   }
   const { FORMAT_VERSION } = await import(join(tree, 'packages/format/dist/index.js'));
   const sdk = await import('@aws-sdk/client-s3');
-  const sizes = dataSizes();
-  const base = join(work, 'base.img');
-  const changed = join(work, 'changed.img');
+  const base = quick ? quickImage(join(work, 'base.img')) : join(work, 'base.img');
+  const changed = quick ? quickImage(join(work, 'changed.img')) : join(work, 'changed.img');
+  const sizes = dataSizes(base, changed);
   const images = [
     ['first backup', base, 'bench'],
     ['changed image', changed, 'bench'],
@@ -397,6 +432,7 @@ async function main() {
     restic: withRestic ? spawnSync('restic', ['version']).stdout.toString().trim() : undefined,
     ceph: spawnSync('radosgw', ['--version']).stdout.toString().trim(),
     sizes,
+    quick: quick ? QUICK_MIB : undefined,
     configurations: [],
   };
   results.repeat = repeat;
@@ -406,312 +442,12 @@ async function main() {
       results.configurations.push({ ...run, round });
     }
   }
-  mkdirSync(join(root, 'bench/results'), { recursive: true });
-  writeFileSync(join(root, 'bench/results/s3-latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
   const text = render(results);
   console.log(text);
-  if (writeDoc) updateDoc(text);
-}
-
-// ---- analysis -------------------------------------------------------------------------------------------
-
-const areaOf = (op) => op.split(' ')[1];
-const statusOf = (op) => op.split(' ').pop();
-
-/** Request counts of one step split the way the estimates need them. */
-function split(step, kind) {
-  const byOp = step.requests.byOp;
-  const dataArea = kind === 'stowage' ? 'chunks' : 'data';
-  let lookups = 0;
-  let hits = 0;
-  let hitBytes = 0;
-  let dataPuts = 0;
-  for (const [op, n] of Object.entries(byOp)) {
-    if (areaOf(op) !== dataArea) continue;
-    if (op.startsWith('HEAD ')) {
-      lookups += n;
-      if (statusOf(op) === '200') {
-        hits += n;
-        hitBytes += step.requests.contentLength[op] ?? 0;
-      }
-    }
-    if (op.startsWith('PUT ') && statusOf(op) === '200') dataPuts += n;
-  }
-  const total = step.requests.requests;
-  return {
-    total,
-    lookups,
-    hits,
-    misses: lookups - hits,
-    hitBytes,
-    dataPuts,
-    other: total - lookups - dataPuts,
-  };
-}
-
-/** The new data a step brings, for "requests per GiB of new data". */
-function newData(stepIndex, sizes) {
-  return [sizes.baseData, sizes.changedData, 0, 0][stepIndex];
-}
-
-/** Hits among the last lookups that make the adaptive strategy switch from conditional PUTs to HEADs. */
-const SWITCH_HITS = 16;
-/** Pack size of the pack estimate (chunks appended into objects of about this size). */
-const PACK = 8 * MiB;
-
-/**
- * Estimated requests and bytes uploaded for nothing, per lookup strategy, for one step of Stowage, from its
- * measured counts (`lookups` = chunk HEADs, `hits` = those answered 200, `other` = every request that is not
- * a chunk HEAD or chunk PUT: config, keys, manifests, listings).
- * - today: HEAD each chunk the volume's latest manifest does not name; PUT on a 404 (measured).
- * - conditional: each lookup is a PUT with `If-None-Match: *` instead; a hit is answered 412 after its sealed
- *   body went up (our S3 client uses its own socket agent, so the SDK does not wait for 100-continue).
- * - adaptive: conditional PUTs until SWITCH_HITS of the last 64 lookups hit, HEAD-then-PUT from then on (and
- *   back under 1 in 16): a run of hits wastes at most SWITCH_HITS uploads.
- * - listing: list `chunks/` at the start (1,000 keys a page), then PUT only what is missing: no lookups.
- * - proposed: listing for a volume without a committed manifest (its first backup), adaptive otherwise.
- * - packs: proposed, with new chunks appended into ~8 MiB pack objects (a format change): one PUT per pack
- *   and one index object per backup, read back by later backups (a LIST and a GET per earlier backup).
- */
-function estimates(step, { newVolume, keysBefore, backupsBefore, meanHit }) {
-  const s = split(step, 'stowage');
-  const today = { requests: s.total, wasted: 0 };
-  const conditional = { requests: s.other + s.lookups, wasted: s.hitBytes };
-  const rate = s.lookups === 0 ? 0 : s.hits / s.lookups;
-  const adaptive =
-    s.hits < SWITCH_HITS || rate < 1 / 16
-      ? conditional
-      : {
-          requests: s.other + s.lookups + Math.max(0, s.misses - SWITCH_HITS),
-          wasted: SWITCH_HITS * meanHit,
-        };
-  const listing = { requests: s.other + Math.max(1, Math.ceil(keysBefore / 1000)) + s.dataPuts, wasted: 0 };
-  const proposed = newVolume ? listing : adaptive;
-  const chunkBytes = s.dataPuts === 0 ? 0 : step.requests.bytesUp;
-  const packs = {
-    requests: s.other + Math.ceil(chunkBytes / PACK) + 1 + (backupsBefore > 0 ? 1 + backupsBefore : 0),
-    wasted: 0,
-  };
-  return { s, rate, today, conditional, adaptive, listing, proposed, packs };
-}
-
-/** `a` when all values agree to the shown precision, else `min–max`. */
-function span(values, format) {
-  const shown = values.filter((v) => v !== undefined && Number.isFinite(v));
-  if (shown.length === 0) return '';
-  const lo = format(Math.min(...shown));
-  const hi = format(Math.max(...shown));
-  return lo === hi ? lo : `${lo}–${hi}`;
-}
-
-/** The estimates of every step of one Stowage run, in step order. */
-function estimateRun(c) {
-  let keysBefore = 0;
-  const volumes = new Set();
-  const first = split(c.steps[0], 'stowage');
-  return c.steps.map((st, i) => {
-    const sp = split(st, 'stowage');
-    // A hit's object size, from the HEAD answers; without hits, the mean chunk object of the first backup.
-    const meanHit =
-      sp.hits > 0 ? sp.hitBytes / sp.hits : c.steps[0].requests.bytesUp / Math.max(1, first.dataPuts);
-    const volume = st.volume ?? (st.step.includes('2nd volume') ? 'bench-2' : 'bench');
-    const e = estimates(st, { newVolume: !volumes.has(volume), keysBefore, backupsBefore: i, meanHit });
-    volumes.add(volume);
-    keysBefore = st.bucket.byArea.chunks?.objects ?? 0;
-    return e;
-  });
-}
-
-function render(all) {
-  const { sizes } = all;
-  const rounds = all.repeat ?? 1;
-  // The detailed tables show the first round; the trade-off table spans every round.
-  const results = { ...all, configurations: all.configurations.filter((c) => (c.round ?? 1) === 1) };
-  const mib = (b) => (b / MiB).toFixed(1);
-  const perGiB = (n, bytes) => (bytes > 0 ? (n / (bytes / GiB)).toFixed(0) : '');
-  const lines = [
-    `Measured ${results.date.slice(0, 16).replace('T', ' ')} UTC at commit ${results.git.head}` +
-      (results.git.dirty.length > 0 ? ` (uncommitted changes in ${results.git.dirty.join(', ')})` : '') +
-      `, format version ${results.formatVersion}; ${results.restic ?? 'no restic'}; ${results.ceph.split(' (')[0]}` +
-      ' (memstore OSD).',
-    '',
-    `Data: base.img ${mib(sizes.imageBytes)} MiB with ${mib(sizes.baseData)} MiB in non-zero 4 KiB blocks (the ` +
-      `new data of the first backup); changed.img differs from it in ${mib(sizes.changedData)} MiB of non-zero ` +
-      'blocks (the new data of the changed image).',
-    '',
-    'Requests per step, counted at the proxy (init not included), and the bucket afterwards:',
-    '',
-    '| configuration | step | requests | HEAD | PUT | GET | LIST | DELETE | POST | per GiB new | sent MiB | objects | bucket MiB (added) | peak RSS |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const c of results.configurations) {
-    c.steps.forEach((st, i) => {
-      const m = st.requests.byMethod;
-      lines.push(
-        `| ${c.tool} | ${st.step} | ${st.requests.requests} | ${m.HEAD} | ${m.PUT} | ${m.GET} | ${m.LIST} | ` +
-          `${m.DELETE} | ${m.POST} | ${perGiB(st.requests.requests, newData(i, sizes))} | ` +
-          `${mib(st.requests.bytesUp)} | ${st.bucket.objects} | ${mib(st.bucket.bytes)} (+${mib(st.addedBytes)}) | ` +
-          `${(st.rss / MiB).toFixed(0)} MiB |`,
-      );
-    });
-  }
-  lines.push(
-    '',
-    'Init requests: ' +
-      results.configurations.map((c) => `${c.tool} ${c.init.requests}`).join(', ') +
-      '. Peak RSS is the whole command (GNU time); wall times are in bench/results/s3-latest.json but were ' +
-      'taken on a shared machine.',
-    '',
-    `Chunk size trade-off (Stowage against restic in the same round; ${rounds === 1 ? 'one repository each' : `range over ${rounds} fresh repositories each`}; ` +
-      '"first" = first backup, "changed" = the changed image; the other tables show the first round):',
-    '',
-    '| configuration | mean chunk | requests / GiB new, first | requests / GiB new, changed | repository vs restic | changed adds vs restic | changed adds | peak RSS (max of steps) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  const tools = [...new Set(all.configurations.map((c) => c.tool))];
-  for (const tool of tools) {
-    const runs = all.configurations.filter((c) => c.tool === tool);
-    const pair = (c) =>
-      all.configurations.find((r) => r.tool === 'restic' && (r.round ?? 1) === (c.round ?? 1));
-    const meanChunk = (c) =>
-      c.steps[0].summary === undefined
-        ? undefined
-        : (c.steps[0].summary.size - c.steps[0].summary.hole_bytes) / c.steps[0].summary.chunks / MiB;
-    const ratio = (c, f) => (tool === 'restic' || pair(c) === undefined ? undefined : f(c) / f(pair(c)));
-    const cells = [
-      span(runs.map(meanChunk), (v) => `${v.toFixed(2)} MiB`),
-      span(
-        runs.map((c) => c.steps[0].requests.requests / (sizes.baseData / GiB)),
-        (v) => v.toFixed(0),
-      ),
-      span(
-        runs.map((c) => c.steps[1].requests.requests / (sizes.changedData / GiB)),
-        (v) => v.toFixed(0),
-      ),
-      span(
-        runs.map((c) => ratio(c, (x) => x.steps[0].bucket.bytes)),
-        (v) => `${v.toFixed(3)}×`,
-      ),
-      span(
-        runs.map((c) => ratio(c, (x) => x.steps[1].addedBytes)),
-        (v) => `${v.toFixed(3)}×`,
-      ),
-      span(
-        runs.map((c) => c.steps[1].addedBytes / MiB),
-        (v) => `${v.toFixed(1)} MiB`,
-      ),
-      span(
-        runs.map((c) => Math.max(...c.steps.map((st) => st.rss)) / MiB),
-        (v) => `${v.toFixed(0)} MiB`,
-      ),
-    ];
-    lines.push(`| ${tool} | ${cells.join(' | ')} |`);
-  }
-  lines.push(
-    '',
-    'Dedup per step (Stowage): data chunks in the volume; HEADs and PUTs of `chunks/` keys, which also hold the ' +
-      "manifest's segments (one per backup here); hits = HEADs answered 200. Chunks without a HEAD were repeats " +
-      'within the backup or named by the latest manifest:',
-    '',
-    '| configuration | step | data chunks | HEAD chunks/ | hits | hit rate | PUT chunks/ | other requests |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  for (const c of results.configurations) {
-    if (c.tool === 'restic') continue;
-    for (const st of c.steps) {
-      const s = split(st, 'stowage');
-      lines.push(
-        `| ${c.tool} | ${st.step} | ${st.summary.chunks} | ${s.lookups} | ${s.hits} | ` +
-          `${s.lookups === 0 ? '' : `${((100 * s.hits) / s.lookups).toFixed(1)} %`} | ${s.dataPuts} | ${s.other} |`,
-      );
-    }
-  }
-  lines.push(
-    '',
-    'Estimated requests per step (and MiB uploaded for nothing) per lookup strategy, from the counts above ' +
-      '(bench/s3.mjs `estimates` says how each is computed): today = HEAD, then PUT on a 404 (measured); ' +
-      `conditional = \`If-None-Match: *\` PUT for every lookup, 412 on a hit; adaptive = conditional until ${SWITCH_HITS} ` +
-      'of the last 64 lookups hit, HEAD from then on; listing = list `chunks/` once, then PUT only the missing; ' +
-      'proposed = listing for a new volume, adaptive otherwise; packs = proposed with new chunks in ' +
-      `${PACK / MiB} MiB pack objects (a format change):`,
-    '',
-    '| configuration | step | today | conditional | adaptive | listing | proposed | packs |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  const strategies = ['today', 'conditional', 'adaptive', 'listing', 'proposed', 'packs'];
-  for (const c of results.configurations) {
-    if (c.tool === 'restic') continue;
-    estimateRun(c).forEach((e, i) => {
-      const cell = (x) => `${x.requests}${x.wasted > 0 ? ` (+${mib(x.wasted)})` : ''}`;
-      lines.push(`| ${c.tool} | ${c.steps[i].step} | ${strategies.map((k) => cell(e[k])).join(' | ')} |`);
-    });
-  }
-  lines.push(
-    '',
-    `The same per GiB of new data${rounds > 1 ? ` (range over the ${rounds} rounds)` : ''}:`,
-    '',
-    '| configuration | step | today | conditional | adaptive | listing | proposed | packs |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  for (const tool of [...new Set(all.configurations.map((c) => c.tool))]) {
-    if (tool === 'restic') continue;
-    const runs = all.configurations.filter((c) => c.tool === tool).map(estimateRun);
-    for (const i of [0, 1]) {
-      const nd = newData(i, sizes);
-      const cells = strategies.map((k) =>
-        span(
-          runs.map((r) => r[i][k].requests / (nd / GiB)),
-          (v) => v.toFixed(0),
-        ),
-      );
-      lines.push(`| ${tool} | ${results.configurations[0].steps[i].step} | ${cells.join(' | ')} |`);
-    }
-  }
-  const probe = results.configurations.find((c) => c.conditionalPut)?.conditionalPut;
-  const listings = results.configurations
-    .map(
-      (c) =>
-        `${c.tool} ${c.listing.keys} keys in ${c.listing.requests} LIST, ${mib(c.listing.bytesDown)} MiB`,
-    )
-    .join('; ');
-  lines.push(
-    '',
-    `Checked on this server: a second PUT with \`If-None-Match: *\` answered ${probe?.secondPutStatus ?? '—'}` +
-      ` and the first object ${probe?.kept ? 'was kept' : 'was NOT kept'}. A full listing of the data objects ` +
-      `after the last step: ${listings}.`,
-    '',
-    'In AWS S3 Standard prices (PUT/POST/LIST $0.005, GET/HEAD $0.0004 per 1,000) the first backup costs: ' +
-      results.configurations
-        .map((c) => {
-          const m = c.steps[0].requests.byMethod;
-          const usd = Object.entries(m).reduce((sum, [k, n]) => sum + ((PRICE[k] ?? 0) * n) / 1000, 0);
-          return `${c.tool} $${((usd / sizes.baseData) * GiB).toFixed(4)} per GiB`;
-        })
-        .join(', ') +
-      '.',
-  );
-  return lines.join('\n');
-}
-
-function updateDoc(text) {
-  const doc = join(root, 'docs/benchmarks.md');
-  const begin = '<!-- bench-s3:begin -->';
-  const end = '<!-- bench-s3:end -->';
-  let body = readFileSync(doc, 'utf8');
-  if (!body.includes(begin)) {
-    console.error(`bench s3: ${doc} has no ${begin} … ${end} block; not written (the tables are above)`);
-    return;
-  }
-  // Read again right before writing: others may be editing their own sections of the file.
-  body = readFileSync(doc, 'utf8');
-  body = body.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), `${begin}\n${text}\n${end}`);
-  writeFileSync(doc, body);
-  // The house formatter aligns tables; without it `npm test`'s lint refuses the generated block.
-  spawnSync(join(root, 'node_modules/.bin/biome'), ['format', '--write', doc], {
-    cwd: root,
-    stdio: 'ignore',
-  });
-  console.log(`bench s3: wrote ${doc} and bench/results/s3-latest.json`);
+  console.log(`bench s3: wrote ${outFile}`);
+  if (writeDoc) updateDoc(root, text);
 }
 
 await main();
