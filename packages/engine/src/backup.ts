@@ -45,7 +45,7 @@ export interface BackupOptions {
    * Each has a reusable buffer of the largest object size, so this bounds their memory.
    */
   sealConcurrency?: number;
-  /** Pack buffers (default 4: one filling, three uploading), each of `packTarget` bytes. */
+  /** Pack buffers (default 3: one filling, two uploading), each of `packTarget` bytes. */
   packBuffers?: number;
   /** Bytes at which a pack is closed (default 8 MiB, docs/format.md §5). */
   packTarget?: number;
@@ -63,7 +63,7 @@ export interface BackupOptions {
    */
   trustPreviousManifest?: boolean;
   /**
-   * Entries per manifest segment (default `DEFAULT_SEGMENT_ENTRIES`, 65,536: 2.5 MiB of records, 64 GiB of
+   * Entries per manifest segment (default `DEFAULT_SEGMENT_ENTRIES`, 65,536: 5 MiB of records, 64 GiB of
    * volume at 1 MiB chunks). Tests make it small to get many segments.
    */
   manifestSegmentEntries?: number;

@@ -22,7 +22,7 @@ export interface PackWriterOptions {
   maxObjectLength: number;
   /** A pack is closed before an object would take it past this many bytes (default 8 MiB). */
   target?: number;
-  /** Pack buffers: one filling, the rest uploading (default 4). They bound the writer's memory. */
+  /** Pack buffers: one filling, the rest uploading (default 3). They bound the writer's memory. */
   buffers?: number;
   /** Packs named by one index object (default 64: one index PUT per ~512 MiB stored). */
   packsPerIndex?: number;
@@ -61,7 +61,7 @@ export class PackWriter {
   constructor(options: PackWriterOptions) {
     this.#o = {
       target: DEFAULT_PACK_TARGET,
-      buffers: 4,
+      buffers: 3,
       packsPerIndex: 64,
       ...options,
     };

@@ -241,7 +241,7 @@ export class Repository {
    * `readManifestSegments`). A segment that is missing fails with the store's `not-found`, and one that does
    * not open with an `IntegrityError`, both naming the segment's object and the manifest — unless
    * `tolerateDamage`, which hands such a segment over as `damaged` and goes on (verify and check do, to find
-   * everything else that is wrong). Memory: `readAhead` + 1 segments (≈ 2.5 MiB each at the default size).
+   * everything else that is wrong). Memory: `readAhead` + 1 segments (≈ 5 MiB each at the default size).
    */
   readManifestSegments(
     manifest: Manifest,
@@ -278,9 +278,9 @@ export class Repository {
   }
 
   /**
-   * All of a manifest's entries in one `ManifestEntries` (40 bytes per entry): for tests and small tools, never
+   * All of a manifest's entries in one `ManifestEntries` (80 bytes per entry): for tests and small tools, never
    * for the backup, restore, verify or check paths. Refuses a manifest of more than `maxEntries` (default
-   * 2^20, 40 MiB of records).
+   * 2^20, 80 MiB of records).
    */
   async loadManifestEntries(
     from: BackupRef | Manifest,
