@@ -24,6 +24,7 @@ import { EngineError } from './errors.js';
 import { Repository } from './repository.js';
 import { restoreBackup } from './restore.js';
 import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
+import { restoreAndHash } from './testing/round-trip.js';
 import { seededBytes, sha256File, textBytes, writeImage, writeTestVolume } from './testing/volumes.js';
 import { verifyBackup } from './verify.js';
 import { openVolumeSource } from './volume-io.js';
@@ -178,13 +179,7 @@ describe('backup and restore', () => {
         await writeImage(image, size, size ? [{ offset: 0, data: seededBytes('s', size) }] : []);
         const s = await backupFile(repository, workers, image);
         const out = join(dir, `small-${size}.out`);
-        await restoreBackup({
-          repository,
-          workers,
-          backup: await repository.resolveBackup(s.backupId),
-          targetPath: out,
-        });
-        expect(await sha256File(out)).toBe(await sha256File(image));
+        expect(await restoreAndHash(repository, workers, s.backupId, out)).toBe(await sha256File(image));
       }
     } finally {
       await workers.close();
@@ -222,13 +217,7 @@ describe('faults', () => {
       await writeTestVolume(image, 8 << 20, 'faults');
       const s = await backupFile(repository, workers, image);
       const out = join(dir, 'f.out');
-      await restoreBackup({
-        repository,
-        workers,
-        backup: await repository.resolveBackup(s.backupId),
-        targetPath: out,
-      });
-      expect(await sha256File(out)).toBe(await sha256File(image));
+      expect(await restoreAndHash(repository, workers, s.backupId, out)).toBe(await sha256File(image));
       const report = await verifyBackup({
         repository,
         workers,
@@ -277,13 +266,7 @@ describe('faults', () => {
       expect(rerun.chunksNew).toBe(rerun.chunks - indexed);
       expect(await collectKeys(memory, 'manifests/')).toHaveLength(1);
       const out = join(dir, 'k.out');
-      await restoreBackup({
-        repository,
-        workers,
-        backup: await repository.resolveBackup(rerun.backupId),
-        targetPath: out,
-      });
-      expect(await sha256File(out)).toBe(await sha256File(image));
+      expect(await restoreAndHash(repository, workers, rerun.backupId, out)).toBe(await sha256File(image));
     } finally {
       await workers.close();
     }
