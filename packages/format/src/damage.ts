@@ -1,12 +1,11 @@
-import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { isUuid, uuidBytes } from './bytes.js';
-import { cborDecode, cborEncode, cborUint } from './cbor.js';
+import { cborEncode, cborUint } from './cbor.js';
 import { CHUNK_ID_LENGTH } from './chunk.js';
-import { FormatError, IntegrityError } from './errors.js';
+import { FormatError } from './errors.js';
 import type { TargetKeys } from './keys.js';
 import { asUint } from './params.js';
-import { checkObjectVersion, FORMAT_VERSION } from './version.js';
-import { XCHACHA_NONCE_LENGTH, XCHACHA_TAG_LENGTH, xchachaOpen, xchachaSealInto } from './xchacha.js';
+import { openRecord, type SealedRecordKind, sealRecord } from './sealed-record.js';
+import { FORMAT_VERSION } from './version.js';
 
 /** Prefix of every damage record's key: `damage/<volume-id>/<backup-id>`. */
 export const DAMAGE_RECORD_PREFIX = 'damage/';
@@ -200,22 +199,20 @@ export function parseDamageRecordObjectKey(key: string): { volumeId: string; bac
   return { volumeId: parts[1], backupId: parts[2] };
 }
 
-function damageHeader(): Uint8Array {
-  const header = new Uint8Array(DAMAGE_RECORD_HEADER_LENGTH);
-  header.set(DAMAGE_RECORD_MAGIC, 0);
-  header[4] = FORMAT_VERSION;
-  header[5] = 0;
-  return header;
-}
+const DAMAGE_RECORD: SealedRecordKind = {
+  magic: DAMAGE_RECORD_MAGIC,
+  name: 'damage record',
+  article: 'a',
+  maxLength: MAX_DAMAGE_RECORD_LENGTH,
+};
 
 // The AAD binds the record to its backup: a record copied to another backup's key fails authentication, so
 // it can neither hide that backup's damage nor invent some.
-function damageAad(header: Uint8Array, volumeId: string, backupId: string): Uint8Array {
-  const aad = new Uint8Array(DAMAGE_RECORD_HEADER_LENGTH + 32);
-  aad.set(header, 0);
-  aad.set(uuidBytes(volumeId), DAMAGE_RECORD_HEADER_LENGTH);
-  aad.set(uuidBytes(backupId), DAMAGE_RECORD_HEADER_LENGTH + 16);
-  return aad;
+function damageBinding(volumeId: string, backupId: string): Uint8Array {
+  const binding = new Uint8Array(32);
+  binding.set(uuidBytes(volumeId), 0);
+  binding.set(uuidBytes(backupId), 16);
+  return binding;
 }
 
 export interface EncodeDamageRecordOptions {
@@ -250,25 +247,13 @@ export function encodeDamageRecord(
     updatedAt: cborUint(init.updatedAt.getTime()),
     chunks: init.chunks.records,
   });
-  const header = damageHeader();
-  const nonce = (options.randomBytes ?? cryptoRandomBytes)(XCHACHA_NONCE_LENGTH);
-  if (nonce.length !== XCHACHA_NONCE_LENGTH) throw new TypeError('randomBytes returned the wrong length');
-  const object = new Uint8Array(
-    DAMAGE_RECORD_HEADER_LENGTH + XCHACHA_NONCE_LENGTH + body.length + XCHACHA_TAG_LENGTH,
-  );
-  if (object.length > MAX_DAMAGE_RECORD_LENGTH)
-    throw new RangeError('damage record exceeds the format maximum');
-  object.set(header, 0);
-  object.set(nonce, DAMAGE_RECORD_HEADER_LENGTH);
-  xchachaSealInto(
+  return sealRecord(
+    DAMAGE_RECORD,
     keys.damageKey,
-    nonce,
+    damageBinding(init.volumeId, init.backupId),
     body,
-    damageAad(header, init.volumeId, init.backupId),
-    object,
-    DAMAGE_RECORD_HEADER_LENGTH + XCHACHA_NONCE_LENGTH,
+    options.randomBytes,
   );
-  return object;
 }
 
 export interface DecodeDamageRecordOptions {
@@ -292,34 +277,11 @@ export function decodeDamageRecord(
   if (!isUuid(volumeId)) throw new FormatError(`invalid volume id ${JSON.stringify(volumeId)}`);
   if (!isUuid(backupId)) throw new FormatError(`invalid backup id ${JSON.stringify(backupId)}`);
   const objectKey = options.objectKey ?? damageRecordObjectKey(volumeId, backupId);
-  const minLength = DAMAGE_RECORD_HEADER_LENGTH + XCHACHA_NONCE_LENGTH + XCHACHA_TAG_LENGTH;
-  if (object.length < minLength)
-    throw new IntegrityError(objectKey, `object is truncated (${object.length} bytes)`);
-  if (object.length > MAX_DAMAGE_RECORD_LENGTH)
-    throw new IntegrityError(objectKey, `object is larger than ${MAX_DAMAGE_RECORD_LENGTH} bytes`);
-  for (let i = 0; i < DAMAGE_RECORD_MAGIC.length; i++) {
-    if (object[i] !== DAMAGE_RECORD_MAGIC[i])
-      throw new IntegrityError(objectKey, 'not a damage record (bad magic)');
-  }
-  const version = object[4]!;
-  checkObjectVersion(version, objectKey);
-  if (object[5] !== 0) throw new IntegrityError(objectKey, `unknown flags ${object[5]}`);
-  const header = object.subarray(0, DAMAGE_RECORD_HEADER_LENGTH);
-  const body = xchachaOpen(
-    keys.damageKey,
-    object.subarray(DAMAGE_RECORD_HEADER_LENGTH, DAMAGE_RECORD_HEADER_LENGTH + XCHACHA_NONCE_LENGTH),
-    object.subarray(DAMAGE_RECORD_HEADER_LENGTH + XCHACHA_NONCE_LENGTH),
-    damageAad(header, volumeId, backupId),
-    objectKey,
-  );
-  const doc = cborDecode(body, objectKey);
-  const fail = (why: string): never => {
-    throw new FormatError(`invalid damage record: ${why}`, objectKey);
-  };
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return fail('not a CBOR map');
-  const d = doc as Record<string, unknown>;
-  if (asUint(d.version) !== version)
-    fail(`version field ${String(d.version)} differs from the header's ${version}`);
+  const {
+    version,
+    doc: d,
+    fail,
+  } = openRecord(DAMAGE_RECORD, keys.damageKey, damageBinding(volumeId, backupId), object, objectKey);
   if (d.volumeId !== volumeId) fail(`describes volume ${String(d.volumeId)}, expected ${volumeId}`);
   if (d.backupId !== backupId) fail(`describes backup ${String(d.backupId)}, expected ${backupId}`);
   const updatedAt = asUint(d.updatedAt) ?? fail('updatedAt must be an unsigned integer');

@@ -3,14 +3,13 @@
 // hold every location themselves).
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { fromHex, isUuid, toHex, uuidBytes } from './bytes.js';
-import { cborDecode, cborEncode } from './cbor.js';
+import { cborEncode } from './cbor.js';
 import { CHUNK_ID_LENGTH } from './chunk.js';
-import { FormatError, IntegrityError } from './errors.js';
+import { FormatError } from './errors.js';
 import type { TargetKeys } from './keys.js';
 import { locationProblem, type PackLocation, readLocation, writeLocation } from './pack.js';
-import { asUint } from './params.js';
-import { checkObjectVersion, FORMAT_VERSION } from './version.js';
-import { XCHACHA_NONCE_LENGTH, XCHACHA_TAG_LENGTH, xchachaOpen, xchachaSealInto } from './xchacha.js';
+import { openRecord, type SealedRecordKind, sealRecord } from './sealed-record.js';
+import { FORMAT_VERSION } from './version.js';
 
 /** Prefix of every index object's key: `index/<volume-id>/<backup-id>/<16 hex>`. */
 export const PACK_INDEX_PREFIX = 'index/';
@@ -107,22 +106,20 @@ export class PackIndexEntries implements Iterable<PackIndexEntry> {
   }
 }
 
-function indexHeader(): Uint8Array {
-  const header = new Uint8Array(PACK_INDEX_HEADER_LENGTH);
-  header.set(PACK_INDEX_MAGIC, 0);
-  header[4] = FORMAT_VERSION;
-  header[5] = 0;
-  return header;
-}
+const INDEX_OBJECT: SealedRecordKind = {
+  magic: PACK_INDEX_MAGIC,
+  name: 'index object',
+  article: 'an',
+  maxLength: MAX_PACK_INDEX_LENGTH,
+};
 
 // The AAD binds the object to its key: copied under another backup or name, it fails to authenticate.
-function indexAad(header: Uint8Array, volumeId: string, backupId: string, name: string): Uint8Array {
-  const aad = new Uint8Array(PACK_INDEX_HEADER_LENGTH + 32 + PACK_INDEX_NAME_LENGTH);
-  aad.set(header, 0);
-  aad.set(uuidBytes(volumeId), PACK_INDEX_HEADER_LENGTH);
-  aad.set(uuidBytes(backupId), PACK_INDEX_HEADER_LENGTH + 16);
-  aad.set(fromHex(name)!, PACK_INDEX_HEADER_LENGTH + 32);
-  return aad;
+function indexBinding(volumeId: string, backupId: string, name: string): Uint8Array {
+  const binding = new Uint8Array(32 + PACK_INDEX_NAME_LENGTH);
+  binding.set(uuidBytes(volumeId), 0);
+  binding.set(uuidBytes(backupId), 16);
+  binding.set(fromHex(name)!, 32);
+  return binding;
 }
 
 export interface EncodePackIndexOptions {
@@ -150,24 +147,13 @@ export function encodePackIndex(
     backupId: parsed.backupId,
     entries: entries.records,
   });
-  const header = indexHeader();
-  const nonce = (options.randomBytes ?? cryptoRandomBytes)(XCHACHA_NONCE_LENGTH);
-  if (nonce.length !== XCHACHA_NONCE_LENGTH) throw new TypeError('randomBytes returned the wrong length');
-  const object = new Uint8Array(
-    PACK_INDEX_HEADER_LENGTH + XCHACHA_NONCE_LENGTH + body.length + XCHACHA_TAG_LENGTH,
-  );
-  if (object.length > MAX_PACK_INDEX_LENGTH) throw new RangeError('index object exceeds the format maximum');
-  object.set(header, 0);
-  object.set(nonce, PACK_INDEX_HEADER_LENGTH);
-  xchachaSealInto(
+  return sealRecord(
+    INDEX_OBJECT,
     keys.indexKey,
-    nonce,
+    indexBinding(parsed.volumeId, parsed.backupId, parsed.name),
     body,
-    indexAad(header, parsed.volumeId, parsed.backupId, parsed.name),
-    object,
-    PACK_INDEX_HEADER_LENGTH + XCHACHA_NONCE_LENGTH,
+    options.randomBytes,
   );
-  return object;
 }
 
 /**
@@ -177,33 +163,13 @@ export function encodePackIndex(
 export function decodePackIndex(keys: TargetKeys, key: string, object: Uint8Array): PackIndexEntries {
   const parsed = parsePackIndexObjectKey(key);
   if (!parsed) throw new FormatError(`invalid index object key ${JSON.stringify(key)}`);
-  const minLength = PACK_INDEX_HEADER_LENGTH + XCHACHA_NONCE_LENGTH + XCHACHA_TAG_LENGTH;
-  if (object.length < minLength)
-    throw new IntegrityError(key, `object is truncated (${object.length} bytes)`);
-  if (object.length > MAX_PACK_INDEX_LENGTH)
-    throw new IntegrityError(key, `object is larger than ${MAX_PACK_INDEX_LENGTH} bytes`);
-  for (let i = 0; i < PACK_INDEX_MAGIC.length; i++) {
-    if (object[i] !== PACK_INDEX_MAGIC[i]) throw new IntegrityError(key, 'not an index object (bad magic)');
-  }
-  const version = object[4]!;
-  checkObjectVersion(version, key);
-  if (object[5] !== 0) throw new IntegrityError(key, `unknown flags ${object[5]}`);
-  const header = object.subarray(0, PACK_INDEX_HEADER_LENGTH);
-  const body = xchachaOpen(
+  const { doc: d, fail } = openRecord(
+    INDEX_OBJECT,
     keys.indexKey,
-    object.subarray(PACK_INDEX_HEADER_LENGTH, PACK_INDEX_HEADER_LENGTH + XCHACHA_NONCE_LENGTH),
-    object.subarray(PACK_INDEX_HEADER_LENGTH + XCHACHA_NONCE_LENGTH),
-    indexAad(header, parsed.volumeId, parsed.backupId, parsed.name),
+    indexBinding(parsed.volumeId, parsed.backupId, parsed.name),
+    object,
     key,
   );
-  const doc = cborDecode(body, key);
-  const fail = (why: string): never => {
-    throw new FormatError(`invalid index object: ${why}`, key);
-  };
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return fail('not a CBOR map');
-  const d = doc as Record<string, unknown>;
-  if (asUint(d.version) !== version)
-    fail(`version field ${String(d.version)} differs from the header's ${version}`);
   if (d.volumeId !== parsed.volumeId) fail(`names volume ${String(d.volumeId)}, its key ${parsed.volumeId}`);
   if (d.backupId !== parsed.backupId) fail(`names backup ${String(d.backupId)}, its key ${parsed.backupId}`);
   if (!(d.entries instanceof Uint8Array)) fail('entries must be a byte string');
