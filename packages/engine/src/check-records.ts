@@ -31,6 +31,11 @@ export interface RecordsRun {
   /** The missing packs the report lists, by pack id hex: their backups are filled in here. */
   missingPacks: Map<string, MissingPackReport>;
   recordDamage: boolean;
+  /**
+   * The manifest keys each volume's next backup would take locations from (`latestOfVolumes`): their
+   * records keep the chunks that read whole only from other copies.
+   */
+  latest: ReadonlySet<string>;
   /** Every chunk was read (`readData: 'all'`): an unreadable record may be replaced. */
   readAll: boolean;
   now: Date;
@@ -43,7 +48,8 @@ export interface RecordsRun {
  * Reads every manifest once more, one at a time (segments in order), to name the backups each damaged chunk
  * and missing pack belongs to, and to bring each backup's record in line with what the check found among the
  * objects its manifest names (docs/format.md §12.5): a listed chunk is cleared only when every copy of it the
- * backup names was read and opened. Then removes the records of backups that are gone.
+ * backup names was read and opened, or the chunk reads whole from another copy (`DamagedSet.fromCopyAt`) and
+ * the backup is not its volume's latest. Then removes the records of backups that are gone.
  */
 export async function reconcileRecords(run: RecordsRun): Promise<void> {
   const { repository, refs, skip, call, cancelled, damage, damaged, healthy, reports, missingPacks } = run;
@@ -61,16 +67,21 @@ export async function reconcileRecords(run: RecordsRun): Promise<void> {
         listedNamed: Uint8Array;
         listedUnhealthy: Uint8Array;
         damagedSegment: boolean;
+        /** Chunks that read whole from another copy stay recorded: the volume's next backup trusts this one. */
+        latest: boolean;
       }
     | undefined;
   const visit = (ref: BackupRef, id: Uint8Array, location: PackLocation | undefined) => {
     const h = here!;
     const d = damaged.find(id, location);
+    // Damage for this backup's record: no copy reads whole, or one does but this backup must stay untrusted.
+    const harmful = d >= 0 && (h.latest || !damaged.fromCopyAt(d));
     if (d >= 0 && !h.found.has(d)) {
       const problem = damaged.problemAt(d);
-      h.found.set(d, { id: id.slice(), problem });
+      if (harmful) h.found.set(d, { id: id.slice(), problem });
       const backup = { volumeId: ref.volumeId, backupId: ref.backupId, manifestKey: ref.manifestKey };
-      reports.get(d)?.backups.push(backup);
+      const report = reports.get(d);
+      if (report?.backups.at(-1)?.manifestKey !== ref.manifestKey) report?.backups.push(backup);
       if (location !== undefined && problem === 'missing') {
         const pack = missingPacks.get(Buffer.from(location.pack).toString('hex'));
         if (pack && pack.backups.at(-1)?.manifestKey !== ref.manifestKey) pack.backups.push({ ...backup });
@@ -80,7 +91,7 @@ export async function reconcileRecords(run: RecordsRun): Promise<void> {
       const j = h.previous.chunks.indexOf(id);
       if (j >= 0) {
         h.listedNamed[j] = 1;
-        if (d >= 0 || healthy.find(id, location) < 0) h.listedUnhealthy[j] = 1;
+        if (harmful || (d < 0 && healthy.find(id, location) < 0)) h.listedUnhealthy[j] = 1;
       }
     }
   };
@@ -105,6 +116,7 @@ export async function reconcileRecords(run: RecordsRun): Promise<void> {
         listedNamed: new Uint8Array(listedCount),
         listedUnhealthy: new Uint8Array(listedCount),
         damagedSegment: false,
+        latest: run.latest.has(ref.manifestKey),
       };
     },
     onSegment: (ref, _manifest, segment: ManifestSegment) => {

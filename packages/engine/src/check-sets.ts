@@ -107,6 +107,11 @@ export class ChunkObjectSet {
     return this.#records[i * ChunkObjectSet.RECORD + OBJECT_KEY_LENGTH]!;
   }
 
+  /** Changes the value of sealed object `i` (its place does not depend on it). */
+  setValueAt(i: number, value: number): void {
+    this.#records[i * ChunkObjectSet.RECORD + OBJECT_KEY_LENGTH] = value;
+  }
+
   idAt(i: number): Uint8Array {
     const at = i * ChunkObjectSet.RECORD;
     return this.#records.subarray(at, at + CHUNK_ID_LENGTH);
@@ -144,26 +149,39 @@ export interface DamagedChunkReport {
   backups: BackupRef[];
 }
 
+/** A damaged chunk that reads whole from another copy (`CheckReport.fromCopies`): no damage, it restores. */
+export interface CopiedChunkReport extends DamagedChunkReport {
+  /** Where the copy that reads whole is, `packs/<hh>/<pack-id>@<offset>+<length>` (a later backup stored it). */
+  copy: string;
+}
+
 /** A pack some committed manifest names that does not exist: every chunk in it is missing. */
 export interface MissingPackReport {
   /** `packs/<hh>/<pack-id>` */
   objectKey: string;
   /** Distinct chunk objects the manifests name in it (each is also in `missingChunks`, as far as listed). */
   chunks: number;
+  /** Of `chunks`, those that read whole from another copy (in `fromCopies` instead: they restore). */
+  chunksFromCopies: number;
   /** Every backup, of the manifests this check read, whose manifest names a chunk in it. */
   backups: BackupRef[];
 }
 
 const MISSING = 1;
 const CORRUPT = 2;
+/** Flag on a damaged object whose chunk reads whole from another copy. */
+const FROM_COPY = 4;
 
 /**
  * The damaged chunk objects found (73 bytes each), and the message only of those the report will show (the
- * first `maxReported` of each problem).
+ * first `maxReported` of each problem). Once sealed, those whose chunk reads whole from another copy are
+ * marked (`markFromCopies`): they are counted and reported apart, as no damage.
  */
 export class DamagedSet {
   readonly #set = new ChunkObjectSet();
   readonly #counts = { missing: 0, corrupt: 0 };
+  #fromCopies = 0;
+  #copies: ReadonlyMap<string, PackLocation> = new Map();
   /** Messages by object key hex, for the first `maxReported` of each problem. */
   readonly #messages = new Map<string, string>();
   readonly #scratch = new Uint8Array(OBJECT_KEY_LENGTH);
@@ -183,12 +201,55 @@ export class DamagedSet {
     this.#set.seal();
   }
 
+  /** No damaged object was found at all. */
   get empty(): boolean {
     return this.#set.empty;
   }
 
+  /** No damage: nothing damaged was found, or only chunks that read whole from other copies. */
+  get restorable(): boolean {
+    return this.#counts.missing + this.#counts.corrupt === 0;
+  }
+
+  /** Damaged objects with this problem, less those that read whole from another copy. */
   count(problem: ChunkProblem): number {
     return this.#counts[problem];
+  }
+
+  /** Damaged objects whose chunk reads whole from another copy. */
+  get fromCopiesCount(): number {
+    return this.#fromCopies;
+  }
+
+  /** Distinct ids of data chunks among the damaged objects (segments left out), ascending (call after `seal`). */
+  *dataIds(): Iterable<{ at: number; id: Uint8Array; location: PackLocation }> {
+    for (let i = 0; i < this.#set.count; i++) {
+      const location = this.#set.locationAt(i);
+      if (location === undefined) continue;
+      yield { at: i, id: this.#set.idAt(i), location };
+    }
+  }
+
+  /**
+   * Marks every damaged data chunk object whose id `copies` maps to a copy that reads whole (by id hex), and
+   * counts it apart from the damage (call after `seal`).
+   */
+  markFromCopies(copies: ReadonlyMap<string, PackLocation>): void {
+    this.#copies = copies;
+    if (copies.size === 0) return;
+    for (let i = 0; i < this.#set.count; i++) {
+      const value = this.#set.valueAt(i);
+      if (value & FROM_COPY || this.#set.locationAt(i) === undefined) continue;
+      if (!copies.has(Buffer.from(this.#set.idAt(i)).toString('hex'))) continue;
+      this.#set.setValueAt(i, value | FROM_COPY);
+      this.#counts[value === CORRUPT ? 'corrupt' : 'missing']--;
+      this.#fromCopies++;
+    }
+  }
+
+  /** Whether damaged object `i` reads whole from another copy. */
+  fromCopyAt(i: number): boolean {
+    return (this.#set.valueAt(i) & FROM_COPY) !== 0;
   }
 
   find(id: Uint8Array, location: PackLocation | undefined): number {
@@ -196,25 +257,30 @@ export class DamagedSet {
   }
 
   problemAt(i: number): ChunkProblem {
-    return this.#set.valueAt(i) === CORRUPT ? 'corrupt' : 'missing';
+    return (this.#set.valueAt(i) & ~FROM_COPY) === CORRUPT ? 'corrupt' : 'missing';
   }
 
-  /** A report per damaged chunk the report shows, by position in the set (ascending by id, then location). */
-  reports(): Map<number, DamagedChunkReport> {
-    const out = new Map<number, DamagedChunkReport>();
+  /**
+   * A report per damaged chunk the report shows, by position in the set (ascending by id, then location);
+   * one that reads whole from another copy says where (`copy`).
+   */
+  reports(): Map<number, DamagedChunkReport | CopiedChunkReport> {
+    const out = new Map<number, DamagedChunkReport | CopiedChunkReport>();
     for (let i = 0; i < this.#set.count; i++) {
       const message = this.#messages.get(this.#set.hexAt(i));
       if (message === undefined) continue;
       const id = this.#set.idAt(i);
       const location = this.#set.locationAt(i);
-      out.set(i, {
+      const report: DamagedChunkReport = {
         chunkId: Buffer.from(id).toString('hex'),
         objectKey: location === undefined ? chunkObjectKey(id) : packObjectKey(location.pack),
         location: location === undefined ? undefined : describeLocation(location),
         problem: this.problemAt(i),
         message,
         backups: [],
-      });
+      };
+      const copy = this.fromCopyAt(i) ? this.#copies.get(report.chunkId) : undefined;
+      out.set(i, copy === undefined ? report : { ...report, copy: describeLocation(copy) });
     }
     return out;
   }

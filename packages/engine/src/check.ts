@@ -12,19 +12,27 @@ import {
 } from '@stowage/format';
 import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal } from './abort.js';
+import { findHealthyCopies, latestOfVolumes, type SoughtChunk } from './check-copies.js';
 import { eachManifest, runBounded } from './check-manifests.js';
 import { missingPackMessage, pastEndMessage, positions, readSpan, spans } from './check-reads.js';
 import { reconcileRecords } from './check-records.js';
-import { ChunkObjectSet, type DamagedChunkReport, DamagedSet, type MissingPackReport } from './check-sets.js';
+import {
+  ChunkObjectSet,
+  type CopiedChunkReport,
+  type DamagedChunkReport,
+  DamagedSet,
+  type MissingPackReport,
+} from './check-sets.js';
 import { ChunkIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import type { DamageRecordUpdate } from './damage.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type Progress, ProgressReporter } from './progress.js';
 import { type BackupRef, MANIFESTS_PREFIX, type Repository } from './repository.js';
+import { MAX_COPIES_SOUGHT } from './stored-copies.js';
 import type { ChunkWorkers } from './workers/chunk-workers.js';
 
-export type { DamagedChunkReport, MissingPackReport } from './check-sets.js';
+export type { CopiedChunkReport, DamagedChunkReport, MissingPackReport } from './check-sets.js';
 
 /** Which chunk data a check downloads and authenticates, on top of checking that every chunk's pack holds it. */
 export type CheckReadData = 'none' | 'all' | { subsetPercent: number };
@@ -70,16 +78,20 @@ export interface CheckProgress extends Progress {
    * `manifests`: reading every committed manifest, root and segments (manifests read); `packs`: listing the
    * pass's slice of `packs/`, and in the first pass `chunks/` (objects listed; the total is unknown and follows
    * the count); `data`: reading chunk data (plaintext bytes); `index`: reading the index objects (objects
-   * read); `records`: updating damage records (manifests looked at).
+   * read); `copies`: reading other copies of the damaged chunks, found through the index objects (chunk objects
+   * read; the total is unknown); `records`: updating damage records (manifests looked at).
    */
-  step: 'manifests' | 'packs' | 'data' | 'index' | 'records';
+  step: 'manifests' | 'packs' | 'data' | 'index' | 'copies' | 'records';
   unit: 'bytes' | 'objects';
   /** 1-based pass over the pack-id space (see `CheckOptions.indexMemoryBytes`). */
   pass: number;
 }
 
 export interface CheckReport {
-  /** True when nothing is wrong: no damaged chunk, manifest or damage record. */
+  /**
+   * True when nothing is wrong: no damaged chunk (but those that read whole from another copy, `fromCopies`:
+   * every backup restores), manifest or damage record.
+   */
   clean: boolean;
   /** Committed manifests read and authenticated, root and every segment. */
   manifestsChecked: number;
@@ -104,7 +116,10 @@ export interface CheckReport {
   packsReferenced: number;
   /** Packs listed under `packs/`. */
   packsListed: number;
-  /** Packs the manifests name that do not exist (every chunk in them is missing). */
+  /**
+   * Packs the manifests name that do not exist (every chunk in them is missing where the manifests say, though
+   * some may read whole from other copies: `MissingPackReport.chunksFromCopies`).
+   */
   packsMissing: number;
   /** The missing packs, by key (at most `MAX_REPORTED_PACKS`), with the backups naming them. */
   missingPacks: MissingPackReport[];
@@ -128,8 +143,8 @@ export interface CheckReport {
    */
   indexObjectsUnreadable: { objectKey: string; message: string }[];
   /**
-   * Missing chunks (and segments), ascending by id then location, each with the backups that name it there (at
-   * most `MAX_REPORTED_CHUNKS`).
+   * Missing chunks (and segments) with no other copy that reads whole, ascending by id then location, each with
+   * the backups that name it there (at most `MAX_REPORTED_CHUNKS`).
    */
   missingChunks: DamagedChunkReport[];
   /** Chunks whose range exists and fails to open or lies past the end of its pack, as `missingChunks`. */
@@ -137,6 +152,24 @@ export interface CheckReport {
   /** How many chunks are missing and corrupt in all: the lists above stop at `MAX_REPORTED_CHUNKS` each. */
   missingCount: number;
   corruptCount: number;
+  /**
+   * Chunk objects missing or damaged where the manifests name them that read whole from another copy a later
+   * backup stored — found through the index objects (one `findStoredCopies` pass for all of them) and read and
+   * opened like any chunk, or read whole in this check where a manifest names it: a restore reads that copy,
+   * so they are no damage, and their entries leave the damage records, except the record of a backup that is
+   * its volume's latest (the next backup of the volume would take the lost location from its manifest, format
+   * §12.4; it stores the chunk again instead, and a check after it clears the entry). As `missingChunks`,
+   * each with its copy; `chunksFromCopies` counts them all.
+   */
+  fromCopies: CopiedChunkReport[];
+  chunksFromCopies: number;
+  /** Chunk objects read as other copies of damaged chunks (their bytes are in `bytesRead`). */
+  copiesRead: number;
+  /**
+   * Damaged chunk objects whose chunks were not looked for in other copies: past the first `MAX_COPIES_SOUGHT`
+   * distinct damaged chunks. They count as damaged (`missingCount`, `corruptCount`).
+   */
+  chunksNotSought: number;
   /** Damage records created or changed. */
   damageRecordsWritten: DamageRecordUpdate[];
   /** Damage records removed: their backup checked clean, or was deleted. */
@@ -172,6 +205,14 @@ const ABSENT = -2;
  * next backup of a damaged volume stores the chunks again instead of naming them. When anything is damaged or
  * recorded, every manifest is read once more to name the backups concerned and update their records.
  *
+ * A damaged chunk (missing, or not opening where a manifest names it) that reads whole from another copy is
+ * no damage: a restore reads that copy (format §12.4, a later backup stored it in a new pack). After the
+ * passes, one `findStoredCopies` pass over the index objects looks for copies of every damaged chunk at once
+ * (at most `MAX_COPIES_SOUGHT`; beyond that they stay damaged, `chunksNotSought`), and their ranges are read
+ * and opened like any chunk — unless this check read them whole already where a manifest names them. Such
+ * chunks are reported apart (`fromCopies`), and their entries are cleared from every record but that of a
+ * volume's latest backup, which the volume's next backup would otherwise take the lost location from.
+ *
  * It also counts what no manifest names — packs under `packs/` and objects under `chunks/` (garbage for a
  * future GC; nothing is deleted) — and reads every index object (`index/`): one that does not decode is a
  * warning, not damage.
@@ -181,7 +222,8 @@ const ABSENT = -2;
  * room its merge copy leaves), the manifest segments being read (3 of ≈ 5 MiB: a manifest is never held
  * whole, whatever its size), the spans being read (`concurrency` × 4 MiB), the merged damage records
  * (`RepositoryDamage`, ≤ ≈ 70 MiB) and the recorded chunks read healthy (73 bytes each), 73 bytes per damaged
- * chunk found, ~100 bytes per segment and ~200 per backup. Problems are collected, not thrown; a storage
+ * chunk found (and ~200 for each damaged chunk whose copies are sought, with the copies the index objects
+ * name), ~100 bytes per segment and ~200 per backup. Problems are collected, not thrown; a storage
  * failure fails the check (nothing is recorded then).
  *
  * A cancel (`signal`) reaches every LIST, HEAD and GET and every damage record's read, write and delete (they
@@ -238,10 +280,15 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
   // Every committed manifest, with its size for progress. Listed once: a backup committed after this is
   // not part of the check.
   const refs: Array<BackupRef & { size: number }> = [];
+  const listedManifests: { volumeId: string; manifestKey: string; lastModified: Date }[] = [];
   for await (const info of store.list(MANIFESTS_PREFIX, call)) {
     const ids = parseManifestObjectKey(info.key);
-    if (ids !== undefined) refs.push({ ...ids, manifestKey: info.key, size: info.size });
+    if (ids === undefined) continue;
+    refs.push({ ...ids, manifestKey: info.key, size: info.size });
+    listedManifests.push({ volumeId: ids.volumeId, manifestKey: info.key, lastModified: info.lastModified });
   }
+  // The manifest each volume's next backup would take locations from (see `CheckReport.fromCopies`).
+  const latest = latestOfVolumes(listedManifests);
   const damage = await repository.listDamage(call);
   cancelled();
   const recorded = (id: Uint8Array) => damage.indexOf(id) >= 0;
@@ -251,6 +298,20 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
   const damagedManifests: CheckReport['damagedManifests'] = [];
   const skip = new Set<string>(); // manifests that did not decode, or were deleted during the check
   const damaged = new DamagedSet(MAX_REPORTED_CHUNKS);
+  // Damaged data chunks whose other copies are sought once the passes are done: the first location found
+  // per id (with its plaintext length, which opening a copy checks), at most MAX_COPIES_SOUGHT ids.
+  const sought = new Map<string, SoughtChunk>();
+  const seek = (index: ChunkIndex, at: number) => {
+    if (sought.size >= MAX_COPIES_SOUGHT) return;
+    const hex = Buffer.from(index.idAt(at)).toString('hex');
+    if (sought.has(hex)) return;
+    const l = index.locationAt(at);
+    sought.set(hex, {
+      id: index.idAt(at).slice(),
+      length: index.lengthAt(at),
+      location: { pack: l.pack.slice(), offset: l.offset, length: l.length },
+    });
+  };
   const segmentIds = new Set<string>(); // hex, of every segment the manifests name (first pass)
   const missingPacks = new Map<string, MissingPackReport>(); // by pack id hex, the reported ones
   const unreferencedPacks: string[] = [];
@@ -389,10 +450,12 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
       if (size === ABSENT) {
         const location = index.locationAt(i);
         damaged.add(id, location, 'missing', missingPackMessage(id, location));
+        seek(index, i);
         inMissing[packOf[i]!]!++;
       } else if (index.offsetAt(i) + index.objectLengthAt(i) > size) {
         const location = index.locationAt(i);
         damaged.add(id, location, 'corrupt', pastEndMessage(id, location, size));
+        seek(index, i);
       } else state[i] = readPercent === 100 || recorded(id) ? 2 : 1;
     }
     for (let p = 0; p < packCount; p++) {
@@ -403,6 +466,7 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
       missingPacks.set(Buffer.from(pack).toString('hex'), {
         objectKey: packObjectKey(pack),
         chunks: inMissing[p]!,
+        chunksFromCopies: 0,
         backups: [],
       });
     }
@@ -436,7 +500,10 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
         const id = index.idAt(at);
         if (outcome.ok) {
           if (recorded(id)) healthy.add(id, index.locationAt(at), 1);
-        } else damaged.add(id, index.locationAt(at), outcome.problem, outcome.message);
+        } else {
+          damaged.add(id, index.locationAt(at), outcome.problem, outcome.message);
+          seek(index, at);
+        }
         dataBytes += index.lengthAt(at);
       });
       dataProgress.report(dataBytes);
@@ -446,6 +513,35 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
   }
   damaged.seal();
   healthy.seal();
+
+  // Other copies of the damaged chunks (one pass over the index objects for all of them): a chunk with one
+  // that reads whole restores, so it is no damage. A copy this check read whole where a manifest names it
+  // (the recorded chunks are read at every location) is taken as it is; a damaged one is not read again.
+  const copiesProgress = reporter('copies', 'objects', passes, 0);
+  let copiesRead = 0;
+  const copies = await findHealthyCopies(repository, workers, [...sought.values()], {
+    call,
+    limiter,
+    cancelled,
+    known: (id, location) =>
+      damaged.find(id, location) >= 0 ? 'damaged' : healthy.find(id, location) >= 0 ? 'healthy' : undefined,
+    onRead: (chunks, bytes) => {
+      copiesRead += chunks;
+      totals.bytesRead += bytes;
+      copiesProgress.report(copiesRead);
+    },
+  });
+  if (sought.size > 0) copiesProgress.report(copiesRead, true);
+  damaged.markFromCopies(copies);
+  let chunksNotSought = 0;
+  for (const { at, id, location } of damaged.dataIds()) {
+    const hex = Buffer.from(id).toString('hex');
+    if (!sought.has(hex)) chunksNotSought++;
+    if (damaged.fromCopyAt(at) && damaged.problemAt(at) === 'missing') {
+      const pack = missingPacks.get(Buffer.from(location.pack).toString('hex'));
+      if (pack) pack.chunksFromCopies++;
+    }
+  }
 
   // Index objects: hints for dedup, so one that does not decode is a warning (a backup skips it).
   const indexKeys: string[] = [];
@@ -500,6 +596,7 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
       reports,
       missingPacks,
       recordDamage,
+      latest,
       readAll: readPercent === 100,
       now,
       progress: reporter('records', 'objects', passes, refs.length),
@@ -508,8 +605,9 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
   }
 
   const shown = [...reports.values()];
+  const damagedShown = shown.filter((r): r is DamagedChunkReport => !('copy' in r));
   return {
-    clean: damaged.empty && damagedManifests.length === 0 && unreadable.length === 0,
+    clean: damaged.restorable && damagedManifests.length === 0 && unreadable.length === 0,
     manifestsChecked: totals.manifestsChecked,
     segmentsRead: totals.segmentsRead,
     damagedManifests: damagedManifests.sort((a, b) => a.ref.manifestKey.localeCompare(b.ref.manifestKey)),
@@ -527,10 +625,14 @@ async function runCheck(options: CheckOptions, call: OperationOptions): Promise<
     chunkObjectsUnreferenced: totals.chunkObjectsUnreferenced,
     indexObjectsChecked,
     indexObjectsUnreadable: indexObjectsUnreadable.sort((a, b) => a.objectKey.localeCompare(b.objectKey)),
-    missingChunks: shown.filter((r) => r.problem === 'missing'),
-    corruptChunks: shown.filter((r) => r.problem === 'corrupt'),
+    missingChunks: damagedShown.filter((r) => r.problem === 'missing'),
+    corruptChunks: damagedShown.filter((r) => r.problem === 'corrupt'),
     missingCount: damaged.count('missing'),
     corruptCount: damaged.count('corrupt'),
+    fromCopies: shown.filter((r): r is CopiedChunkReport => 'copy' in r),
+    chunksFromCopies: damaged.fromCopiesCount,
+    copiesRead,
+    chunksNotSought,
     damageRecordsWritten: written,
     damageRecordsCleared: cleared,
     damageRecordsUnreadable: unreadable,

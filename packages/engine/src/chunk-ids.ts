@@ -6,6 +6,7 @@ import {
   PACK_ID_LENGTH,
   type PackLocation,
   readLocation,
+  writeLocation,
 } from '@stowage/format';
 
 // The distinct chunk objects of one pass of a verify or a check — chunk id and where it is stored — over a
@@ -70,6 +71,25 @@ export class ChunkIndex {
       this.#pendingCount++;
     }
     if (this.#pendingCount > Math.max(1 << 16, this.count >>> 2)) this.flush();
+  }
+
+  /**
+   * Adds one chunk object: `id` of plaintext length `length`, stored at `location` (a copy found through the
+   * index objects, say). Like `add`, it waits in the batch until `flush`.
+   */
+  addChunk(id: Uint8Array, location: PackLocation, length: number): void {
+    const R = INDEX_RECORD;
+    if ((this.#pendingCount + 1) * R > this.#pending.length) {
+      const grown = new Uint8Array(this.#pending.length * 2);
+      grown.set(this.#pending);
+      this.#pending = grown;
+    }
+    const at = this.#pendingCount * R;
+    writeLocation(this.#pending, at, location);
+    this.#pending.set(id.subarray(0, CHUNK_ID_LENGTH), at + ID_AT);
+    new DataView(this.#pending.buffer).setUint32(at + LENGTH_AT, length);
+    if (this.#find(this.#pending.subarray(at, at + R)) >= 0) return;
+    this.#pendingCount++;
   }
 
   /** Merges the batch in (sorted, duplicates dropped). Every accessor sees only merged records. */

@@ -1,7 +1,8 @@
 // Damage records (docs/format.md §12): what verify and check found wrong with a backup's chunks, kept in the
 // repository so that backups stop deduplicating against it and store those chunks again. They list chunk
 // ids: a chunk is `missing` when the pack its backup names is gone, `corrupt` when its range of the pack does
-// not open or lies past the pack's end (a manifest segment, its own object under `chunks/`, likewise).
+// not open or lies past the pack's end (a manifest segment, its own object under `chunks/`, likewise), and no
+// other stored copy of it reads whole (one a later backup stored, which a restore reads instead).
 import {
   CHUNK_ID_LENGTH,
   type ChunkProblem,
@@ -254,7 +255,8 @@ export interface FoundProblem {
 /**
  * Brings a backup's damage record in line with what one verify or check found (docs/format.md §12.5):
  * problems found are listed (a problem already listed keeps its found-at time), an entry is removed only for a
- * chunk this run found healthy (`checkedHealthy`: it exists and authenticates) or that the backup does not
+ * chunk this run found healthy (`checkedHealthy`: it authenticates at every location the backup names, or —
+ * for a backup that is not its volume's latest — another stored copy of it does) or that the backup does not
  * name (`named`), and every other entry stays. `found` must be in ascending id order. A record that did not
  * decode (`previous: 'unreadable'`) is replaced by the findings, unless this run found nothing and did not
  * check every chunk of the backup (`complete`): then it is left for a run that can tell.

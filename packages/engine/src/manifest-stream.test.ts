@@ -5,11 +5,19 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chunkObjectKey, IntegrityError, type Manifest, manifestSegmentCount } from '@stowage/format';
+import {
+  chunkObjectKey,
+  describeLocation,
+  IntegrityError,
+  type Manifest,
+  manifestSegmentCount,
+  packObjectKey,
+} from '@stowage/format';
 import { MemoryObjectStore, type ObjectStore, ObjectStoreError } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume } from './backup.js';
 import { checkRepository } from './check.js';
+import { INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import { type BackupRef, Repository } from './repository.js';
 import { restoreBackup } from './restore.js';
 import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
@@ -30,14 +38,14 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** `store` whose GETs are logged (keys, in order). */
+/** `store` whose GETs are logged (keys, in order; a ranged GET as `<key>@<offset>+<length>`). */
 function logging(store: ObjectStore, gets: string[]): ObjectStore {
   return {
     location: store.location,
     head: (k) => store.head(k),
     list: (p) => store.list(p),
     get: (k, r) => {
-      gets.push(k);
+      gets.push(r === undefined ? k : `${k}@${r.offset}+${r.length}`);
       return store.get(k, r);
     },
     put: (k, b, o) => store.put(k, b, o),
@@ -63,10 +71,17 @@ async function image(seed = `image-${++images}`, size = 6 << 20): Promise<string
   return path;
 }
 
-async function backup(repository: Repository, path: string, volumeName = 'stream') {
+async function backup(repository: Repository, path: string, volumeName = 'stream', packTarget?: number) {
   const source = await openVolumeSource(path);
   try {
-    return await backupVolume({ repository, workers, source, volumeName, manifestSegmentEntries: N });
+    return await backupVolume({
+      repository,
+      workers,
+      source,
+      volumeName,
+      manifestSegmentEntries: N,
+      ...(packTarget === undefined ? {} : { packTarget }),
+    });
   } finally {
     await source.close();
   }
@@ -251,21 +266,25 @@ describe('manifests of many segments', () => {
     expect(await sha256File(out)).toBe(await sha256File(path));
   });
 
-  it('verify in several passes over the id space reads each distinct chunk once and finds the same', async () => {
+  it('verify in several passes over the pack-id space reads each distinct chunk once and finds the same', async () => {
     const gets: string[] = [];
     const memory = new MemoryObjectStore();
     const repository = await newRepository(logging(memory, gets));
     const path = join(dir, 'passes.img');
-    // Repeated content: chunks named more than once, across segments.
+    // Repeated content: chunks named more than once, across segments. Packs of 128 KiB (about two chunks), so
+    // that a pass of four chunks takes a slice of a few packs.
     const block = seededBytes('passes', 1 << 20);
     await writeImage(path, 4 << 20, [
       { offset: 0, data: block },
       { offset: 2 << 20, data: block },
     ]);
-    const b = await backup(repository, path);
-    const victim = [...(await repository.loadManifestEntries(b))].find((e) => e.kind === 'chunk')!;
+    const b = await backup(repository, path, 'stream', 128 << 10);
+    expect(b.packs).toBeGreaterThan(4);
+    const entries = [...(await repository.loadManifestEntries(b))];
+    const victim = entries.find((e) => e.kind === 'chunk')!;
     if (victim.kind !== 'chunk') throw new Error('no chunk');
-    await memory.delete(chunkObjectKey(victim.id));
+    const lostPack = packObjectKey(victim.location.pack);
+    await memory.delete(lostPack);
     const one = await verifyBackup({ repository, workers, backup: b, recordDamage: false });
     gets.length = 0;
     const many = await verifyBackup({
@@ -273,19 +292,51 @@ describe('manifests of many segments', () => {
       workers,
       backup: b,
       recordDamage: false,
-      indexMemoryBytes: 72 * 4,
+      indexMemoryBytes: INDEX_BYTES_PER_CHUNK * 4,
     });
     expect(one.passes).toBe(1);
     expect(many.passes).toBeGreaterThan(2);
     const strip = (r: typeof one) => ({ ...r, seconds: 0, passes: 0 });
     expect(strip(many)).toEqual(strip(one));
-    const root = await repository.loadManifest(b);
-    const segments = new Set(segmentKeys(root));
-    const chunkGets = gets.filter((k) => k.startsWith('chunks/') && !segments.has(k));
-    expect(new Set(chunkGets).size).toBe(chunkGets.length); // each distinct chunk once
-    expect(chunkGets.length).toBe(one.chunksChecked + 1); // the missing one was asked for too
+    expect(one.missingChunks.length).toBeGreaterThan(0);
+    expect(one.chunksFromCopies).toBe(0); // the lost pack's chunks have no other copy
+
+    // Ranged GETs of packs: together they cover every distinct chunk object once (the lost pack's too: asked
+    // for, not found), none twice, adjacent chunks of a pack in one GET.
+    const distinct = new Map<string, { pack: string; offset: number; end: number }>();
+    for (const e of entries) {
+      if (e.kind !== 'chunk') continue;
+      const l = e.location;
+      distinct.set(describeLocation(l), {
+        pack: packObjectKey(l.pack),
+        offset: l.offset,
+        end: l.offset + l.length,
+      });
+    }
+    const ranges = gets
+      .filter((k) => k.startsWith('packs/'))
+      .map((k) => {
+        const m = /^(packs\/[0-9a-f]{2}\/[0-9a-f]{64})@(\d+)\+(\d+)$/.exec(k)!;
+        return { pack: m[1]!, offset: Number(m[2]), end: Number(m[2]) + Number(m[3]) };
+      });
+    const covered = new Map<string, number>();
+    for (const r of ranges) {
+      for (const [where, c] of distinct) {
+        if (c.pack === r.pack && c.offset >= r.offset && c.end <= r.end)
+          covered.set(where, (covered.get(where) ?? 0) + 1);
+      }
+    }
+    expect([...covered.values()].every((n) => n === 1)).toBe(true);
+    expect(covered.size).toBe(distinct.size);
+    expect(distinct.size).toBe(one.chunksTotal);
+    expect(ranges.length).toBeLessThan(distinct.size);
+    expect(ranges.some((r) => r.pack === lostPack)).toBe(true);
+    // One pass over the index objects for the damaged chunks' copies, however many passes over the packs.
+    expect(gets.filter((k) => k.startsWith('index/')).length).toBe(b.indexObjects);
     // Each pass reads every segment of the root, a repeated one (the same records, so the same id: the
     // repeated block can make one) as often as the root names it.
+    const root = await repository.loadManifest(b);
+    const segments = new Set(segmentKeys(root));
     expect(gets.filter((k) => segments.has(k)).length).toBe(many.passes * segmentKeys(root).length);
   });
 });

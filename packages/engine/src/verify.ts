@@ -8,13 +8,15 @@ import {
 } from '@stowage/format';
 import { isObjectStoreError, ObjectStoreError, type OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal } from './abort.js';
+import { findHealthyCopies, latestOfVolumes, type SoughtChunk } from './check-copies.js';
 import { positions, readSpan, spans } from './check-reads.js';
 import { ChunkIndex, fitIndex, INDEX_BYTES_PER_CHUNK } from './chunk-ids.js';
 import { type DamageRecordUpdate, type FoundProblem, reconcileDamageRecord } from './damage.js';
 import { EngineError } from './errors.js';
 import { Limiter } from './limiter.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
-import type { BackupRef, Repository } from './repository.js';
+import { type BackupRef, MANIFESTS_PREFIX, type Repository } from './repository.js';
+import { MAX_COPIES_SOUGHT } from './stored-copies.js';
 import type { ChunkWorkers } from './workers/chunk-workers.js';
 
 export interface VerifyOptions {
@@ -31,8 +33,8 @@ export interface VerifyOptions {
   randomInt?: (max: number) => number;
   /**
    * Keep the backup's damage record (default true): problems found are recorded, and the chunks it listed
-   * are read on every verify, sampled or not, so that a repaired chunk is cleared. `false` leaves the
-   * repository untouched (read-only credentials).
+   * are read on every verify, sampled or not, so that a repaired chunk — or one stored again elsewhere — is
+   * cleared. `false` leaves the repository untouched (read-only credentials).
    */
   recordDamage?: boolean;
   /**
@@ -58,6 +60,21 @@ export interface VerifyProblem {
   message: string;
 }
 
+/** A chunk whose copy the manifest names is missing or damaged, and that reads whole from another copy. */
+export interface VerifyCopy {
+  /** The chunk's id, 64 hex digits. */
+  chunkId: string;
+  /** The pack the manifest names, `packs/<hh>/<pack-id>`. */
+  objectKey: string;
+  /** Where the manifest says the chunk is, `packs/<hh>/<pack-id>@<offset>+<length>`. */
+  location: string;
+  /** What is wrong there. */
+  problem: ChunkProblem;
+  message: string;
+  /** The copy that reads whole, found through the index objects (a later backup stored it), as `location`. */
+  copy: string;
+}
+
 export interface VerifyReport {
   backupId: string;
   /**
@@ -69,7 +86,10 @@ export interface VerifyReport {
   bytesChecked: number;
   /** Manifest segments (chunk objects holding the entries) read and authenticated. */
   segmentsChecked: number;
-  /** Every problem found, by object key then location. */
+  /**
+   * Every problem found, by object key then location: a chunk only when no other stored copy of it reads
+   * whole either (those are in `fromCopies`), so the backup restores exactly when this is empty.
+   */
   problems: VerifyProblem[];
   /**
    * The chunk objects found missing (their pack does not exist), and those that exist and fail to open or lie
@@ -78,6 +98,25 @@ export interface VerifyReport {
    */
   missingChunks: string[];
   corruptChunks: string[];
+  /**
+   * Chunk objects the manifest names that are missing or damaged there, but that read whole from another copy
+   * a later backup stored (found through the index objects with one `findStoredCopies` pass, and read and
+   * opened like any chunk): a restore reads that copy (`RestoreSummary.chunksFromCopies`), so they are no
+   * damage. `fromCopies` lists them, sorted by location (at most `MAX_COPIES_SOUGHT` distinct chunks).
+   */
+  chunksFromCopies: number;
+  fromCopies: VerifyCopy[];
+  /**
+   * Of `chunksFromCopies`, those the damage record still lists (or now lists) because the backup is its
+   * volume's latest: the next backup of the volume would take their lost locations from its manifest, so it
+   * must not trust it (format §12.4), and stores them in its own pack instead; a verify after that clears them.
+   */
+  chunksFromCopiesRecorded: number;
+  /**
+   * Damaged chunk objects whose chunks were not looked for in other copies: past the first
+   * `MAX_COPIES_SOUGHT` distinct damaged chunks. They count as damaged (`problems`).
+   */
+  chunksNotSought: number;
   /** What the verify did to the backup's damage record; undefined with `recordDamage: false`. */
   damageRecord: DamageRecordUpdate | undefined;
   /**
@@ -105,9 +144,16 @@ const DEFAULT_INDEX_MEMORY = 64 << 20;
  * every copy the backup names — are removed; a sampled verify clears only what it read, which always includes
  * the chunks the record listed.
  *
+ * A chunk whose named copy is missing or does not open is looked for among the copies other backups stored
+ * (one pass over the index objects for all of them, `findStoredCopies`, as a restore does): one that reads
+ * whole makes it no damage (`fromCopies`), and its record entry is cleared — unless the backup is its volume's
+ * latest, whose manifest the next backup would otherwise take the lost location from (format §12.4): there
+ * it stays listed until a later backup of the volume stored the chunk in its own pack.
+ *
  * Memory does not grow with the backup: the segments being read, the chunk index of one pass
  * (`indexMemoryBytes`; a backup with more distinct chunks than fit is verified in several passes), a byte per
- * indexed chunk, and the spans being read (`concurrency` × `MAX_SPAN_BYTES`).
+ * indexed chunk, and the spans being read (`concurrency` × `MAX_SPAN_BYTES`); and per damaged chunk its
+ * problem, with, for the first `MAX_COPIES_SOUGHT`, the copies the index objects name.
  *
  * A cancel (`signal`) reaches every store call, the damage record's read and write included (they are
  * aborted, not left to time out), and ends the verify with an `aborted` EngineError: no report, and the
@@ -174,6 +220,11 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
     if (signal?.aborted) failure ??= new EngineError('aborted', 'verify cancelled');
     return failure !== undefined;
   };
+  // Damaged chunks whose copies are sought after the passes (the first location found per id, at most
+  // MAX_COPIES_SOUGHT ids), the others not sought, and every damaged chunk object by `<id hex>@<location>`.
+  const sought = new Map<string, SoughtChunk>();
+  const notSought = new Set<string>();
+  const damagedObjects = new Set<string>();
   const get = (key: string) => repository.store.get(key, undefined, call);
 
   try {
@@ -269,6 +320,17 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
               });
               found.push({ id: index.idAt(at).slice(), problem: outcome.problem, where });
               chunkProblems++;
+              const hex = Buffer.from(index.idAt(at)).toString('hex');
+              damagedObjects.add(`${hex}@${where}`);
+              if (sought.has(hex)) return;
+              if (sought.size < MAX_COPIES_SOUGHT) {
+                const pack = location.pack.slice();
+                sought.set(hex, {
+                  id: index.idAt(at).slice(),
+                  length: index.lengthAt(at),
+                  location: { pack, offset: location.offset, length: location.length },
+                });
+              } else notSought.add(hex);
             });
             reporter.report(Math.min(bytesChecked, progressTotal));
           } catch (error) {
@@ -295,16 +357,61 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
     failure ??= error;
   }
   if (failure) throw failure;
+
+  // Other copies of the damaged chunks: one pass over the index objects for all of them, then their ranges.
+  const copies = await findHealthyCopies(repository, workers, [...sought.values()], {
+    call,
+    limiter,
+    cancelled: () => {
+      if (cancelled()) throw failure;
+    },
+    known: (id, location) =>
+      damagedObjects.has(`${Buffer.from(id).toString('hex')}@${describeLocation(location)}`)
+        ? 'damaged'
+        : undefined,
+  });
+  const fromCopies: VerifyCopy[] = [];
+  const byLocation = new Map(problems.map((p) => [p.location, p]));
+  for (const f of found) {
+    const copy = copies.get(Buffer.from(f.id).toString('hex'));
+    const problem = byLocation.get(f.where);
+    if (copy === undefined || problem === undefined) continue;
+    fromCopies.push({
+      chunkId: problem.chunkId,
+      objectKey: problem.objectKey,
+      location: f.where,
+      problem: f.problem,
+      message: problem.message,
+      copy: describeLocation(copy),
+    });
+  }
+  fromCopies.sort((a, b) => a.location.localeCompare(b.location));
+  const restorable = new Set(fromCopies.map((c) => c.location));
+  const damage = problems.filter((p) => p.location === undefined || !restorable.has(p.location));
+  // They leave the record, unless the backup is its volume's latest (see `latestOfVolumes`).
+  const kept =
+    recordDamage && fromCopies.length > 0 && (await isLatestOfVolume(repository, options.backup, call));
+  const recording = kept ? found : found.filter((f) => !restorable.has(f.where));
+  if (!kept && listed) {
+    for (const hex of copies.keys()) {
+      const j = listed.indexOf(Buffer.from(hex, 'hex'));
+      if (j >= 0) listedUnhealthy[j] = 0;
+    }
+  }
+  let notSoughtObjects = 0;
+  for (const f of found) {
+    if (notSought.has(Buffer.from(f.id).toString('hex'))) notSoughtObjects++;
+  }
   // By id, and for one id `corrupt` first: a record lists a chunk once, and `corrupt` is what makes a backup
   // store a chunk again even though some copy exists.
-  found.sort((a, b) => Buffer.compare(a.id, b.id) || rank(a.problem) - rank(b.problem));
+  recording.sort((a, b) => Buffer.compare(a.id, b.id) || rank(a.problem) - rank(b.problem));
   let damageRecord: DamageRecordUpdate | undefined;
   let damageRecordError: string | undefined;
   if (recordDamage) {
     try {
       damageRecord = await reconcileDamageRecord(repository, options.backup, {
         previous,
-        found: dedupe(found),
+        found: dedupe(recording),
         checkedHealthy: (id) => {
           const j = listed?.indexOf(id) ?? -1;
           return j >= 0 && listedNamed[j] === 1 && listedUnhealthy[j] === 0;
@@ -327,7 +434,7 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
   (progress ?? new ProgressReporter('verify', 0, options.onProgress)).report(progressTotal, true);
   const whereOf = (problem: ChunkProblem) =>
     found
-      .filter((f) => f.problem === problem)
+      .filter((f) => f.problem === problem && !restorable.has(f.where))
       .map((f) => f.where)
       .sort();
   return {
@@ -336,11 +443,15 @@ async function runVerify(options: VerifyOptions, call: OperationOptions): Promis
     chunksChecked: checked,
     bytesChecked,
     segmentsChecked,
-    problems: problems.sort(
+    problems: damage.sort(
       (a, b) => a.objectKey.localeCompare(b.objectKey) || (a.location ?? '').localeCompare(b.location ?? ''),
     ),
     missingChunks: whereOf('missing'),
     corruptChunks: whereOf('corrupt'),
+    chunksFromCopies: fromCopies.length,
+    fromCopies,
+    chunksFromCopiesRecorded: kept && damageRecord !== undefined ? fromCopies.length : 0,
+    chunksNotSought: notSoughtObjects,
     damageRecord,
     damageRecordError,
     passes,
@@ -355,4 +466,16 @@ function rank(problem: ChunkProblem): number {
 /** Sorted problems with one entry per id (the first: `corrupt` when the copies differ). */
 function dedupe<T extends FoundProblem>(sorted: T[]): T[] {
   return sorted.filter((f, i) => i === 0 || Buffer.compare(sorted[i - 1]!.id, f.id) !== 0);
+}
+
+/**
+ * Whether the backup is the one its volume's next backup would take locations from: its volume's latest
+ * committed manifest, as `PreviousManifest.load` picks it (one listing of the volume's manifests).
+ */
+async function isLatestOfVolume(repository: Repository, ref: BackupRef, call: OperationOptions) {
+  const manifests: { volumeId: string; manifestKey: string; lastModified: Date }[] = [];
+  for await (const info of repository.store.list(`${MANIFESTS_PREFIX}${ref.volumeId}/`, call)) {
+    manifests.push({ volumeId: ref.volumeId, manifestKey: info.key, lastModified: info.lastModified });
+  }
+  return latestOfVolumes(manifests).has(ref.manifestKey);
 }

@@ -753,6 +753,81 @@ describe('agent CLI, as a restic user expects it', () => {
     }
   }, 120_000);
 
+  it('check and verify of a backup whose lost pack a later backup stored again: a warning, exit 0, its record cleared', async () => {
+    const local = await mkdtemp(join(tmpdir(), 'stowage-cli-copies-'));
+    try {
+      const r = `file://${local}/repo`;
+      const root = join(local, 'repo');
+      expect(
+        (await agent(['repo', 'init', '--repo', r, '--min', '16K', '--avg', '64K', '--max', '256K'])).code,
+      ).toBe(0);
+      const image = join(local, 'v.img');
+      await writeImage(image, 1 << 20, [{ offset: 0, data: seededBytes('cli-copies', 1 << 20) }]);
+      const backup = async () =>
+        summaryOf((await agent(['backup', image, '--repo', r, '--volume', 'v', '--json'])).stdout);
+      const b1 = await backup();
+      const packs = await listFiles(join(root, 'packs'));
+      expect(packs).toHaveLength(1);
+      await rm(packs[0]!);
+      const lost = packs[0]!.slice(root.length + 1);
+
+      const found = await agent(['check', '--repo', r]);
+      expect(found.code).toBe(5);
+      expect(found.stderr.trimEnd().split('\n')).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^error: missing: pack ${lost} is missing: the \\d+ chunks in it are lost; backup ${b1.backup_id}$`,
+          ),
+        ),
+      ]);
+      // The next backup stores the lost chunks again; b1 still names the lost pack, and restores from them.
+      const b2 = await backup();
+      expect(b2.chunks_repaired).toBe(b1.chunks);
+      const verified = await agent(['verify', b1.backup_id as string, '--repo', r, '--json']);
+      expect(verified.code).toBe(0);
+      expect(summaryOf(verified.stdout)).toMatchObject({ ok: true, problems: [] });
+      const healed = await agent(['check', '--repo', r, '--json']);
+      expect(healed.code).toBe(0);
+      const warnings = healed.stderr
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(warnings).toEqual([
+        {
+          message_type: 'warning',
+          object: lost,
+          problem: 'missing',
+          message: `pack ${lost} is missing: the ${b1.chunks} chunks in it read whole from other copies`,
+          backups: [b1.backup_id],
+        },
+      ]);
+      expect(summaryOf(healed.stdout)).toMatchObject({
+        ok: true,
+        missing_chunks: 0,
+        chunks_from_copies: b1.chunks,
+        chunks_not_sought: 0,
+        missing_packs: 1,
+        damage_records_written: 0,
+        damage_records_cleared: 0, // the verify cleared b1's record already
+      });
+      const human = await agent(['check', '--repo', r]);
+      expect(human.code).toBe(0);
+      expect(human.stderr).toMatch(
+        new RegExp(
+          `^warning: missing: pack ${lost} is missing: the \\d+ chunks in it read whole from other copies; backup ${b1.backup_id}\n$`,
+        ),
+      );
+      expect(human.stdout).toMatch(
+        /^repository ok: 2 manifests, .*; \d+ damaged chunks read whole from other copies\n$/,
+      );
+      // No record lists them: the next backup stores nothing.
+      const b3 = await backup();
+      expect(b3).toMatchObject({ chunks_new: 0, chunks_repaired: 0 });
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('repo key export prints the target key, which opens the repository without the passphrase', async () => {
     const r = await agent(['repo', 'key', 'export', '--repo', repo]);
     expect(r.stderr).toBe('');
