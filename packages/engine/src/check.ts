@@ -220,7 +220,7 @@ const ABSENT = -2;
  * Memory: the chunk index of one pass (`indexMemoryBytes`, 152 bytes per distinct chunk object, default 256 MiB
  * ≈ 1.7 million chunks; past it, more passes; the pass's pack table and 5 bytes of flags per chunk fit in the
  * room its merge copy leaves), the manifest segments being read (3 of ≈ 5 MiB: a manifest is never held
- * whole, whatever its size), the spans being read (`concurrency` × 4 MiB), the merged damage records
+ * whole, whatever its size), the spans being read (`concurrency` × `MAX_SPAN_BYTES`), the merged damage records
  * (`RepositoryDamage`, ≤ ≈ 70 MiB) and the recorded chunks read healthy (73 bytes each), 73 bytes per damaged
  * chunk found (and ~200 for each damaged chunk whose copies are sought, with the copies the index objects
  * name), ~100 bytes per segment and ~200 per backup. Problems are collected, not thrown; a storage

@@ -655,7 +655,7 @@ describe('verify records what it finds', () => {
     expect(ranges.length).toBeLessThanOrEqual(report.chunksChecked);
     expect(ranges.every((r) => r.startsWith('packs/'))).toBe(true);
 
-    // All of it: one GET per run of adjacent chunks (at most 4 MiB), not one per chunk.
+    // All of it: one GET per run of adjacent chunks (at most MAX_SPAN_BYTES), not one per chunk.
     ranges.length = 0;
     const all = await verifyBackup({ repository: spying, workers, backup: b1 });
     expect(all.chunksChecked).toBe(b1.chunks);

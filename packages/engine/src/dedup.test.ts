@@ -77,7 +77,7 @@ describe('dedup without requests per chunk', () => {
       expect(clone.chunksNew).toBe(0);
       expect(clone.index).toMatchObject({
         objects: 1,
-        chunks: first.chunks,
+        chunks: first.chunksNew,
         unreadable: 0,
         truncated: false,
       });
@@ -100,9 +100,9 @@ describe('dedup without requests per chunk', () => {
       const data = seededBytes('window', size);
       const image = join(dir, 'window.img');
       await writeImage(image, size, [{ offset: 0, data }]);
-      // The first 512 KiB moved to the end: its chunks are now 3.5 MiB further on.
+      // The first 1 MiB moved to the end (about 16 chunks): its chunks are now 3 MiB further on.
       const moved = join(dir, 'moved.img');
-      const cut = 512 << 10;
+      const cut = 1 << 20;
       await writeImage(moved, size, [
         { offset: 0, data: data.subarray(cut) },
         { offset: size - cut, data: data.subarray(0, cut) },
@@ -133,10 +133,11 @@ describe('dedup without requests per chunk', () => {
       expect(again.chunksNew).toBe(0); // the window slides along: everything in place is found
       const narrow = await backup(moved, 'small-window', 8);
       const wide = await backup(moved, 'whole');
-      // With the whole manifest held, only the chunks cut anew around the two seams are new; with a window
-      // of 8 chunks, the moved ones were let go long before the backup reached them, and are stored again.
-      expect(wide.chunksNew).toBeLessThanOrEqual(4);
-      expect(narrow.chunksNew).toBeGreaterThan(wide.chunksNew + 4);
+      // With the whole manifest held, only the chunks cut anew around the seams (the start, the joint, the
+      // end) are new; with a window of 8 chunks, the moved ones were let go long before the backup reached
+      // them, and are stored again. (Cut points depend on the repository's random key: bounds, not counts.)
+      expect(wide.chunksNew).toBeLessThanOrEqual(8);
+      expect(narrow.chunksNew).toBeGreaterThanOrEqual(wide.chunksNew + 8);
       for (const summary of [narrow, wide]) {
         const out = join(dir, `${summary.backupId}.out`);
         expect(await restoreAndHash(repository, workers, summary.backupId, out)).toBe(
@@ -193,6 +194,47 @@ describe('dedup without requests per chunk', () => {
       const restored = await restoreBackup({ repository, workers, backup: ref, targetPath: out });
       expect(restored.chunksFromCopies).toBe(report.missingChunks.length);
       expect(await sha256File(out)).toBe(await sha256File(image));
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('a location the index names in a pack that is gone is not taken: a clone stores those chunks again', async () => {
+    const store = new MemoryObjectStore();
+    const repository = await Repository.init(store, {
+      passphrase: TEST_PASSPHRASE,
+      chunker: TEST_CHUNKER_PARAMS,
+      kdf: TEST_KDF,
+    });
+    const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
+    try {
+      const image = join(dir, 'gone.img');
+      await writeImage(image, 3 << 20, [{ offset: 0, data: seededBytes('gone', 3 << 20) }]);
+      const backup = async (volumeName: string) => {
+        const source = await openVolumeSource(image);
+        try {
+          return await backupVolume({ repository, workers, source, volumeName, packTarget: 256 << 10 });
+        } finally {
+          await source.close();
+        }
+      };
+      const first = await backup('original');
+      const entries = [
+        ...(await repository.loadManifestEntries(await repository.resolveBackup(first.backupId))),
+      ];
+      const victim = entries.find((e) => e.kind === 'chunk');
+      if (victim?.kind !== 'chunk') throw new Error('no data chunk');
+      const lost = Buffer.from(victim.location.pack).toString('hex');
+      const inLost = entries.filter(
+        (e) => e.kind === 'chunk' && Buffer.from(e.location.pack).toString('hex') === lost,
+      ).length;
+      // Lost behind Stowage's back: no verify has run, so no damage record says so; the index still names it.
+      await store.delete(packObjectKey(victim.location.pack));
+      const clone = await backup('clone');
+      expect(clone.index?.chunks).toBe(first.chunksNew);
+      expect(clone.chunksNew).toBe(inLost);
+      const out = join(dir, 'gone.out');
+      expect(await restoreAndHash(repository, workers, clone.backupId, out)).toBe(await sha256File(image));
     } finally {
       await workers.close();
     }

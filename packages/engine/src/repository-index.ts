@@ -2,6 +2,7 @@ import {
   decodePackIndex,
   PACK_INDEX_PREFIX,
   type PackLocation,
+  packObjectKey,
   parsePackIndexObjectKey,
 } from '@stowage/format';
 import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
@@ -54,30 +55,47 @@ export async function loadRepositoryIndex(
   keys.sort((a, b) => b.at - a.at);
   const locations = new ChunkLocations(capacity);
   const load: IndexLoad = { objects: 0, chunks: 0, unreadable: 0, truncated: false };
-  let next = 0;
-  const worker = async () => {
-    while (next < keys.length && !locations.full) {
-      const { key } = keys[next++]!;
-      let entries: ReturnType<typeof decodePackIndex>;
-      try {
-        entries = decodePackIndex(repository.keys, key, await repository.store.get(key, undefined, call));
-      } catch (error) {
-        if (isObjectStoreError(error, 'aborted')) throw error;
-        // Gone since the listing (a GC), or damaged: a hint less, nothing lost.
-        if (!isObjectStoreError(error, 'not-found')) load.unreadable++;
-        continue;
-      }
-      load.objects++;
-      for (let i = 0; i < entries.count; i++) {
-        if (!locations.add(entries.idAt(i), entries.locationAt(i))) {
-          load.truncated = true;
-          break;
-        }
+  // Fetched up to FETCH_CONCURRENCY ahead but added strictly newest first: a chunk stored twice (a repair's
+  // new copy beside the copy a lost pack held) keeps the newer location, whatever answer comes back first.
+  const fetches: Array<Promise<Uint8Array | undefined>> = [];
+  const fetch = (i: number) => {
+    const { key } = keys[i]!;
+    const p = repository.store.get(key, undefined, call).catch((error: unknown) => {
+      if (isObjectStoreError(error, 'aborted')) throw error;
+      // Gone since the listing (a GC), or unreadable: a hint less, nothing lost.
+      if (!isObjectStoreError(error, 'not-found')) load.unreadable++;
+      return undefined;
+    });
+    p.catch(() => {}); // awaited in order below; this only keeps a rejection from going unhandled
+    fetches[i] = p;
+  };
+  for (let i = 0; i < Math.min(FETCH_CONCURRENCY, keys.length); i++) fetch(i);
+  for (let i = 0; i < keys.length; i++) {
+    if (locations.full) {
+      load.truncated = true;
+      break;
+    }
+    if (i + FETCH_CONCURRENCY < keys.length) fetch(i + FETCH_CONCURRENCY);
+    const bytes = await fetches[i]!;
+    fetches[i] = Promise.resolve(undefined); // let the object go
+    if (bytes === undefined) continue;
+    let entries: ReturnType<typeof decodePackIndex>;
+    try {
+      entries = decodePackIndex(repository.keys, keys[i]!.key, bytes);
+    } catch {
+      load.unreadable++;
+      continue;
+    }
+    load.objects++;
+    for (let e = 0; e < entries.count; e++) {
+      if (!locations.add(entries.idAt(e), entries.locationAt(e))) {
+        load.truncated = true;
+        break;
       }
     }
-    if (next < keys.length) load.truncated = true;
-  };
-  await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, keys.length) }, worker));
+  }
+  // Requests started ahead of a full map are left to settle on their own.
+  await Promise.allSettled(fetches);
   load.chunks = locations.size;
   return { locations, load };
 }
@@ -92,10 +110,26 @@ export class LazyIndex {
     private readonly scope: IndexScope = {},
   ) {}
 
+  /**
+   * Where the index says `id` is, once its pack is confirmed to exist (one HEAD per distinct pack, cached): an
+   * index object outlives a pack lost behind Stowage's back, and a location in a lost pack must not go into a
+   * new manifest. (A manifest's own locations need no such check: the previous manifest is trusted only while
+   * no damage record says otherwise.)
+   */
   async find(id: Uint8Array): Promise<PackLocation | undefined> {
     this.#loaded ??= loadRepositoryIndex(this.repository, this.call, this.scope);
-    return (await this.#loaded).locations.get(id);
+    const location = (await this.#loaded).locations.get(id);
+    if (!location) return undefined;
+    const key = packObjectKey(location.pack);
+    let exists = this.#packs.get(key);
+    if (!exists) {
+      exists = this.repository.store.head(key, this.call).then((info) => info !== undefined);
+      this.#packs.set(key, exists);
+    }
+    return (await exists) ? location : undefined;
   }
+
+  readonly #packs = new Map<string, Promise<boolean>>();
 
   /** What was loaded, or undefined when the index was never needed. */
   async summary(): Promise<IndexLoad | undefined> {

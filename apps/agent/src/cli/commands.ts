@@ -12,7 +12,7 @@ import {
 import type { OptionValues } from './args.js';
 import { type CliEnv, openRepository, openStore, positiveIntEnv, readPassphrase } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { jsonMessages, printable, printJson, printLine } from './output.js';
+import { jsonMessages, jsonText, printable, printJson, printLine } from './output.js';
 import { formatBytes, progressBar } from './progress-bar.js';
 import type { COMMANDS } from './spec.js';
 
@@ -269,24 +269,35 @@ export async function verify(values: Values<'verify'>, positionals: string[], cl
       signal: cli.signal,
     });
     progress.done();
+    // A chunk whose own copy is damaged but which reads whole from another stored copy restores: a warning.
+    const copied = (c: (typeof r.fromCopies)[number]) => `${c.message}; restores from ${c.copy}`;
     if (values.json) {
       for (const p of r.problems) jsonMessages.error(cli, { message: p.message, object: p.objectKey });
+      for (const c of r.fromCopies) {
+        cli.stderr.write(
+          `${jsonText({ message_type: 'warning', message: copied(c), object: c.objectKey, copy: c.copy })}\n`,
+        );
+      }
       jsonMessages.summary(cli, {
         backup_id: r.backupId,
         ok: r.problems.length === 0,
         chunks_total: r.chunksTotal,
         chunks_checked: r.chunksChecked,
+        chunks_from_copies: r.chunksFromCopies,
         bytes_checked: r.bytesChecked,
         problems: r.problems.map((p) => ({ object: p.objectKey, message: p.message })),
         seconds: Number(r.seconds.toFixed(3)),
       });
     } else {
       for (const p of r.problems) cli.stderr.write(`error: ${printable(p.message)}\n`);
+      for (const c of r.fromCopies) cli.stderr.write(`warning: ${printable(copied(c))}\n`);
       const id = printable(r.backupId);
+      const fromCopies =
+        r.chunksFromCopies > 0 ? `; ${r.chunksFromCopies} more restore from other copies` : '';
       printLine(
         cli,
         r.problems.length === 0
-          ? `backup ${id} ok: ${r.chunksChecked} of ${r.chunksTotal} chunks checked (${formatBytes(r.bytesChecked)})`
+          ? `backup ${id} ok: ${r.chunksChecked} of ${r.chunksTotal} chunks checked (${formatBytes(r.bytesChecked)})${fromCopies}`
           : `backup ${id} DAMAGED: ${r.problems.length} bad chunk(s) of ${r.chunksChecked + r.problems.length} checked`,
       );
     }
