@@ -590,6 +590,7 @@ describe('agent CLI, as a restic user expects it', () => {
         'ok',
         'chunks_total',
         'chunks_checked',
+        'chunks_from_copies',
         'bytes_checked',
         'problems',
         'seconds',
