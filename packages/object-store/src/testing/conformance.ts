@@ -305,7 +305,10 @@ export function describeObjectStoreConformance(
         const read = await abortAfter(getting, delayMs, get);
         expect(read.ms, `get aborted after ${delayMs} ms settles promptly`).toBeLessThan(1_000);
         if (read.error !== undefined) expect(kindOf(read.error)).toBe('aborted');
-        else expect(Buffer.compare(read.value!, now)).toBe(0);
+        // Where an aborted put leaves parts, the server may still be writing them in place after the client
+        // gave up (s3rver: seen in CI), so the object can change between the two gets: not compared there.
+        else if (options.abortedPutsLeaveParts === undefined)
+          expect(Buffer.compare(read.value!, now)).toBe(0);
       }
     });
 
