@@ -5,14 +5,11 @@ import { packObjectKey } from '@stowage/format';
 import { MemoryObjectStore, withMetrics } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume } from './backup.js';
-import { Repository } from './repository.js';
 import { restoreBackup } from './restore.js';
-import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
-import { restoreAndHash } from './testing/round-trip.js';
+import { backupImage, newTestRepository, restoreAndHash } from './testing/round-trip.js';
 import { seededBytes, sha256File, writeImage, writeTestVolume } from './testing/volumes.js';
 import { verifyBackup } from './verify.js';
 import { openVolumeSource } from './volume-io.js';
-import { ChunkWorkers } from './workers/chunk-workers.js';
 
 // How a backup finds what is stored already (docs/format.md §5): the volume's previous manifest, the
 // repository's index objects, its own chunks — and never a request per chunk.
@@ -32,23 +29,13 @@ describe('dedup without requests per chunk', () => {
     const store = withMetrics(inner, (event) => {
       if (event.key !== undefined) ops.push(`${event.op} ${event.key.split('/')[0]}`);
     });
-    const repo = await Repository.init(store, {
-      passphrase: TEST_PASSPHRASE,
-      chunker: TEST_CHUNKER_PARAMS,
-      kdf: TEST_KDF,
-    });
-    const w = new ChunkWorkers(repo.targetKey, { threads: 2 });
+    const { repository, workers: w } = await newTestRepository(store);
     try {
       const image = join(dir, 'trusted.img');
       await writeTestVolume(image, 4 << 20, 'trusted');
-      const run = async (volumeName: string, options: { trustPreviousManifest?: boolean } = {}) => {
-        const source = await openVolumeSource(image);
+      const run = (volumeName: string, options: { trustPreviousManifest?: boolean } = {}) => {
         ops.length = 0;
-        try {
-          return await backupVolume({ repository: repo, workers: w, source, volumeName, ...options });
-        } finally {
-          await source.close();
-        }
+        return backupImage(repository, w, image, volumeName, options);
       };
       const count = (what: string) => ops.filter((o) => o === what).length;
       const first = await run('trusted');
@@ -89,12 +76,7 @@ describe('dedup without requests per chunk', () => {
   });
 
   it('reads the previous manifest a window at a time: what moved further back than the window is stored again', async () => {
-    const repository = await Repository.init(new MemoryObjectStore(), {
-      passphrase: TEST_PASSPHRASE,
-      chunker: TEST_CHUNKER_PARAMS,
-      kdf: TEST_KDF,
-    });
-    const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
+    const { repository, workers } = await newTestRepository();
     try {
       const size = 4 << 20;
       const data = seededBytes('window', size);
@@ -150,30 +132,11 @@ describe('dedup without requests per chunk', () => {
   });
 
   it('a restore of a backup whose pack was lost reads the copy that a later backup stored', async () => {
-    const store = new MemoryObjectStore();
-    const repository = await Repository.init(store, {
-      passphrase: TEST_PASSPHRASE,
-      chunker: TEST_CHUNKER_PARAMS,
-      kdf: TEST_KDF,
-    });
-    const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
+    const { repository, workers, store } = await newTestRepository();
     try {
       const image = join(dir, 'lost.img');
       await writeImage(image, 3 << 20, [{ offset: 0, data: seededBytes('lost', 3 << 20) }]);
-      const backup = async () => {
-        const source = await openVolumeSource(image);
-        try {
-          return await backupVolume({
-            repository,
-            workers,
-            source,
-            volumeName: 'lost',
-            packTarget: 256 << 10,
-          });
-        } finally {
-          await source.close();
-        }
-      };
+      const backup = () => backupImage(repository, workers, image, 'lost', { packTarget: 256 << 10 });
       const old = await backup();
       const ref = await repository.resolveBackup(old.backupId);
       const entries = [...(await repository.loadManifestEntries(ref))];
@@ -200,24 +163,12 @@ describe('dedup without requests per chunk', () => {
   });
 
   it('a location the index names in a pack that is gone is not taken: a clone stores those chunks again', async () => {
-    const store = new MemoryObjectStore();
-    const repository = await Repository.init(store, {
-      passphrase: TEST_PASSPHRASE,
-      chunker: TEST_CHUNKER_PARAMS,
-      kdf: TEST_KDF,
-    });
-    const workers = new ChunkWorkers(repository.targetKey, { threads: 2 });
+    const { repository, workers, store } = await newTestRepository();
     try {
       const image = join(dir, 'gone.img');
       await writeImage(image, 3 << 20, [{ offset: 0, data: seededBytes('gone', 3 << 20) }]);
-      const backup = async (volumeName: string) => {
-        const source = await openVolumeSource(image);
-        try {
-          return await backupVolume({ repository, workers, source, volumeName, packTarget: 256 << 10 });
-        } finally {
-          await source.close();
-        }
-      };
+      const backup = (volumeName: string) =>
+        backupImage(repository, workers, image, volumeName, { packTarget: 256 << 10 });
       const first = await backup('original');
       const entries = [
         ...(await repository.loadManifestEntries(await repository.resolveBackup(first.backupId))),
