@@ -4,9 +4,11 @@ export {
   type CheckProgress,
   type CheckReadData,
   type CheckReport,
+  type CopiedChunkReport,
   checkRepository,
   type DamagedChunkReport,
   MAX_REPORTED_CHUNKS,
+  type MissingPackReport,
 } from './check.js';
 export {
   type DamageRecordInfo,
@@ -17,8 +19,16 @@ export {
 export { ENGINE_ERROR_CODES, EngineError, type EngineErrorCode } from './errors.js';
 export type { Progress, ProgressListener } from './progress.js';
 export { type BackupInfo, type BackupListing, type BackupRef, Repository } from './repository.js';
+export type { IndexLoad } from './repository-index.js';
 export { type RestoreOptions, type RestoreSummary, restoreBackup } from './restore.js';
-export { type VerifyOptions, type VerifyProblem, type VerifyReport, verifyBackup } from './verify.js';
+export { findStoredCopies, MAX_COPIES_SOUGHT } from './stored-copies.js';
+export {
+  type VerifyCopy,
+  type VerifyOptions,
+  type VerifyProblem,
+  type VerifyReport,
+  verifyBackup,
+} from './verify.js';
 export {
   openVolumeSource,
   openVolumeTarget,
