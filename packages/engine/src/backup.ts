@@ -265,7 +265,8 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
 
   // Manifest segments are stored as they are cut, as chunk objects (docs/format.md §6.4): HEAD-then-PUT, so an
   // unchanged volume's segments dedup; one a damage record lists as corrupt is stored again. Every chunk a
-  // segment names is stored before the segment is cut (entries are recorded once their chunk is done).
+  // segment names is in a pack (appended; its PUT may still run) before the segment is cut: entries are
+  // recorded once their chunk is located, and the flush before the root makes every pack durable.
   const segmentTasks = new Set<Promise<void>>();
   const storeSegment = async (segment: ManifestSegmentOut): Promise<void> => {
     const key = chunkObjectKey(segment.id);

@@ -158,7 +158,7 @@ export interface CheckReport {
    * opened like any chunk, or read whole in this check where a manifest names it: a restore reads that copy,
    * so they are no damage, and their entries leave the damage records, except the record of a backup that is
    * its volume's latest (the next backup of the volume would take the lost location from its manifest, format
-   * §12.4; it stores the chunk again instead, and a check after it clears the entry). As `missingChunks`,
+   * §12.4 rule 1, §12.5; it stores the chunk again instead, and a check after it clears the entry). As `missingChunks`,
    * each with its copy; `chunksFromCopies` counts them all.
    */
   fromCopies: CopiedChunkReport[];

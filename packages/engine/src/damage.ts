@@ -258,8 +258,8 @@ export interface FoundProblem {
  * chunk this run found healthy (`checkedHealthy`: it authenticates at every location the backup names, or —
  * for a backup that is not its volume's latest — another stored copy of it does) or that the backup does not
  * name (`named`), and every other entry stays. `found` must be in ascending id order. A record that did not
- * decode (`previous: 'unreadable'`) is replaced by the findings, unless this run found nothing and did not
- * check every chunk of the backup (`complete`): then it is left for a run that can tell.
+ * decode (`previous: 'unreadable'`) is replaced by the findings only when this run checked every chunk of the
+ * backup (`complete`); otherwise it is left for a run that can tell.
  */
 export async function reconcileDamageRecord(
   repository: Repository,
@@ -292,7 +292,9 @@ export async function reconcileDamageRecord(
     cleared,
     replacedUnreadable: previous === 'unreadable' && action !== 'unchanged',
   });
-  if (previous === 'unreadable' && found.length === 0 && !run.complete) return update('unchanged', 0, 0, 0);
+  // Only a run that read every chunk may replace it: one that sampled and found something would turn "damage
+  // in an unknown set of chunks" into a short list, and writers would trust the rest again (format §12.5).
+  if (previous === 'unreadable' && !run.complete) return update('unchanged', 0, 0, 0);
   const old = previous === 'unreadable' || previous === undefined ? undefined : previous.chunks;
   const out = new Uint8Array(((old?.count ?? 0) + found.length) * DAMAGE_ENTRY_LENGTH);
   let n = 0;

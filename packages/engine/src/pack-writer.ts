@@ -137,7 +137,10 @@ export class PackWriter {
           this.#indexedCount * PACK_INDEX_ENTRY_LENGTH,
         );
         this.#indexedCount += pack.count;
-        if (++this.#packsSinceIndex >= this.#o.packsPerIndex) await this.#writeIndex();
+        // Every `packsPerIndex` packs, or sooner when tiny (very compressible) chunks would make the object
+        // large: an index object must stay far under the format's 64 MiB (§5.3).
+        if (++this.#packsSinceIndex >= this.#o.packsPerIndex || this.#indexedCount >= MAX_INDEX_ENTRIES)
+          await this.#writeIndex();
       } catch (error) {
         this.#failure ??= error;
       } finally {
@@ -178,6 +181,9 @@ export class PackWriter {
     else this.#free.push(b);
   }
 }
+
+/** Entries one index object holds at most: 18 MiB of them, a quarter of what a reader accepts. */
+const MAX_INDEX_ENTRIES = 1 << 18;
 
 function grow(bytes: Uint8Array, need: number): Uint8Array {
   if (need <= bytes.length) return bytes;

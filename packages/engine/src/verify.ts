@@ -109,7 +109,7 @@ export interface VerifyReport {
   /**
    * Of `chunksFromCopies`, those the damage record still lists (or now lists) because the backup is its
    * volume's latest: the next backup of the volume would take their lost locations from its manifest, so it
-   * must not trust it (format §12.4), and stores them in its own pack instead; a verify after that clears them.
+   * must not trust it (format §12.4 rule 1, §12.5), and stores them in its own pack instead; a verify after that clears them.
    */
   chunksFromCopiesRecorded: number;
   /**
@@ -147,7 +147,7 @@ const DEFAULT_INDEX_MEMORY = 64 << 20;
  * A chunk whose named copy is missing or does not open is looked for among the copies other backups stored
  * (one pass over the index objects for all of them, `findStoredCopies`, as a restore does): one that reads
  * whole makes it no damage (`fromCopies`), and its record entry is cleared — unless the backup is its volume's
- * latest, whose manifest the next backup would otherwise take the lost location from (format §12.4): there
+ * latest, whose manifest the next backup would otherwise take the lost location from (format §12.4 rule 1, §12.5): there
  * it stays listed until a later backup of the volume stored the chunk in its own pack.
  *
  * Memory does not grow with the backup: the segments being read, the chunk index of one pass

@@ -5,7 +5,7 @@ import { blake3DeriveKey } from '@stowage/blake3';
 export const KEY_LENGTH = 32;
 
 /**
- * BLAKE3 `derive_key` context strings. Normative (docs/format.md §Keys): changing one changes every object,
+ * BLAKE3 `derive_key` context strings. Normative (docs/format.md §3): changing one changes every object,
  * so it is a format change.
  */
 export const KDF_CONTEXT = {

@@ -20,7 +20,7 @@ export const PACK_INDEX_HEADER_LENGTH = 6;
 export const PACK_INDEX_ENTRY_LENGTH = 72;
 /** Bytes of the random name that tells a backup's index objects apart. */
 export const PACK_INDEX_NAME_LENGTH = 8;
-/** Largest index object a reader accepts: 64 MiB, about 930,000 entries (a writer cuts them far smaller). */
+/** Largest index object a reader accepts: 64 MiB, about 930,000 entries (the reference writer cuts at 2^18). */
 export const MAX_PACK_INDEX_LENGTH = 2 ** 26;
 
 const NAME_RE = /^[0-9a-f]{16}$/;

@@ -10,7 +10,7 @@ import { FormatError } from './errors.js';
 export const PACK_ID_LENGTH = 32;
 /** Prefix of every pack's key: `packs/<first 2 hex>/<64 hex>`. */
 export const PACKS_PREFIX = 'packs/';
-/** A writer closes a pack once it holds at least this many bytes (a writer's choice; readers take any size). */
+/** A writer closes a pack before an object would take it past this many bytes (a writer's choice; readers take any size). */
 export const DEFAULT_PACK_TARGET = 8 << 20;
 /** Largest pack a reader accepts: offsets and lengths are 32-bit. */
 export const MAX_PACK_LENGTH = 2 ** 32 - 1;
