@@ -45,3 +45,25 @@ export function uuidBytes(uuid: string): Uint8Array {
 }
 
 export const utf8 = new TextEncoder();
+
+/** Writes `value` (< 2^56) as 7 big-endian bytes at `at + 1` (records keep a tag byte at `at`). */
+export function writeUint56After(records: Uint8Array, at: number, value: number): void {
+  // High 3 bytes from the part above 2^32, low 4 from the rest.
+  const high = Math.floor(value / 2 ** 32);
+  const low = value >>> 0;
+  records[at + 1] = (high >>> 16) & 0xff;
+  records[at + 2] = (high >>> 8) & 0xff;
+  records[at + 3] = high & 0xff;
+  records[at + 4] = (low >>> 24) & 0xff;
+  records[at + 5] = (low >>> 16) & 0xff;
+  records[at + 6] = (low >>> 8) & 0xff;
+  records[at + 7] = low & 0xff;
+}
+
+/** Reads what `writeUint56After` wrote. */
+export function readUint56After(records: Uint8Array, at: number): number {
+  const high = (records[at + 1]! << 16) | (records[at + 2]! << 8) | records[at + 3]!;
+  const low =
+    ((records[at + 4]! << 24) | (records[at + 5]! << 16) | (records[at + 6]! << 8) | records[at + 7]!) >>> 0;
+  return high * 2 ** 32 + low;
+}

@@ -1,4 +1,4 @@
-import { isUuid, uuidBytes } from './bytes.js';
+import { isUuid, readUint56After, uuidBytes, writeUint56After } from './bytes.js';
 import { cborEncode, cborUint } from './cbor.js';
 import { CHUNK_ID_LENGTH } from './chunk.js';
 import { FormatError } from './errors.js';
@@ -63,7 +63,7 @@ export class DamagedChunks implements Iterable<DamagedChunk> {
       if (problemOfCode(records[at]!) === undefined) {
         throw new FormatError(`damaged chunk ${i} has unknown problem code ${records[at]}`, objectKey);
       }
-      if (readMs(records, at) > Number.MAX_SAFE_INTEGER) {
+      if (readUint56After(records, at) > Number.MAX_SAFE_INTEGER) {
         throw new FormatError(`damaged chunk ${i}: found-at time past 2^53 − 1`, objectKey);
       }
       if (i > 0) {
@@ -99,7 +99,7 @@ export class DamagedChunks implements Iterable<DamagedChunk> {
       }
       const at = i * DAMAGE_ENTRY_LENGTH;
       records[at] = PROBLEM_CODES[c.problem];
-      writeMs(records, at, c.foundAt.getTime());
+      writeUint56After(records, at, c.foundAt.getTime());
       records.set(c.id, at + 8);
     });
     return new DamagedChunks(records);
@@ -116,7 +116,7 @@ export class DamagedChunks implements Iterable<DamagedChunk> {
   }
 
   foundAtAt(index: number): Date {
-    return new Date(readMs(this.records, this.#recordAt(index)));
+    return new Date(readUint56After(this.records, this.#recordAt(index)));
   }
 
   /** Index of `id`, or -1 (binary search). */
@@ -151,25 +151,6 @@ export class DamagedChunks implements Iterable<DamagedChunk> {
       throw new RangeError(`no record ${index}`);
     return index * DAMAGE_ENTRY_LENGTH;
   }
-}
-
-function writeMs(records: Uint8Array, at: number, ms: number): void {
-  const high = Math.floor(ms / 2 ** 32);
-  const low = ms >>> 0;
-  records[at + 1] = (high >>> 16) & 0xff;
-  records[at + 2] = (high >>> 8) & 0xff;
-  records[at + 3] = high & 0xff;
-  records[at + 4] = (low >>> 24) & 0xff;
-  records[at + 5] = (low >>> 16) & 0xff;
-  records[at + 6] = (low >>> 8) & 0xff;
-  records[at + 7] = low & 0xff;
-}
-
-function readMs(records: Uint8Array, at: number): number {
-  const high = (records[at + 1]! << 16) | (records[at + 2]! << 8) | records[at + 3]!;
-  const low =
-    ((records[at + 4]! << 24) | (records[at + 5]! << 16) | (records[at + 6]! << 8) | records[at + 7]!) >>> 0;
-  return high * 2 ** 32 + low;
 }
 
 /** What a verify or check found wrong with one backup's chunks. */

@@ -1,4 +1,4 @@
-import { toHex } from './bytes.js';
+import { readUint56After, toHex, writeUint56After } from './bytes.js';
 import { MAX_CHUNK_LENGTH } from './compression.js';
 import { FormatError } from './errors.js';
 import { locationProblem, type PackLocation, readLocation } from './pack.js';
@@ -26,24 +26,13 @@ export type ManifestEntry =
     }
   | { readonly kind: 'hole'; readonly length: number; readonly offset: number };
 
+/** A record's length field: 7 bytes, big-endian, after its kind byte. */
 export function writeEntryLength(records: Uint8Array, at: number, length: number): void {
-  // 7-byte big-endian: high 3 bytes from the part above 2^32, low 4 from the rest.
-  const high = Math.floor(length / 2 ** 32);
-  const low = length >>> 0;
-  records[at + 1] = (high >>> 16) & 0xff;
-  records[at + 2] = (high >>> 8) & 0xff;
-  records[at + 3] = high & 0xff;
-  records[at + 4] = (low >>> 24) & 0xff;
-  records[at + 5] = (low >>> 16) & 0xff;
-  records[at + 6] = (low >>> 8) & 0xff;
-  records[at + 7] = low & 0xff;
+  writeUint56After(records, at, length);
 }
 
 export function readEntryLength(records: Uint8Array, at: number): number {
-  const high = (records[at + 1]! << 16) | (records[at + 2]! << 8) | records[at + 3]!;
-  const low =
-    ((records[at + 4]! << 24) | (records[at + 5]! << 16) | (records[at + 6]! << 8) | records[at + 7]!) >>> 0;
-  return high * 2 ** 32 + low;
+  return readUint56After(records, at);
 }
 
 export interface ManifestEntriesOptions {
