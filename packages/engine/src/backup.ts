@@ -9,14 +9,15 @@ import {
   type PackLocation,
   sealChunk,
 } from '@stowage/format';
-import { isObjectStoreError, type ObjectStore, type OperationOptions } from '@stowage/object-store';
+import type { OperationOptions } from '@stowage/object-store';
 import { asCancel, jobSignal, throwIfCancelled } from './abort.js';
+import { backupExists, commitManifest } from './backup-commit.js';
 import { BufferPool } from './buffer-pool.js';
-import { ChunkLocations } from './chunk-locations.js';
 import { EngineError } from './errors.js';
 import { PackWriter } from './pack-writer.js';
 import { PreviousManifest } from './previous-manifest.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
+import { RecentLocations } from './recent-locations.js';
 import type { Repository } from './repository.js';
 import { type IndexLoad, LazyIndex } from './repository-index.js';
 import type { VolumeSource } from './volume-io.js';
@@ -534,61 +535,4 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     trustedManifest: previous?.manifestKey,
     seconds: progress.elapsedSeconds(),
   };
-}
-
-function backupExists(backupId: string, manifestKey: string): EngineError {
-  return new EngineError(
-    'backup-exists',
-    `backup ${backupId} is already committed (${manifestKey}); a backup is written once, so this one was ` +
-      'not made and the committed backup is untouched (use a new backup id)',
-  );
-}
-
-/**
- * Writes a manifest only where none exists: a conditional create (`If-None-Match: *`). A `precondition-failed`
- * answer is success when the object there is byte-identical to ours — a retried put whose first try landed
- * and lost its answer (the nonce is random, so no other writer produces the same bytes) — and `backup-exists`
- * otherwise, the other writer's manifest untouched.
- */
-async function commitManifest(
-  store: ObjectStore,
-  manifestKey: string,
-  encoded: Uint8Array,
-  backupId: string,
-): Promise<void> {
-  // Fallback for stores that ignore If-None-Match (s3rver, some S3 clones), and done everywhere since the
-  // engine cannot tell which store it has: a HEAD right before the put. It leaves a race window between the
-  // HEAD and the put in which another writer's manifest of this id could still be overwritten there; only a
-  // store that honours the condition (memory, filesystem, AWS S3, Ceph RGW) closes it.
-  if (await store.head(manifestKey)) throw backupExists(backupId, manifestKey);
-  try {
-    await store.put(manifestKey, encoded, { ifNoneMatch: true });
-  } catch (error) {
-    if (!isObjectStoreError(error, 'precondition-failed')) throw error;
-    const existing = await store.get(manifestKey);
-    if (!Buffer.from(existing).equals(Buffer.from(encoded))) throw backupExists(backupId, manifestKey);
-  }
-}
-
-/**
- * Where this backup's chunks were stored or found, to dedup repeats within it: two generations, the older
- * dropped when the newer fills, so memory stays flat on huge volumes (a repeat further back is found in the
- * previous manifest or the index, or stored again).
- */
-class RecentLocations {
-  static readonly GENERATION = 1 << 16;
-  #current = new ChunkLocations(RecentLocations.GENERATION);
-  #older: ChunkLocations | undefined;
-
-  get(id: Uint8Array): PackLocation | undefined {
-    return this.#current.get(id) ?? this.#older?.get(id);
-  }
-
-  add(id: Uint8Array, location: PackLocation): void {
-    if (this.#current.full) {
-      this.#older = this.#current;
-      this.#current = new ChunkLocations(RecentLocations.GENERATION);
-    }
-    this.#current.add(id, location);
-  }
 }
