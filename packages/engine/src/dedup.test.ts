@@ -5,6 +5,7 @@ import { packObjectKey } from '@stowage/format';
 import { MemoryObjectStore, withMetrics } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume } from './backup.js';
+import { loadRepositoryIndex } from './repository-index.js';
 import { restoreBackup } from './restore.js';
 import { backupImage, newTestRepository, restoreAndHash } from './testing/round-trip.js';
 import { seededBytes, sha256File, writeImage, writeTestVolume } from './testing/volumes.js';
@@ -186,6 +187,28 @@ describe('dedup without requests per chunk', () => {
       expect(clone.chunksNew).toBe(inLost);
       const out = join(dir, 'gone.out');
       expect(await restoreAndHash(repository, workers, clone.backupId, out)).toBe(await sha256File(image));
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('reads the index newest first into a bounded map, and says when it had to leave chunks out', async () => {
+    const { repository, workers } = await newTestRepository();
+    try {
+      const image = join(dir, 'bounded.img');
+      await writeImage(image, 2 << 20, [{ offset: 0, data: seededBytes('bounded', 2 << 20) }]);
+      const first = await backupImage(repository, workers, image, 'bounded-a', { packsPerIndex: 1 });
+      expect(first.indexObjects).toBeGreaterThan(0);
+      const whole = await loadRepositoryIndex(repository, {});
+      expect(whole.load).toEqual({
+        objects: first.indexObjects,
+        chunks: first.chunksNew,
+        unreadable: 0,
+        truncated: false,
+      });
+      const bounded = await loadRepositoryIndex(repository, {}, {}, 5);
+      expect(bounded.load.truncated).toBe(true);
+      expect(bounded.load.chunks).toBe(5);
     } finally {
       await workers.close();
     }

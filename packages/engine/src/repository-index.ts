@@ -1,6 +1,7 @@
 import {
   decodePackIndex,
   PACK_INDEX_PREFIX,
+  type PackIndexEntries,
   type PackLocation,
   packObjectKey,
   parsePackIndexObjectKey,
@@ -45,6 +46,38 @@ export async function loadRepositoryIndex(
   scope: IndexScope = {},
   capacity = MAX_INDEX_CHUNKS,
 ): Promise<{ locations: ChunkLocations; load: IndexLoad }> {
+  const locations = new ChunkLocations(capacity);
+  const load: IndexLoad = { objects: 0, chunks: 0, unreadable: 0, truncated: false };
+  for await (const read of readIndexObjects(repository, call, scope)) {
+    // Another object to read with the map full: what it names is left out (breaking ends the reads).
+    if (locations.full) load.truncated = true;
+    if (load.truncated) break;
+    if (read.entries === undefined) {
+      if (read.unreadable) load.unreadable++;
+      continue;
+    }
+    load.objects++;
+    const { entries } = read;
+    for (let e = 0; e < entries.count && !load.truncated; e++) {
+      if (!locations.add(entries.idAt(e), entries.locationAt(e))) load.truncated = true;
+    }
+  }
+  load.chunks = locations.size;
+  return { locations, load };
+}
+
+/**
+ * The index objects in `scope`, newest first (by last-modified time), each decoded — or, for one gone since
+ * the listing or that does not decode, no entries (`unreadable` for the second): an index is a hint, never
+ * worth failing for. Fetched up to FETCH_CONCURRENCY ahead but handed over strictly in order, so a chunk
+ * stored twice (a repair's new copy beside the copy a lost pack held) is met at its newer location first,
+ * whatever answer comes back first. Only an abort ends it with an error.
+ */
+export async function* readIndexObjects(
+  repository: Repository,
+  call: OperationOptions,
+  scope: IndexScope = {},
+): AsyncGenerator<{ key: string; entries?: PackIndexEntries; unreadable?: boolean }, void, undefined> {
   const keys: { key: string; at: number }[] = [];
   const prefix = scope.volumeId === undefined ? PACK_INDEX_PREFIX : `${PACK_INDEX_PREFIX}${scope.volumeId}/`;
   for await (const info of repository.store.list(prefix, call)) {
@@ -53,51 +86,43 @@ export async function loadRepositoryIndex(
     keys.push({ key: info.key, at: info.lastModified?.getTime() ?? 0 });
   }
   keys.sort((a, b) => b.at - a.at);
-  const locations = new ChunkLocations(capacity);
-  const load: IndexLoad = { objects: 0, chunks: 0, unreadable: 0, truncated: false };
-  // Fetched up to FETCH_CONCURRENCY ahead but added strictly newest first: a chunk stored twice (a repair's
-  // new copy beside the copy a lost pack held) keeps the newer location, whatever answer comes back first.
-  const fetches: Array<Promise<Uint8Array | undefined>> = [];
+  type Fetched = { bytes?: Uint8Array; unreadable: boolean };
+  const fetches: Array<Promise<Fetched>> = [];
   const fetch = (i: number) => {
-    const { key } = keys[i]!;
-    const p = repository.store.get(key, undefined, call).catch((error: unknown) => {
-      if (isObjectStoreError(error, 'aborted')) throw error;
-      // Gone since the listing (a GC), or unreadable: a hint less, nothing lost.
-      if (!isObjectStoreError(error, 'not-found')) load.unreadable++;
-      return undefined;
-    });
+    const p = repository.store.get(keys[i]!.key, undefined, call).then(
+      (bytes): Fetched => ({ bytes, unreadable: false }),
+      (error: unknown): Fetched => {
+        if (isObjectStoreError(error, 'aborted')) throw error;
+        return { unreadable: !isObjectStoreError(error, 'not-found') };
+      },
+    );
     p.catch(() => {}); // awaited in order below; this only keeps a rejection from going unhandled
     fetches[i] = p;
   };
-  for (let i = 0; i < Math.min(FETCH_CONCURRENCY, keys.length); i++) fetch(i);
-  for (let i = 0; i < keys.length; i++) {
-    if (locations.full) {
-      load.truncated = true;
-      break;
-    }
-    if (i + FETCH_CONCURRENCY < keys.length) fetch(i + FETCH_CONCURRENCY);
-    const bytes = await fetches[i]!;
-    fetches[i] = Promise.resolve(undefined); // let the object go
-    if (bytes === undefined) continue;
-    let entries: ReturnType<typeof decodePackIndex>;
-    try {
-      entries = decodePackIndex(repository.keys, keys[i]!.key, bytes);
-    } catch {
-      load.unreadable++;
-      continue;
-    }
-    load.objects++;
-    for (let e = 0; e < entries.count; e++) {
-      if (!locations.add(entries.idAt(e), entries.locationAt(e))) {
-        load.truncated = true;
-        break;
+  try {
+    for (let i = 0; i < Math.min(FETCH_CONCURRENCY, keys.length); i++) fetch(i);
+    for (let i = 0; i < keys.length; i++) {
+      if (i + FETCH_CONCURRENCY < keys.length) fetch(i + FETCH_CONCURRENCY);
+      const { key } = keys[i]!;
+      const { bytes, unreadable } = await fetches[i]!;
+      fetches[i] = Promise.resolve({ unreadable: false }); // let the object go
+      if (bytes === undefined) {
+        yield { key, unreadable };
+        continue;
       }
+      let entries: PackIndexEntries;
+      try {
+        entries = decodePackIndex(repository.keys, key, bytes);
+      } catch {
+        yield { key, unreadable: true };
+        continue;
+      }
+      yield { key, entries };
     }
+  } finally {
+    // Requests started ahead of a reader that stopped early are left to settle, not left unhandled.
+    await Promise.allSettled(fetches);
   }
-  // Requests started ahead of a full map are left to settle on their own.
-  await Promise.allSettled(fetches);
-  load.chunks = locations.size;
-  return { locations, load };
 }
 
 /** The index, loaded the first time a backup needs it (most backups find everything in their previous one). */

@@ -1,6 +1,7 @@
-import { CHUNK_ID_LENGTH, decodePackIndex, PACK_INDEX_PREFIX, type PackLocation } from '@stowage/format';
-import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
+import { CHUNK_ID_LENGTH, type PackLocation } from '@stowage/format';
+import type { OperationOptions } from '@stowage/object-store';
 import type { Repository } from './repository.js';
+import { readIndexObjects } from './repository-index.js';
 
 /** Chunks one search looks for at most (their ids are held in memory: 32 bytes each plus a map entry). */
 export const MAX_COPIES_SOUGHT = 1 << 16;
@@ -23,14 +24,8 @@ export async function findStoredCopies(
   for (const s of sought) avoid.set(Buffer.from(s.id).toString('hex'), s.avoid);
   const found = new Map<string, PackLocation[]>();
   if (avoid.size === 0) return found;
-  for await (const { key } of repository.store.list(PACK_INDEX_PREFIX, call)) {
-    let entries: ReturnType<typeof decodePackIndex>;
-    try {
-      entries = decodePackIndex(repository.keys, key, await repository.store.get(key, undefined, call));
-    } catch (error) {
-      if (isObjectStoreError(error, 'aborted')) throw error;
-      continue; // gone since the listing, or unreadable: an index is a hint
-    }
+  for await (const { entries } of readIndexObjects(repository, call)) {
+    if (entries === undefined) continue; // gone since the listing, or unreadable: an index is a hint
     for (let i = 0; i < entries.count; i++) {
       const hex = Buffer.from(entries.idAt(i).subarray(0, CHUNK_ID_LENGTH)).toString('hex');
       const bad = avoid.get(hex);
