@@ -1,0 +1,67 @@
+import type { Db } from './conn.js';
+import type { PageCursor } from './pagination.js';
+import type { HostRow } from './schema.js';
+
+export async function insertHost(
+  db: Db,
+  host: { id: string; name: string; url: string; agentToken: Uint8Array; backends: unknown[]; now: Date },
+): Promise<HostRow> {
+  return db
+    .insertInto('host')
+    .values({
+      id: host.id,
+      name: host.name,
+      url: host.url,
+      agent_token: host.agentToken,
+      backends: JSON.stringify(host.backends),
+      status: 'up',
+      last_contact_at: host.now,
+      created_at: host.now,
+      updated_at: host.now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function getHost(db: Db, id: string): Promise<HostRow | undefined> {
+  return db.selectFrom('host').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function listHosts(db: Db, page: { limit: number; cursor?: PageCursor }): Promise<HostRow[]> {
+  let query = db.selectFrom('host').selectAll();
+  if (page.cursor) {
+    const { at, id } = page.cursor;
+    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
+  }
+  return query
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(page.limit + 1)
+    .execute();
+}
+
+/** What the manager learnt from its last call to (or event from) the agent. */
+export async function recordHostContact(
+  db: Db,
+  id: string,
+  contact:
+    | { ok: true; now: Date; backends?: unknown[]; agentId?: string }
+    | { ok: false; now: Date; error: string },
+): Promise<void> {
+  await db
+    .updateTable('host')
+    .set(
+      contact.ok
+        ? {
+            status: 'up',
+            last_contact_at: contact.now,
+            last_error: null,
+            updated_at: contact.now,
+            ...(contact.backends === undefined ? {} : { backends: JSON.stringify(contact.backends) }),
+            ...(contact.agentId === undefined ? {} : { agent_id: contact.agentId }),
+          }
+        : { status: 'down', last_error: contact.error, updated_at: contact.now },
+    )
+    .where('id', '=', id)
+    .execute();
+}

@@ -1,0 +1,92 @@
+import type { Insertable, Updateable } from 'kysely';
+import { sql } from 'kysely';
+import type { Db } from './conn.js';
+import type { PageCursor } from './pagination.js';
+import type { BackupTargetRow, BackupTargetTable } from './schema.js';
+
+export interface TargetUsage {
+  readonly backups: number;
+  readonly logical_bytes: number;
+  readonly stored_bytes: number;
+}
+
+export async function insertTarget(db: Db, target: Insertable<BackupTargetTable>): Promise<BackupTargetRow> {
+  return db.insertInto('backup_target').values(target).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function getTarget(db: Db, id: string): Promise<BackupTargetRow | undefined> {
+  return db.selectFrom('backup_target').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function listTargets(
+  db: Db,
+  page: { limit: number; cursor?: PageCursor },
+): Promise<BackupTargetRow[]> {
+  let query = db.selectFrom('backup_target').selectAll();
+  if (page.cursor) {
+    const { at, id } = page.cursor;
+    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
+  }
+  return query
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(page.limit + 1)
+    .execute();
+}
+
+export async function updateTarget(
+  db: Db,
+  id: string,
+  changes: Updateable<BackupTargetTable>,
+): Promise<BackupTargetRow | undefined> {
+  return db.updateTable('backup_target').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+/**
+ * Completed backups per target, what they hold (logical bytes: the volumes' sizes) and what they added to
+ * the bucket (stored bytes: the sum of what each uploaded, so dedup shows as the gap between the two).
+ */
+export async function targetUsage(db: Db, ids: readonly string[]): Promise<Map<string, TargetUsage>> {
+  const usage = new Map<string, TargetUsage>();
+  if (ids.length === 0) return usage;
+  const rows = await db
+    .selectFrom('backup')
+    .select((eb) => [
+      'backup_target_id',
+      eb.fn.countAll<number>().as('backups'),
+      sql<number>`coalesce(sum(size), 0)::bigint`.as('logical_bytes'),
+      sql<number>`coalesce(sum(bytes_uploaded), 0)::bigint`.as('stored_bytes'),
+    ])
+    .where('backup_target_id', 'in', ids)
+    .where('state', '=', 'completed')
+    .groupBy('backup_target_id')
+    .execute();
+  for (const row of rows) {
+    usage.set(row.backup_target_id, {
+      backups: Number(row.backups),
+      logical_bytes: Number(row.logical_bytes),
+      stored_bytes: Number(row.stored_bytes),
+    });
+  }
+  return usage;
+}
+
+/** What still uses a target: volumes pointed at it and backups stored in it. */
+export async function targetUsers(db: Db, id: string): Promise<{ volumes: number; backups: number }> {
+  const volumes = await db
+    .selectFrom('volume')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('backup_target_id', '=', id)
+    .executeTakeFirstOrThrow();
+  const backups = await db
+    .selectFrom('backup')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('backup_target_id', '=', id)
+    .executeTakeFirstOrThrow();
+  return { volumes: Number(volumes.n), backups: Number(backups.n) };
+}
+
+export async function deleteTarget(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('backup_target').where('id', '=', id).executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
