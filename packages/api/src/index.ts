@@ -1,2 +1,3 @@
 export * from './agent.js';
 export * from './errors.js';
+export * from './manager/index.js';
