@@ -1,6 +1,7 @@
 export * from './backups.js';
 export * from './hosts.js';
 export * from './jobs.js';
+export * from './openapi.js';
 export * from './primitives.js';
 export * from './route.js';
 export * from './routes.js';
