@@ -1,4 +1,5 @@
 export * from './backups.js';
+export * from './client.js';
 export * from './hosts.js';
 export * from './jobs.js';
 export * from './openapi.js';
