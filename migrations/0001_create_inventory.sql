@@ -64,6 +64,9 @@ CREATE TABLE volume (
   size bigint NOT NULL CHECK (size >= 0),
   state text NOT NULL CHECK (state IN ('creating', 'available', 'restoring', 'failed', 'archived', 'deleting')),
   backup_target_id uuid REFERENCES backup_target (id),
+  -- Made by the manager (create, restore): deleting the volume deletes it on its host. An adopted volume is
+  -- only forgotten; its data stays where it was.
+  provisioned boolean NOT NULL DEFAULT false,
   error jsonb,
   -- Schedule and retention (the loops' issue fills these in).
   backup_cron text,

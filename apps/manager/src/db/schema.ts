@@ -65,6 +65,7 @@ export interface VolumeTable {
   size: number;
   state: VolumeState;
   backup_target_id: string | null;
+  provisioned: Generated<boolean>;
   error: NullableJson<unknown>;
   backup_cron: string | null;
   timezone: Generated<string>;

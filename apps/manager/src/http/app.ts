@@ -1,0 +1,165 @@
+import {
+  ApiError,
+  type ManagerRoute,
+  managerRoutes,
+  type RouteInput,
+  type RouteOutput,
+  toHonoPath,
+  validationDetails,
+  validationMessage,
+} from '@stowage/api';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { z } from 'zod';
+import type { ApiTokenRow } from '../db/schema.js';
+import type { Logger } from '../log.js';
+import { type Authenticator, allows } from './auth.js';
+
+type Routes = typeof managerRoutes;
+type RouteKey = keyof Routes;
+
+/** Who made a request: the token's row (its role, and its host for an agent token). */
+export interface Caller {
+  readonly token: ApiTokenRow;
+}
+
+/** One handler per route of the table: typed input in, the route's answer (or a raw Response) out. */
+export type Handlers = {
+  [K in RouteKey]: (
+    input: RouteInput<Routes[K]>,
+    caller: Caller | undefined,
+    c: Context,
+  ) => Promise<RouteOutput<Routes[K]> | Response>;
+};
+
+export interface ManagerAppOptions {
+  readonly handlers: Handlers;
+  readonly authenticate: Authenticator;
+  readonly logger: Logger;
+  /** Check every answer against its schema (tests: a handler that drifts from the contract fails). */
+  readonly validateResponses?: boolean;
+  /** Observes each request's duration (the metrics' histogram). */
+  readonly observe?: (route: string, method: string, status: number, seconds: number) => void;
+  /** Answers `GET /` (the console, later; an index of the API until then). */
+  readonly root?: (c: Context) => Response | Promise<Response>;
+}
+
+const MAX_BODY_BYTES = 256 * 1024;
+
+/**
+ * The manager's HTTP API, mounted from the route table of `@stowage/api`: each route's params, query and
+ * body are parsed with its schemas before its handler runs, so handlers see only valid input, and every
+ * failure leaves as `{ code, message, details? }`. Built on Hono so tests call it with `app.request(…)`.
+ */
+export function createManagerApp(options: ManagerAppOptions): Hono {
+  const { logger } = options;
+  const app = new Hono();
+  app.onError((error, c) => errorResponse(c, error, logger));
+  app.notFound((c) =>
+    errorResponse(c, new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`), logger),
+  );
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError('payload_too_large', `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+  if (options.observe) {
+    const observe = options.observe;
+    app.use('*', async (c, next) => {
+      const started = performance.now();
+      await next();
+      observe(c.req.routePath, c.req.method, c.res.status, (performance.now() - started) / 1000);
+    });
+  }
+  if (options.root) app.get('/', options.root);
+  for (const key of Object.keys(managerRoutes) as RouteKey[]) {
+    const route: ManagerRoute = managerRoutes[key];
+    const handler = options.handlers[key] as (
+      input: unknown,
+      caller: Caller | undefined,
+      c: Context,
+    ) => Promise<unknown>;
+    app.on(route.method.toUpperCase(), toHonoPath(route.path), async (c) => {
+      const caller = route.auth === 'none' ? undefined : await options.authenticate(c);
+      if (caller !== undefined && !allows(caller.token, route)) {
+        throw new ApiError(
+          'forbidden',
+          `a ${caller.token.role} token cannot ${route.method.toUpperCase()} ${route.path}`,
+        );
+      }
+      const input = {
+        params: route.params ? parse(route.params, c.req.param(), 'path') : undefined,
+        query: route.query ? parse(route.query, queryObject(c), 'query') : undefined,
+        body: route.body
+          ? parse(route.body, await readJson(c, route.bodyOptional === true), 'body')
+          : undefined,
+      };
+      const answer = await handler(input, caller, c);
+      if (answer instanceof Response) return answer;
+      if (route.status === 204) return c.body(null, 204);
+      if (options.validateResponses && route.response) {
+        const checked = route.response.safeParse(answer);
+        if (!checked.success) {
+          logger.error('answer does not match its schema', {
+            route: key,
+            issues: validationMessage(checked.error),
+          });
+          throw new ApiError(
+            'internal',
+            `the answer of ${key} does not match its schema: ${validationMessage(checked.error)}`,
+          );
+        }
+      }
+      if (route.content === 'text') return c.text(String(answer), route.status);
+      return c.json(answer as object, route.status);
+    });
+  }
+  return app;
+}
+
+function queryObject(c: Context): Record<string, string> {
+  // A repeated parameter keeps its last value; no route takes lists.
+  return Object.fromEntries(new URL(c.req.url).searchParams);
+}
+
+function parse(schema: z.ZodType, value: unknown, where: 'path' | 'query' | 'body'): unknown {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw new ApiError(
+    'invalid_request',
+    `${where === 'body' ? '' : `${where} `}${validationMessage(result.error)}`,
+    validationDetails(result.error),
+  );
+}
+
+async function readJson(c: Context, optional: boolean): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') {
+    if (optional) return {};
+    throw new ApiError('invalid_request', 'a JSON body is required');
+  }
+  const type = c.req.header('content-type') ?? '';
+  if (!/^application\/json\b/i.test(type)) {
+    throw new ApiError('invalid_request', 'the body must be JSON (Content-Type: application/json)');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ApiError('invalid_request', `malformed JSON: ${(error as Error).message}`);
+  }
+}
+
+export function errorResponse(c: Context, error: unknown, logger: Logger): Response {
+  const api =
+    error instanceof ApiError
+      ? error
+      : new ApiError('internal', 'internal error; the manager log has the cause');
+  if (!(error instanceof ApiError)) {
+    logger.error('request failed', { method: c.req.method, path: c.req.path, error });
+  }
+  return c.json(api.toBody(), api.status as 500);
+}

@@ -1,0 +1,262 @@
+import { randomUUID } from 'node:crypto';
+import { ApiError, managerOpenApiDocument } from '@stowage/api';
+import { listBackups } from '../db/backups.js';
+import { listHosts } from '../db/hosts.js';
+import { listJobs } from '../db/jobs.js';
+import { decodeCursor, toPage } from '../db/pagination.js';
+import {
+  deleteTarget,
+  getTarget,
+  listTargets,
+  targetUsage,
+  targetUsers,
+  updateTarget,
+} from '../db/targets.js';
+import { insertToken, listTokensPage, revokeToken } from '../db/tokens.js';
+import { listVolumes } from '../db/volumes.js';
+import { secretPlace } from '../secrets/envelope.js';
+import { generateToken, hashToken } from '../secrets/tokens.js';
+import { backupNow, deleteBackup, requireBackup } from '../services/backups.js';
+import type { ManagerContext } from '../services/context.js';
+import { registerHost, requireHost } from '../services/hosts.js';
+import { applyJobEvent } from '../services/job-events.js';
+import { cancelJob, requireJob } from '../services/jobs.js';
+import { restoreBackup } from '../services/restores.js';
+import { createVolume, deleteVolume, requireVolume } from '../services/volumes.js';
+import { createTarget, testTarget } from '../targets/targets.js';
+import type { Handlers } from './app.js';
+import { type JobWatchers, jobEventStream } from './job-stream.js';
+import { backupJson, hostJson, jobJson, targetJson, tokenJson, volumeJson } from './representations.js';
+
+export interface HandlerDeps {
+  readonly ctx: ManagerContext;
+  readonly watchers: JobWatchers;
+  readonly metrics: () => Promise<string>;
+  readonly isStopping: () => boolean;
+}
+
+const byCreated = (row: { created_at: Date; id: string }) => ({ at: row.created_at, id: row.id });
+const byStarted = (row: { started_at: Date; id: string }) => ({ at: row.started_at, id: row.id });
+
+async function requireTarget(ctx: ManagerContext, id: string) {
+  const target = await getTarget(ctx.db, id);
+  if (!target) throw new ApiError('not_found', `no backup target ${id}`);
+  return target;
+}
+
+/** Every route's implementation: parse → service → representation; nothing here touches a secret's value. */
+export function createHandlers(deps: HandlerDeps): Handlers {
+  const { ctx } = deps;
+  let openApi: Record<string, unknown> | undefined;
+  const targetWithUsage = async (id: string) => {
+    const row = await requireTarget(ctx, id);
+    return targetJson(row, (await targetUsage(ctx.db, [row.id])).get(row.id));
+  };
+  return {
+    getHealth: async () => ({ status: deps.isStopping() ? 'stopping' : 'ok' }),
+    getOpenApi: async () => (openApi ??= managerOpenApiDocument() as unknown as Record<string, unknown>),
+    getMetrics: async () => deps.metrics(),
+
+    createToken: async ({ body }) => {
+      const secret = generateToken();
+      const row = await insertToken(ctx.db, {
+        id: randomUUID(),
+        name: body.name,
+        role: body.role,
+        hostId: null,
+        hash: hashToken(secret),
+      });
+      ctx.logger.info('token created', { token_id: row.id, role: row.role });
+      return { token: tokenJson(row), secret };
+    },
+    listTokens: async ({ query }) => {
+      const rows = await listTokensPage(ctx.db, { limit: query.limit, cursor: decodeCursor(query.cursor) });
+      return toPage(rows, query.limit, byCreated, tokenJson);
+    },
+    revokeToken: async ({ params }, caller) => {
+      if (caller?.token.id === params.id) throw new ApiError('conflict', 'a token cannot revoke itself');
+      const row = await revokeToken(ctx.db, params.id, ctx.now());
+      if (!row) throw new ApiError('not_found', `no token ${params.id}`);
+      ctx.logger.info('token revoked', { token_id: row.id });
+      return undefined;
+    },
+
+    registerHost: async ({ body }) => {
+      const { host, managerToken } = await registerHost(ctx, body);
+      return { host: hostJson(host), manager_token: managerToken };
+    },
+    listHosts: async ({ query }) => {
+      const rows = await listHosts(ctx.db, { limit: query.limit, cursor: decodeCursor(query.cursor) });
+      return toPage(rows, query.limit, byCreated, hostJson);
+    },
+    getHost: async ({ params }) => hostJson(await requireHost(ctx, params.id)),
+
+    createTarget: async ({ body }) => {
+      const { row, recoveryPassphrase } = await createTarget(ctx, {
+        name: body.name,
+        location:
+          body.kind === 's3'
+            ? {
+                kind: 's3',
+                endpoint: body.s3.endpoint ?? null,
+                region: body.s3.region,
+                bucket: body.s3.bucket,
+                prefix: body.s3.prefix.replace(/\/+$/, ''),
+                pathStyle: body.s3.path_style,
+              }
+            : { kind: 'filesystem', path: body.filesystem.path },
+        credentials: body.kind === 's3' ? body.credentials : undefined,
+        passphrase: body.passphrase,
+        avgChunkSize: body.chunker?.avg_size,
+        gcHour: body.gc_hour,
+        timezone: body.timezone,
+      });
+      ctx.logger.info('target created', { target_id: row.id, repository_id: row.repository_id });
+      return { target: targetJson(row, undefined), recovery_passphrase: recoveryPassphrase };
+    },
+    listTargets: async ({ query }) => {
+      const rows = await listTargets(ctx.db, { limit: query.limit, cursor: decodeCursor(query.cursor) });
+      const usage = await targetUsage(
+        ctx.db,
+        rows.map((r) => r.id),
+      );
+      return toPage(rows, query.limit, byCreated, (row) => targetJson(row, usage.get(row.id)));
+    },
+    getTarget: async ({ params }) => targetWithUsage(params.id),
+    updateTarget: async ({ params, body }) => {
+      const row = await requireTarget(ctx, params.id);
+      if (body.credentials !== undefined && row.kind !== 's3') {
+        throw new ApiError('invalid_request', 'credentials: a filesystem target has none');
+      }
+      await updateTarget(ctx.db, row.id, {
+        ...(body.name === undefined ? {} : { name: body.name }),
+        ...(body.gc_hour === undefined ? {} : { gc_hour: body.gc_hour }),
+        ...(body.timezone === undefined ? {} : { timezone: body.timezone }),
+        ...(body.credentials === undefined
+          ? {}
+          : {
+              credentials: ctx.secrets.sealText(
+                JSON.stringify(body.credentials),
+                secretPlace('backup_target', 'credentials', row.id),
+              ),
+            }),
+        updated_at: ctx.now(),
+      }).catch((error: unknown) => {
+        if ((error as { code?: string }).code === '23505')
+          throw new ApiError('conflict', `a target named ${JSON.stringify(body.name)} exists`);
+        throw error;
+      });
+      ctx.logger.info('target updated', {
+        target_id: row.id,
+        credentials_rotated: body.credentials !== undefined,
+      });
+      return targetWithUsage(row.id);
+    },
+    deleteTarget: async ({ params }) => {
+      await requireTarget(ctx, params.id);
+      const users = await targetUsers(ctx.db, params.id);
+      if (users.volumes > 0 || users.backups > 0) {
+        throw new ApiError(
+          'conflict',
+          `target ${params.id} is used by ${users.volumes} volume(s) and ${users.backups} backup(s)`,
+          users,
+        );
+      }
+      // The bucket and its repository stay: deleting a target only forgets it.
+      await deleteTarget(ctx.db, params.id);
+      ctx.logger.info('target deleted', { target_id: params.id });
+      return undefined;
+    },
+    testTarget: async ({ params }) => testTarget(ctx, await requireTarget(ctx, params.id)),
+
+    createVolume: async ({ body }) =>
+      volumeJson(
+        await createVolume(
+          ctx,
+          'locator' in body
+            ? {
+                name: body.name,
+                hostId: body.host_id,
+                backend: body.backend,
+                locator: body.locator,
+                targetId: body.backup_target_id,
+              }
+            : {
+                name: body.name,
+                hostId: body.host_id,
+                backend: body.backend,
+                size: body.size,
+                targetId: body.backup_target_id,
+              },
+        ),
+      ),
+    listVolumes: async ({ query }) => {
+      const rows = await listVolumes(
+        ctx.db,
+        { hostId: query.host_id, targetId: query.backup_target_id, state: query.state },
+        { limit: query.limit, cursor: decodeCursor(query.cursor) },
+      );
+      return toPage(rows, query.limit, byCreated, volumeJson);
+    },
+    getVolume: async ({ params }) => volumeJson(await requireVolume(ctx, params.id)),
+    deleteVolume: async ({ params }) => {
+      await deleteVolume(ctx, params.id);
+      return undefined;
+    },
+    backupNow: async ({ params, body }) => {
+      const { job, backup } = await backupNow(ctx, params.id, {
+        targetId: body.backup_target_id,
+        snapshot: body.snapshot,
+      });
+      return { job: jobJson(job), backup: backupJson(backup) };
+    },
+
+    listBackups: async ({ query }) => {
+      const rows = await listBackups(
+        ctx.db,
+        { volumeId: query.volume_id, targetId: query.backup_target_id, state: query.state },
+        { limit: query.limit, cursor: decodeCursor(query.cursor) },
+      );
+      return toPage(rows, query.limit, byStarted, backupJson);
+    },
+    getBackup: async ({ params }) => backupJson(await requireBackup(ctx, params.id)),
+    deleteBackup: async ({ params }) => {
+      await deleteBackup(ctx, params.id);
+      return undefined;
+    },
+    restoreBackup: async ({ params, body }) => {
+      const { job, volume } = await restoreBackup(ctx, params.id, {
+        hostId: body.host_id,
+        name: body.name,
+        backend: body.backend,
+      });
+      return { job: jobJson(job), volume: volumeJson(volume) };
+    },
+
+    listJobs: async ({ query }) => {
+      const rows = await listJobs(
+        ctx.db,
+        { state: query.state, kind: query.kind, volumeId: query.volume_id, hostId: query.host_id },
+        { limit: query.limit, cursor: decodeCursor(query.cursor) },
+      );
+      return toPage(rows, query.limit, byCreated, jobJson);
+    },
+    getJob: async ({ params }) => jobJson(await requireJob(ctx, params.id)),
+    cancelJob: async ({ params }) => jobJson(await cancelJob(ctx, params.id)),
+    jobEvents: async ({ params }, _caller, c) => {
+      await requireJob(ctx, params.id);
+      return jobEventStream(ctx, deps.watchers, params.id, c.req.raw.signal);
+    },
+    postJobEvent: async ({ body }, caller) => {
+      let hostId = caller?.token.host_id ?? null;
+      if (hostId === null) {
+        // An admin token (tools, tests) reports for the job's own host.
+        const job = await requireJob(ctx, body.job.id).catch(() => undefined);
+        if (job?.host_id == null) return undefined;
+        hostId = job.host_id;
+      }
+      await applyJobEvent(ctx, body, { hostId });
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { KdfParams } from '@stowage/format';
+import type { Context } from 'hono';
+import type { ManagerConfig } from './config.js';
+import { type ManagerDatabase, openDatabase } from './db/database.js';
+import { migrate } from './db/migrate.js';
+import { createManagerApp } from './http/app.js';
+import { bearerAuthenticator } from './http/auth.js';
+import { createHandlers } from './http/handlers.js';
+import { createJobWatchers } from './http/job-stream.js';
+import type { Logger } from './log.js';
+import { ManagerMetrics } from './metrics.js';
+import { createSecretBox } from './secrets/envelope.js';
+import { loadMasterKey } from './secrets/master-key.js';
+import type { ManagerContext } from './services/context.js';
+import { agentClientFor } from './services/hosts.js';
+
+export interface RunningManager {
+  readonly url: string;
+  readonly ctx: ManagerContext;
+  readonly database: ManagerDatabase;
+  /** Stops taking requests, closes the server and the database. */
+  stop(): Promise<void>;
+}
+
+export interface ManagerOptions {
+  readonly logger: Logger;
+  readonly now?: () => Date;
+  /** Check every answer against its schema (tests). */
+  readonly validateResponses?: boolean;
+  readonly kdf?: KdfParams;
+}
+
+/** `GET /` until the console lands: where the API and its description are. */
+function rootIndex(c: Context): Response {
+  return c.json({
+    name: 'Stowage manager',
+    api: '/v1',
+    openapi: '/v1/openapi.json',
+    health: '/healthz',
+    docs: 'docs/manager.md',
+    hint: 'every /v1 route needs Authorization: Bearer <token> (manager token create)',
+  });
+}
+
+/**
+ * Starts the manager: the database (migrated under its advisory lock), the master key, the API on
+ * `config.host:config.port`. Everything it needs arrives in `config`; nothing is read from the environment.
+ */
+export async function startManager(config: ManagerConfig, options: ManagerOptions): Promise<RunningManager> {
+  const { logger } = options;
+  const now = options.now ?? (() => new Date());
+  mkdirSync(config.home, { recursive: true, mode: 0o700 });
+  const secrets = createSecretBox(loadMasterKey(config.masterKeyFile, { create: config.createMasterKey }));
+  const database = await openDatabase(
+    config.databaseUrl === undefined ? { dataDir: config.pgliteDir } : { url: config.databaseUrl },
+  );
+  let stopping = false;
+  try {
+    const report = await migrate(database);
+    logger.info('database ready', { database: database.description, migrations_applied: report.applied });
+    const metrics = new ManagerMetrics(database.db);
+    const watchers = createJobWatchers();
+    const ctx: ManagerContext = {
+      db: database.db,
+      secrets,
+      now,
+      agentFor: (host) => agentClientFor(secrets, host),
+      logger,
+      jobChanged: (id) => watchers.notify(id),
+      jobFinished: (kind, state, seconds) => metrics.observeJob(kind, state, seconds),
+      ...(options.kdf === undefined ? {} : { kdf: options.kdf }),
+    };
+    const app = createManagerApp({
+      handlers: createHandlers({
+        ctx,
+        watchers,
+        metrics: () => metrics.render(),
+        isStopping: () => stopping,
+      }),
+      authenticate: bearerAuthenticator(database.db, logger, now),
+      logger,
+      validateResponses: options.validateResponses ?? false,
+      observe: (route, method, status, seconds) => metrics.observeRequest(route, method, status, seconds),
+      root: rootIndex,
+    });
+    const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const started = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () =>
+        resolve(started),
+      );
+      started.once('error', reject);
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host}:${address.port}`;
+    logger.info('listening', { url, database: database.kind });
+    let stopped: Promise<void> | undefined;
+    return {
+      url,
+      ctx,
+      database,
+      stop: () =>
+        (stopped ??= (async () => {
+          stopping = true;
+          await new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+          });
+          await database.close();
+          logger.info('stopped');
+        })()),
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,140 @@
+import { ApiError, type BackupResult, type JobEvent, type RestoreResult } from '@stowage/api';
+import { recordHostContact } from '../db/hosts.js';
+import { lockJob, TERMINAL_STATES } from '../db/jobs.js';
+import type { JobRow } from '../db/schema.js';
+import type { ManagerContext } from './context.js';
+
+type Decision =
+  | { apply: false; reason: 'finished' | 'stale' | 'mismatch' }
+  | {
+      apply: true;
+      job: Record<string, unknown>;
+      backup?: Record<string, unknown>;
+      volume?: Record<string, unknown>;
+    };
+
+/**
+ * What one agent event does to a job (a pure function, so ordering is tested without a database):
+ * - a job already finished keeps its outcome: a late progress event or a redelivered `finished` changes
+ *   nothing (idempotent);
+ * - an event whose `seq` is not above the last one applied is stale (the agent retries, and sends progress
+ *   at most once a second, newest only): nothing changes, so nothing double-counts;
+ * - otherwise the job takes the event's state and progress; a terminal state also settles the backup row
+ *   (completed with the agent's figures, or failed with its cause) or the restore's new volume.
+ */
+export function decideJobEvent(job: JobRow, event: JobEvent, now: Date): Decision {
+  if (TERMINAL_STATES.includes(job.state)) return { apply: false, reason: 'finished' };
+  if (event.seq <= job.last_event_seq) return { apply: false, reason: 'stale' };
+  if (event.job.kind !== job.kind) return { apply: false, reason: 'mismatch' };
+  const reported = event.job;
+  const terminal = TERMINAL_STATES.includes(reported.state);
+  const jobUpdate: Record<string, unknown> = {
+    state: reported.state,
+    progress: JSON.stringify(reported.progress),
+    last_event_seq: event.seq,
+    last_event_at: now,
+    started_at: reported.started_at === null ? job.started_at : new Date(reported.started_at),
+  };
+  if (!terminal) return { apply: true, job: jobUpdate };
+  const finishedAt = reported.finished_at === null ? now : new Date(reported.finished_at);
+  jobUpdate.finished_at = finishedAt;
+  jobUpdate.error = reported.error === null ? null : JSON.stringify(reported.error);
+  jobUpdate.result = reported.result === null ? null : JSON.stringify(reported.result);
+  const succeeded = reported.state === 'succeeded' && reported.result !== null;
+  const failure = JSON.stringify(
+    reported.error ?? { code: 'internal', message: `the job ended ${reported.state}` },
+  );
+  if (job.kind === 'backup') {
+    const result = reported.result as BackupResult | null;
+    const backup =
+      succeeded && result !== null
+        ? {
+            state: 'completed',
+            finished_at: finishedAt,
+            size: result.size,
+            bytes_read: result.bytes_read,
+            bytes_uploaded: result.bytes_uploaded,
+            chunks: result.chunks,
+            chunks_new: result.chunks_new,
+            snapshot: result.snapshot,
+            error: null,
+          }
+        : { state: 'failed', finished_at: finishedAt, error: failure };
+    return { apply: true, job: jobUpdate, backup };
+  }
+  const result = reported.result as RestoreResult | null;
+  const volume =
+    succeeded && result !== null
+      ? {
+          state: 'available',
+          locator: result.volume.locator,
+          size: result.volume.size,
+          error: null,
+          updated_at: now,
+        }
+      : {
+          state: 'failed',
+          // A volume the agent left behind (an existing destination) keeps its locator; a removed one has none.
+          locator:
+            reported.destination?.state === 'failed' ? (reported.destination.volume?.locator ?? null) : null,
+          error: failure,
+          updated_at: now,
+        };
+  return { apply: true, job: jobUpdate, volume };
+}
+
+/**
+ * Applies an agent's event in one transaction, the job row locked so that two deliveries of events of one
+ * job (retries, two replicas) are applied one after the other. An agent may report only its own host's jobs.
+ * An event of a job this manager does not know is acknowledged and dropped (logged): retrying would not help.
+ */
+export async function applyJobEvent(
+  ctx: ManagerContext,
+  event: JobEvent,
+  sender: { hostId: string },
+): Promise<{ applied: boolean; reason?: string }> {
+  const now = ctx.now();
+  const outcome = await ctx.db.transaction().execute(async (trx) => {
+    const job = await lockJob(trx, event.job.id);
+    if (!job) return { applied: false, reason: 'unknown job' };
+    if (job.host_id !== sender.hostId) {
+      throw new ApiError('forbidden', `job ${job.id} does not belong to this agent's host`);
+    }
+    const decision = decideJobEvent(job, event, now);
+    if (!decision.apply) return { applied: false, reason: decision.reason };
+    await trx.updateTable('job').set(decision.job).where('id', '=', job.id).execute();
+    if (decision.backup && job.backup_id !== null) {
+      await trx
+        .updateTable('backup')
+        .set(decision.backup)
+        .where('id', '=', job.backup_id)
+        .where('state', '=', 'running')
+        .execute();
+    }
+    if (decision.volume && job.volume_id !== null) {
+      await trx
+        .updateTable('volume')
+        .set(decision.volume)
+        .where('id', '=', job.volume_id)
+        .where('state', '=', 'restoring')
+        .execute();
+    }
+    return { applied: true };
+  });
+  await recordHostContact(ctx.db, sender.hostId, { ok: true, now, agentId: event.agent_id });
+  if (outcome.applied) ctx.jobChanged(event.job.id);
+  else
+    ctx.logger.debug('job event not applied', {
+      job_id: event.job.id,
+      seq: event.seq,
+      reason: outcome.reason,
+    });
+  if (outcome.applied && TERMINAL_STATES.includes(event.job.state)) {
+    ctx.logger.info('job finished', { job_id: event.job.id, state: event.job.state, host_id: sender.hostId });
+    const { started_at, finished_at, created_at } = event.job;
+    const seconds =
+      (Date.parse(finished_at ?? now.toISOString()) - Date.parse(started_at ?? created_at)) / 1000;
+    ctx.jobFinished?.(event.job.kind, event.job.state, Math.max(0, seconds));
+  }
+  return outcome;
+}

@@ -1,0 +1,231 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ApiError, type TargetSettings } from '@stowage/api';
+import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams } from '@stowage/chunker';
+import { EngineError, Repository } from '@stowage/engine';
+import type { KdfParams } from '@stowage/format';
+import { createDefaultStoreStack, type ObjectStore, openObjectStore } from '@stowage/object-store';
+import type { Kysely } from 'kysely';
+import { uniqueViolation } from '../db/conn.js';
+import type { BackupTargetRow, Database } from '../db/schema.js';
+import { insertTarget } from '../db/targets.js';
+import { type SecretBox, secretPlace } from '../secrets/envelope.js';
+import {
+  type ApiCredentials,
+  locationOf,
+  repositoryUrl,
+  type TargetLocation,
+  toS3Credentials,
+} from './locations.js';
+import { type ProbeResult, probeStore } from './probe.js';
+
+export interface TargetDeps {
+  readonly db: Kysely<Database>;
+  readonly secrets: SecretBox;
+  readonly now: () => Date;
+  /** The key file's scrypt cost (tests use a cheap one; the default costs 128 MiB and ~0.5 s). */
+  readonly kdf?: KdfParams;
+}
+
+export interface NewTarget {
+  name: string;
+  location: TargetLocation;
+  credentials: ApiCredentials | undefined;
+  passphrase: string | undefined;
+  avgChunkSize: number | undefined;
+  gcHour: number | undefined;
+  timezone: string | undefined;
+}
+
+/** 26 characters of Crockford base32 in groups of five: 130 bits, easy to read aloud and to type. */
+export function generatePassphrase(): string {
+  const alphabet = '0123456789abcdefghjkmnpqrstvwxyz';
+  const bytes = randomBytes(26);
+  const chars = Array.from(bytes, (b) => alphabet[b & 31]).join('');
+  return chars.match(/.{1,5}/g)!.join('-');
+}
+
+/** The chunker of a new target: the default proportions (min = avg / 4, max = avg × 4) around its average. */
+function chunkerFor(avgSize: number | undefined) {
+  if (avgSize === undefined) return DEFAULT_CHUNKER_PARAMS;
+  return validateChunkerParams({
+    ...DEFAULT_CHUNKER_PARAMS,
+    minSize: avgSize / 4,
+    avgSize,
+    maxSize: avgSize * 4,
+  });
+}
+
+/** The bare store of a location: what the manager writes `config`, key files and probes through. */
+export function openLocation(location: TargetLocation, credentials: ApiCredentials | undefined): ObjectStore {
+  const url = repositoryUrl(location);
+  return openObjectStore(url, credentials === undefined ? {} : { credentials: toS3Credentials(credentials) });
+}
+
+/**
+ * Creates a target: writes the repository (key file, then config) into the bucket, then the row with its
+ * secrets sealed. A bucket that already holds a repository is refused (importing one is the loops issue's
+ * `manager target import`), so a second manager never re-keys a repository another one uses.
+ */
+export async function createTarget(
+  deps: TargetDeps,
+  input: NewTarget,
+): Promise<{ row: BackupTargetRow; recoveryPassphrase: string | null }> {
+  const existing = await deps.db
+    .selectFrom('backup_target')
+    .select('id')
+    .where('name', '=', input.name)
+    .executeTakeFirst();
+  if (existing)
+    throw new ApiError('conflict', `a target named ${JSON.stringify(input.name)} exists`, {
+      target_id: existing.id,
+    });
+  if (input.location.kind === 's3' && input.credentials === undefined) {
+    throw new ApiError('invalid_request', 'credentials: an S3 target needs credentials');
+  }
+  const store = openLocation(input.location, input.credentials);
+  const stack = createDefaultStoreStack(store, { retry: { attempts: 3 } });
+  const passphrase = input.passphrase ?? generatePassphrase();
+  let repository: Repository;
+  try {
+    repository = await Repository.init(stack, {
+      passphrase: passphrase.normalize('NFC'),
+      chunker: chunkerFor(input.avgChunkSize),
+      ...(deps.kdf === undefined ? {} : { kdf: deps.kdf }),
+    });
+  } catch (error) {
+    if (error instanceof EngineError && error.code === 'repository-exists') {
+      throw new ApiError(
+        'conflict',
+        `${repositoryUrl(input.location)} already holds a Stowage repository; import it with its recovery passphrase instead of creating a new one`,
+        { repository: repositoryUrl(input.location), hint: 'import' },
+      );
+    }
+    throw storeApiError(error, 'cannot create the repository');
+  } finally {
+    destroyStore(store);
+  }
+  const id = randomUUID();
+  const now = deps.now();
+  const location = input.location;
+  const chunker = repository.config.chunker;
+  try {
+    const row = await insertTarget(deps.db, {
+      id,
+      name: input.name,
+      kind: location.kind,
+      endpoint: location.kind === 's3' ? location.endpoint : null,
+      region: location.kind === 's3' ? location.region : null,
+      bucket: location.kind === 's3' ? location.bucket : null,
+      prefix: location.kind === 's3' ? location.prefix : '',
+      path_style: location.kind === 's3' ? location.pathStyle : false,
+      path: location.kind === 'filesystem' ? location.path : null,
+      credentials:
+        input.credentials === undefined
+          ? null
+          : deps.secrets.sealText(
+              JSON.stringify(input.credentials),
+              secretPlace('backup_target', 'credentials', id),
+            ),
+      target_key: deps.secrets.seal(repository.targetKey, secretPlace('backup_target', 'target_key', id)),
+      repository_id: repository.config.repositoryId,
+      chunker: JSON.stringify({
+        min_size: chunker.minSize,
+        avg_size: chunker.avgSize,
+        max_size: chunker.maxSize,
+      }),
+      ...(input.gcHour === undefined ? {} : { gc_hour: input.gcHour }),
+      ...(input.timezone === undefined ? {} : { timezone: input.timezone }),
+      created_at: now,
+      updated_at: now,
+    });
+    return { row, recoveryPassphrase: input.passphrase === undefined ? passphrase : null };
+  } catch (error) {
+    if (uniqueViolation(error) !== undefined) {
+      throw new ApiError('conflict', `a target named ${JSON.stringify(input.name)} exists`);
+    }
+    throw error;
+  }
+}
+
+export function targetCredentials(
+  deps: Pick<TargetDeps, 'secrets'>,
+  row: BackupTargetRow,
+): ApiCredentials | undefined {
+  if (row.credentials === null) return undefined;
+  return JSON.parse(
+    deps.secrets.openText(row.credentials, secretPlace('backup_target', 'credentials', row.id)),
+  );
+}
+
+export function targetKey(deps: Pick<TargetDeps, 'secrets'>, row: BackupTargetRow): Uint8Array {
+  return deps.secrets.open(row.target_key, secretPlace('backup_target', 'target_key', row.id));
+}
+
+/** What an agent's job carries to reach the target: held in memory for the job only. */
+export function targetSettings(deps: Pick<TargetDeps, 'secrets'>, row: BackupTargetRow): TargetSettings {
+  const credentials = targetCredentials(deps, row);
+  return {
+    repository: repositoryUrl(locationOf(row)),
+    ...(credentials === undefined ? {} : { credentials }),
+    target_key: Buffer.from(targetKey(deps, row)).toString('base64'),
+  };
+}
+
+/** Opens the target's repository with its key, for the manager's own reads and deletes (manifests). */
+export async function openTargetRepository(
+  deps: Pick<TargetDeps, 'secrets'>,
+  row: BackupTargetRow,
+): Promise<{ repository: Repository; close: () => void }> {
+  const store = openLocation(locationOf(row), targetCredentials(deps, row));
+  const stack = createDefaultStoreStack(store);
+  try {
+    const repository = await Repository.openWithKey(stack, targetKey(deps, row));
+    return { repository, close: () => destroyStore(store) };
+  } catch (error) {
+    destroyStore(store);
+    throw storeApiError(error, `cannot open the repository of target ${row.name}`);
+  }
+}
+
+/**
+ * The connection test: the probe's four steps, then whether the repository is still there and opens with
+ * the target's key (a bucket emptied or swapped underneath is `not_a_repository`).
+ */
+export async function testTarget(
+  deps: Pick<TargetDeps, 'secrets'>,
+  row: BackupTargetRow,
+): Promise<ProbeResult> {
+  const store = openLocation(locationOf(row), targetCredentials(deps, row));
+  try {
+    const result = await probeStore(store);
+    if (!result.ok) return result;
+    try {
+      await Repository.openWithKey(store, targetKey(deps, row), { signal: AbortSignal.timeout(15_000) });
+    } catch (error) {
+      return {
+        ok: false,
+        steps: result.steps,
+        error: {
+          cause: 'not_a_repository',
+          message: error instanceof Error ? error.message.split('\n')[0]!.slice(0, 300) : String(error),
+          s3_code: null,
+          status: null,
+        },
+      };
+    }
+    return result;
+  } finally {
+    destroyStore(store);
+  }
+}
+
+function destroyStore(store: ObjectStore): void {
+  (store as { destroy?: () => void }).destroy?.();
+}
+
+/** An object-store or engine failure as the API's error: the store's message, which never holds a secret. */
+export function storeApiError(error: unknown, what: string): ApiError {
+  if (error instanceof ApiError) return error;
+  const message = error instanceof Error ? error.message.split('\n')[0]!.slice(0, 300) : String(error);
+  return new ApiError('unavailable', `${what}: ${message}`);
+}
