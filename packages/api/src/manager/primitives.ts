@@ -46,11 +46,12 @@ export const TimeZone = z
   .refine(isIanaTimeZone, 'must be an IANA time zone such as Europe/Paris or UTC');
 
 /**
- * `?limit=&cursor=` of every list. Query values arrive as strings, hence the coercion. Query objects are
- * strict like bodies: a misspelt filter must be a 400, not a silently unfiltered list.
+ * `?limit=&cursor=` of every list. Query values arrive as strings, hence the coercion (typed `number` for
+ * callers). Query objects are strict like bodies: a misspelt filter must be a 400, not a silently
+ * unfiltered list.
  */
 export const ListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: z.coerce.number<number>().int().min(1).max(500).default(100),
   /** Opaque: the `next_cursor` of the previous page, passed back unchanged. */
   cursor: z.string().min(1).max(512).optional(),
 });
