@@ -3,13 +3,18 @@
 // Prints MB/s for @stowage/chunker's StreamingChunker (WebAssembly kernel) with the default volume parameters
 // (256 KiB / 1 MiB / 4 MiB, level 1) on two inputs — random bytes, and "half-zero": random stretches and
 // zero runs (64 KiB … 8 MiB each, half of the bytes), like a volume image with free space — each held in
-// an ArrayBuffer (AB) and in a SharedArrayBuffer (SAB, as the backup engine passes its read blocks), and
-// for the pure-TypeScript reference used by the tests.
+// an ArrayBuffer (AB), in a SharedArrayBuffer (SAB) and in a scan buffer (`allocateScanBuffer`: the
+// chunker's own shared memory, scanned in place, as the backup engine reads its blocks), and for the
+// pure-TypeScript reference used by the tests.
 // MB/s counts every input byte, including the first minSize bytes of each chunk that FastCDC skips.
 // The machine is shared and noisy: compare ratios within one run, not absolute numbers across runs.
 import { createCipheriv } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_CHUNKER_PARAMS, StreamingChunker } from '../../packages/chunker/dist/index.js';
+import {
+  allocateScanBuffer,
+  DEFAULT_CHUNKER_PARAMS,
+  StreamingChunker,
+} from '../../packages/chunker/dist/index.js';
 import { referenceChunks } from '../../packages/chunker/dist/reference.js';
 
 const MiB = 1 << 20;
@@ -72,9 +77,11 @@ const randomShared = randomData(true);
 randomShared.set(random);
 const half = halfZero(random, false);
 const halfShared = halfZero(random, true);
+const inPlace = allocateScanBuffer(size).bytes;
+inPlace.set(random);
 
 // Warm-up (untimed): compiles the module and lets V8 optimise both input kinds.
-for (const d of [random, randomShared, half.data, halfShared.data]) {
+for (const d of [random, randomShared, half.data, halfShared.data, inPlace]) {
   const warm = new StreamingChunker(DEFAULT_CHUNKER_PARAMS);
   warm.push(d.subarray(0, 16 * MiB));
   warm.finish();
@@ -87,8 +94,11 @@ console.log(
 measure('random, AB, 4 MiB pushes', () => streamed(random, 4 * MiB), runs);
 measure('random, AB, 64 KiB pushes', () => streamed(random, 64 * 1024), runs);
 measure('random, SAB, 4 MiB pushes', () => streamed(randomShared, 4 * MiB), runs);
+measure('random, scan buffer, 4 MiB pushes', () => streamed(inPlace, 4 * MiB), runs);
+inPlace.set(half.data);
 measure('half-zero, AB, 4 MiB pushes', () => streamed(half.data, 4 * MiB), runs);
 measure('half-zero, SAB, 4 MiB pushes', () => streamed(halfShared.data, 4 * MiB), runs);
+measure('half-zero, scan buffer, 4 MiB pushes', () => streamed(inPlace, 4 * MiB), runs);
 measure(
   'referenceChunks (TypeScript), random',
   () => referenceChunks(random, DEFAULT_CHUNKER_PARAMS).length,

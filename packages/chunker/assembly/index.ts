@@ -1,9 +1,10 @@
 // FastCDC 2020 scan kernel (AssemblyScript → WebAssembly).
 //
-// Memory layout, all owned by the JavaScript side (src/kernel.ts):
+// Memory layout, all owned by the JavaScript side (src/kernel.ts), which imports the memory shared:
 //   tablesOffset()          GEAR    256 × u64 (already XOR'd with the seed)
 //   tablesOffset() + 2048   GEAR_LS 256 × u64 (GEAR << 1, XOR'd with seed << 1)
 //   tablesOffset() + 4096   input window
+//   after the window        scan buffers (data scanned in place, read by other threads too)
 //
 // The kernel knows nothing about chunk sizes: the caller hands it a run of whole byte pairs and the
 // position where the small-chunk mask gives way to the large-chunk mask. It returns the address of

@@ -26,10 +26,18 @@ const { error, stderr } = await asc.main(
     '--noAssert',
     '--enable',
     'simd',
+    // Memory comes from the JavaScript side, shared (src/kernel.ts): read blocks placed in it are scanned in
+    // place and can be handed to worker threads as they are, with no copy into a window.
+    '--enable',
+    'threads',
+    '--importMemory',
+    '--sharedMemory',
     '--use',
     'abort=',
     '--initialMemory',
     '1',
+    '--maximumMemory',
+    '65536',
   ],
   {
     writeFile(name, contents) {

@@ -1,3 +1,4 @@
+export { allocateScanBuffer, type ScanBuffer } from './kernel.js';
 export {
   CHUNKER_LIMITS,
   type ChunkerParams,

@@ -25,8 +25,9 @@ export interface ChunkCut {
  * and, when a pair straddles two pushes, that pair's first byte. The first minSize bytes of a chunk are
  * never hashed, so they are counted, not copied.
  *
- * Memory: the bytes to scan are copied into a fixed wasm window (1 MiB) at most once each; no input is
- * retained between pushes, so memory does not grow with push size or chunk size.
+ * Memory: the bytes to scan are copied into a fixed wasm window (1 MiB) at most once each, unless the push
+ * lies in a scan buffer (`allocateScanBuffer`), which is scanned in place; no input is retained between
+ * pushes, so memory does not grow with push size or chunk size.
  *
  * Not thread-safe across threads by construction (each thread has its own kernel); within a thread any
  * number of chunkers may be interleaved.
@@ -144,9 +145,17 @@ export class StreamingChunker {
         const k = this.#kernel ?? this.#loadKernel();
         k.useTables(s.gear, s.gearLs);
         if (off + 2 > winEnd) {
-          winStart = off;
-          winEnd = off + Math.min(n - off, WINDOW_SIZE);
-          winAt = k.load(data, winStart, winEnd);
+          // A push from a scan buffer is scanned where it lies: the whole of it is the window.
+          const inPlace = k.addressOf(data);
+          if (inPlace >= 0) {
+            winStart = 0;
+            winEnd = n;
+            winAt = inPlace;
+          } else {
+            winStart = off;
+            winEnd = off + Math.min(n - off, WINDOW_SIZE);
+            winAt = k.load(data, winStart, winEnd);
+          }
         }
         const avail = Math.min(pairBytes, (winEnd - off) & ~1);
         const p = winAt + (off - winStart);
