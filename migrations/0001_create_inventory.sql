@@ -67,6 +67,9 @@ CREATE TABLE volume (
   -- Made by the manager (create, restore): deleting the volume deletes it on its host. An adopted volume is
   -- only forgotten; its data stays where it was.
   provisioned boolean NOT NULL DEFAULT false,
+  -- How its backups freeze it (the agent's BackupRequest.snapshot): a reflink, a reflink or else a copy, or
+  -- the live volume.
+  snapshot text NOT NULL DEFAULT 'snapshot' CHECK (snapshot IN ('snapshot', 'copy', 'live')),
   error jsonb,
   -- Schedule and retention (the loops' issue fills these in).
   backup_cron text,

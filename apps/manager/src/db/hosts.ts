@@ -65,3 +65,12 @@ export async function recordHostContact(
     .where('id', '=', id)
     .execute();
 }
+
+export async function getHostByName(db: Db, name: string): Promise<HostRow | undefined> {
+  return db.selectFrom('host').selectAll().where('name', '=', name).executeTakeFirst();
+}
+
+/** A supervised local agent's new address after a restart (its port is the system's choice). */
+export async function updateHostUrl(db: Db, id: string, url: string, now: Date): Promise<void> {
+  await db.updateTable('host').set({ url, updated_at: now }).where('id', '=', id).execute();
+}

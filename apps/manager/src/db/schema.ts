@@ -66,6 +66,7 @@ export interface VolumeTable {
   state: VolumeState;
   backup_target_id: string | null;
   provisioned: Generated<boolean>;
+  snapshot: Generated<'snapshot' | 'copy' | 'live'>;
   error: NullableJson<unknown>;
   backup_cron: string | null;
   timezone: Generated<string>;

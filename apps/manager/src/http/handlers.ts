@@ -180,6 +180,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
                 backend: body.backend,
                 locator: body.locator,
                 targetId: body.backup_target_id,
+                snapshot: body.snapshot,
               }
             : {
                 name: body.name,
@@ -187,6 +188,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
                 backend: body.backend,
                 size: body.size,
                 targetId: body.backup_target_id,
+                snapshot: body.snapshot,
               },
         ),
       ),

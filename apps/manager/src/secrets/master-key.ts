@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { EnvelopeError, MASTER_KEY_BYTES } from './envelope.js';
+import { readOrCreateSecretFile } from './secret-files.js';
 
 /**
  * Reads the master key file: 32 bytes in base64 (a trailing newline allowed). With `create`, a missing file
@@ -11,12 +11,11 @@ import { EnvelopeError, MASTER_KEY_BYTES } from './envelope.js';
 export function loadMasterKey(path: string, options: { create?: boolean } = {}): Uint8Array {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = options.create
+      ? readOrCreateSecretFile(path, () => randomBytes(MASTER_KEY_BYTES).toString('base64')).value
+      : readFileSync(path, 'utf8').trim();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !options.create) {
-      throw new EnvelopeError(`cannot read the master key file ${path}: ${(error as Error).message}`);
-    }
-    return generateMasterKeyFile(path);
+    throw new EnvelopeError(`cannot read the master key file ${path}: ${(error as Error).message}`);
   }
   const mode = statSync(path).mode & 0o777;
   if ((mode & 0o077) !== 0) {
@@ -24,29 +23,9 @@ export function loadMasterKey(path: string, options: { create?: boolean } = {}):
       `the master key file ${path} is readable by others (mode ${mode.toString(8)}); chmod 600 it`,
     );
   }
-  const key = Buffer.from(text.trim(), 'base64');
-  if (key.length !== MASTER_KEY_BYTES || key.toString('base64') !== text.trim()) {
+  const key = Buffer.from(text, 'base64');
+  if (key.length !== MASTER_KEY_BYTES || key.toString('base64') !== text) {
     throw new EnvelopeError(`the master key file ${path} must hold ${MASTER_KEY_BYTES} bytes in base64`);
   }
-  return key;
-}
-
-function generateMasterKeyFile(path: string): Uint8Array {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const key = randomBytes(MASTER_KEY_BYTES);
-  let fd: number;
-  try {
-    fd = openSync(path, 'wx', 0o600);
-  } catch (error) {
-    // Another process created it first: use theirs.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return loadMasterKey(path);
-    throw error;
-  }
-  try {
-    writeSync(fd, `${key.toString('base64')}\n`);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(path, 0o600);
   return key;
 }

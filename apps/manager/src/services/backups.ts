@@ -8,7 +8,7 @@ import { getTarget } from '../db/targets.js';
 import { openTargetRepository, targetSettings } from '../targets/targets.js';
 import type { ManagerContext } from './context.js';
 import { callAgent, requireHost } from './hosts.js';
-import { requireVolume } from './volumes.js';
+import { requireVolume, snapshotMode } from './volumes.js';
 
 export async function requireBackup(ctx: ManagerContext, id: string): Promise<BackupRow> {
   const backup = await getBackup(ctx.db, id);
@@ -107,7 +107,7 @@ export async function backupNow(
         volume_name: volume.name,
         volume_id: volume.id,
         backup_id: backupId,
-        ...(options.snapshot === undefined ? {} : { snapshot: options.snapshot }),
+        snapshot: options.snapshot ?? snapshotMode(volume.snapshot),
         target: targetSettings(ctx, target),
       }),
     );

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ApiError, type BackendKind } from '@stowage/api';
+import { ApiError, type BackendKind, type SnapshotMode } from '@stowage/api';
 import { runningBackupOf } from '../db/backups.js';
 import { uniqueViolation } from '../db/conn.js';
 import { getTarget } from '../db/targets.js';
@@ -14,15 +14,22 @@ import {
 import type { ManagerContext } from './context.js';
 import { callAgent, requireHost } from './hosts.js';
 
+interface VolumeSettings {
+  targetId?: string | undefined;
+  snapshot?: SnapshotMode | undefined;
+}
+
 export type NewVolumeInput =
-  | { name: string; hostId: string; backend: BackendKind; size: number; targetId?: string | undefined }
-  | {
-      name?: string | undefined;
-      hostId: string;
-      backend: BackendKind;
-      locator: string;
-      targetId?: string | undefined;
-    };
+  | ({ name: string; hostId: string; backend: BackendKind; size: number } & VolumeSettings)
+  | ({ name?: string | undefined; hostId: string; backend: BackendKind; locator: string } & VolumeSettings);
+
+/** The API's snapshot mode as the column stores it, and back. */
+export function snapshotColumn(mode: SnapshotMode | undefined): 'snapshot' | 'copy' | 'live' {
+  return mode === 'copy' ? 'copy' : mode === false ? 'live' : 'snapshot';
+}
+export function snapshotMode(column: 'snapshot' | 'copy' | 'live'): SnapshotMode {
+  return column === 'copy' ? 'copy' : column === 'live' ? false : true;
+}
 
 export async function requireVolume(ctx: ManagerContext, id: string): Promise<VolumeWithLastBackup> {
   const volume = await getVolume(ctx.db, id);
@@ -66,6 +73,8 @@ export async function createVolume(
       state: 'available',
       backup_target_id: input.targetId ?? null,
       provisioned: !adopting,
+      snapshot: snapshotColumn(input.snapshot),
+      snapshot: snapshotColumn(input.snapshot),
       created_at: now,
       updated_at: now,
     });

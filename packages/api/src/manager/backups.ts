@@ -3,7 +3,7 @@ import { BackendKind, VolumeName } from '../agent.js';
 import { ApiErrorBody } from '../errors.js';
 import { ManagedJob } from './jobs.js';
 import { Bytes, ListQuery, Page, Timestamp, Uuid } from './primitives.js';
-import { ManagedVolume } from './volumes.js';
+import { ManagedVolume, SnapshotMode } from './volumes.js';
 
 /**
  * Backups as the inventory records them. A row is `running` from the moment the job is started (the database
@@ -47,8 +47,8 @@ export type BackupListQuery = z.infer<typeof BackupListQuery>;
 export const BackupNowRequest = z.strictObject({
   /** Absent: the volume's `backup_target_id` (a 400 if it has none). */
   backup_target_id: Uuid.optional(),
-  /** As agent.ts `BackupRequest.snapshot`: true (the default), `"copy"`, or false for a live read. */
-  snapshot: z.union([z.boolean(), z.literal('copy')]).optional(),
+  /** As agent.ts `BackupRequest.snapshot`; default: the volume's `snapshot`. */
+  snapshot: SnapshotMode.optional(),
 });
 export type BackupNowRequest = z.infer<typeof BackupNowRequest>;
 

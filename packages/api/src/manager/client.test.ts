@@ -23,6 +23,7 @@ const volume = (id: string, name = 'db'): ManagedVolume => ({
   size: 1 << 20,
   state: 'available',
   backup_target_id: null,
+  snapshot: true,
   last_backup_at: null,
   last_backup_id: null,
   created_at: AT,

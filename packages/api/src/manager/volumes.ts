@@ -19,6 +19,15 @@ export const VOLUME_STATES = [
 export const VolumeState = z.enum(VOLUME_STATES);
 export type VolumeState = z.infer<typeof VolumeState>;
 
+/**
+ * How a backup freezes the volume for its read (the agent's `BackupRequest.snapshot`): `true` a
+ * point-in-time snapshot (a reflink) or the backup fails; `"copy"` a snapshot where possible, else a full
+ * copy, point in time only while nothing writes the volume; `false` the live volume. A backup-now request
+ * may override it.
+ */
+export const SnapshotMode = z.union([z.boolean(), z.literal('copy')]);
+export type SnapshotMode = z.infer<typeof SnapshotMode>;
+
 export const ManagedVolume = z.strictObject({
   id: Uuid,
   name: z.string(),
@@ -30,6 +39,7 @@ export const ManagedVolume = z.strictObject({
   state: VolumeState,
   /** Where `backup now` writes when the request names no target. */
   backup_target_id: Uuid.nullable(),
+  snapshot: SnapshotMode,
   last_backup_at: Timestamp.nullable(),
   last_backup_id: Uuid.nullable(),
   created_at: Timestamp,
@@ -47,6 +57,8 @@ export const NewVolumeRequest = z.strictObject({
   backend: BackendKind,
   size: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   backup_target_id: Uuid.optional(),
+  /** Default `true`. */
+  snapshot: SnapshotMode.optional(),
 });
 export type NewVolumeRequest = z.infer<typeof NewVolumeRequest>;
 
@@ -57,6 +69,8 @@ export const AdoptVolumeRequest = z.strictObject({
   backend: BackendKind,
   locator: Locator,
   backup_target_id: Uuid.optional(),
+  /** Default `true`. */
+  snapshot: SnapshotMode.optional(),
 });
 export type AdoptVolumeRequest = z.infer<typeof AdoptVolumeRequest>;
 
