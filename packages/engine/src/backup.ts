@@ -17,6 +17,7 @@ import { EngineError } from './errors.js';
 import { PackWriter } from './pack-writer.js';
 import { PreviousManifest } from './previous-manifest.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
+import { type Block, ReadBlocks } from './read-blocks.js';
 import { RecentLocations } from './recent-locations.js';
 import type { Repository } from './repository.js';
 import { type IndexLoad, LazyIndex } from './repository-index.js';
@@ -117,13 +118,6 @@ export interface BackupSummary {
   seconds: number;
 }
 
-/** A read buffer that chunks point into; reused once every chunk in it is done. */
-interface Block {
-  buffer: SharedArrayBuffer;
-  view: Uint8Array;
-  refs: number;
-}
-
 /**
  * Backs up a volume: stream → FastCDC → (zero? hole) → keyed id → known? (this backup, the previous manifest,
  * the repository index) → seal → append to a pack → PUT per pack, the entries cut into manifest segments
@@ -140,23 +134,34 @@ interface Block {
  */
 export async function backupVolume(options: BackupOptions): Promise<BackupSummary> {
   const cancel = jobSignal(options.signal);
+  const readSize = options.readSize ?? 4 << 20;
+  const blocks = await ReadBlocks.open(
+    options.workers,
+    Math.max(3, options.readBuffers ?? 4),
+    // Whole 8-byte words, so that copies between blocks stay aligned (V8's shared-memory copies).
+    Math.ceil((options.repository.config.chunker.maxSize + readSize) / 8) * 8,
+  );
   try {
-    return await runBackup(options, cancel.signal);
+    return await runBackup(options, cancel.signal, blocks, readSize);
   } catch (error) {
     throw asCancel(error, 'backup');
   } finally {
+    await blocks.close();
     cancel.close();
   }
 }
 
-async function runBackup(options: BackupOptions, signal: AbortSignal | undefined): Promise<BackupSummary> {
+async function runBackup(
+  options: BackupOptions,
+  signal: AbortSignal | undefined,
+  blocks: ReadBlocks,
+  readSize: number,
+): Promise<BackupSummary> {
   const { repository, source, workers } = options;
   const call: OperationOptions = { signal };
   const params = repository.config.chunker;
-  const readSize = options.readSize ?? 4 << 20;
-  const blockCount = Math.max(3, options.readBuffers ?? 4);
   // One block is being chunked and one holds the previous tail; the rest can be filling.
-  const readAhead = blockCount - 2;
+  const readAhead = blocks.count - 2;
   const backupId = options.backupId ?? randomUUID();
   const volumeName = options.volumeName.normalize('NFC');
   const volumeId = options.volumeId ?? repository.volumeIdFor(volumeName);
@@ -245,22 +250,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     previous?.passed(bytesRecorded);
   };
 
-  const free: Block[] = [];
-  const waitingForBlock: Array<(b: Block) => void> = [];
-  for (let i = 0; i < blockCount; i++) {
-    const buffer = new SharedArrayBuffer(params.maxSize + readSize);
-    free.push({ buffer, view: new Uint8Array(buffer), refs: 0 });
-  }
-  const releaseBlock = (b: Block) => {
-    if (--b.refs > 0) return;
-    const waiter = waitingForBlock.shift();
-    if (waiter) waiter(b);
-    else free.push(b);
-  };
-  const acquireBlock = (): Promise<Block> => {
-    const b = free.pop();
-    return b ? Promise.resolve(b) : new Promise((resolve) => waitingForBlock.push(resolve));
-  };
+  const releaseBlock = (b: Block) => blocks.release(b);
 
   const tasks = new Set<Promise<void>>();
 
@@ -308,7 +298,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     let buffer = await objectBuffers.acquire();
     try {
       if (failure) throw failure;
-      const sealed = await workers.seal(block.buffer, offset, length, id, buffer);
+      const sealed = await workers.seal(block.buffer, block.base + offset, length, id, buffer);
       buffer = sealed.out;
       release();
       const location = await packs.append(id, new Uint8Array(sealed.out, 0, sealed.length));
@@ -348,6 +338,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     offset: number,
     volumeOffset: number,
     length: number,
+    identified: Promise<{ id?: Uint8Array }>,
   ) => {
     // The block is released as soon as this chunk's bytes are no longer needed (after sealing; at once for
     // holes and chunks found stored), not after the upload: the reader must not wait on network latency.
@@ -358,7 +349,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     };
     try {
       if (failure) return;
-      const ided = await workers.identify(block.buffer, offset, length);
+      const ided = await identified;
       if (!ided.id) {
         release();
         results.set(seq, { kind: 'hole', length });
@@ -420,7 +411,7 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
     const at = position;
     const want = Math.min(readSize, source.size - at);
     position += want;
-    const block = await acquireBlock();
+    const block = await blocks.acquire();
     const got = want > 0 ? await source.read(block.view.subarray(dataStart, dataStart + want), at) : 0;
     if (got < want) {
       throw new EngineError('io', `${source.path}: short read at ${at + got} of ${source.size} bytes`);
@@ -452,17 +443,25 @@ async function runBackup(options: BackupOptions, signal: AbortSignal | undefined
       let start = dataStart;
       if (tail) {
         start -= tail.length;
-        block.view.set(tail.block.view.subarray(tail.offset, tail.offset + tail.length), start);
+        blocks.copy(tail.block, tail.offset, tail.length, block, start);
         releaseBlock(tail.block);
         tail = undefined;
       }
       const end = dataStart + got;
       const lengths = chunker.push(block.view.subarray(dataStart, end));
       if (eof) lengths.push(...chunker.finish());
+      // One identify request per thread for the whole block, not one per chunk.
+      const slices: Array<{ offset: number; length: number }> = [];
       let at = start;
       for (const length of lengths) {
+        slices.push({ offset: block.base + at, length });
+        at += length;
+      }
+      const ids = slices.length > 0 ? workers.identifyAll(block.buffer, slices) : [];
+      at = start;
+      for (const [i, length] of lengths.entries()) {
         block.refs++;
-        const task = processChunk(seq++, block, at, streamOffset, length);
+        const task = processChunk(seq++, block, at, streamOffset, length, ids[i]!);
         tasks.add(task);
         void task.finally(() => tasks.delete(task));
         at += length;

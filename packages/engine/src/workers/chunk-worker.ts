@@ -31,13 +31,28 @@ function isAllZero(data: Uint8Array): boolean {
   return true;
 }
 
+// Shared buffers handed over once ('attach'); requests then name them by number (see ChunkWorkers.attach).
+const attached = new Map<number, SharedArrayBuffer>();
+
+/** A block as a request names it: the buffer itself, or the number it was attached under. */
+type BlockRef = SharedArrayBuffer | number;
+
+function blockOf(ref: BlockRef): SharedArrayBuffer {
+  if (typeof ref !== 'number') return ref;
+  const buffer = attached.get(ref);
+  if (!buffer) throw new Error(`chunk worker: no shared buffer attached as ${ref}`);
+  return buffer;
+}
+
 type Request =
   | { id: number; op: 'init'; targetKey: Uint8Array }
-  | { id: number; op: 'id'; block: SharedArrayBuffer; offset: number; length: number }
+  | { id: number; op: 'attach'; handle: number; buffer: SharedArrayBuffer }
+  | { id: number; op: 'detach'; handle: number }
+  | { id: number; op: 'ids'; block: BlockRef; slices: number[] }
   | {
       id: number;
       op: 'seal';
-      block: SharedArrayBuffer;
+      block: BlockRef;
       offset: number;
       length: number;
       chunkId: Uint8Array;
@@ -56,19 +71,31 @@ type Request =
     };
 
 function handle(req: Request): { value: unknown; transfer: ArrayBuffer[] } {
-  if (req.op === 'init') {
-    targetKeys = deriveTargetKeys(req.targetKey);
-    return { value: undefined, transfer: [] };
+  switch (req.op) {
+    case 'init':
+      targetKeys = deriveTargetKeys(req.targetKey);
+      return { value: undefined, transfer: [] };
+    case 'attach':
+      attached.set(req.handle, req.buffer);
+      return { value: undefined, transfer: [] };
+    case 'detach':
+      attached.delete(req.handle);
+      return { value: undefined, transfer: [] };
   }
   const keys = keysOrThrow();
   switch (req.op) {
-    case 'id': {
-      const data = new Uint8Array(req.block, req.offset, req.length);
-      if (isAllZero(data)) return { value: { zero: true }, transfer: [] };
-      return { value: { zero: false, id: chunkId(keys, data) }, transfer: [] };
+    case 'ids': {
+      // Every chunk of one request in one answer: an id, or null for an all-zero chunk (a hole).
+      const block = blockOf(req.block);
+      const ids: Array<Uint8Array | null> = [];
+      for (let i = 0; i < req.slices.length; i += 2) {
+        const data = new Uint8Array(block, req.slices[i], req.slices[i + 1]);
+        ids.push(isAllZero(data) ? null : chunkId(keys, data));
+      }
+      return { value: ids, transfer: [] };
     }
     case 'seal': {
-      const data = new Uint8Array(req.block, req.offset, req.length);
+      const data = new Uint8Array(blockOf(req.block), req.offset, req.length);
       const sealed = sealChunkInto(keys, data, new Uint8Array(req.out), { id: req.chunkId });
       return { value: { out: req.out, length: sealed.length, padding: sealed.padding }, transfer: [req.out] };
     }
