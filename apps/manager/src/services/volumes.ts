@@ -74,7 +74,6 @@ export async function createVolume(
       backup_target_id: input.targetId ?? null,
       provisioned: !adopting,
       snapshot: snapshotColumn(input.snapshot),
-      snapshot: snapshotColumn(input.snapshot),
       created_at: now,
       updated_at: now,
     });
