@@ -29,6 +29,8 @@ export interface LocalAgent {
   /** Resolves with the first start's URL. */
   readonly ready: Promise<string>;
   readonly url: () => string | undefined;
+  /** The running agent's process id (tests kill it to play a crash). */
+  readonly pid: () => number | undefined;
   /** SIGTERM, then waits for the agent's own graceful stop (SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -113,6 +115,7 @@ export function superviseLocalAgent(options: LocalAgentOptions): LocalAgent {
   return {
     ready,
     url: () => currentUrl,
+    pid: () => child?.pid,
     async stop(graceMs = 40_000) {
       stopping = true;
       clearTimeout(restartTimer);
