@@ -66,6 +66,12 @@ describe('the manager API', () => {
     credentials: { access_key_id: s3.accessKeyId, secret_access_key: overrides.secret ?? s3.secretAccessKey },
   });
 
+  it('answers GET / with an index of the API, without a token', async () => {
+    const response = await fetch(`${manager.url}/`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ api: '/v1', openapi: '/v1/openapi.json' });
+  });
+
   it('serves its OpenAPI document, the one generated from the route table', async () => {
     const served = await client.getOpenApi();
     expect(served).toEqual(JSON.parse(JSON.stringify(managerOpenApiDocument())));

@@ -101,4 +101,22 @@ describe('faults mid-job', () => {
       await again.stop();
     }
   }, 240_000);
+
+  it('cancels a running backup through its agent: the job ends cancelled and the backup failed', async () => {
+    system = await startTestSystem();
+    const { client } = system;
+    const volume = await bigVolume(system, 'cancelled');
+    const { job, backup } = await client.backupNow(volume.id);
+    await until('the backup to run', running(client, job.id));
+    const answer = await client.cancelJob(job.id);
+    expect(answer.id).toBe(job.id);
+    const ended = await until('the job to end', finished(client, job.id));
+    expect(ended).toMatchObject({ state: 'cancelled', error: { code: 'cancelled' } });
+    expect(await client.getBackup(backup.id)).toMatchObject({
+      state: 'failed',
+      error: { code: 'cancelled' },
+    });
+    const again = (await client.cancelJob(job.id).catch((e: unknown) => e)) as { code?: string };
+    expect(again.code).toBe('conflict');
+  }, 180_000);
 });

@@ -110,8 +110,17 @@ function describeFlow(name: string, databaseUrl: () => Promise<string | undefine
       const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
       expect(sha(readFileSync(restored.locator!))).toBe(sha(data));
 
+      // A restore the agent refuses at once leaves its new volume failed, with the cause.
+      const refused = await apiError(
+        client.restoreBackup(backup.id, { name: 'flow-nowhere', backend: 'block' }),
+      );
+      const orphan = (await client.listVolumes({ state: 'failed' })).items.find(
+        (v) => v.name === 'flow-nowhere',
+      );
+      expect(orphan?.error?.code).toBe(refused.code);
+
       const store = openObjectStore(
-        's3://flow/repo?endpoint=' + encodeURIComponent(s3.endpoint) + '&region=us-east-1&path_style=true',
+        `s3://flow/repo?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1&path_style=true`,
         {
           credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
         },
