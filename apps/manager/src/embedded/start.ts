@@ -182,6 +182,8 @@ async function ensureDemoVolume(manager: RunningManager, logger: Logger): Promis
     backend: 'local-file',
     size: DEMO_SIZE,
     targetId: target.id,
+    // Idle, and the home may be on a filesystem without reflinks: a copy is a true snapshot of it.
+    snapshot: 'copy',
   });
   const source = await open(process.execPath, 'r');
   const image = await open(volume.locator!, 'r+');
