@@ -6,7 +6,7 @@ import { API_ERROR_CODES, ApiError, type ManagedJob } from '@stowage/api';
 import { describe, expect, it } from 'vitest';
 import { parseCommand, parseSize } from './args.js';
 import { ALL_COMMANDS, COMMANDS } from './command-specs.js';
-import { startBannerText } from './commands/server.js';
+import { clientPrefix, startBannerText } from './commands/server.js';
 import { createdTargetText, targetRequest } from './commands/targets.js';
 import { resolveConnection } from './context.js';
 import { API_ERROR_EXIT, describeFailure, EXIT, UsageError } from './exit-codes.js';
@@ -245,6 +245,7 @@ describe('output', () => {
       recovery_passphrase: 'abcde-fghij',
       recovery_passphrase_file: '/h/recovery-passphrase',
       demo_volume_id: 'v-1',
+      examples: ['npx manager volume list', 'npx manager backup now v-1 --watch'],
     });
     expect(text).toContain('http://127.0.0.1:8080');
     expect(text).toContain('/h/admin-token');
@@ -259,8 +260,14 @@ describe('output', () => {
       recovery_passphrase: null,
       recovery_passphrase_file: null,
       demo_volume_id: null,
+      examples: [],
     });
     expect(again).not.toContain('passphrase');
+  });
+
+  it('names the home and port in the examples only when they are not the defaults', () => {
+    expect(clientPrefix('/w/.stowage', 'http://127.0.0.1:8080', '/w')).toBe('');
+    expect(clientPrefix('/tmp/h', 'http://127.0.0.1:9090', '/w')).toBe('STOWAGE_HOME=/tmp/h PORT=9090 ');
   });
 
   it('warns beside a generated passphrase only', () => {

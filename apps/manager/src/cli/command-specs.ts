@@ -124,7 +124,7 @@ export const COMMANDS = {
     exitCodes: base,
     examples: [],
   },
-  hostGet: getCommand('host', 'host'),
+  hostGet: getCommand('host', 'host', true),
 
   targetCreate: {
     name: 'target create',
@@ -194,12 +194,12 @@ export const COMMANDS = {
     exitCodes: base,
     examples: [],
   },
-  targetGet: getCommand('target', 'target'),
+  targetGet: getCommand('target', 'target', true),
   targetTest: {
     name: 'target test',
     summary: 'write, read, list and delete a probe object; say why it fails',
     synopsis: 'ID [--json]',
-    args: idArg('target'),
+    args: idArg('target', true),
     options: client,
     description: 'Exits 1 when a step failed, naming the cause (unreachable, tls, bad_credentials, …).',
     environment: clientEnv,
@@ -210,7 +210,7 @@ export const COMMANDS = {
     name: 'target delete',
     summary: 'delete a backup target (refused while volumes or backups use it)',
     synopsis: 'ID [--json]',
-    args: idArg('target'),
+    args: idArg('target', true),
     options: client,
     description: 'Forgets the target; the repository in the bucket is left as it is.',
     environment: clientEnv,

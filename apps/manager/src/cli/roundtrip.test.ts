@@ -145,6 +145,9 @@ describe('targets', () => {
     });
     expect(JSON.parse(got.stdout).chunker.avg_size).toBe(512 * 1024);
 
+    const byName = await cli(['target', 'get', 'nas', '--json'], env);
+    expect(JSON.parse(byName.stdout).id).toBe(id);
+
     const listed = await cli(['target', 'list'], env);
     expect(listed.stdout).toContain(id);
 

@@ -57,15 +57,16 @@ export const base = [
 export const byId = [...base, 'notFound'] as const satisfies ExitName[];
 export const watching = [...byId, 'conflict', 'jobFailed', 'jobCancelled'] as const satisfies ExitName[];
 
-export const idArg = (what: string) => [{ name: 'ID', help: `the ${what}'s id` }] as const;
+export const idArg = (what: string, byName = false) =>
+  [{ name: 'ID', help: `the ${what}'s id${byName ? ' or name' : ''}` }] as const;
 
 /** `<resource> get ID`: the same for every resource. */
-export function getCommand(resource: string, what: string) {
+export function getCommand(resource: string, what: string, byName = false) {
   return {
     name: `${resource} get`,
     summary: `show one ${what}`,
     synopsis: 'ID [--json]',
-    args: idArg(what),
+    args: idArg(what, byName),
     options: client,
     description: '',
     environment: clientEnv,

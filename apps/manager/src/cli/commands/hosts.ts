@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Host } from '@stowage/api';
 import type { OptionValues } from '../args.js';
 import type { COMMANDS } from '../command-specs.js';
-import { type CliEnv, connect, idArg } from '../context.js';
+import { type CliEnv, connect, hostId } from '../context.js';
 import { EXIT, UsageError } from '../exit-codes.js';
 import { listCommand } from '../listing.js';
 import { formatFields, formatTable, formatTime, printJson, printLine, printNote } from '../output.js';
@@ -88,7 +88,8 @@ export async function hostGet(
   [ref]: string[],
   cli: CliEnv,
 ): Promise<number> {
-  const host = await connect(values, cli).getHost(idArg('ID', ref), cli.signal);
+  const client = connect(values, cli);
+  const host = await client.getHost(await hostId(client, ref!, cli.signal), cli.signal);
   if (values.json) printJson(cli, host);
   else cli.stdout.write(hostFields(host));
   return EXIT.ok;

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ManagerClient } from '@stowage/api';
 import { ConfigError, type ManagerConfig, parseConfig } from '../../config.js';
 import { openDatabase } from '../../db/database.js';
@@ -58,6 +58,17 @@ export interface StartBanner {
   recovery_passphrase: string | null;
   recovery_passphrase_file: string | null;
   demo_volume_id: string | null;
+  /** Commands to try, with the environment they need when the home or port is not the default. */
+  examples: string[];
+}
+
+/** `STOWAGE_HOME=… PORT=… ` when the client commands would not find this manager by default. */
+export function clientPrefix(home: string, url: string, cwd: string): string {
+  const parts: string[] = [];
+  if (home !== resolve(cwd, '.stowage')) parts.push(`STOWAGE_HOME=${home}`);
+  const port = new URL(url).port;
+  if (port !== '8080') parts.push(`PORT=${port}`);
+  return parts.map((p) => `${p} `).join('');
 }
 
 export function startBannerText(b: StartBanner): string {
@@ -74,8 +85,7 @@ export function startBannerText(b: StartBanner): string {
       '  manager (its database and master key) is gone: keep a copy offline.',
     );
   }
-  lines.push('', 'Try:', '  npx manager volume list');
-  lines.push(`  npx manager backup now ${b.demo_volume_id ?? '<volume id>'} --watch`);
+  lines.push('', 'Try:', ...b.examples.map((e) => `  ${e}`));
   lines.push('', 'Ctrl-C stops it; starting again keeps everything.');
   return `${lines.join('\n')}\n`;
 }
@@ -92,6 +102,7 @@ export async function start(values: OptionValues<C['start']>, _: string[], cli: 
         break;
       }
     }
+    const prefix = clientPrefix(settings.home, embedded.manager.url, cli.cwd);
     const banner: StartBanner = {
       url: embedded.manager.url,
       home: settings.home,
@@ -100,6 +111,10 @@ export async function start(values: OptionValues<C['start']>, _: string[], cli: 
       recovery_passphrase_file:
         embedded.recoveryPassphrase === undefined ? null : join(settings.home, 'recovery-passphrase'),
       demo_volume_id: demo,
+      examples: [
+        `${prefix}npx manager volume list`,
+        `${prefix}npx manager backup now ${demo ?? '<volume id>'} --watch`,
+      ],
     };
     if (values.json) printJson(cli, banner);
     else cli.stdout.write(startBannerText(banner));

@@ -9,7 +9,7 @@ import {
 } from '@stowage/api';
 import { type OptionValues, parseInteger, parseSize } from '../args.js';
 import type { COMMANDS } from '../command-specs.js';
-import { type CliEnv, connect, idArg } from '../context.js';
+import { type CliEnv, connect, targetId } from '../context.js';
 import { CliError, EXIT, UsageError } from '../exit-codes.js';
 import { listCommand } from '../listing.js';
 import { formatBytes, formatFields, formatTable, printable, printJson, printLine } from '../output.js';
@@ -163,7 +163,8 @@ export async function targetGet(
   [ref]: string[],
   cli: CliEnv,
 ): Promise<number> {
-  const target = await connect(values, cli).getTarget(idArg('ID', ref), cli.signal);
+  const client = connect(values, cli);
+  const target = await client.getTarget(await targetId(client, ref!, cli.signal), cli.signal);
   if (values.json) printJson(cli, target);
   else cli.stdout.write(targetFields(target));
   return EXIT.ok;
@@ -181,8 +182,9 @@ export async function targetTest(
   [ref]: string[],
   cli: CliEnv,
 ): Promise<number> {
-  const id = idArg('ID', ref);
-  const result = await connect(values, cli).testTarget(id, cli.signal);
+  const client = connect(values, cli);
+  const id = await targetId(client, ref!, cli.signal);
+  const result = await client.testTarget(id, cli.signal);
   if (values.json) printJson(cli, result);
   else cli.stdout.write(testResultText(result));
   if (result.ok) return EXIT.ok;
@@ -198,8 +200,9 @@ export async function targetDelete(
   [ref]: string[],
   cli: CliEnv,
 ): Promise<number> {
-  const id = idArg('ID', ref);
-  await connect(values, cli).deleteTarget(id, cli.signal);
+  const client = connect(values, cli);
+  const id = await targetId(client, ref!, cli.signal);
+  await client.deleteTarget(id, cli.signal);
   if (values.json) printJson(cli, { id, deleted: true });
   else printLine(cli, `deleted target ${id} (the repository itself is left in place)`);
   return EXIT.ok;
