@@ -138,8 +138,8 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
   const blocks = await ReadBlocks.open(
     options.workers,
     Math.max(3, options.readBuffers ?? 4),
-    // Whole 8-byte words, so that copies between blocks stay aligned (V8's shared-memory copies).
-    Math.ceil((options.repository.config.chunker.maxSize + readSize) / 8) * 8,
+    options.repository.config.chunker.maxSize,
+    readSize,
   );
   try {
     return await runBackup(options, cancel.signal, blocks, readSize);
@@ -404,7 +404,7 @@ async function runBackup(
   // Reads run ahead of chunking. Each block keeps its first maxSize bytes free: the unfinished
   // chunk at the end of one block (the tail, shorter than maxSize) is copied in just before the new data, so
   // every chunk lies whole in one block and the next read can start before this block's cut points are known.
-  const dataStart = params.maxSize;
+  const dataStart = blocks.dataStart;
   let position = 0;
   const readNext = async () => {
     // The range is claimed before waiting for a block, so reads queued together cover the stream in order.

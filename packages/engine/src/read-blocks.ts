@@ -10,11 +10,16 @@ export interface Block {
   refs: number;
 }
 
+/** Blocks and the data in them start on 4 KiB, so reads into them can be direct (O_DIRECT, volume-io.ts). */
+const READ_ALIGN = 4096;
+const alignUp = (n: number) => Math.ceil(n / READ_ALIGN) * READ_ALIGN;
+
 /**
  * A backup's read blocks, all in one region of the chunker's memory: the chunker scans them where they lie
  * (no copy into its window), and the workers are handed the region's buffer once (`ChunkWorkers.attach`),
- * so each request names it by number. `close` gives both back; call it once no request about a block is
- * in flight.
+ * so each request names it by number. Each block has room for the unfinished chunk of the block before it
+ * (up to `maxSize`) and then, from `dataStart`, a read of `readSize` bytes. `close` gives both back; call it
+ * once no request about a block is in flight.
  */
 export class ReadBlocks {
   readonly #region: ScanBuffer;
@@ -23,10 +28,14 @@ export class ReadBlocks {
   readonly #waiting: Array<(b: Block) => void> = [];
   readonly #whole: Uint8Array;
   readonly count: number;
+  /** Where in a block a read goes; the bytes before it take the previous block's unfinished chunk. */
+  readonly dataStart: number;
 
-  private constructor(workers: ChunkWorkers, count: number, size: number) {
+  private constructor(workers: ChunkWorkers, count: number, maxSize: number, readSize: number) {
     this.#workers = workers;
     this.count = count;
+    this.dataStart = alignUp(maxSize);
+    const size = alignUp(this.dataStart + readSize);
     this.#region = allocateScanBuffer(count * size);
     const region = this.#region.bytes;
     const buffer = region.buffer as SharedArrayBuffer;
@@ -37,9 +46,14 @@ export class ReadBlocks {
     }
   }
 
-  /** `count` blocks of `size` bytes (keep `size` a multiple of 8: copies between blocks stay aligned). */
-  static async open(workers: ChunkWorkers, count: number, size: number): Promise<ReadBlocks> {
-    const blocks = new ReadBlocks(workers, count, size);
+  /** `count` blocks for chunks of up to `maxSize` bytes and reads of `readSize`. */
+  static async open(
+    workers: ChunkWorkers,
+    count: number,
+    maxSize: number,
+    readSize: number,
+  ): Promise<ReadBlocks> {
+    const blocks = new ReadBlocks(workers, count, maxSize, readSize);
     try {
       await workers.attach(blocks.#whole.buffer as SharedArrayBuffer);
     } catch (error) {

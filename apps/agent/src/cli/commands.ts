@@ -10,7 +10,14 @@ import {
   verifyBackup,
 } from '@stowage/engine';
 import type { OptionValues } from './args.js';
-import { type CliEnv, openRepository, openStore, positiveIntEnv, readPassphrase } from './context.js';
+import {
+  type CliEnv,
+  directIoEnv,
+  openRepository,
+  openStore,
+  positiveIntEnv,
+  readPassphrase,
+} from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { jsonMessages, jsonText, printable, printJson, printLine } from './output.js';
 import { formatBytes, progressBar } from './progress-bar.js';
@@ -123,7 +130,7 @@ export async function repoKeyExport(values: Values<'repoKeyExport'>, _positional
 export async function backup(values: Values<'backup'>, positionals: string[], cli: CliEnv) {
   const volumeName = values.volume;
   if (!volumeName) throw new UsageError('--volume NAME is required');
-  const source = await openVolumeSource(positionals[0]!);
+  const source = await openVolumeSource(positionals[0]!, { directIo: directIoEnv(cli) });
   try {
     return await withRepository(values.repo, cli, values, async ({ repository, workers, progress }) => {
       const packsPerIndex = positiveIntEnv(cli, 'STOWAGE_PACKS_PER_INDEX');

@@ -46,6 +46,14 @@ export function positiveIntEnv(cli: CliEnv, name: EnvName): number | undefined {
   return Number(value);
 }
 
+/** STOWAGE_DIRECT_IO: whether a backup reads its volume past the page cache (default yes). */
+export function directIoEnv(cli: CliEnv): boolean {
+  const value = cli.env.STOWAGE_DIRECT_IO;
+  if (value === undefined || value === '1') return true;
+  if (value === '0') return false;
+  throw new UsageError(`STOWAGE_DIRECT_IO must be 0 or 1, got "${value}"`);
+}
+
 /** The recovery passphrase: STOWAGE_PASSPHRASE, STOWAGE_PASSPHRASE_FILE, or a prompt on a terminal. */
 export async function readPassphrase(cli: CliEnv, options: { confirm?: boolean } = {}): Promise<string> {
   if (cli.env.STOWAGE_PASSPHRASE !== undefined) return checked(cli.env.STOWAGE_PASSPHRASE);

@@ -44,6 +44,7 @@ const ENVIRONMENT = {
   STOWAGE_RETRY_ATTEMPTS: 'attempts per storage request before giving up [default: 6]',
   STOWAGE_PACKS_PER_INDEX:
     'packs (~8 MiB) one index object names: a re-run after a kill stores again at most this many [default: 64]',
+  STOWAGE_DIRECT_IO: '0 reads the volume through the page cache, not with O_DIRECT where it can [default: 1]',
   STOWAGE_DEBUG: 'set to 1 to print the stack trace of an unexpected failure',
 } as const;
 export type EnvName = keyof typeof ENVIRONMENT;
@@ -168,7 +169,7 @@ export const COMMANDS = {
       "Reads the volume, uploads the chunks the repository lacks and commits the backup's manifest, then " +
       'prints the backup id. Holes (all-zero chunks) are recorded, never uploaded. An interrupted backup ' +
       'leaves no manifest; running it again uploads only the chunks still missing.',
-    environment: [...repositoryEnv, 'STOWAGE_PACKS_PER_INDEX'],
+    environment: [...repositoryEnv, 'STOWAGE_PACKS_PER_INDEX', 'STOWAGE_DIRECT_IO'],
     exitCodes: [...repositoryExits, 'interrupted', 'outputClosed'],
     examples: [
       'agent backup /dev/vg0/web-1 --repo file:///srv/backups --volume web-1',
