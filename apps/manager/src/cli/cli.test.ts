@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { API_ERROR_CODES, ApiError, type ManagedJob } from '@stowage/api';
@@ -274,6 +274,22 @@ describe('output', () => {
     const target = { id: 't', name: 'n', kind: 'filesystem', filesystem: { path: '/p' }, s3: null } as never;
     expect(createdTargetText({ target, recovery_passphrase: 'p-1' })).toContain('WARNING: shown once');
     expect(createdTargetText({ target, recovery_passphrase: null })).not.toContain('WARNING');
+  });
+});
+
+describe('docs/manager-cli.md', () => {
+  const doc = readFileSync(
+    fileURLToPath(new URL('../../../../docs/manager-cli.md', import.meta.url)),
+    'utf8',
+  );
+  it('names every command, every option and every exit code', () => {
+    for (const spec of ALL_COMMANDS) {
+      expect(doc).toContain(`manager ${spec.name}`);
+      for (const option of Object.keys(spec.options))
+        expect(doc, `${spec.name} --${option}`).toContain(`--${option}`);
+    }
+    for (const [name, code] of Object.entries(EXIT))
+      expect(doc).toMatch(new RegExp(`\\| ${code} +\\| \`${name}\``));
   });
 });
 
