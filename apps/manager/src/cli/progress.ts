@@ -23,16 +23,20 @@ export function progressLine(job: ManagedJob, columns = 120): string {
 }
 
 /** A one-line progress bar redrawn in place on a TTY; nothing at all elsewhere. */
-export function progressBar(stream: OutStream): { update: (job: ManagedJob) => void; done: () => void } {
+export function progressBar(stream: OutStream | { isTTY: false }): {
+  update: (job: ManagedJob) => void;
+  done: () => void;
+} {
   if (!stream.isTTY) return { update: () => {}, done: () => {} };
+  const tty = stream as OutStream;
   let shown = false;
   return {
     update(job) {
-      stream.write(`\r${progressLine(job, stream.columns ?? 120)}\x1b[K`);
+      tty.write(`\r${progressLine(job, tty.columns ?? 120)}\x1b[K`);
       shown = true;
     },
     done() {
-      if (shown) stream.write('\r\x1b[K');
+      if (shown) tty.write('\r\x1b[K');
       shown = false;
     },
   };

@@ -30,8 +30,8 @@ export async function watchJob(
   cli: CliEnv,
   options: { json: boolean },
 ): Promise<number> {
-  const bar = options.json ? progressBar({ isTTY: false } as never) : progressBar(cli.stderr);
   const tty = !options.json && cli.stderr.isTTY === true;
+  const bar = progressBar(tty ? cli.stderr : { isTTY: false });
   let last: ManagedJob | undefined;
   let lastPlain = Number.NEGATIVE_INFINITY;
   const show = (job: ManagedJob) => {
