@@ -72,7 +72,6 @@ export async function startEmbedded(
       logger,
       env: {
         AGENT_TOKEN: agentToken,
-        AGENT_LISTEN: '127.0.0.1:0',
         AGENT_ID: LOCAL_HOST,
         AGENT_STATE_DIR: paths.agentState,
         AGENT_LOCAL_FILE_ROOTS: paths.volumes,
