@@ -18,6 +18,12 @@ const Env = z.object({
   /** The URL agents and clients reach this manager at, when it differs from the listening address. */
   MANAGER_PUBLIC_URL: z.url().optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  /** A job silent this long has lost its agent (the reconciler's threshold). */
+  MANAGER_STALE_JOB_MINUTES: z.coerce
+    .number()
+    .positive()
+    .max(7 * 24 * 60)
+    .default(10),
 });
 
 export interface ManagerConfig {
@@ -32,6 +38,7 @@ export interface ManagerConfig {
   readonly createMasterKey: boolean;
   readonly publicUrl: string | undefined;
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly staleJobMs: number;
 }
 
 export class ConfigError extends Error {
@@ -65,5 +72,6 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     createMasterKey: embedded,
     publicUrl: e.MANAGER_PUBLIC_URL,
     logLevel: e.LOG_LEVEL,
+    staleJobMs: e.MANAGER_STALE_JOB_MINUTES * 60_000,
   };
 }

@@ -11,11 +11,16 @@ import { bearerAuthenticator } from './http/auth.js';
 import { createHandlers } from './http/handlers.js';
 import { createJobWatchers } from './http/job-stream.js';
 import type { Logger } from './log.js';
+import { startLoop } from './loops/loop.js';
+import { reconcileOnce } from './loops/reconciler.js';
 import { ManagerMetrics } from './metrics.js';
 import { createSecretBox } from './secrets/envelope.js';
 import { loadMasterKey } from './secrets/master-key.js';
 import type { ManagerContext } from './services/context.js';
 import { agentClientFor } from './services/hosts.js';
+
+/** How often the reconciler looks for silent jobs. */
+const RECONCILE_EVERY_MS = 60_000;
 
 export interface RunningManager {
   readonly url: string;
@@ -92,6 +97,9 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       );
       started.once('error', reject);
     });
+    const loops = [
+      startLoop('reconciler', RECONCILE_EVERY_MS, logger, () => reconcileOnce(ctx, config.staleJobMs)),
+    ];
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
@@ -104,6 +112,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       stop: () =>
         (stopped ??= (async () => {
           stopping = true;
+          await Promise.all(loops.map((loop) => loop.stop()));
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
             (server as { closeAllConnections?: () => void }).closeAllConnections?.();

@@ -4,6 +4,15 @@ import { lockJob, TERMINAL_STATES } from '../db/jobs.js';
 import type { JobRow } from '../db/schema.js';
 import type { ManagerContext } from './context.js';
 
+/** The reason a job failed by the reconciler carries in its error's details: a true outcome arriving later
+ * (the agent was only cut off) replaces that verdict. */
+export const STALE_JOB_REASON = 'agent_silent';
+
+function failedByReconciler(job: JobRow): boolean {
+  const details = (job.error as { details?: { reason?: unknown } } | null)?.details;
+  return job.state === 'failed' && details?.reason === STALE_JOB_REASON;
+}
+
 type Decision =
   | { apply: false; reason: 'finished' | 'stale' | 'mismatch' }
   | {
@@ -23,8 +32,9 @@ type Decision =
  *   (completed with the agent's figures, or failed with its cause) or the restore's new volume.
  */
 export function decideJobEvent(job: JobRow, event: JobEvent, now: Date): Decision {
-  if (TERMINAL_STATES.includes(job.state)) return { apply: false, reason: 'finished' };
-  if (event.seq <= job.last_event_seq) return { apply: false, reason: 'stale' };
+  const verdictOnly = failedByReconciler(job) && event.type === 'finished';
+  if (TERMINAL_STATES.includes(job.state) && !verdictOnly) return { apply: false, reason: 'finished' };
+  if (event.seq <= job.last_event_seq && !verdictOnly) return { apply: false, reason: 'stale' };
   if (event.job.kind !== job.kind) return { apply: false, reason: 'mismatch' };
   const reported = event.job;
   const terminal = TERMINAL_STATES.includes(reported.state);
@@ -91,7 +101,12 @@ export function decideJobEvent(job: JobRow, event: JobEvent, now: Date): Decisio
 export async function applyJobEvent(
   ctx: ManagerContext,
   event: JobEvent,
-  sender: { hostId: string },
+  sender: {
+    hostId: string;
+    /** `event` (default): the agent itself reported, so the host was heard from; `answered`: the manager
+     * asked it; `none`: the reconciler's own verdict. */
+    contact?: 'event' | 'answered' | 'none';
+  },
 ): Promise<{ applied: boolean; reason?: string }> {
   const now = ctx.now();
   const outcome = await ctx.db.transaction().execute(async (trx) => {
@@ -102,13 +117,15 @@ export async function applyJobEvent(
     }
     const decision = decideJobEvent(job, event, now);
     if (!decision.apply) return { applied: false, reason: decision.reason };
+    // A true outcome replacing the reconciler's verdict settles rows that verdict already failed.
+    const settled = failedByReconciler(job) ? (['running', 'failed'] as const) : (['running'] as const);
     await trx.updateTable('job').set(decision.job).where('id', '=', job.id).execute();
     if (decision.backup && job.backup_id !== null) {
       await trx
         .updateTable('backup')
         .set(decision.backup)
         .where('id', '=', job.backup_id)
-        .where('state', '=', 'running')
+        .where('state', 'in', settled)
         .execute();
     }
     if (decision.volume && job.volume_id !== null) {
@@ -116,12 +133,23 @@ export async function applyJobEvent(
         .updateTable('volume')
         .set(decision.volume)
         .where('id', '=', job.volume_id)
-        .where('state', '=', 'restoring')
+        .where(
+          'state',
+          'in',
+          settled.map((state) => (state === 'running' ? 'restoring' : state)),
+        )
         .execute();
     }
     return { applied: true };
   });
-  await recordHostContact(ctx.db, sender.hostId, { ok: true, now, agentId: event.agent_id });
+  const contact = sender.contact ?? 'event';
+  if (contact !== 'none') {
+    await recordHostContact(ctx.db, sender.hostId, {
+      ok: true,
+      now,
+      ...(contact === 'event' ? { agentId: event.agent_id } : {}),
+    });
+  }
   if (outcome.applied) ctx.jobChanged(event.job.id);
   else
     ctx.logger.debug('job event not applied', {

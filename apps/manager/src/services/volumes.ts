@@ -28,7 +28,7 @@ export function snapshotColumn(mode: SnapshotMode | undefined): 'snapshot' | 'co
   return mode === 'copy' ? 'copy' : mode === false ? 'live' : 'snapshot';
 }
 export function snapshotMode(column: 'snapshot' | 'copy' | 'live'): SnapshotMode {
-  return column === 'copy' ? 'copy' : column === 'live' ? false : true;
+  return column === 'copy' ? 'copy' : column !== 'live';
 }
 
 export async function requireVolume(ctx: ManagerContext, id: string): Promise<VolumeWithLastBackup> {
