@@ -17,7 +17,7 @@ import { EngineError } from './errors.js';
 import { PackWriter } from './pack-writer.js';
 import { PreviousManifest } from './previous-manifest.js';
 import { type ProgressListener, ProgressReporter } from './progress.js';
-import { type Block, ReadBlocks } from './read-blocks.js';
+import { ReadRing, type RingRange, type Slot } from './read-ring.js';
 import { RecentLocations } from './recent-locations.js';
 import type { Repository } from './repository.js';
 import { type IndexLoad, LazyIndex } from './repository-index.js';
@@ -38,8 +38,9 @@ export interface BackupOptions {
   /** Bytes read from the source per step (default 4 MiB). */
   readSize?: number;
   /**
-   * Read buffers, each maxSize + readSize bytes (default 4, at least 3: one being chunked, one holding the
-   * previous block's unfinished chunk, the rest being read ahead). With `uploadConcurrency` this bounds memory.
+   * Reads in flight while one is chunked is this less 2 (default 4: two reads ahead; at least one). The ring
+   * they go into holds them, the unfinished chunk's reads and a prefix of maxSize (see ReadRing): 24 MiB at
+   * the default sizes. With `sealConcurrency` and `packBuffers` this bounds memory.
    */
   readBuffers?: number;
   /**
@@ -135,18 +136,17 @@ export interface BackupSummary {
 export async function backupVolume(options: BackupOptions): Promise<BackupSummary> {
   const cancel = jobSignal(options.signal);
   const readSize = options.readSize ?? 4 << 20;
-  const blocks = await ReadBlocks.open(
-    options.workers,
-    Math.max(3, options.readBuffers ?? 4),
-    options.repository.config.chunker.maxSize,
+  const ring = await ReadRing.open(options.workers, {
+    maxSize: options.repository.config.chunker.maxSize,
     readSize,
-  );
+    readAhead: (options.readBuffers ?? 4) - 2,
+  });
   try {
-    return await runBackup(options, cancel.signal, blocks, readSize);
+    return await runBackup(options, cancel.signal, ring, readSize);
   } catch (error) {
     throw asCancel(error, 'backup');
   } finally {
-    await blocks.close();
+    await ring.close();
     cancel.close();
   }
 }
@@ -154,14 +154,13 @@ export async function backupVolume(options: BackupOptions): Promise<BackupSummar
 async function runBackup(
   options: BackupOptions,
   signal: AbortSignal | undefined,
-  blocks: ReadBlocks,
+  ring: ReadRing,
   readSize: number,
 ): Promise<BackupSummary> {
   const { repository, source, workers } = options;
   const call: OperationOptions = { signal };
   const params = repository.config.chunker;
-  // One block is being chunked and one holds the previous tail; the rest can be filling.
-  const readAhead = blocks.count - 2;
+  const readAhead = ring.readAhead;
   const backupId = options.backupId ?? randomUUID();
   const volumeName = options.volumeName.normalize('NFC');
   const volumeId = options.volumeId ?? repository.volumeIdFor(volumeName);
@@ -250,8 +249,6 @@ async function runBackup(
     previous?.passed(bytesRecorded);
   };
 
-  const releaseBlock = (b: Block) => blocks.release(b);
-
   const tasks = new Set<Promise<void>>();
 
   // Manifest segments are stored as they are cut, as chunk objects (docs/format.md §6.4): HEAD-then-PUT, so an
@@ -287,18 +284,12 @@ async function runBackup(
   };
 
   // Seals a chunk and appends it to a pack: its location once it is in a pack buffer (the pack's PUT may still
-  // be running; the flush before the root waits for it). The block is released once the chunk is sealed.
-  const storeChunk = async (
-    id: Uint8Array,
-    block: Block,
-    offset: number,
-    length: number,
-    release: () => void,
-  ) => {
+  // be running; the flush before the root waits for it). Its read slots are released once it is sealed.
+  const storeChunk = async (id: Uint8Array, chunk: RingRange, release: () => void) => {
     let buffer = await objectBuffers.acquire();
     try {
       if (failure) throw failure;
-      const sealed = await workers.seal(block.buffer, block.base + offset, length, id, buffer);
+      const sealed = await workers.seal(ring.buffer, chunk.at, chunk.length, id, buffer);
       buffer = sealed.out;
       release();
       const location = await packs.append(id, new Uint8Array(sealed.out, 0, sealed.length));
@@ -314,37 +305,29 @@ async function runBackup(
   // Where a chunk is: a chunk a damage record lists is always stored again (that is how a backup heals
   // damage instead of naming it once more); otherwise this backup's own, the previous manifest's (near the
   // same place in the volume), the repository index's, or stored now.
-  const locate = async (
-    id: Uint8Array,
-    block: Block,
-    offset: number,
-    volumeOffset: number,
-    length: number,
-    release: () => void,
-  ) => {
+  const locate = async (id: Uint8Array, chunk: RingRange, volumeOffset: number, release: () => void) => {
     const recorded = damage.empty ? undefined : damage.problemOf(id);
     if (recorded === undefined) {
       const known = (await previous?.find(id, volumeOffset)) ?? (await index?.find(id));
       if (known) return known;
     }
-    const location = await storeChunk(id, block, offset, length, release);
+    const location = await storeChunk(id, chunk, release);
     if (recorded !== undefined) summary.chunksRepaired++;
     return location;
   };
 
   const processChunk = async (
     seq: number,
-    block: Block,
-    offset: number,
+    chunk: RingRange,
     volumeOffset: number,
-    length: number,
     identified: Promise<{ id?: Uint8Array }>,
   ) => {
-    // The block is released as soon as this chunk's bytes are no longer needed (after sealing; at once for
+    const { length } = chunk;
+    // The slots are released as soon as this chunk's bytes are no longer needed (after sealing; at once for
     // holes and chunks found stored), not after the upload: the reader must not wait on network latency.
     let holding = true;
     const release = () => {
-      if (holding) releaseBlock(block);
+      if (holding) ring.release(chunk);
       holding = false;
     };
     try {
@@ -368,7 +351,7 @@ async function runBackup(
           release();
           location = await pending;
         } else {
-          const lookup = locate(id, block, offset, volumeOffset, length, release);
+          const lookup = locate(id, chunk, volumeOffset, release);
           inFlight.set(hex, lookup);
           try {
             location = await lookup;
@@ -401,29 +384,30 @@ async function runBackup(
     wake?.();
   };
 
-  // Reads run ahead of chunking. Each block keeps its first maxSize bytes free: the unfinished
-  // chunk at the end of one block (the tail, shorter than maxSize) is copied in just before the new data, so
-  // every chunk lies whole in one block and the next read can start before this block's cut points are known.
-  const dataStart = blocks.dataStart;
+  // Reads run ahead of chunking, into the ring's slots in order. The unfinished chunk at the end of one read
+  // (the tail, shorter than maxSize) runs on into the next slot, so every chunk lies whole in memory and the
+  // next read can start before this one's cut points are known; only at the wrap is the tail copied, to just
+  // before the first slot (ReadRing.moveToPrefix).
   let position = 0;
   const readNext = async () => {
-    // The range is claimed before waiting for a block, so reads queued together cover the stream in order.
+    // The range is claimed before waiting for a slot, so reads queued together cover the stream in order.
     const at = position;
     const want = Math.min(readSize, source.size - at);
     position += want;
-    const block = await blocks.acquire();
-    const got = want > 0 ? await source.read(block.view.subarray(dataStart, dataStart + want), at) : 0;
+    const slot = await ring.acquireNext();
+    const got = want > 0 ? await source.read(ring.dataOf(slot, want), at) : 0;
     if (got < want) {
       throw new EngineError('io', `${source.path}: short read at ${at + got} of ${source.size} bytes`);
     }
     summary.bytesRead += got;
-    return { block, got, eof: at + got >= source.size };
+    return { slot, got, eof: at + got >= source.size };
   };
   let seq = 0;
   let streamOffset = 0;
-  let tail: { block: Block; offset: number; length: number } | undefined;
+  // The unfinished chunk, held (its slots cannot be read into again until it is cut and done).
+  let tail: RingRange | undefined;
   // Reads already started, in stream order: several in flight hide the read latency of a device or file.
-  const reads: Array<Promise<{ block: Block; got: number; eof: boolean }>> = [];
+  const reads: Array<Promise<{ slot: Slot; got: number; eof: boolean }>> = [];
   let readsDone = false;
   const topUpReads = () => {
     while (!readsDone && reads.length < readAhead) {
@@ -437,47 +421,43 @@ async function runBackup(
     topUpReads();
     while (!failure) {
       throwIfCancelled(signal, 'backup');
-      const { block, got, eof }: { block: Block; got: number; eof: boolean } = await reads.shift()!;
+      const { slot, got, eof }: { slot: Slot; got: number; eof: boolean } = await reads.shift()!;
       topUpReads();
-      block.refs = 1; // held by this loop until its own tail has been copied out
-      let start = dataStart;
-      if (tail) {
-        start -= tail.length;
-        blocks.copy(tail.block, tail.offset, tail.length, block, start);
-        releaseBlock(tail.block);
+      let start = slot.dataAt;
+      if (tail && tail.at + tail.length === slot.dataAt) start = tail.at;
+      else if (tail) {
+        start = ring.moveToPrefix(tail.at, tail.length);
+        ring.release(tail);
         tail = undefined;
       }
-      const end = dataStart + got;
-      const lengths = chunker.push(block.view.subarray(dataStart, end));
+      const end = slot.dataAt + got;
+      const lengths = chunker.push(ring.dataOf(slot, got));
       if (eof) lengths.push(...chunker.finish());
-      // One identify request per thread for the whole block, not one per chunk.
-      const slices: Array<{ offset: number; length: number }> = [];
+      const chunks: RingRange[] = [];
       let at = start;
       for (const length of lengths) {
-        slices.push({ offset: block.base + at, length });
+        chunks.push(ring.hold(at, length));
         at += length;
       }
-      const ids = slices.length > 0 ? workers.identifyAll(block.buffer, slices) : [];
-      at = start;
-      for (const [i, length] of lengths.entries()) {
-        block.refs++;
-        const task = processChunk(seq++, block, at, streamOffset, length, ids[i]!);
+      // One identify request per thread for all of this read's chunks, not one per chunk.
+      const ids = chunks.length > 0 ? workers.identifyAll(ring.buffer, chunks.map(sliceOf)) : [];
+      for (const [i, chunk] of chunks.entries()) {
+        const task = processChunk(seq++, chunk, streamOffset, ids[i]!);
         tasks.add(task);
         void task.finally(() => tasks.delete(task));
-        at += length;
-        streamOffset += length;
+        streamOffset += chunk.length;
       }
+      if (eof && at !== end) throw new Error(`chunker left ${end - at} bytes unassigned at end of stream`);
+      const previous = tail;
+      tail = at < end ? ring.hold(at, end - at) : undefined;
+      if (previous) ring.release(previous);
+      ring.releaseSlot(slot);
       while ((seq - nextToRecord > MAX_UNRECORDED || segmentTasks.size > MAX_SEGMENT_UPLOADS) && !failure) {
         await new Promise<void>((resolve) => {
           readerWaiting = resolve;
         });
       }
-      if (eof) {
-        if (at !== end) throw new Error(`chunker left ${end - at} bytes unassigned at end of stream`);
-        releaseBlock(block);
-        break;
-      }
-      tail = { block, offset: at, length: end - at };
+      if (eof) break;
     }
   } catch (error) {
     failure ??= error;
@@ -534,4 +514,8 @@ async function runBackup(
     trustedManifest: previous?.manifestKey,
     seconds: progress.elapsedSeconds(),
   };
+}
+
+function sliceOf(chunk: RingRange): { offset: number; length: number } {
+  return { offset: chunk.at, length: chunk.length };
 }

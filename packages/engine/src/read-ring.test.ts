@@ -5,6 +5,7 @@ import { allocateScanBuffer } from '@stowage/chunker';
 import { MemoryObjectStore } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume } from './backup.js';
+import { ReadRing } from './read-ring.js';
 import { Repository } from './repository.js';
 import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE } from './testing/repositories.js';
 import { seededBytes, writeImage } from './testing/volumes.js';
@@ -13,7 +14,7 @@ import { ChunkWorkers } from './workers/chunk-workers.js';
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'stowage-read-blocks-'));
+  dir = await mkdtemp(join(tmpdir(), 'stowage-read-ring-'));
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -68,5 +69,53 @@ describe('a backup’s read blocks', () => {
       await workers.close();
       await keyless.close();
     }
+  });
+});
+
+describe('ReadRing', () => {
+  it('hands out slots in order, each once free; ranges hold every slot they lie in; the wrap copies to the prefix', async () => {
+    const workers = new ChunkWorkers(undefined, { threads: 1 });
+    const ring = await ReadRing.open(workers, { maxSize: 10_000, readSize: 4096, readAhead: 1 });
+    try {
+      // A chunk of up to 10,000 bytes lies in up to 4 slots of 4096; with one read ahead and one spare: 6.
+      expect(ring.slotCount).toBe(6);
+      expect(workers.attachedBuffers).toBe(1);
+      const slots = [];
+      for (let i = 0; i < 6; i++) slots.push(await ring.acquireNext());
+      expect(slots.map((s) => s.index)).toEqual([0, 1, 2, 3, 4, 5]);
+      for (const [i, s] of slots.entries()) {
+        expect(s.dataAt - slots[0]!.dataAt).toBe(i * 4096); // back to back: a chunk runs on into the next
+        expect(ring.dataOf(s, 4096).buffer).toBe(ring.buffer);
+      }
+      expect(slots[0]!.dataAt % 4096).toBe(0);
+      // A range across slots 1–3 holds all three; slot 1 is not handed out again until it is released.
+      const range = ring.hold(slots[1]!.dataAt + 100, 9000);
+      expect(range.slots.map((s) => s.index)).toEqual([1, 2, 3]);
+      for (const s of slots) ring.releaseSlot(s);
+      const again0 = await ring.acquireNext();
+      expect(again0.index).toBe(0);
+      let got1: number | undefined;
+      const next = ring.acquireNext().then((s) => {
+        got1 = s.index;
+        return s;
+      });
+      await new Promise((r) => setTimeout(r, 10));
+      expect(got1).toBeUndefined();
+      ring.release(range);
+      expect((await next).index).toBe(1);
+      // The wrap: the tail of the last slot moves to just before the first, and counts as the first slot's.
+      const whole = new Uint8Array(ring.buffer);
+      const tailAt = slots[5]!.dataAt + 4096 - 3000;
+      whole.fill(7, tailAt, tailAt + 3000);
+      const moved = ring.moveToPrefix(tailAt, 3000);
+      expect(moved).toBe(slots[0]!.dataAt - 3000);
+      expect(whole.subarray(moved, moved + 3000).every((b) => b === 7)).toBe(true);
+      expect(ring.hold(moved, 5000).slots.map((s) => s.index)).toEqual([0]);
+      expect(ring.hold(moved, 8000).slots.map((s) => s.index)).toEqual([0, 1]);
+    } finally {
+      await ring.close();
+      await workers.close();
+    }
+    expect(workers.attachedBuffers).toBe(0);
   });
 });
