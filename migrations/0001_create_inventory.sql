@@ -76,6 +76,8 @@ CREATE TABLE volume (
   timezone text NOT NULL DEFAULT 'UTC',
   retention jsonb,
   schedule_enabled boolean NOT NULL DEFAULT false,
+  -- When cron, time zone or enabled last changed: the scheduler's first slot is the one after it.
+  schedule_since timestamptz NOT NULL DEFAULT now(),
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now()
 );

@@ -13,6 +13,7 @@ import { createJobWatchers } from './http/job-stream.js';
 import type { Logger } from './log.js';
 import { startLoop } from './loops/loop.js';
 import { reconcileOnce } from './loops/reconciler.js';
+import { scheduleOnce } from './loops/scheduler.js';
 import { ManagerMetrics } from './metrics.js';
 import { createSecretBox } from './secrets/envelope.js';
 import { loadMasterKey } from './secrets/master-key.js';
@@ -21,6 +22,8 @@ import { agentClientFor } from './services/hosts.js';
 
 /** How often the reconciler looks for silent jobs. */
 const RECONCILE_EVERY_MS = 60_000;
+/** The scheduler's tick: cron's resolution is a minute; a few seconds' lag is fine, a missed minute not. */
+const SCHEDULE_EVERY_MS = 15_000;
 
 export interface RunningManager {
   readonly url: string;
@@ -99,6 +102,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
     });
     const loops = [
       startLoop('reconciler', RECONCILE_EVERY_MS, logger, () => reconcileOnce(ctx, config.staleJobMs)),
+      startLoop('scheduler', SCHEDULE_EVERY_MS, logger, () => scheduleOnce(ctx)),
     ];
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -72,6 +72,7 @@ export interface VolumeTable {
   timezone: Generated<string>;
   retention: NullableJson<unknown>;
   schedule_enabled: Generated<boolean>;
+  schedule_since: Timestamp;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

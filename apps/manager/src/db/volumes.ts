@@ -5,7 +5,12 @@ import type { NewVolume, VolumeRow, VolumeState, VolumeUpdate } from './schema.j
 /** A volume row with its newest completed backup, as lists and gets show it. */
 export interface VolumeWithLastBackup extends VolumeRow {
   last_backup_id: string | null;
+  /** When the newest completed backup finished, and when it started (what the scheduler counts from). */
   last_backup_at: Date | null;
+  last_success_started_at: Date | null;
+  /** The newest backup of any state: its start and state (a running backup is always the newest). */
+  last_attempt_at: Date | null;
+  last_attempt_state: 'running' | 'completed' | 'failed' | null;
 }
 
 export interface VolumeFilter {
@@ -26,7 +31,11 @@ function selectVolumes(db: Db) {
       (eb) =>
         eb
           .selectFrom('backup')
-          .select(['backup.id as last_backup_id', 'backup.finished_at as last_backup_at'])
+          .select([
+            'backup.id as last_backup_id',
+            'backup.finished_at as last_backup_at',
+            'backup.started_at as last_success_started_at',
+          ])
           .whereRef('backup.volume_id', '=', 'volume.id')
           .where('backup.state', '=', 'completed')
           .orderBy('backup.started_at', 'desc')
@@ -34,8 +43,25 @@ function selectVolumes(db: Db) {
           .as('last'),
       (join) => join.onTrue(),
     )
+    .leftJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('backup')
+          .select(['backup.started_at as last_attempt_at', 'backup.state as last_attempt_state'])
+          .whereRef('backup.volume_id', '=', 'volume.id')
+          .orderBy('backup.started_at', 'desc')
+          .limit(1)
+          .as('attempt'),
+      (join) => join.onTrue(),
+    )
     .selectAll('volume')
-    .select(['last.last_backup_id', 'last.last_backup_at']);
+    .select([
+      'last.last_backup_id',
+      'last.last_backup_at',
+      'last.last_success_started_at',
+      'attempt.last_attempt_at',
+      'attempt.last_attempt_state',
+    ]);
 }
 
 export async function getVolume(db: Db, id: string): Promise<VolumeWithLastBackup | undefined> {
@@ -82,4 +108,13 @@ export async function countBackupsOfVolume(db: Db, id: string): Promise<number> 
     .where('volume_id', '=', id)
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** Volumes with a schedule switched on, as the scheduler reads them each minute. */
+export async function scheduledVolumes(db: Db): Promise<VolumeWithLastBackup[]> {
+  return selectVolumes(db)
+    .where('volume.backup_cron', 'is not', null)
+    .where('volume.schedule_enabled', '=', true)
+    .where('volume.state', '=', 'available')
+    .execute();
 }

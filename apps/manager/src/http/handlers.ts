@@ -14,6 +14,7 @@ import {
 } from '../db/targets.js';
 import { insertToken, listTokensPage, revokeToken } from '../db/tokens.js';
 import { listVolumes } from '../db/volumes.js';
+import { nextFireTimes, parseSchedule } from '../loops/schedule.js';
 import { secretPlace } from '../secrets/envelope.js';
 import { generateToken, hashToken } from '../secrets/tokens.js';
 import { backupNow, deleteBackup, requireBackup } from '../services/backups.js';
@@ -22,6 +23,8 @@ import { registerHost, requireHost } from '../services/hosts.js';
 import { applyJobEvent } from '../services/job-events.js';
 import { cancelJob, requireJob } from '../services/jobs.js';
 import { restoreBackup } from '../services/restores.js';
+import { pruneVolume } from '../services/retention.js';
+import { scheduleApiError, updateSchedule } from '../services/schedules.js';
 import { createVolume, deleteVolume, requireVolume } from '../services/volumes.js';
 import { createTarget, testTarget } from '../targets/targets.js';
 import type { Handlers } from './app.js';
@@ -198,9 +201,9 @@ export function createHandlers(deps: HandlerDeps): Handlers {
         { hostId: query.host_id, targetId: query.backup_target_id, state: query.state },
         { limit: query.limit, cursor: decodeCursor(query.cursor) },
       );
-      return toPage(rows, query.limit, byCreated, volumeJson);
+      return toPage(rows, query.limit, byCreated, (row) => volumeJson(row, ctx.now()));
     },
-    getVolume: async ({ params }) => volumeJson(await requireVolume(ctx, params.id)),
+    getVolume: async ({ params }) => volumeJson(await requireVolume(ctx, params.id), ctx.now()),
     deleteVolume: async ({ params }) => {
       await deleteVolume(ctx, params.id);
       return undefined;
@@ -212,6 +215,31 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       });
       return { job: jobJson(job), backup: backupJson(backup) };
     },
+
+    updateBackupSchedule: async ({ params, body }) =>
+      volumeJson(await updateSchedule(ctx, params.id, body), ctx.now()),
+    previewBackupSchedule: async ({ params, query }) => {
+      const volume = await requireVolume(ctx, params.id);
+      const cron = query.cron ?? volume.backup_cron;
+      const timezone = query.timezone ?? volume.timezone;
+      if (cron === null) {
+        throw new ApiError(
+          'invalid_request',
+          'cron: the volume has no schedule; give ?cron= to preview one',
+          { field: 'cron' },
+        );
+      }
+      let schedule: ReturnType<typeof parseSchedule>;
+      try {
+        schedule = parseSchedule(cron, timezone);
+      } catch (error) {
+        throw scheduleApiError(error);
+      }
+      const fireTimes = nextFireTimes(schedule, ctx.now(), query.count);
+      return { cron: schedule.cron, timezone, fire_times: fireTimes.map((t) => t.toISOString()) };
+    },
+    pruneVolume: async ({ params, query, body }) =>
+      pruneVolume(ctx, params.id, { dryRun: query.dry_run, policy: body.retention }),
 
     listBackups: async ({ query }) => {
       const rows = await listBackups(
@@ -232,7 +260,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
         name: body.name,
         backend: body.backend,
       });
-      return { job: jobJson(job), volume: volumeJson(volume) };
+      return { job: jobJson(job), volume: volumeJson(volume, ctx.now()) };
     },
 
     listJobs: async ({ query }) => {

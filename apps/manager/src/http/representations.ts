@@ -12,6 +12,7 @@ import type {
 import type { ApiTokenRow, BackupRow, BackupTargetRow, HostRow, JobRow } from '../db/schema.js';
 import type { TargetUsage } from '../db/targets.js';
 import type { VolumeWithLastBackup } from '../db/volumes.js';
+import { scheduleJson } from '../services/schedules.js';
 import { snapshotMode } from '../services/volumes.js';
 import { locationOf, repositoryUrl } from '../targets/locations.js';
 
@@ -81,7 +82,7 @@ export function targetJson(row: BackupTargetRow, usage: TargetUsage | undefined)
   };
 }
 
-export function volumeJson(row: VolumeWithLastBackup): ManagedVolume {
+export function volumeJson(row: VolumeWithLastBackup, now: Date = new Date()): ManagedVolume {
   return {
     id: row.id,
     name: row.name,
@@ -92,6 +93,7 @@ export function volumeJson(row: VolumeWithLastBackup): ManagedVolume {
     state: row.state,
     backup_target_id: row.backup_target_id,
     snapshot: snapshotMode(row.snapshot),
+    schedule: scheduleJson(row, now),
     last_backup_at: iso(row.last_backup_at === null ? null : new Date(row.last_backup_at)),
     last_backup_id: row.last_backup_id,
     created_at: row.created_at.toISOString(),

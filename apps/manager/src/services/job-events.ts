@@ -3,6 +3,7 @@ import { recordHostContact } from '../db/hosts.js';
 import { lockJob, TERMINAL_STATES } from '../db/jobs.js';
 import type { JobRow } from '../db/schema.js';
 import type { ManagerContext } from './context.js';
+import { applyRetentionAfterBackup } from './retention.js';
 
 /** The reason a job failed by the reconciler carries in its error's details: a true outcome arriving later
  * (the agent was only cut off) replaces that verdict. */
@@ -140,7 +141,7 @@ export async function applyJobEvent(
         )
         .execute();
     }
-    return { applied: true };
+    return { applied: true, job };
   });
   const contact = sender.contact ?? 'event';
   if (contact !== 'none') {
@@ -151,7 +152,11 @@ export async function applyJobEvent(
     });
   }
   if (outcome.applied) ctx.jobChanged(event.job.id);
-  else
+  const job = 'job' in outcome ? outcome.job : undefined;
+  if (job?.kind === 'backup' && job.volume_id !== null && event.job.state === 'succeeded') {
+    // Outside the event's transaction: pruning deletes manifests in the bucket.
+    void applyRetentionAfterBackup(ctx, job.volume_id);
+  } else
     ctx.logger.debug('job event not applied', {
       job_id: event.job.id,
       seq: event.seq,
@@ -164,5 +169,5 @@ export async function applyJobEvent(
       (Date.parse(finished_at ?? now.toISOString()) - Date.parse(started_at ?? created_at)) / 1000;
     ctx.jobFinished?.(event.job.kind, event.job.state, Math.max(0, seconds));
   }
-  return outcome;
+  return { applied: outcome.applied, ...(outcome.reason === undefined ? {} : { reason: outcome.reason }) };
 }

@@ -24,6 +24,7 @@ const volume = (id: string, name = 'db'): ManagedVolume => ({
   state: 'available',
   backup_target_id: null,
   snapshot: true,
+  schedule: { cron: null, timezone: 'UTC', enabled: false, retention: null, next_fire_at: null, status: 'unscheduled' },
   last_backup_at: null,
   last_backup_id: null,
   created_at: AT,

@@ -110,6 +110,28 @@ export class ManagerClient {
   backupNow(id: string, body: Body<'backupNow'> = {}, signal?: AbortSignal): Answer<'backupNow'> {
     return this.request('backupNow', { params: { id }, body }, signal);
   }
+  updateBackupSchedule(
+    id: string,
+    body: Body<'updateBackupSchedule'>,
+    signal?: AbortSignal,
+  ): Answer<'updateBackupSchedule'> {
+    return this.request('updateBackupSchedule', { params: { id }, body }, signal);
+  }
+  previewBackupSchedule(
+    id: string,
+    query: Query<'previewBackupSchedule'> = {},
+    signal?: AbortSignal,
+  ): Answer<'previewBackupSchedule'> {
+    return this.request('previewBackupSchedule', { params: { id }, query }, signal);
+  }
+  pruneVolume(
+    id: string,
+    query: Query<'pruneVolume'> = {},
+    body: Body<'pruneVolume'> = {},
+    signal?: AbortSignal,
+  ): Answer<'pruneVolume'> {
+    return this.request('pruneVolume', { params: { id }, query, body }, signal);
+  }
 
   listBackups(query?: Query<'listBackups'>, signal?: AbortSignal): Answer<'listBackups'> {
     return this.request('listBackups', { query }, signal);

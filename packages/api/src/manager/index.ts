@@ -6,6 +6,7 @@ export * from './openapi.js';
 export * from './primitives.js';
 export * from './route.js';
 export * from './routes.js';
+export * from './schedules.js';
 export * from './sse.js';
 export * from './system.js';
 export * from './targets.js';

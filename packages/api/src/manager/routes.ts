@@ -11,6 +11,14 @@ import {
 import { Host, HostPage, RegisteredHost, RegisterHostRequest } from './hosts.js';
 import { JobListQuery, ManagedJob, ManagedJobPage } from './jobs.js';
 import { IdParams, ListQuery } from './primitives.js';
+import {
+  PruneQuery,
+  PruneRequest,
+  PruneResult,
+  SchedulePreview,
+  SchedulePreviewQuery,
+  UpdateBackupScheduleRequest,
+} from './schedules.js';
 import { defineRoutes, type ManagerRoute } from './route.js';
 import { Health, MetricsText, OpenApiDocument } from './system.js';
 import {
@@ -252,6 +260,44 @@ export const managerRoutes = defineRoutes({
     status: 202,
     response: BackupStarted,
     errors: ['not_found', 'conflict', 'unavailable', 'unsupported'],
+  },
+  updateBackupSchedule: {
+    method: 'patch',
+    path: '/v1/volumes/{id}/backup_schedule',
+    summary: 'Change the volume’s cron schedule, time zone, retention policy, target or enabled (partial)',
+    tag: 'volumes',
+    auth: 'admin',
+    params: IdParams,
+    body: UpdateBackupScheduleRequest,
+    status: 200,
+    response: ManagedVolume,
+    errors: ['not_found'],
+  },
+  previewBackupSchedule: {
+    method: 'get',
+    path: '/v1/volumes/{id}/backup_schedule/preview',
+    summary: 'The next fire times of the volume’s schedule (or of the cron and zone given)',
+    tag: 'volumes',
+    auth: 'admin',
+    params: IdParams,
+    query: SchedulePreviewQuery,
+    status: 200,
+    response: SchedulePreview,
+    errors: ['not_found'],
+  },
+  pruneVolume: {
+    method: 'post',
+    path: '/v1/volumes/{id}/prune',
+    summary: 'Apply the retention policy now (`dry_run=true`: what would go and why, changing nothing)',
+    tag: 'volumes',
+    auth: 'admin',
+    params: IdParams,
+    query: PruneQuery,
+    body: PruneRequest,
+    bodyOptional: true,
+    status: 200,
+    response: PruneResult,
+    errors: ['not_found', 'conflict', 'unavailable'],
   },
 
   listBackups: {

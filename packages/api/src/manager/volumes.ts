@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BackendKind, Locator, VolumeName } from '../agent.js';
 import { ApiErrorBody } from '../errors.js';
 import { Bytes, ListQuery, Page, Timestamp, Uuid } from './primitives.js';
+import { BackupSchedule } from './schedules.js';
 
 /**
  * Volumes the manager knows: provisioned through a host's agent, adopted (a locator already on the host), or
@@ -40,6 +41,8 @@ export const ManagedVolume = z.strictObject({
   /** Where `backup now` writes when the request names no target. */
   backup_target_id: Uuid.nullable(),
   snapshot: SnapshotMode,
+  /** Its cron schedule and retention policy, and when the scheduler fires next. */
+  schedule: BackupSchedule,
   last_backup_at: Timestamp.nullable(),
   last_backup_id: Uuid.nullable(),
   created_at: Timestamp,
