@@ -11,6 +11,7 @@ import {
 import { Host, HostPage, RegisteredHost, RegisterHostRequest } from './hosts.js';
 import { JobListQuery, ManagedJob, ManagedJobPage } from './jobs.js';
 import { IdParams, ListQuery } from './primitives.js';
+import { defineRoutes, type ManagerRoute } from './route.js';
 import {
   PruneQuery,
   PruneRequest,
@@ -19,7 +20,6 @@ import {
   SchedulePreviewQuery,
   UpdateBackupScheduleRequest,
 } from './schedules.js';
-import { defineRoutes, type ManagerRoute } from './route.js';
 import { Health, MetricsText, OpenApiDocument } from './system.js';
 import {
   BackupTarget,

@@ -26,7 +26,15 @@ export const RetentionPolicy = z.strictObject({
 });
 export type RetentionPolicy = z.infer<typeof RetentionPolicy>;
 
-export const SCHEDULE_STATUSES = ['due', 'waiting', 'running', 'disabled', 'unscheduled', 'invalid', 'exhausted'] as const;
+export const SCHEDULE_STATUSES = [
+  'due',
+  'waiting',
+  'running',
+  'disabled',
+  'unscheduled',
+  'invalid',
+  'exhausted',
+] as const;
 
 /** What a volume shows of its schedule. */
 export const BackupSchedule = z.strictObject({
