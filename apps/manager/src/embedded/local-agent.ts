@@ -51,6 +51,14 @@ async function freePort(): Promise<number> {
   });
 }
 
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const server = createServer();
+    server.once('error', () => resolvePort(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolvePort(true)));
+  });
+}
+
 /** Polls `/healthz` until it answers ok, the process exits or the time is up. */
 async function waitHealthy(url: string, proc: ChildProcess): Promise<boolean> {
   const end = Date.now() + READY_TIMEOUT_MS;
@@ -92,9 +100,12 @@ export function superviseLocalAgent(options: LocalAgentOptions): LocalAgent {
   process.on('exit', killOnExit);
   const write = options.onStderr ?? ((text: string) => process.stderr.write(text));
 
+  // One port for the life of the supervisor where possible: the host row's URL then stays right across a
+  // restart, with no window in which the manager calls a dead address.
+  let port: number | undefined;
   const start = async () => {
     const startedAt = Date.now();
-    const port = await freePort();
+    port = port !== undefined && (await portIsFree(port)) ? port : await freePort();
     const url = `http://127.0.0.1:${port}`;
     const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin, 'serve'], {
       env: {
