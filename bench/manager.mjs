@@ -31,6 +31,7 @@
 //   --image FILE     the image to back up (default $STOWAGE_BENCH_DIR/base.img, built by
 //                    `node bench/run.mjs --prepare --no-big` when missing)
 //   --no-backup      skip part 1;  --no-lists  skip part 2;  --no-postgres  part 2 on PGlite only
+//   --force          run even while another benchmark runs (refused otherwise: they disturb each other)
 //   --out FILE       default bench/results/manager.json (a smoke run should not replace the recorded run:
 //                    `node bench/manager.mjs --quick --out /tmp/manager-quick.json`)
 //   --help           this text
@@ -48,7 +49,7 @@ const argv = process.argv.slice(2);
 checkArguments(argv, {
   name: 'bench/manager',
   url: import.meta.url,
-  flags: ['--quick', '--no-backup', '--no-lists', '--no-postgres'],
+  flags: ['--quick', '--no-backup', '--no-lists', '--no-postgres', '--force'],
   options: ['--runs', '--requests', '--image', '--out'],
 });
 const has = (flag) => argv.includes(flag);
@@ -75,6 +76,32 @@ for (const needed of ['apps/manager/dist/embedded/start.js', 'apps/agent/dist/cl
     console.error(`bench/manager: ${needed} is missing: build first (npm run build)`);
     process.exit(2);
   }
+}
+
+/**
+ * Another benchmark running on this machine (bench/run.mjs, bench/s3.mjs, another bench/manager.mjs): their
+ * figures and these would disturb each other on a small machine. Processes this one descends from are not
+ * counted (npm run bench may run this script).
+ */
+function otherBenchmarks() {
+  const ancestors = new Set();
+  for (let pid = process.pid; pid > 1; ) {
+    ancestors.add(pid);
+    try {
+      pid = Number(
+        readFileSync(`/proc/${pid}/stat`, 'utf8')
+          .replace(/^.*\) /s, '')
+          .split(' ')[1],
+      );
+    } catch {
+      break;
+    }
+  }
+  const r = spawnSync('pgrep', ['-fa', 'bench/(run|s3|manager)\\.mjs'], { encoding: 'utf8' });
+  return (r.stdout ?? '')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .filter((line) => !ancestors.has(Number(line.split(' ')[0])));
 }
 
 // ---------------------------------------------------------------------------------------------- helpers
@@ -702,6 +729,13 @@ function render(results) {
 }
 
 async function main() {
+  const others = otherBenchmarks();
+  if (others.length > 0 && !has('--force')) {
+    console.error(
+      `bench/manager: another benchmark is running; not starting (--force to run anyway):\n${others.join('\n')}`,
+    );
+    process.exit(3);
+  }
   mkdirSync(work, { recursive: true });
   const results = {
     machine: machine(),
