@@ -21,6 +21,9 @@
 //                 bytes, objects and peak RSS against a throwaway Ceph RGW, several chunk sizes; ~15 min more);
 //                 STOWAGE_BENCH_S3=1 is the same
 //   --s3-only     only the S3 runs
+//   --no-manager  skip the manager's runs (bench/manager.mjs: a backup through the API against `agent
+//                 backup` on base.img, list latency with 1,000 volumes and 100,000 backups on PGlite and
+//                 PostgreSQL; ~3 min; results in bench/results/manager.json)
 //   --no-doc      leave docs/benchmarks.md alone (the S3 runs too)
 //   --out FILE    where the local results go (default bench/results/latest.json): a smoke run
 //                 (`node bench/run.mjs --quick --no-doc --out /tmp/latest-quick.json`, ~5 min) should not
@@ -301,7 +304,16 @@ function main() {
   checkArguments(process.argv.slice(2), {
     name: 'bench',
     url: import.meta.url,
-    flags: ['--quick', '--no-big', '--prepare', '--s3', '--s3-only', '--no-restic', '--no-doc'],
+    flags: [
+      '--quick',
+      '--no-big',
+      '--prepare',
+      '--s3',
+      '--s3-only',
+      '--no-restic',
+      '--no-doc',
+      '--no-manager',
+    ],
     options: ['--avg', '--repeat', '--tree', '--out'],
   });
   need('restic', 'restic');
@@ -370,7 +382,22 @@ function main() {
   console.log(table);
   console.log(`bench: wrote ${outFile}`);
   if (!process.argv.includes('--no-doc')) updateDoc(table);
+  if (!process.argv.includes('--no-manager')) managerRuns();
   if (process.argv.includes('--s3') || process.env.STOWAGE_BENCH_S3 === '1') s3Runs();
+}
+
+/** The manager's runs (bench/manager.mjs): a backup through the API against `agent backup`, list latency. */
+function managerRuns() {
+  // A smoke run must not replace the recorded figures.
+  const passed = quick ? ['--quick', '--out', '/tmp/stowage-manager-quick.json'] : [];
+  const r = spawnSync('node', [join(root, 'bench/manager.mjs'), ...passed], {
+    stdio: 'inherit',
+    env: process.env,
+  });
+  if (r.status !== 0) {
+    console.error(`bench: the manager runs failed (${r.status ?? r.signal})`);
+    process.exit(1);
+  }
 }
 
 /** The S3 runs (bench/s3.mjs), in their own process: they need an event loop for the counting proxy. */

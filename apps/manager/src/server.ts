@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { KdfParams } from '@stowage/format';
 import type { Context } from 'hono';
+import { sql } from 'kysely';
 import type { ManagerConfig } from './config.js';
 import { type ManagerDatabase, openDatabase } from './db/database.js';
 import { migrate } from './db/migrate.js';
@@ -22,6 +23,13 @@ import { agentClientFor } from './services/hosts.js';
 
 /** How often the reconciler looks for silent jobs. */
 const RECONCILE_EVERY_MS = 60_000;
+/** How often an embedded database refreshes its planner statistics (a real server's autovacuum does it). */
+const ANALYZE_EVERY_MS = 30 * 60_000;
+
+async function analyze(database: ManagerDatabase): Promise<void> {
+  await sql`ANALYZE`.execute(database.db);
+}
+
 /** The scheduler's tick: cron's resolution is a minute; a few seconds' lag is fine, a missed minute not. */
 const SCHEDULE_EVERY_MS = 15_000;
 
@@ -69,6 +77,8 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
   try {
     const report = await migrate(database);
     logger.info('database ready', { database: database.description, migrations_applied: report.applied });
+    // PGlite has no autovacuum: without statistics its planner keeps the plans of an empty database.
+    await analyze(database);
     const metrics = new ManagerMetrics(database.db);
     const watchers = createJobWatchers();
     const ctx: ManagerContext = {
@@ -103,6 +113,9 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
     const loops = [
       startLoop('reconciler', RECONCILE_EVERY_MS, logger, () => reconcileOnce(ctx, config.staleJobMs)),
       startLoop('scheduler', SCHEDULE_EVERY_MS, logger, () => scheduleOnce(ctx)),
+      ...(database.kind === 'pglite'
+        ? [startLoop('analyze', ANALYZE_EVERY_MS, logger, () => analyze(database))]
+        : []),
     ];
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

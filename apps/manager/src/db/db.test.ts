@@ -9,7 +9,7 @@ import { openDatabase } from './database.js';
 import { insertHost } from './hosts.js';
 import { migrate, readMigrations } from './migrate.js';
 import { decodeCursor, toPage } from './pagination.js';
-import { insertTarget, targetUsage } from './targets.js';
+import { getTarget, insertTarget, targetUsage } from './targets.js';
 import { findActiveToken, insertToken, revokeToken } from './tokens.js';
 import { getVolume, insertVolume, listVolumes } from './volumes.js';
 
@@ -81,10 +81,48 @@ describeOnDatabases('repository layer', (subject) => {
       size: 2 ** 40,
       bytes_uploaded: 12345,
     });
-    const usage = await targetUsage(db, [target.id]);
-    expect(usage.get(target.id)).toEqual({ backups: 1, logical_bytes: 2 ** 40, stored_bytes: 12345 });
+    const row = await getTarget(db, target.id);
+    expect(targetUsage(row!)).toEqual({ backups: 1, logical_bytes: 2 ** 40, stored_bytes: 12345 });
     expect(target.target_key).toBeInstanceOf(Uint8Array);
     expect(target.chunker).toEqual({ min_size: 262144, avg_size: 1048576, max_size: 4194304 });
+  });
+
+  it('keeps each target’s usage in step with its completed backups', async () => {
+    const { db } = subject().database;
+    const target = await seedTarget(db);
+    const volume = await seedVolume(db, target.id);
+    const usage = async () => targetUsage((await getTarget(db, target.id))!);
+    const id = randomUUID();
+    await insertBackup(db, {
+      id,
+      volume_id: volume.id,
+      backup_target_id: target.id,
+      state: 'running',
+      manifest_key: 'k',
+    });
+    expect(await usage()).toEqual({ backups: 0, logical_bytes: 0, stored_bytes: 0 });
+    await db
+      .updateTable('backup')
+      .set({ state: 'completed', size: 100, bytes_uploaded: 40 })
+      .where('id', '=', id)
+      .execute();
+    expect(await usage()).toEqual({ backups: 1, logical_bytes: 100, stored_bytes: 40 });
+    await db.updateTable('backup').set({ size: 150 }).where('id', '=', id).execute();
+    expect(await usage()).toEqual({ backups: 1, logical_bytes: 150, stored_bytes: 40 });
+    const other = randomUUID();
+    await insertBackup(db, {
+      id: other,
+      volume_id: volume.id,
+      backup_target_id: target.id,
+      state: 'completed',
+      manifest_key: 'k',
+      size: 10,
+      bytes_uploaded: 1,
+    });
+    expect(await usage()).toEqual({ backups: 2, logical_bytes: 160, stored_bytes: 41 });
+    await db.updateTable('backup').set({ state: 'failed' }).where('id', '=', other).execute();
+    await db.deleteFrom('backup').where('id', '=', id).execute();
+    expect(await usage()).toEqual({ backups: 0, logical_bytes: 0, stored_bytes: 0 });
   });
 
   it('allows one running backup per volume', async () => {

@@ -50,6 +50,10 @@ export interface BackupTargetTable {
   chunker: Json<{ min_size: number; avg_size: number; max_size: number }>;
   gc_hour: Generated<number>;
   timezone: Generated<string>;
+  /** Kept by a trigger on `backup` (migration 0001). */
+  usage_backups: Generated<number>;
+  usage_logical_bytes: Generated<number>;
+  usage_stored_bytes: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

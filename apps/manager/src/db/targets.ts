@@ -1,5 +1,4 @@
 import type { Insertable, Updateable } from 'kysely';
-import { sql } from 'kysely';
 import type { Db } from './conn.js';
 import type { PageCursor } from './pagination.js';
 import type { BackupTargetRow, BackupTargetTable } from './schema.js';
@@ -42,33 +41,14 @@ export async function updateTarget(
   return db.updateTable('backup_target').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
 }
 
-/**
- * Completed backups per target, what they hold (logical bytes: the volumes' sizes) and what they added to
- * the bucket (stored bytes: the sum of what each uploaded, so dedup shows as the gap between the two).
- */
-export async function targetUsage(db: Db, ids: readonly string[]): Promise<Map<string, TargetUsage>> {
-  const usage = new Map<string, TargetUsage>();
-  if (ids.length === 0) return usage;
-  const rows = await db
-    .selectFrom('backup')
-    .select((eb) => [
-      'backup_target_id',
-      eb.fn.countAll<number>().as('backups'),
-      sql<number>`coalesce(sum(size), 0)::bigint`.as('logical_bytes'),
-      sql<number>`coalesce(sum(bytes_uploaded), 0)::bigint`.as('stored_bytes'),
-    ])
-    .where('backup_target_id', 'in', ids)
-    .where('state', '=', 'completed')
-    .groupBy('backup_target_id')
-    .execute();
-  for (const row of rows) {
-    usage.set(row.backup_target_id, {
-      backups: Number(row.backups),
-      logical_bytes: Number(row.logical_bytes),
-      stored_bytes: Number(row.stored_bytes),
-    });
-  }
-  return usage;
+/** What a target's completed backups hold (logical: the volumes' sizes) and uploaded (stored: so dedup is the
+ * gap), from the totals a trigger keeps on the row. */
+export function targetUsage(row: BackupTargetRow): TargetUsage {
+  return {
+    backups: row.usage_backups,
+    logical_bytes: row.usage_logical_bytes,
+    stored_bytes: row.usage_stored_bytes,
+  };
 }
 
 /** What still uses a target: volumes pointed at it and backups stored in it. */

@@ -4,14 +4,7 @@ import { listBackups } from '../db/backups.js';
 import { listHosts } from '../db/hosts.js';
 import { listJobs } from '../db/jobs.js';
 import { decodeCursor, toPage } from '../db/pagination.js';
-import {
-  deleteTarget,
-  getTarget,
-  listTargets,
-  targetUsage,
-  targetUsers,
-  updateTarget,
-} from '../db/targets.js';
+import { deleteTarget, getTarget, listTargets, targetUsers, updateTarget } from '../db/targets.js';
 import { insertToken, listTokensPage, revokeToken } from '../db/tokens.js';
 import { listVolumes } from '../db/volumes.js';
 import { nextFireTimes, parseSchedule } from '../loops/schedule.js';
@@ -53,7 +46,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
   let openApi: Record<string, unknown> | undefined;
   const targetWithUsage = async (id: string) => {
     const row = await requireTarget(ctx, id);
-    return targetJson(row, (await targetUsage(ctx.db, [row.id])).get(row.id));
+    return targetJson(row);
   };
   return {
     getHealth: async () => ({ status: deps.isStopping() ? 'stopping' : 'ok' }),
@@ -115,15 +108,11 @@ export function createHandlers(deps: HandlerDeps): Handlers {
         timezone: body.timezone,
       });
       ctx.logger.info('target created', { target_id: row.id, repository_id: row.repository_id });
-      return { target: targetJson(row, undefined), recovery_passphrase: recoveryPassphrase };
+      return { target: targetJson(row), recovery_passphrase: recoveryPassphrase };
     },
     listTargets: async ({ query }) => {
       const rows = await listTargets(ctx.db, { limit: query.limit, cursor: decodeCursor(query.cursor) });
-      const usage = await targetUsage(
-        ctx.db,
-        rows.map((r) => r.id),
-      );
-      return toPage(rows, query.limit, byCreated, (row) => targetJson(row, usage.get(row.id)));
+      return toPage(rows, query.limit, byCreated, targetJson);
     },
     getTarget: async ({ params }) => targetWithUsage(params.id),
     updateTarget: async ({ params, body }) => {

@@ -10,7 +10,7 @@ import type {
   ManagedVolume,
 } from '@stowage/api';
 import type { ApiTokenRow, BackupRow, BackupTargetRow, HostRow, JobRow } from '../db/schema.js';
-import type { TargetUsage } from '../db/targets.js';
+import { targetUsage } from '../db/targets.js';
 import type { VolumeWithLastBackup } from '../db/volumes.js';
 import { scheduleJson } from '../services/schedules.js';
 import { snapshotMode } from '../services/volumes.js';
@@ -51,9 +51,7 @@ export function hostJson(row: HostRow): Host {
   };
 }
 
-const NO_USAGE: TargetUsage = { backups: 0, logical_bytes: 0, stored_bytes: 0 };
-
-export function targetJson(row: BackupTargetRow, usage: TargetUsage | undefined): BackupTarget {
+export function targetJson(row: BackupTargetRow): BackupTarget {
   const location = locationOf(row);
   return {
     id: row.id,
@@ -78,7 +76,7 @@ export function targetJson(row: BackupTargetRow, usage: TargetUsage | undefined)
     has_credentials: row.credentials !== null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
-    usage: usage ?? NO_USAGE,
+    usage: targetUsage(row),
   };
 }
 
