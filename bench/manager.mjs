@@ -554,7 +554,7 @@ async function explainAll(db, volumeIds, targetId) {
   const { listVolumes } = await dist('db/volumes.js');
   const { listBackups } = await dist('db/backups.js');
   const { listJobs } = await dist('db/jobs.js');
-  const { listTargets, targetUsage } = await dist('db/targets.js');
+  const { listTargets } = await dist('db/targets.js');
   const nodes = [];
   const spy = db.withPlugin({
     transformQuery: ({ node }) => {
@@ -577,7 +577,6 @@ async function explainAll(db, volumeIds, targetId) {
     'GET /v1/jobs (page 2)': async () =>
       listJobs(spy, {}, { limit: 100, cursor: cursorOf(await listJobs(db, {}, page), 'created_at') }),
     'GET /v1/backup_targets (list)': () => listTargets(spy, page),
-    'GET /v1/backup_targets (usage)': () => targetUsage(spy, [targetId]),
   };
   const plans = {};
   for (const [name, run] of Object.entries(queries)) {
