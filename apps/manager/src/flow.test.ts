@@ -3,7 +3,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError, type ManagedJob, type ManagerClient } from '@stowage/api';
 import { openObjectStore } from '@stowage/object-store';
-import { startS3rver, type TestS3Server } from '@stowage/object-store/testing';
+import {
+  cephUnavailableReason,
+  startCeph,
+  startS3rver,
+  type TestS3Server,
+} from '@stowage/object-store/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTarget } from './db/targets.js';
@@ -48,12 +53,16 @@ async function snapshotDatabase(system: TestSystem): Promise<string> {
   return parts.join('\n');
 }
 
-function describeFlow(name: string, databaseUrl: () => Promise<string | undefined>) {
+function describeFlow(
+  name: string,
+  databaseUrl: () => Promise<string | undefined>,
+  startS3: () => Promise<TestS3Server> = () => startS3rver({ buckets: ['flow'] }),
+) {
   describe(`the whole flow on ${name}`, () => {
     let system: TestSystem;
     let s3: TestS3Server;
     beforeAll(async () => {
-      s3 = await startS3rver({ buckets: ['flow'] });
+      s3 = await startS3();
       const url = await databaseUrl();
       system = await startTestSystem(url === undefined ? {} : { databaseUrl: url });
     }, 120_000);
@@ -288,5 +297,32 @@ describe.skipIf(unavailable !== undefined)(
       server = await startPostgres();
       return server.createDatabase('flow');
     });
+  },
+);
+
+// The real parts CI runs: PostgreSQL and Ceph RGW (STOWAGE_REQUIRE_CEPH=1 there makes a missing radosgw fail).
+const cephUnavailable = await cephUnavailableReason();
+const requireCeph = process.env.STOWAGE_REQUIRE_CEPH === '1';
+describe.runIf(requireCeph && cephUnavailable !== undefined)(
+  'the flow on Ceph RGW (required by STOWAGE_REQUIRE_CEPH=1)',
+  () => {
+    it('has radosgw installed', () => {
+      expect.fail(`STOWAGE_REQUIRE_CEPH=1 but Ceph cannot run here: ${cephUnavailable}`);
+    });
+  },
+);
+let cephServer: TestPostgres | undefined;
+describe.skipIf(unavailable !== undefined || cephUnavailable !== undefined)(
+  `PostgreSQL and Ceph RGW${(unavailable ?? cephUnavailable) ? ` (skipped: ${unavailable ?? cephUnavailable})` : ''}`,
+  () => {
+    afterAll(async () => cephServer?.stop());
+    describeFlow(
+      'PostgreSQL and Ceph RGW',
+      async () => {
+        cephServer = await startPostgres();
+        return cephServer.createDatabase('flow_ceph');
+      },
+      () => startCeph({ buckets: ['flow'] }),
+    );
   },
 );
