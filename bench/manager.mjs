@@ -549,7 +549,7 @@ async function measureLists(url, token, volumeIds) {
  * on the manager's live database: a plugin keeps each query's operation node, the executor compiles it, and
  * it runs again under EXPLAIN.
  */
-async function explainAll(db, volumeIds, targetId) {
+async function explainAll(db, volumeIds) {
   const { CompiledQuery } = await import('kysely');
   const { listVolumes } = await dist('db/volumes.js');
   const { listBackups } = await dist('db/backups.js');
@@ -628,14 +628,14 @@ async function listsOn(kind, databaseUrl) {
     });
     console.log(`bench/manager: ${kind}: ${REQUESTS} requests per endpoint, as loaded (no ANALYZE)…`);
     out.as_loaded = await measureLists(manager.url, token, seeded.volumes);
-    out.plans_as_loaded = await explainAll(manager.ctx.db, seeded.volumes, seeded.targetId);
+    out.plans_as_loaded = await explainAll(manager.ctx.db, seeded.volumes);
     const { sql } = await import('kysely');
     const t0 = process.hrtime.bigint();
     await sql`ANALYZE`.execute(manager.ctx.db);
     out.analyze_seconds = round(seconds(t0), 2);
     console.log(`bench/manager: ${kind}: ${REQUESTS} requests per endpoint, after ANALYZE…`);
     out.analyzed = await measureLists(manager.url, token, seeded.volumes);
-    out.plans_after_analyze = await explainAll(manager.ctx.db, seeded.volumes, seeded.targetId);
+    out.plans_after_analyze = await explainAll(manager.ctx.db, seeded.volumes);
   } finally {
     await manager.stop();
     rmSync(home, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError, managerOpenApiDocument } from '@stowage/api';
 import { listBackups } from '../db/backups.js';
+import { uniqueViolation } from '../db/conn.js';
 import { listHosts } from '../db/hosts.js';
 import { listJobs } from '../db/jobs.js';
 import { decodeCursor, toPage } from '../db/pagination.js';
@@ -134,7 +135,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
             }),
         updated_at: ctx.now(),
       }).catch((error: unknown) => {
-        if ((error as { code?: string }).code === '23505')
+        if (uniqueViolation(error) !== undefined)
           throw new ApiError('conflict', `a target named ${JSON.stringify(body.name)} exists`);
         throw error;
       });

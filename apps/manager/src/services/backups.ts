@@ -23,7 +23,7 @@ async function requireTarget(ctx: ManagerContext, id: string) {
 }
 
 /** The error a job and its backup keep when the agent never took the job. */
-function startFailure(error: unknown): { code: string; message: string } {
+export function startFailure(error: unknown): { code: string; message: string } {
   return error instanceof ApiError
     ? { code: error.code, message: error.message }
     : { code: 'internal', message: 'the job could not be started' };

@@ -5,7 +5,7 @@ import type { JobRow } from '../db/schema.js';
 import { getTarget } from '../db/targets.js';
 import { insertVolume, updateVolume, type VolumeWithLastBackup } from '../db/volumes.js';
 import { targetSettings } from '../targets/targets.js';
-import { requireBackup } from './backups.js';
+import { requireBackup, startFailure } from './backups.js';
 import type { ManagerContext } from './context.js';
 import { callAgent, requireHost } from './hosts.js';
 import { requireVolume } from './volumes.js';
@@ -91,10 +91,7 @@ export async function restoreBackup(
       }),
     );
   } catch (error) {
-    const cause =
-      error instanceof ApiError
-        ? { code: error.code, message: error.message }
-        : { code: 'internal', message: 'the restore could not be started' };
+    const cause = startFailure(error);
     await finishJob(ctx.db, jobId, { state: 'failed', error: cause, now: ctx.now() });
     await updateVolume(ctx.db, volumeId, {
       state: 'failed',
