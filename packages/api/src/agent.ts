@@ -138,6 +138,15 @@ export const BackupRequest = z.strictObject({
    */
   snapshot: z.union([z.boolean(), z.literal('copy')]).optional(),
   target: TargetSettings,
+  /**
+   * `manager`: before it writes the manifest's root (the commit point) the agent asks the manager that sent
+   * the job for leave (`POST /v1/agent/jobs/{job_id}/commit`, `CommitGrant`), and fails the backup when the
+   * manager refuses or cannot be reached; the root's write must then finish within the grant's
+   * `valid_for_ms` or is aborted. This is the fence that keeps the manager's garbage collection from
+   * deleting what an uncommitted backup still uses (docs/operations.md#gc). Absent: the agent commits
+   * without asking (a standalone agent).
+   */
+  commit_fence: z.literal('manager').optional(),
 });
 export type BackupRequest = z.infer<typeof BackupRequest>;
 
@@ -272,3 +281,17 @@ export function manifestKeyOf(volumeId: string, backupId: string): string {
 }
 
 export const MANAGER_JOB_EVENTS_PATH = '/v1/agent/job-events';
+
+/** Where an agent asks leave to commit a fenced backup (`BackupRequest.commit_fence`); `{id}` is the job id. */
+export const MANAGER_JOB_COMMIT_PATH = '/v1/agent/jobs/{id}/commit';
+
+/**
+ * The manager's leave to write one backup's manifest root. The agent counts `valid_for_ms` from when it sent
+ * the request (so clocks need not agree) and aborts a root write still running then; the manager keeps the
+ * job's lease, and so holds back garbage collection, for this long plus a margin after it answered.
+ */
+export const CommitGrant = z.strictObject({
+  job_id: z.uuid(),
+  valid_for_ms: z.number().int().min(1).max(3_600_000),
+});
+export type CommitGrant = z.infer<typeof CommitGrant>;

@@ -75,6 +75,13 @@ export interface BackupOptions {
    * backup are let go past this, so a chunk that moved further back is stored again. Tests make it small.
    */
   previousWindowChunks?: number;
+  /**
+   * The fence (docs/operations.md#gc): called once everything but the root is stored and durable, just
+   * before the root is written. It throws to refuse the commit (the backup fails, nothing committed), or
+   * answers how long the root's write may take (`validForMs`, counted from the call): a write still running
+   * then is aborted. A manager's GC relies on it never to see a root appear after the backup's lease ended.
+   */
+  beforeCommit?: () => Promise<{ validForMs: number } | undefined>;
 }
 
 export interface BackupSummary {
@@ -497,7 +504,10 @@ async function runBackup(
       chunker: params,
     }),
   );
-  await commitManifest(store, manifestKey, encoded, backupId);
+  const asked = performance.now();
+  const grant = await options.beforeCommit?.();
+  const deadlineMs = grant === undefined ? undefined : grant.validForMs - (performance.now() - asked);
+  await commitManifest(store, manifestKey, encoded, backupId, deadlineMs);
   summary.bytesUploaded += encoded.length;
   progress.report(source.size, true);
   return {

@@ -14,6 +14,10 @@ export const ENGINE_ERROR_CODES = [
   'backup-exists',
   /** The target key given does not open the repository (it belongs to another one). */
   'wrong-key',
+  /** The fence's leave to commit (BackupOptions.beforeCommit) ran out before the manifest was written. */
+  'commit-expired',
+  /** The fence refused the commit: the backup's lease had ended (its manager's GC may run). */
+  'commit-refused',
 ] as const;
 export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
 

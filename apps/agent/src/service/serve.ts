@@ -6,6 +6,7 @@ import type { Job } from '@stowage/api';
 import { BlockBackend, type HostBackend, IscsiBackend, LocalFileBackend } from '@stowage/host-backends';
 import type { AgentConfig } from './config.js';
 import type { BackendKind, JobEventSink, Logger } from './contracts.js';
+import { ManagerCommitFence } from './events/commit-fence.js';
 import { ManagerReporter } from './events/manager-reporter.js';
 import { createAgentApp } from './http/app.js';
 import { JobHistory } from './jobs/history.js';
@@ -58,6 +59,12 @@ export async function startAgentService(
     ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
   });
   await reporter.start();
+  const commitFence = new ManagerCommitFence({
+    managerUrl: config.manager?.url,
+    token: config.manager?.token,
+    logger,
+    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+  });
   const repositories = new RepositoryAccess({
     repositoryRoots: config.repositoryRoots,
     ...(config.s3Endpoints === undefined ? {} : { s3Endpoints: config.s3Endpoints }),
@@ -78,6 +85,7 @@ export async function startAgentService(
     concurrency: config.concurrency,
     threads: config.threads,
     packsPerIndex: config.packsPerIndex,
+    commitFence,
     journal: new JobJournal(config.stateDir),
     history: new JobHistory(config.stateDir),
     logger,

@@ -50,6 +50,12 @@ export interface BackupTargetTable {
   chunker: Json<{ min_size: number; avg_size: number; max_size: number }>;
   gc_hour: Generated<number>;
   timezone: Generated<string>;
+  /** Migration 0002: the GC's and verify's settings, and the run sweeping the target (null: none). */
+  gc_enabled: Generated<boolean>;
+  gc_grace_seconds: Generated<number>;
+  gc_sweeping_run: string | null;
+  verify_every_days: number | null;
+  verify_sample_percent: Generated<number>;
   /** Kept by a trigger on `backup` (migration 0001). */
   usage_backups: Generated<number>;
   usage_logical_bytes: Generated<number>;

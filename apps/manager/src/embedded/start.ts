@@ -151,8 +151,7 @@ async function ensureLocalTarget(
     credentials: undefined,
     passphrase: undefined,
     avgChunkSize: undefined,
-    gcHour: undefined,
-    timezone: undefined,
+    settings: {},
   });
   if (recoveryPassphrase !== null) writeFileSync(passphraseFile, `${recoveryPassphrase}\n`, { mode: 0o600 });
   ctx.logger.info('local target created', { path: dir, recovery_passphrase_file: passphraseFile });

@@ -32,6 +32,9 @@ export type Handlers = {
   ) => Promise<RouteOutput<Routes[K]> | Response>;
 };
 
+/** The handlers of one group of routes (routes-gc.ts and the like), written in a file of their own. */
+export type HandlersOf<T> = Pick<Handlers, keyof T & RouteKey>;
+
 export interface ManagerAppOptions {
   readonly handlers: Handlers;
   readonly authenticate: Authenticator;

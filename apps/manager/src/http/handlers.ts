@@ -20,8 +20,11 @@ import { restoreBackup } from '../services/restores.js';
 import { pruneVolume } from '../services/retention.js';
 import { scheduleApiError, updateSchedule } from '../services/schedules.js';
 import { createVolume, deleteVolume, requireVolume } from '../services/volumes.js';
-import { createTarget, testTarget } from '../targets/targets.js';
+import { createTarget, scheduleSettingsOf, testTarget } from '../targets/targets.js';
 import type { Handlers } from './app.js';
+import { gcHandlers } from './handlers-gc.js';
+import { recoveryHandlers } from './handlers-recovery.js';
+import { verifyHandlers } from './handlers-verify.js';
 import { type JobWatchers, jobEventStream } from './job-stream.js';
 import { backupJson, hostJson, jobJson, targetJson, tokenJson, volumeJson } from './representations.js';
 
@@ -105,8 +108,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
         credentials: body.kind === 's3' ? body.credentials : undefined,
         passphrase: body.passphrase,
         avgChunkSize: body.chunker?.avg_size,
-        gcHour: body.gc_hour,
-        timezone: body.timezone,
+        settings: scheduleSettingsOf(body),
       });
       ctx.logger.info('target created', { target_id: row.id, repository_id: row.repository_id });
       return { target: targetJson(row), recovery_passphrase: recoveryPassphrase };
@@ -123,8 +125,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       }
       await updateTarget(ctx.db, row.id, {
         ...(body.name === undefined ? {} : { name: body.name }),
-        ...(body.gc_hour === undefined ? {} : { gc_hour: body.gc_hour }),
-        ...(body.timezone === undefined ? {} : { timezone: body.timezone }),
+        ...scheduleSettingsOf(body),
         ...(body.credentials === undefined
           ? {}
           : {
@@ -278,5 +279,8 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       await applyJobEvent(ctx, body, { hostId });
       return undefined;
     },
+    ...gcHandlers(deps),
+    ...verifyHandlers(deps),
+    ...recoveryHandlers(deps),
   };
 }

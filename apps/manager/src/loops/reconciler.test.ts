@@ -74,8 +74,7 @@ describe('reconcileOnce', () => {
         credentials: undefined,
         passphrase: 'a long test passphrase',
         avgChunkSize: undefined,
-        gcHour: undefined,
-        timezone: undefined,
+        settings: {},
       })
     ).row;
     hostId = randomUUID();

@@ -32,8 +32,37 @@ export interface NewTarget {
   credentials: ApiCredentials | undefined;
   passphrase: string | undefined;
   avgChunkSize: number | undefined;
-  gcHour: number | undefined;
-  timezone: string | undefined;
+  /** The GC's and verify's settings given (absent: the columns' defaults). */
+  settings: TargetScheduleSettings;
+}
+
+/** A target's GC and verify settings, by column: what create and update may set. */
+export interface TargetScheduleSettings {
+  gc_hour?: number;
+  timezone?: string;
+  gc_enabled?: boolean;
+  gc_grace_seconds?: number;
+  verify_every_days?: number | null;
+  verify_sample_percent?: number;
+}
+
+/** The settings a request gave, dropping the absent ones. */
+export function scheduleSettingsOf(body: {
+  gc_hour?: number | undefined;
+  timezone?: string | undefined;
+  gc_enabled?: boolean | undefined;
+  gc_grace_seconds?: number | undefined;
+  verify_every_days?: number | null | undefined;
+  verify_sample_percent?: number | undefined;
+}): TargetScheduleSettings {
+  const settings: TargetScheduleSettings = {};
+  if (body.gc_hour !== undefined) settings.gc_hour = body.gc_hour;
+  if (body.timezone !== undefined) settings.timezone = body.timezone;
+  if (body.gc_enabled !== undefined) settings.gc_enabled = body.gc_enabled;
+  if (body.gc_grace_seconds !== undefined) settings.gc_grace_seconds = body.gc_grace_seconds;
+  if (body.verify_every_days !== undefined) settings.verify_every_days = body.verify_every_days;
+  if (body.verify_sample_percent !== undefined) settings.verify_sample_percent = body.verify_sample_percent;
+  return settings;
 }
 
 /** 26 characters of Crockford base32 in groups of five: 130 bits, easy to read aloud and to type. */
@@ -133,8 +162,7 @@ export async function createTarget(
         avg_size: chunker.avgSize,
         max_size: chunker.maxSize,
       }),
-      ...(input.gcHour === undefined ? {} : { gc_hour: input.gcHour }),
-      ...(input.timezone === undefined ? {} : { timezone: input.timezone }),
+      ...input.settings,
       created_at: now,
       updated_at: now,
     });

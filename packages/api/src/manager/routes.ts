@@ -12,6 +12,9 @@ import { Host, HostPage, RegisteredHost, RegisterHostRequest } from './hosts.js'
 import { JobListQuery, ManagedJob, ManagedJobPage } from './jobs.js';
 import { IdParams, ListQuery } from './primitives.js';
 import { defineRoutes, type ManagerRoute } from './route.js';
+import { gcRoutes } from './routes-gc.js';
+import { recoveryRoutes } from './routes-recovery.js';
+import { verifyRoutes } from './routes-verify.js';
 import {
   PruneQuery,
   PruneRequest,
@@ -402,6 +405,11 @@ export const managerRoutes = defineRoutes({
     status: 204,
     errors: ['not_found', 'payload_too_large'],
   },
+
+  // Groups of their own files: garbage collection and the commit fence, verify jobs, disaster recovery.
+  ...gcRoutes,
+  ...verifyRoutes,
+  ...recoveryRoutes,
 });
 
 export type ManagerRoutes = typeof managerRoutes;

@@ -46,6 +46,12 @@ export const S3Credentials = z.strictObject({
 export type S3Credentials = z.infer<typeof S3Credentials>;
 
 const GcHour = z.number().int().min(0).max(23);
+/** Seconds an unreferenced object is kept before a GC may delete it (default a day; 0 for tests). */
+const GcGraceSeconds = z.number().int().min(0).max(31_536_000);
+/** Every backup of the target is verified again within this many days; null: no scheduled verify. */
+const VerifyEveryDays = z.number().int().min(1).max(3650).nullable();
+/** Share of each backup's chunks a scheduled verify reads, in percent (100: all). */
+const VerifySamplePercent = z.number().gt(0).max(100);
 
 export const BackupTarget = z.strictObject({
   id: Uuid,
@@ -68,6 +74,11 @@ export const BackupTarget = z.strictObject({
   repository_id: Uuid,
   chunker: z.strictObject({ min_size: Bytes, avg_size: Bytes, max_size: Bytes }),
   gc_hour: GcHour,
+  /** Daily GC at `gc_hour` (in `timezone`); false: only on request. */
+  gc_enabled: z.boolean(),
+  gc_grace_seconds: GcGraceSeconds,
+  verify_every_days: VerifyEveryDays,
+  verify_sample_percent: VerifySamplePercent,
   /** Plain string on the way out: a zone stored by one runtime must not make the answer unreadable on another. */
   timezone: z.string(),
   has_credentials: z.boolean(),
@@ -85,6 +96,10 @@ const targetCommon = {
   passphrase: z.string().min(12).max(1024).optional(),
   chunker: z.strictObject({ avg_size: z.literal(CHUNKER_AVG_SIZES) }).optional(),
   gc_hour: GcHour.optional(),
+  gc_enabled: z.boolean().optional(),
+  gc_grace_seconds: GcGraceSeconds.optional(),
+  verify_every_days: VerifyEveryDays.optional(),
+  verify_sample_percent: VerifySamplePercent.optional(),
   timezone: TimeZone.optional(),
 };
 
@@ -130,6 +145,10 @@ export const UpdateBackupTargetRequest = z
     name: VolumeName.optional(),
     credentials: S3Credentials.optional(),
     gc_hour: GcHour.optional(),
+    gc_enabled: z.boolean().optional(),
+    gc_grace_seconds: GcGraceSeconds.optional(),
+    verify_every_days: VerifyEveryDays.optional(),
+    verify_sample_percent: VerifySamplePercent.optional(),
     timezone: TimeZone.optional(),
   })
   .refine((update) => Object.values(update).some((v) => v !== undefined), 'must change at least one field')

@@ -18,6 +18,9 @@ const ENGINE_CODES: Readonly<Record<EngineErrorCode, ApiErrorCode>> = {
   aborted: 'cancelled',
   'backup-exists': 'conflict',
   'wrong-key': 'wrong_key',
+  // The manager's fence: it refused the commit, or its leave ran out; nothing was committed.
+  'commit-expired': 'conflict',
+  'commit-refused': 'conflict',
 };
 
 const STORE_CODES: Readonly<Record<ObjectStoreErrorKind, ApiErrorCode>> = {

@@ -18,6 +18,7 @@ import { manifestObjectKey } from '@stowage/format';
 import type { HostBackend, SnapshotResult, VolumeInfo } from '@stowage/host-backends';
 import type { JobEventSink, JobRunner, Logger, RepositoryOpener } from '../contracts.js';
 import { apiErrorFromHostBackend } from '../errors.js';
+import type { CommitFence } from '../events/commit-fence.js';
 import { silentLogger } from '../log.js';
 import { VolumeLocks } from '../volume-locks.js';
 import type { JobHistory } from './history.js';
@@ -37,6 +38,8 @@ export interface JobRunnerOptions {
   threads?: number;
   /** Packs named by one index object of a backup (default: the engine's, 64). */
   packsPerIndex?: number;
+  /** Asked before a fenced backup (`commit_fence`) commits; without it such a backup is refused its commit. */
+  commitFence?: CommitFence;
   /** Where running jobs are recorded for clean-up after a crash; without it nothing survives the process. */
   journal?: JobJournal;
   /** Where finished jobs are kept across restarts, for `GET /v1/jobs/:id` and idempotent resubmits. */
@@ -685,6 +688,9 @@ export class LocalJobRunner implements JobRunner {
         onProgress: this.#progressListener(entry, 'transfer'),
         signal,
         ...(this.#options.packsPerIndex === undefined ? {} : { packsPerIndex: this.#options.packsPerIndex }),
+        ...(request.commit_fence === 'manager'
+          ? { beforeCommit: () => this.#askCommit(entry.job.id, signal) }
+          : {}),
       });
       const result: BackupResult = {
         backup_id: summary.backupId,
@@ -721,6 +727,17 @@ export class LocalJobRunner implements JobRunner {
       }
       await this.#closeWorkers(entry, workers);
     }
+  }
+
+  async #askCommit(jobId: string, signal: AbortSignal): Promise<{ validForMs: number }> {
+    const fence = this.#options.commitFence;
+    if (fence === undefined) {
+      throw new EngineError(
+        'commit-refused',
+        `job ${jobId} needs its manager's leave to commit; none was configured`,
+      );
+    }
+    return fence.requestCommit(jobId, signal);
   }
 
   async #runRestore(entry: Entry, request: RestoreRequest): Promise<void> {
