@@ -12,6 +12,9 @@ ALTER TABLE backup_target
   ADD COLUMN verify_sample_percent real NOT NULL DEFAULT 100
     CHECK (verify_sample_percent > 0 AND verify_sample_percent <= 100);
 
+-- What a backup job waiting for a sweep to end is sent with when it does (its own options; null: defaults).
+ALTER TABLE job ADD COLUMN request jsonb;
+
 -- A backup job's hold on its target. It holds from when the job is sent to the agent until the job ends —
 -- and, once the manager let the job commit, until commit_hold_until at least, since the root's write may
 -- still land until then. A sweep deletes nothing while any lease on its target holds.

@@ -27,7 +27,7 @@ export async function commitManifest(
 ): Promise<void> {
   if (deadlineMs === undefined) return writeOnce(store, manifestKey, encoded, backupId, {});
   if (deadlineMs <= 0) throw commitExpired(backupId, manifestKey);
-  const signal = AbortSignal.timeout(deadlineMs);
+  const signal = AbortSignal.timeout(Math.floor(deadlineMs));
   try {
     await writeOnce(store, manifestKey, encoded, backupId, { signal });
   } catch (error) {

@@ -1,13 +1,18 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { GcTables } from './schema-gc.js';
 
 /**
  * The manager's tables as kysely sees them (migrations/0001_create_inventory.sql is the truth; keep the two
  * in step). bigint columns arrive as numbers (the dialects parse int8 so; byte counts stay below 2^53).
  */
-type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
-type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+export type NullableTimestamp = ColumnType<
+  Date | null,
+  Date | string | null | undefined,
+  Date | string | null
+>;
 type Json<T> = ColumnType<T, string, string>;
-type NullableJson<T> = ColumnType<T | null, string | null | undefined, string | null>;
+export type NullableJson<T> = ColumnType<T | null, string | null | undefined, string | null>;
 
 export interface HostTable {
   id: string;
@@ -105,6 +110,8 @@ export interface JobTable {
   created_at: Timestamp;
   started_at: NullableTimestamp;
   finished_at: NullableTimestamp;
+  /** Migration 0002: a queued backup's own options, sent when a sweep lets it go. */
+  request: NullableJson<{ snapshot?: boolean | 'copy' }>;
 }
 
 export type BackupState = 'running' | 'completed' | 'failed';
@@ -133,7 +140,7 @@ export interface MigrationTable {
   applied_at: Timestamp;
 }
 
-export interface Database {
+export interface Database extends GcTables {
   host: HostTable;
   api_token: ApiTokenTable;
   backup_target: BackupTargetTable;

@@ -1,5 +1,6 @@
 import { ApiError, type Job, type JobEvent } from '@stowage/api';
 import { TERMINAL_STATES } from '../db/jobs.js';
+import { getLease, releaseLease } from '../db/leases.js';
 import type { JobRow } from '../db/schema.js';
 import { getTarget } from '../db/targets.js';
 import type { ManagerContext } from '../services/context.js';
@@ -63,6 +64,13 @@ export async function reconcileOnce(
 
 async function reconcileJob(ctx: ManagerContext, job: JobRow): Promise<'alive' | 'completed' | 'failed'> {
   const log = { job_id: job.id, host_id: job.host_id, volume_id: job.volume_id, backup_id: job.backup_id };
+  if (job.kind === 'backup') {
+    const lease = await getLease(ctx.db, job.id);
+    // Queued without a lease: waiting for its target's sweep to end, on the manager, not on an agent.
+    if (lease === undefined && job.state === 'queued') return 'alive';
+    // Let commit: its root may still land until the hold ends, so no verdict before then.
+    if (lease?.commit_hold_until && lease.commit_hold_until > ctx.now()) return 'alive';
+  }
   const host =
     job.host_id === null
       ? undefined
@@ -116,6 +124,7 @@ async function reconcileJob(ctx: ManagerContext, job: JobRow): Promise<'alive' |
       .set({ state: 'failed', error: JSON.stringify(error), finished_at: ctx.now() })
       .where('id', '=', job.id)
       .execute();
+    await releaseLease(ctx.db, job.id, ctx.now(), false);
   });
   ctx.logger.warn('stale job failed', { ...log, reason: why });
   return 'failed';
@@ -158,6 +167,7 @@ async function recordCommittedBackup(ctx: ManagerContext, job: JobRow): Promise<
         .where('id', '=', job.id)
         .where('state', 'in', ['queued', 'running'])
         .execute();
+      await releaseLease(trx, job.id, ctx.now(), true);
     });
     ctx.jobChanged(job.id);
     return true;

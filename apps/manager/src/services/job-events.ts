@@ -1,6 +1,7 @@
 import { ApiError, type BackupResult, type JobEvent, type RestoreResult } from '@stowage/api';
 import { recordHostContact } from '../db/hosts.js';
 import { lockJob, TERMINAL_STATES } from '../db/jobs.js';
+import { releaseLease } from '../db/leases.js';
 import type { JobRow } from '../db/schema.js';
 import type { ManagerContext } from './context.js';
 import { applyRetentionAfterBackup } from './retention.js';
@@ -121,6 +122,10 @@ export async function applyJobEvent(
     // A true outcome replacing the reconciler's verdict settles rows that verdict already failed.
     const settled = failedByReconciler(job) ? (['running', 'failed'] as const) : (['running'] as const);
     await trx.updateTable('job').set(decision.job).where('id', '=', job.id).execute();
+    if (job.kind === 'backup' && TERMINAL_STATES.includes(event.job.state)) {
+      // The job is over: a sweep need not wait for it (beyond a granted commit's hold, see releaseLease).
+      await releaseLease(trx, job.id, now, event.job.state === 'succeeded');
+    }
     if (decision.backup && job.backup_id !== null) {
       await trx
         .updateTable('backup')
@@ -156,7 +161,8 @@ export async function applyJobEvent(
   if (job?.kind === 'backup' && job.volume_id !== null && event.job.state === 'succeeded') {
     // Outside the event's transaction: pruning deletes manifests in the bucket.
     void applyRetentionAfterBackup(ctx, job.volume_id);
-  } else
+  }
+  if (!outcome.applied)
     ctx.logger.debug('job event not applied', {
       job_id: event.job.id,
       seq: event.seq,
