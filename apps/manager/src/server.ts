@@ -12,6 +12,7 @@ import { bearerAuthenticator } from './http/auth.js';
 import { createHandlers } from './http/handlers.js';
 import { createJobWatchers } from './http/job-stream.js';
 import type { Logger } from './log.js';
+import { gcOnce } from './loops/gc.js';
 import { startLoop } from './loops/loop.js';
 import { reconcileOnce } from './loops/reconciler.js';
 import { scheduleOnce } from './loops/scheduler.js';
@@ -19,8 +20,11 @@ import { ManagerMetrics } from './metrics.js';
 import { createSecretBox } from './secrets/envelope.js';
 import { loadMasterKey } from './secrets/master-key.js';
 import type { ManagerContext } from './services/context.js';
+import { stopGcRuns } from './services/gc.js';
 import { agentClientFor } from './services/hosts.js';
 
+/** The GC loop's tick: daily runs at the target's hour, stale runs failed, queued backups sent. */
+const GC_EVERY_MS = 60_000;
 /** How often the reconciler looks for silent jobs. */
 const RECONCILE_EVERY_MS = 60_000;
 /** How often an embedded database refreshes its planner statistics (a real server's autovacuum does it). */
@@ -113,6 +117,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
     const loops = [
       startLoop('reconciler', RECONCILE_EVERY_MS, logger, () => reconcileOnce(ctx, config.staleJobMs)),
       startLoop('scheduler', SCHEDULE_EVERY_MS, logger, () => scheduleOnce(ctx)),
+      startLoop('gc', GC_EVERY_MS, logger, () => gcOnce(ctx)),
       ...(database.kind === 'pglite'
         ? [startLoop('analyze', ANALYZE_EVERY_MS, logger, () => analyze(database))]
         : []),
@@ -130,6 +135,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
         (stopped ??= (async () => {
           stopping = true;
           await Promise.all(loops.map((loop) => loop.stop()));
+          await stopGcRuns(ctx);
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
             (server as { closeAllConnections?: () => void }).closeAllConnections?.();

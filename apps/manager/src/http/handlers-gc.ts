@@ -1,5 +1,8 @@
 import { ApiError, type gcRoutes } from '@stowage/api';
 import { COMMIT_VALID_MS, grantCommit } from '../db/leases.js';
+import { decodeCursor, toPage } from '../db/pagination.js';
+import { getTarget } from '../db/targets.js';
+import { gcRunJson, getGcRun, listGcRuns, startGc } from '../services/gc.js';
 import { requireJob } from '../services/jobs.js';
 import type { HandlersOf } from './app.js';
 import type { HandlerDeps } from './handlers.js';
@@ -7,13 +10,19 @@ import type { HandlerDeps } from './handlers.js';
 /** Garbage collection of a target and the commit fence (routes-gc.ts in @stowage/api). */
 export function gcHandlers(deps: HandlerDeps): HandlersOf<typeof gcRoutes> {
   const { ctx } = deps;
-  const notYet = async (): Promise<never> => {
-    throw new ApiError('unavailable', 'garbage collection is being built');
-  };
   return {
-    startGc: notYet,
-    listGcRuns: notYet,
-    getGcRun: notYet,
+    startGc: async ({ params, query }) =>
+      gcRunJson(await startGc(ctx, params.id, { dryRun: query.dry_run, trigger: 'api' })),
+    listGcRuns: async ({ params, query }) => {
+      if (!(await getTarget(ctx.db, params.id)))
+        throw new ApiError('not_found', `no backup target ${params.id}`);
+      const rows = await listGcRuns(ctx, params.id, {
+        limit: query.limit,
+        cursor: decodeCursor(query.cursor),
+      });
+      return toPage(rows, query.limit, (row) => ({ at: row.started_at, id: row.id }), gcRunJson);
+    },
+    getGcRun: async ({ params }) => gcRunJson(await getGcRun(ctx, params.id, params.run_id)),
     commitJob: async ({ params }, caller) => {
       const job = await requireJob(ctx, params.id);
       const hostId = caller?.token.host_id ?? null;

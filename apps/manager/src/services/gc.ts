@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import { ApiError, type GcRun } from '@stowage/api';
+import { uniqueViolation } from '../db/conn.js';
+import type { PageCursor } from '../db/pagination.js';
+import type { GcRunRow } from '../db/schema-gc.js';
+import { getTarget } from '../db/targets.js';
+import { executeGcRun, GC_STALE_MS, type GcRunOptions, releaseTarget } from '../gc/run.js';
+import type { ManagerContext } from './context.js';
+
+interface InFlight {
+  readonly done: Promise<void>;
+  readonly abort: AbortController;
+}
+/** Runs started by each manager of this process, so that a stopping manager can end them (and tests wait). */
+const inFlight = new WeakMap<ManagerContext, Map<string, InFlight>>();
+function runsOf(ctx: ManagerContext): Map<string, InFlight> {
+  const runs = inFlight.get(ctx) ?? new Map<string, InFlight>();
+  inFlight.set(ctx, runs);
+  return runs;
+}
+
+/**
+ * Starts a GC run of a target: its `running` row first — the partial unique index makes a second start, on
+ * any replica, a 409 naming the running one — then the run itself in the background.
+ */
+export async function startGc(
+  ctx: ManagerContext,
+  targetId: string,
+  how: { dryRun: boolean; trigger: 'schedule' | 'api'; options?: GcRunOptions },
+): Promise<GcRunRow> {
+  const target = await getTarget(ctx.db, targetId);
+  if (!target) throw new ApiError('not_found', `no backup target ${targetId}`);
+  await failStaleRuns(ctx, targetId);
+  const now = ctx.now();
+  let row: GcRunRow;
+  try {
+    row = await ctx.db
+      .insertInto('backup_gc_run')
+      .values({
+        id: randomUUID(),
+        backup_target_id: target.id,
+        state: 'running',
+        phase: 'mark',
+        trigger: how.trigger,
+        dry_run: how.dryRun,
+        grace_seconds: target.gc_grace_seconds,
+        cutoff: new Date(now.getTime() - target.gc_grace_seconds * 1000),
+        started_at: now,
+        heartbeat_at: now,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  } catch (error) {
+    if (uniqueViolation(error) === 'backup_gc_one_running') {
+      const running = await ctx.db
+        .selectFrom('backup_gc_run')
+        .select('id')
+        .where('backup_target_id', '=', target.id)
+        .where('state', '=', 'running')
+        .executeTakeFirst();
+      throw new ApiError('conflict', `a GC of target ${target.id} is already running`, {
+        gc_run_id: running?.id ?? null,
+      });
+    }
+    throw error;
+  }
+  ctx.logger.info('GC run started', { gc_run_id: row.id, target_id: target.id, dry_run: how.dryRun });
+  const runs = runsOf(ctx);
+  const abort = new AbortController();
+  const done = executeGcRun(ctx, row.id, { ...how.options, signal: abort.signal })
+    .catch((error: unknown) => ctx.logger.error('GC run crashed', { gc_run_id: row.id, error }))
+    .finally(() => runs.delete(row.id));
+  runs.set(row.id, { done, abort });
+  return row;
+}
+
+/** Waits for this manager's runs (all, or one). */
+export async function gcRunsSettled(ctx: ManagerContext, runId?: string): Promise<void> {
+  const runs = runsOf(ctx);
+  if (runId !== undefined) await runs.get(runId)?.done;
+  else await Promise.all([...runs.values()].map((r) => r.done));
+}
+
+/** Ends this manager's runs (it is stopping): each fails, lets its target go and deletes nothing more. */
+export async function stopGcRuns(ctx: ManagerContext): Promise<void> {
+  const runs = [...runsOf(ctx).values()];
+  for (const run of runs) run.abort.abort(new Error('the manager is stopping'));
+  await Promise.all(runs.map((r) => r.done));
+}
+
+/**
+ * Fails the runs whose replica went silent (a crash, a lost database connection) and lets their targets go,
+ * so one dead manager cannot hold a target's backups queued. Safe against a run that is alive after all: it
+ * checks its row before every delete (`executeGcRun`'s fence) and stops once it is no longer running.
+ */
+export async function failStaleRuns(ctx: ManagerContext, targetId?: string): Promise<number> {
+  const staleBefore = new Date(ctx.now().getTime() - GC_STALE_MS);
+  let query = ctx.db
+    .updateTable('backup_gc_run')
+    .set({
+      state: 'failed',
+      phase: 'done',
+      finished_at: ctx.now(),
+      error: JSON.stringify({
+        code: 'unavailable',
+        message: `the manager running it went silent for over ${GC_STALE_MS / 60_000} min; nothing more is deleted`,
+      }),
+    })
+    .where('state', '=', 'running')
+    .where('heartbeat_at', '<', staleBefore);
+  if (targetId !== undefined) query = query.where('backup_target_id', '=', targetId);
+  const failed = await query.returning(['id', 'backup_target_id']).execute();
+  for (const run of failed) {
+    await releaseTarget(ctx, run.backup_target_id, run.id);
+    ctx.logger.warn('stale GC run failed', { gc_run_id: run.id, target_id: run.backup_target_id });
+  }
+  return failed.length;
+}
+
+export async function listGcRuns(
+  ctx: ManagerContext,
+  targetId: string,
+  page: { limit: number; cursor?: PageCursor | undefined },
+): Promise<GcRunRow[]> {
+  let query = ctx.db.selectFrom('backup_gc_run').selectAll().where('backup_target_id', '=', targetId);
+  if (page.cursor) {
+    const { at, id } = page.cursor;
+    query = query.where((eb) => eb(eb.refTuple('started_at', 'id'), '<', eb.tuple(at, id)));
+  }
+  return query
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(page.limit + 1)
+    .execute();
+}
+
+export async function getGcRun(ctx: ManagerContext, targetId: string, runId: string): Promise<GcRunRow> {
+  const row = await ctx.db
+    .selectFrom('backup_gc_run')
+    .selectAll()
+    .where('id', '=', runId)
+    .where('backup_target_id', '=', targetId)
+    .executeTakeFirst();
+  if (!row) throw new ApiError('not_found', `no GC run ${runId} of target ${targetId}`);
+  return row;
+}
+
+export function gcRunJson(row: GcRunRow): GcRun {
+  return {
+    id: row.id,
+    backup_target_id: row.backup_target_id,
+    state: row.state,
+    phase: row.phase,
+    trigger: row.trigger,
+    dry_run: row.dry_run,
+    grace_seconds: row.grace_seconds,
+    cutoff: row.cutoff.toISOString(),
+    started_at: row.started_at.toISOString(),
+    finished_at: row.finished_at?.toISOString() ?? null,
+    duration_seconds:
+      row.finished_at === null ? null : (row.finished_at.getTime() - row.started_at.getTime()) / 1000,
+    manifests: row.manifests,
+    packs_listed: row.packs_listed,
+    packs_live: row.packs_live,
+    packs_deleted: row.packs_deleted,
+    segments_listed: row.segments_listed,
+    segments_live: row.segments_live,
+    segments_deleted: row.segments_deleted,
+    index_objects_listed: row.index_objects_listed,
+    index_objects_deleted: row.index_objects_deleted,
+    bytes_listed: row.bytes_listed,
+    bytes_freed: row.bytes_freed,
+    error: row.error as GcRun['error'],
+  };
+}
