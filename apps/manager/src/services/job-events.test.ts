@@ -23,6 +23,7 @@ function row(overrides: Partial<JobRow> = {}): JobRow {
     created_at: new Date(AT),
     started_at: null,
     finished_at: null,
+    request: null,
     ...overrides,
   };
 }
