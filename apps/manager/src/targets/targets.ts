@@ -2,11 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { ApiError, type TargetSettings } from '@stowage/api';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams } from '@stowage/chunker';
 import { EngineError, Repository } from '@stowage/engine';
-import type { KdfParams } from '@stowage/format';
+import { IntegrityError, type KdfParams, StowageFormatError, WrongPassphraseError } from '@stowage/format';
 import { createDefaultStoreStack, type ObjectStore, openObjectStore } from '@stowage/object-store';
-import type { Kysely } from 'kysely';
+import { type Insertable, type Kysely, sql } from 'kysely';
 import { uniqueViolation } from '../db/conn.js';
-import type { BackupTargetRow, Database } from '../db/schema.js';
+import type { BackupTargetRow, BackupTargetTable, Database } from '../db/schema.js';
 import { insertTarget } from '../db/targets.js';
 import { type SecretBox, secretPlace } from '../secrets/envelope.js';
 import {
@@ -92,22 +92,14 @@ export function openLocation(location: TargetLocation, credentials: ApiCredentia
 
 /**
  * Creates a target: writes the repository (key file, then config) into the bucket, then the row with its
- * secrets sealed. A bucket that already holds a repository is refused (importing one is the loops issue's
- * `manager target import`), so a second manager never re-keys a repository another one uses.
+ * secrets sealed. A bucket that already holds a repository is refused (`importTarget` takes one in with its
+ * recovery passphrase), so a second manager never re-keys a repository another one uses.
  */
 export async function createTarget(
   deps: TargetDeps,
   input: NewTarget,
 ): Promise<{ row: BackupTargetRow; recoveryPassphrase: string | null }> {
-  const existing = await deps.db
-    .selectFrom('backup_target')
-    .select('id')
-    .where('name', '=', input.name)
-    .executeTakeFirst();
-  if (existing)
-    throw new ApiError('conflict', `a target named ${JSON.stringify(input.name)} exists`, {
-      target_id: existing.id,
-    });
+  await refuseTakenName(deps, input.name);
   if (input.location.kind === 's3' && input.credentials === undefined) {
     throw new ApiError('invalid_request', 'credentials: an S3 target needs credentials');
   }
@@ -125,7 +117,7 @@ export async function createTarget(
     if (error instanceof EngineError && error.code === 'repository-exists') {
       throw new ApiError(
         'conflict',
-        `${repositoryUrl(input.location)} already holds a Stowage repository; import it with its recovery passphrase instead of creating a new one`,
+        `${repositoryUrl(input.location)} already holds a Stowage repository; import it with its recovery passphrase instead of creating a new one (POST /v1/backup_targets/import, "manager target import")`,
         { repository: repositoryUrl(input.location), hint: 'import' },
       );
     }
@@ -133,39 +125,8 @@ export async function createTarget(
   } finally {
     destroyStore(store);
   }
-  const id = randomUUID();
-  const now = deps.now();
-  const location = input.location;
-  const chunker = repository.config.chunker;
   try {
-    const row = await insertTarget(deps.db, {
-      id,
-      name: input.name,
-      kind: location.kind,
-      endpoint: location.kind === 's3' ? location.endpoint : null,
-      region: location.kind === 's3' ? location.region : null,
-      bucket: location.kind === 's3' ? location.bucket : null,
-      prefix: location.kind === 's3' ? location.prefix : '',
-      path_style: location.kind === 's3' ? location.pathStyle : false,
-      path: location.kind === 'filesystem' ? location.path : null,
-      credentials:
-        input.credentials === undefined
-          ? null
-          : deps.secrets.sealText(
-              JSON.stringify(input.credentials),
-              secretPlace('backup_target', 'credentials', id),
-            ),
-      target_key: deps.secrets.seal(repository.targetKey, secretPlace('backup_target', 'target_key', id)),
-      repository_id: repository.config.repositoryId,
-      chunker: JSON.stringify({
-        min_size: chunker.minSize,
-        avg_size: chunker.avgSize,
-        max_size: chunker.maxSize,
-      }),
-      ...input.settings,
-      created_at: now,
-      updated_at: now,
-    });
+    const row = await insertTarget(deps.db, targetRowValues(deps, input, repository));
     return { row, recoveryPassphrase: input.passphrase === undefined ? passphrase : null };
   } catch (error) {
     if (uniqueViolation(error) !== undefined) {
@@ -173,6 +134,153 @@ export async function createTarget(
     }
     throw error;
   }
+}
+
+/** A new target row for an opened repository: its location, its secrets sealed to the new row's id. */
+function targetRowValues(
+  deps: Pick<TargetDeps, 'secrets' | 'now'>,
+  input: Pick<NewTarget, 'name' | 'location' | 'credentials' | 'settings'>,
+  repository: Repository,
+): Insertable<BackupTargetTable> {
+  const id = randomUUID();
+  const now = deps.now();
+  const location = input.location;
+  const chunker = repository.config.chunker;
+  return {
+    id,
+    name: input.name,
+    kind: location.kind,
+    endpoint: location.kind === 's3' ? location.endpoint : null,
+    region: location.kind === 's3' ? location.region : null,
+    bucket: location.kind === 's3' ? location.bucket : null,
+    prefix: location.kind === 's3' ? location.prefix : '',
+    path_style: location.kind === 's3' ? location.pathStyle : false,
+    path: location.kind === 'filesystem' ? location.path : null,
+    credentials:
+      input.credentials === undefined
+        ? null
+        : deps.secrets.sealText(
+            JSON.stringify(input.credentials),
+            secretPlace('backup_target', 'credentials', id),
+          ),
+    target_key: deps.secrets.seal(repository.targetKey, secretPlace('backup_target', 'target_key', id)),
+    repository_id: repository.config.repositoryId,
+    chunker: JSON.stringify({
+      min_size: chunker.minSize,
+      avg_size: chunker.avgSize,
+      max_size: chunker.maxSize,
+    }),
+    ...input.settings,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+export interface ImportedTarget {
+  name: string;
+  location: TargetLocation;
+  credentials: ApiCredentials | undefined;
+  /** Opens one of the repository's key files; never stored. */
+  passphrase: string;
+  settings: TargetScheduleSettings;
+}
+
+/**
+ * Re-creates a target from a repository already in a bucket (disaster recovery: the database is lost, the
+ * bucket is not): opens it with its recovery passphrase (key files, docs/format.md §8; the unwrapped key
+ * checked against `config`'s MAC), then records the row with the key sealed as `createTarget` seals a new
+ * one, and the repository's own id and chunker. Nothing is written to the bucket, and nothing is stored
+ * unless the passphrase opens the repository. A repository already recorded as a target is refused: two
+ * rows over one repository would collect its garbage twice and list its backups twice.
+ */
+export async function importTarget(deps: TargetDeps, input: ImportedTarget): Promise<BackupTargetRow> {
+  await refuseTakenName(deps, input.name);
+  if (input.location.kind === 's3' && input.credentials === undefined) {
+    throw new ApiError('invalid_request', 'credentials: an S3 target needs credentials');
+  }
+  const url = repositoryUrl(input.location);
+  const store = openLocation(input.location, input.credentials);
+  const stack = createDefaultStoreStack(store, { retry: { attempts: 3 } });
+  let repository: Repository;
+  try {
+    repository = await Repository.open(stack, { passphrase: input.passphrase.normalize('NFC') });
+  } catch (error) {
+    throw importApiError(error, url);
+  } finally {
+    destroyStore(store);
+  }
+  const repositoryId = repository.config.repositoryId;
+  try {
+    return await deps.db.transaction().execute(async (trx) => {
+      // Two imports of one repository at once (two replicas, a retried request) must not both pass the check.
+      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`stowage target import ${repositoryId}`}, 0))`.execute(
+        trx,
+      );
+      const known = await trx
+        .selectFrom('backup_target')
+        .select(['id', 'name'])
+        .where('repository_id', '=', repositoryId)
+        .executeTakeFirst();
+      if (known) {
+        throw new ApiError(
+          'conflict',
+          `the repository at ${url} (${repositoryId}) is already target ${known.id} ${JSON.stringify(known.name)}`,
+          { target_id: known.id, repository_id: repositoryId },
+        );
+      }
+      return insertTarget(trx, targetRowValues(deps, input, repository));
+    });
+  } catch (error) {
+    if (uniqueViolation(error) !== undefined) {
+      throw new ApiError('conflict', `a target named ${JSON.stringify(input.name)} exists`);
+    }
+    throw error;
+  }
+}
+
+async function refuseTakenName(deps: Pick<TargetDeps, 'db'>, name: string): Promise<void> {
+  const existing = await deps.db
+    .selectFrom('backup_target')
+    .select('id')
+    .where('name', '=', name)
+    .executeTakeFirst();
+  if (existing)
+    throw new ApiError('conflict', `a target named ${JSON.stringify(name)} exists`, {
+      target_id: existing.id,
+    });
+}
+
+/** Why a repository could not be opened for an import, as the API's error: the passphrase, or its absence. */
+function importApiError(error: unknown, url: string): ApiError {
+  if (error instanceof WrongPassphraseError) {
+    return new ApiError(
+      'wrong_key',
+      `the recovery passphrase does not open the repository at ${url}: no key file opens with it`,
+      { repository: url },
+    );
+  }
+  if (error instanceof EngineError && error.code === 'repository-not-found') {
+    return new ApiError(
+      'not_found',
+      `${url} holds no Stowage repository (no config object): nothing to import; check the location, or create a new target`,
+      { repository: url, hint: 'create' },
+    );
+  }
+  if (error instanceof IntegrityError) {
+    // A key file opened, but the key it holds does not authenticate `config`: another repository's key file
+    // copied here, or an altered config. Either way this key must not be trusted with the bucket.
+    return new ApiError(
+      'wrong_key',
+      `a key file at ${url} opened, but its key does not match the repository's config: ${error.message}`,
+      { repository: url },
+    );
+  }
+  if (error instanceof StowageFormatError) {
+    return new ApiError('unsupported', `cannot import the repository at ${url}: ${error.message}`, {
+      repository: url,
+    });
+  }
+  return storeApiError(error, `cannot open the repository at ${url}`);
 }
 
 export function targetCredentials(

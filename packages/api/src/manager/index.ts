@@ -5,6 +5,7 @@ export * from './hosts.js';
 export * from './jobs.js';
 export * from './openapi.js';
 export * from './primitives.js';
+export * from './recovery.js';
 export * from './route.js';
 export * from './routes.js';
 export * from './routes-gc.js';
