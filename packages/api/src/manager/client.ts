@@ -156,6 +156,16 @@ export class ManagerClient {
     return this.request('cancelJob', { params: { id } }, signal);
   }
 
+  startGc(id: string, query: Query<'startGc'> = {}, signal?: AbortSignal): Answer<'startGc'> {
+    return this.request('startGc', { params: { id }, query }, signal);
+  }
+  listGcRuns(id: string, query?: Query<'listGcRuns'>, signal?: AbortSignal): Answer<'listGcRuns'> {
+    return this.request('listGcRuns', { params: { id }, query }, signal);
+  }
+  getGcRun(id: string, runId: string, signal?: AbortSignal): Answer<'getGcRun'> {
+    return this.request('getGcRun', { params: { id, run_id: runId } }, signal);
+  }
+
   /** For agents (and tests): one job event, with an agent token. */
   postJobEvent(body: Body<'postJobEvent'>, signal?: AbortSignal): Answer<'postJobEvent'> {
     return this.request('postJobEvent', { body }, signal);
