@@ -31,7 +31,8 @@ export async function commitManifest(
   try {
     await writeOnce(store, manifestKey, encoded, backupId, { signal });
   } catch (error) {
-    if (signal.aborted && isObjectStoreError(error, 'aborted')) throw commitExpired(backupId, manifestKey);
+    // The signal is the deadline's alone: once it fired, whatever the store threw is the deadline's doing.
+    if (signal.aborted) throw commitExpired(backupId, manifestKey);
     throw error;
   }
 }
