@@ -53,7 +53,12 @@ export async function pruneVolume(
         await deleteBackup(ctx, backupId);
         deleted++;
       } catch (error) {
-        // Gone already (another replica's prune, a user's delete): what was asked for holds.
+        // Gone already (another replica's prune, a user's delete): what was asked for holds. Being read by
+        // a restore or verify (409): left for the next prune, which follows the next backup.
+        if (error instanceof ApiError && error.code === 'conflict') {
+          ctx.logger.info('retention left a backup being read', { volume_id: id, backup_id: backupId });
+          continue;
+        }
         if (!(error instanceof ApiError && error.code === 'not_found')) throw error;
       }
     }
