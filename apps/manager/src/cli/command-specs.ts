@@ -1,6 +1,32 @@
 import { DATA_COMMANDS } from './data-command-specs.js';
-import type { CommandSpec } from './spec.js';
+import type { CommandSpec, OptionSpec } from './spec.js';
 import { base, byId, client, clientEnv, getCommand, idArg, list, serverEnv } from './spec-fragments.js';
+
+/** Where a repository lives: `target create` and `target import`. */
+const location = {
+  path: {
+    type: 'string',
+    value: 'DIR',
+    help: 'a filesystem target: this directory (on the manager and every agent)',
+  },
+  's3-bucket': { type: 'string', value: 'BUCKET', help: 'an S3 target: this bucket' },
+  's3-endpoint': { type: 'string', value: 'URL', help: 'the S3-compatible service', default: 'AWS S3' },
+  's3-region': { type: 'string', value: 'REGION', help: 'the region', default: 'us-east-1' },
+  's3-prefix': { type: 'string', value: 'PREFIX', help: 'a key prefix in the bucket' },
+  'path-style': { type: 'boolean', help: 'path-style requests (MinIO, Ceph RGW)' },
+  'access-key-id': {
+    type: 'string',
+    value: 'ID',
+    help: 'the S3 access key id',
+    env: 'AWS_ACCESS_KEY_ID',
+  },
+  'secret-access-key-file': {
+    type: 'string',
+    value: 'FILE',
+    help: 'a file holding the S3 secret key (never on the command line, where ps shows it)',
+    env: 'AWS_SECRET_ACCESS_KEY',
+  },
+} as const satisfies Record<string, OptionSpec>;
 
 /**
  * Every command of `manager`, once: the parser, --help and docs/manager-cli.md follow this table. The
@@ -136,28 +162,7 @@ export const COMMANDS = {
     args: [{ name: 'NAME', help: "the target's name" }],
     options: {
       ...client,
-      path: {
-        type: 'string',
-        value: 'DIR',
-        help: 'a filesystem target: this directory (on the manager and every agent)',
-      },
-      's3-bucket': { type: 'string', value: 'BUCKET', help: 'an S3 target: this bucket' },
-      's3-endpoint': { type: 'string', value: 'URL', help: 'the S3-compatible service', default: 'AWS S3' },
-      's3-region': { type: 'string', value: 'REGION', help: 'the region', default: 'us-east-1' },
-      's3-prefix': { type: 'string', value: 'PREFIX', help: 'a key prefix in the bucket' },
-      'path-style': { type: 'boolean', help: 'path-style requests (MinIO, Ceph RGW)' },
-      'access-key-id': {
-        type: 'string',
-        value: 'ID',
-        help: 'the S3 access key id',
-        env: 'AWS_ACCESS_KEY_ID',
-      },
-      'secret-access-key-file': {
-        type: 'string',
-        value: 'FILE',
-        help: 'a file holding the S3 secret key (never on the command line, where ps shows it)',
-        env: 'AWS_SECRET_ACCESS_KEY',
-      },
+      ...location,
       'passphrase-file': {
         type: 'string',
         value: 'FILE',
@@ -215,6 +220,67 @@ export const COMMANDS = {
     description: 'Forgets the target; the repository in the bucket is left as it is.',
     environment: clientEnv,
     exitCodes: [...byId, 'conflict'],
+    examples: [],
+  },
+
+  targetImport: {
+    name: 'target import',
+    summary: 'take in a repository already in a bucket or directory (disaster recovery)',
+    synopsis:
+      'NAME (--path DIR | --s3-bucket B [--s3-endpoint URL --s3-region R --s3-prefix P --path-style] ' +
+      '[--access-key-id ID] [--secret-access-key-file FILE]) --passphrase-file FILE [--gc-hour H] ' +
+      '[--timezone ZONE] [--json]',
+    args: [{ name: 'NAME', help: "the target's name in this manager" }],
+    options: {
+      ...client,
+      ...location,
+      'passphrase-file': {
+        type: 'string',
+        value: 'FILE',
+        help: "a file holding the repository's recovery passphrase (required)",
+      },
+      'gc-hour': { type: 'string', value: 'H', help: 'the hour (0–23) garbage collection runs at' },
+      timezone: { type: 'string', value: 'ZONE', help: 'the IANA zone of --gc-hour, e.g. Europe/Paris' },
+    },
+    description:
+      'Re-creates a target from the bucket alone, as after losing the database: the recovery passphrase opens ' +
+      "one of the repository's key files, the key is checked against its config and kept (sealed) by the " +
+      "manager; the repository's id and chunk sizes come from its config. Nothing is written to the bucket. " +
+      'A wrong passphrase stores nothing and exits 1; a location without a repository exits 3; a repository ' +
+      'this manager already has exits 4. Then rebuild the backup index: "manager backup index-rebuild ' +
+      '--target NAME".',
+    environment: [...clientEnv, 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'],
+    exitCodes: [...byId, 'conflict'],
+    examples: [
+      'npx manager target import nas --path /srv/stowage --passphrase-file ./passphrase',
+      'AWS_SECRET_ACCESS_KEY=… npx manager target import offsite --s3-bucket backups --s3-endpoint http://minio:9000 --path-style --access-key-id stowage --passphrase-file ./passphrase',
+    ],
+  },
+  targetGc: {
+    name: 'target gc',
+    summary: "collect a target's garbage now (or plan it with --dry-run)",
+    synopsis: 'TARGET [--dry-run] [--json]',
+    args: idArg('target', true),
+    options: {
+      ...client,
+      'dry-run': { type: 'boolean', help: 'plan only: count what a sweep would delete, delete nothing' },
+    },
+    description:
+      'Starts a garbage collection of the target and prints the run (it goes on in the manager; "manager ' +
+      'target gc-runs" shows how it ends). One run per target at a time: another one running exits 4.',
+    environment: clientEnv,
+    exitCodes: [...byId, 'conflict'],
+    examples: ['npx manager target gc local --dry-run', 'npx manager target gc-runs local'],
+  },
+  targetGcRuns: {
+    name: 'target gc-runs',
+    summary: "list a target's garbage collections, newest first",
+    synopsis: 'TARGET [--limit N | --all] [--json]',
+    args: idArg('target', true),
+    options: { ...client, ...list },
+    description: '',
+    environment: clientEnv,
+    exitCodes: byId,
     examples: [],
   },
 

@@ -1,4 +1,12 @@
-import { BACKEND_KINDS, BACKUP_STATES, JOB_KINDS, JOB_STATES, VOLUME_STATES } from '@stowage/api';
+import {
+  BACKEND_KINDS,
+  BACKUP_STATES,
+  INDEX_REBUILD_DEFAULT_LIMIT,
+  INDEX_REBUILD_MAX_LIMIT,
+  JOB_KINDS,
+  JOB_STATES,
+  VOLUME_STATES,
+} from '@stowage/api';
 import type { CommandSpec } from './spec.js';
 import { byId, client, clientEnv, getCommand, idArg, list, watch, watching } from './spec-fragments.js';
 
@@ -145,6 +153,48 @@ export const DATA_COMMANDS = {
     environment: clientEnv,
     exitCodes: watching,
     examples: ['npx manager backup restore 7f3e… --name web-data-copy --watch'],
+  },
+
+  backupIndexRebuild: {
+    name: 'backup index-rebuild',
+    summary: "record every backup in a target's bucket that the database lacks (disaster recovery)",
+    synopsis: '--target TARGET [--batch N] [--start-after KEY] [--volume-backend KIND] [--json]',
+    args: [],
+    options: {
+      ...client,
+      target: { type: 'string', value: 'TARGET', help: 'the target, by id or name (required)' },
+      batch: {
+        type: 'string',
+        value: 'N',
+        help: `manifests per request (1–${INDEX_REBUILD_MAX_LIMIT})`,
+        default: String(INDEX_REBUILD_DEFAULT_LIMIT),
+      },
+      'start-after': {
+        type: 'string',
+        value: 'KEY',
+        help: 'resume after this manifest key (what an interrupted run printed)',
+      },
+      'volume-backend': {
+        type: 'string',
+        value: 'KIND',
+        help: `the backend of volume rows it creates: ${BACKEND_KINDS.join(', ')}`,
+        default: 'local-file',
+      },
+    },
+    description:
+      "Reads every manifest in the target's bucket, batch after batch, and records each backup the database " +
+      'does not have (completed, its size and chunk count from the manifest); a volume it does not know is ' +
+      'recorded as archived (no host), so its backups can be restored onto a host. Rows that exist are left ' +
+      'as they are, so a second run records nothing and a run while the manager serves is safe. Progress goes ' +
+      'to stderr after each batch, the totals to stdout. Manifests that cannot be read are listed on stderr ' +
+      '(and in "problems" with --json) and make the command exit 1 once it has read everything else. An ' +
+      'interrupted or failed run says which --start-after resumes it.',
+    environment: clientEnv,
+    exitCodes: byId,
+    examples: [
+      'npx manager target import offsite --s3-bucket backups --passphrase-file ./passphrase',
+      'npx manager backup index-rebuild --target offsite',
+    ],
   },
 
   jobGet: getCommand('job', 'job'),

@@ -3,8 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { asksForHelp, parseCommand } from './args.js';
 import { ALL_COMMANDS, COMMANDS, type CommandKey, GROUPS } from './command-specs.js';
 import { backupDelete, backupGet, backupList, backupNow, backupRestore } from './commands/backups.js';
+import { targetGc, targetGcRuns } from './commands/gc.js';
 import { hostAdd, hostGet, hostList } from './commands/hosts.js';
 import { jobCancel, jobGet, jobList, jobWatch } from './commands/jobs.js';
+import { backupIndexRebuild, targetImport } from './commands/recovery.js';
 import { targetCreate, targetDelete, targetGet, targetList, targetTest } from './commands/targets.js';
 import { tokenCreate, tokenList, tokenRevoke } from './commands/tokens.js';
 import { volumeAdopt, volumeCreate, volumeDelete, volumeGet, volumeList } from './commands/volumes.js';
@@ -33,6 +35,9 @@ const HANDLERS: Record<CommandKey, Handler> = {
   targetGet,
   targetTest,
   targetDelete,
+  targetImport,
+  targetGc,
+  targetGcRuns,
   volumeCreate,
   volumeAdopt,
   volumeList,
@@ -43,6 +48,7 @@ const HANDLERS: Record<CommandKey, Handler> = {
   backupGet,
   backupDelete,
   backupRestore,
+  backupIndexRebuild,
   jobGet,
   jobList,
   jobWatch,

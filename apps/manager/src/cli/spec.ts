@@ -47,9 +47,9 @@ const ENVIRONMENT = {
   MANAGER_MASTER_KEY_FILE: 'the master key sealing secrets [default: $STOWAGE_HOME/master.key]',
   MANAGER_PUBLIC_URL: 'the URL agents reach this manager at, when not the listening address',
   LOG_LEVEL: 'debug, info, warn or error [default: info]',
-  AWS_ACCESS_KEY_ID: 'target create: the S3 access key id when --access-key-id is absent',
-  AWS_SECRET_ACCESS_KEY: 'target create: the S3 secret when --secret-access-key-file is absent',
-  AWS_SESSION_TOKEN: 'target create: an S3 session token (optional)',
+  AWS_ACCESS_KEY_ID: 'target create, import: the S3 access key id when --access-key-id is absent',
+  AWS_SECRET_ACCESS_KEY: 'target create, import: the S3 secret when --secret-access-key-file is absent',
+  AWS_SESSION_TOKEN: 'target create, import: an S3 session token (optional)',
   AGENT_TOKEN: 'host add: the agent’s token when --agent-token-file is absent',
   STOWAGE_DEBUG: 'set to 1 to print the stack trace of a failure',
 } as const;
@@ -128,7 +128,7 @@ export function overviewHelp(commands: readonly CommandSpec[]): string {
     wrap(
       "Stowage's control plane: serves the REST API over its inventory (serve, or start for everything " +
         'embedded), and drives a manager from the command line: tokens, hosts, backup targets, volumes, ' +
-        'backups and jobs.',
+        'backups, jobs and disaster recovery.',
       0,
     ),
     `Commands:\n${table(commands.map((c) => [`manager ${c.name}`, c.summary]))}`,

@@ -17,7 +17,7 @@ import { formatBytes, formatFields, formatTable, printable, printJson, printLine
 type C = typeof COMMANDS;
 type CreateValues = OptionValues<C['targetCreate']>;
 
-function where(t: BackupTarget): string {
+export function where(t: BackupTarget): string {
   if (t.filesystem) return t.filesystem.path;
   if (t.s3) return `s3://${t.s3.bucket}/${t.s3.prefix}${t.s3.endpoint ? ` at ${t.s3.endpoint}` : ''}`;
   return t.repository;
@@ -62,7 +62,7 @@ export function createdTargetText(created: CreatedBackupTarget): string {
   return text;
 }
 
-function readSecretFile(option: string, file: string, cli: Pick<CliEnv, 'cwd'>): string {
+export function readSecretFile(option: string, file: string, cli: Pick<CliEnv, 'cwd'>): string {
   try {
     return readFileSync(resolve(cli.cwd, file), 'utf8').replace(/\r?\n$/, '');
   } catch (error) {
@@ -72,12 +72,29 @@ function readSecretFile(option: string, file: string, cli: Pick<CliEnv, 'cwd'>):
   }
 }
 
-/** The request body from the options; every S3 secret from a file or the environment, never a flag value. */
-export function targetRequest(
-  name: string,
-  values: CreateValues,
-  cli: Pick<CliEnv, 'env' | 'cwd'>,
-): CreateBackupTargetRequest {
+/** The location options `target create` and `target import` share. */
+export interface LocationValues {
+  path?: string | undefined;
+  's3-bucket'?: string | undefined;
+  's3-endpoint'?: string | undefined;
+  's3-region'?: string | undefined;
+  's3-prefix'?: string | undefined;
+  'path-style'?: boolean | undefined;
+  'access-key-id'?: string | undefined;
+  'secret-access-key-file'?: string | undefined;
+}
+
+export type LocationRequest =
+  | { kind: 'filesystem'; filesystem: { path: string } }
+  | {
+      kind: 's3';
+      s3: { bucket: string; endpoint?: string; region: string; prefix: string; path_style: boolean };
+      credentials: { access_key_id: string; secret_access_key: string; session_token?: string };
+    };
+
+/** Where a repository lives, from the options; every S3 secret from a file or the environment, never a flag
+ * value. */
+export function locationRequest(values: LocationValues, cli: Pick<CliEnv, 'env' | 'cwd'>): LocationRequest {
   const s3Flags = [
     's3-endpoint',
     's3-region',
@@ -89,23 +106,10 @@ export function targetRequest(
   if ((values.path === undefined) === (values['s3-bucket'] === undefined)) {
     throw new UsageError('give the target one location: --path DIR or --s3-bucket BUCKET');
   }
-  const common = {
-    name,
-    ...(values['passphrase-file'] === undefined
-      ? {}
-      : { passphrase: readSecretFile('passphrase-file', values['passphrase-file'], cli) }),
-    ...(values['avg-chunk-size'] === undefined
-      ? {}
-      : { chunker: { avg_size: avgSize(values['avg-chunk-size']) } }),
-    ...(values['gc-hour'] === undefined
-      ? {}
-      : { gc_hour: parseInteger('gc-hour', values['gc-hour'], 0, 23) }),
-    ...(values.timezone === undefined ? {} : { timezone: values.timezone }),
-  };
   if (values.path !== undefined) {
     const extra = s3Flags.filter((f) => values[f] !== undefined);
     if (extra.length > 0) throw new UsageError(`--${extra[0]} is for S3 targets, not with --path`);
-    return { kind: 'filesystem', ...common, filesystem: { path: resolve(cli.cwd, values.path) } };
+    return { kind: 'filesystem', filesystem: { path: resolve(cli.cwd, values.path) } };
   }
   const accessKeyId = values['access-key-id'] ?? cli.env.AWS_ACCESS_KEY_ID;
   const secretAccessKey =
@@ -121,7 +125,6 @@ export function targetRequest(
   const session = cli.env.AWS_SESSION_TOKEN;
   return {
     kind: 's3',
-    ...common,
     s3: {
       bucket: values['s3-bucket']!,
       ...(values['s3-endpoint'] === undefined ? {} : { endpoint: values['s3-endpoint'] }),
@@ -135,6 +138,36 @@ export function targetRequest(
       ...(session ? { session_token: session } : {}),
     },
   };
+}
+
+/** `--gc-hour` and `--timezone`, as create and import take them. */
+export function gcRequest(values: { 'gc-hour'?: string | undefined; timezone?: string | undefined }) {
+  return {
+    ...(values['gc-hour'] === undefined
+      ? {}
+      : { gc_hour: parseInteger('gc-hour', values['gc-hour'], 0, 23) }),
+    ...(values.timezone === undefined ? {} : { timezone: values.timezone }),
+  };
+}
+
+/** The request body from the options. */
+export function targetRequest(
+  name: string,
+  values: CreateValues,
+  cli: Pick<CliEnv, 'env' | 'cwd'>,
+): CreateBackupTargetRequest {
+  const location = locationRequest(values, cli);
+  const common = {
+    name,
+    ...(values['passphrase-file'] === undefined
+      ? {}
+      : { passphrase: readSecretFile('passphrase-file', values['passphrase-file'], cli) }),
+    ...(values['avg-chunk-size'] === undefined
+      ? {}
+      : { chunker: { avg_size: avgSize(values['avg-chunk-size']) } }),
+    ...gcRequest(values),
+  };
+  return { ...common, ...location };
 }
 
 function avgSize(text: string): (typeof CHUNKER_AVG_SIZES)[number] {
