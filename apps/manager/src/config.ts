@@ -24,6 +24,11 @@ const Env = z.object({
     .positive()
     .max(7 * 24 * 60)
     .default(10),
+  /**
+   * The tick of the scheduler, reconciler and GC loops, instead of their own (15 s, 60 s, 60 s): for tests
+   * of replicas, which cannot wait minutes for two schedulers to tick. Unset in production.
+   */
+  MANAGER_LOOP_INTERVAL_MS: z.coerce.number().int().min(50).max(3_600_000).optional(),
 });
 
 export interface ManagerConfig {
@@ -39,6 +44,8 @@ export interface ManagerConfig {
   readonly publicUrl: string | undefined;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly staleJobMs: number;
+  /** The loops' tick when MANAGER_LOOP_INTERVAL_MS overrides their own; undefined: their defaults. */
+  readonly loopIntervalMs?: number | undefined;
 }
 
 export class ConfigError extends Error {
@@ -73,5 +80,6 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     publicUrl: e.MANAGER_PUBLIC_URL,
     logLevel: e.LOG_LEVEL,
     staleJobMs: e.MANAGER_STALE_JOB_MINUTES * 60_000,
+    loopIntervalMs: e.MANAGER_LOOP_INTERVAL_MS,
   };
 }

@@ -115,9 +115,11 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       started.once('error', reject);
     });
     const loops = [
-      startLoop('reconciler', RECONCILE_EVERY_MS, logger, () => reconcileOnce(ctx, config.staleJobMs)),
-      startLoop('scheduler', SCHEDULE_EVERY_MS, logger, () => scheduleOnce(ctx)),
-      startLoop('gc', GC_EVERY_MS, logger, () => gcOnce(ctx)),
+      startLoop('reconciler', config.loopIntervalMs ?? RECONCILE_EVERY_MS, logger, () =>
+        reconcileOnce(ctx, config.staleJobMs),
+      ),
+      startLoop('scheduler', config.loopIntervalMs ?? SCHEDULE_EVERY_MS, logger, () => scheduleOnce(ctx)),
+      startLoop('gc', config.loopIntervalMs ?? GC_EVERY_MS, logger, () => gcOnce(ctx)),
       ...(database.kind === 'pglite'
         ? [startLoop('analyze', ANALYZE_EVERY_MS, logger, () => analyze(database))]
         : []),
