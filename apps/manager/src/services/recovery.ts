@@ -5,7 +5,7 @@ import {
   type IndexRebuildResult,
   VolumeName,
 } from '@stowage/api';
-import type { Repository } from '@stowage/engine';
+import { EngineError, type Repository } from '@stowage/engine';
 import { IntegrityError, type Manifest, parseManifestObjectKey, StowageFormatError } from '@stowage/format';
 import { isObjectStoreError, type ObjectInfo } from '@stowage/object-store';
 import { isForeignKeyViolation } from '../db/conn.js';
@@ -45,10 +45,10 @@ type Found =
 
 /**
  * One batch of the index rebuild (disaster recovery, docs/operations.md): the target's manifests in key order
- * after `startAfter`, at most `limit` of them, each root decrypted with the target key. For each one it
- * inserts the backup row (completed, with the root's size, chunk count and time) unless a row of that id
- * exists, and first the volume row (archived: no host, no locator) unless the volume is known. Roots that do
- * not decode are reported and counted, never skipped in silence.
+ * after `startAfter`, at most `limit` of them. A manifest whose backup row exists is left alone, unread; every
+ * other root is decrypted with the target key, and its backup row inserted (completed, with the root's size,
+ * chunk count and time), after the volume row (archived: no host, no locator) unless the volume is known.
+ * Roots that do not decode are reported and counted, never skipped in silence.
  *
  * Idempotent and safe while the manager serves: rows are only inserted `ON CONFLICT DO NOTHING` on their
  * ids (a running backup's row, a volume on a host, another rebuild's rows are left as they are), and a row
@@ -112,7 +112,10 @@ export async function rebuildIndex(
       ...counts(result),
       error: error instanceof Error ? error.message : String(error),
     });
-    throw storeApiError(error, `the index rebuild of target ${target.name} stopped`);
+    // The bucket's failures are the bucket's (503, with the store's message); anything else is ours.
+    if (isObjectStoreError(error) || error instanceof EngineError)
+      throw storeApiError(error, `the index rebuild of target ${target.name} stopped`);
+    throw error;
   } finally {
     close();
   }
@@ -147,7 +150,21 @@ async function rebuildChunk(
   result: IndexRebuildResult,
 ): Promise<void> {
   if (infos.length === 0) return;
-  const found = await readManifests(repository, infos, options.signal);
+  // A manifest whose backup row is there already is not read: a rerun, or a rebuild beside a serving manager,
+  // costs a listing and a query per chunk, not a GET per backup. (Whether such a manifest still opens is for
+  // verify to say, not the index.)
+  const keyed = infos.map((info) => ({ info, ids: parseManifestObjectKey(info.key) }));
+  const known = await ownersOf(
+    ctx,
+    keyed.flatMap(({ ids }) => (ids === undefined ? [] : [ids.backupId])),
+  );
+  const unknown: ObjectInfo[] = [];
+  for (const { info, ids } of keyed) {
+    const owner = ids === undefined ? undefined : known.get(ids.backupId);
+    if (ids === undefined || owner === undefined) unknown.push(info);
+    else countKnown(result, target, info.key, ids, owner);
+  }
+  const found = await readManifests(repository, unknown, options.signal);
   const manifests: { info: ObjectInfo; manifest: Manifest }[] = [];
   for (const f of found) {
     if (f.kind === 'manifest') manifests.push(f);
@@ -162,7 +179,7 @@ async function rebuildChunk(
   const volumes = new Map<string, NewVolume>();
   for (const { manifest } of manifests) {
     const known = volumes.get(manifest.volumeId);
-    // The volume's newest backup names it and gives its size.
+    // The newest backup of the chunk names the volume and gives its size (rows already there stay as they are).
     if (known !== undefined && (known.created_at as Date) >= manifest.createdAt) continue;
     volumes.set(manifest.volumeId, archivedVolume(manifest, target, options.volumeBackend));
   }
@@ -187,31 +204,22 @@ async function rebuildChunk(
 
   const insertedIds = new Set(inserted);
   const skipped = backups.filter((b) => !insertedIds.has(b.id));
-  const owners = new Map(
-    (
-      await backupOwners(
-        ctx.db,
-        skipped.map((b) => b.id),
-      )
-    ).map((o) => [o.id, o]),
+  const owners = await ownersOf(
+    ctx,
+    skipped.map((b) => b.id),
   );
   for (const backup of skipped) {
     const owner = owners.get(backup.id);
-    if (owner === undefined) {
-      // Inserted by no one and there no longer: deleted between the insert and this look. Nothing to keep.
-      result.vanished++;
-    } else if (owner.volume_id === backup.volume_id && owner.backup_target_id === target.id) {
-      result.existing++;
-    } else {
-      result.conflicts++;
-      result.problems.push({
-        manifest_key: backup.manifest_key,
-        kind: 'conflict',
-        message:
-          `backup ${backup.id} is already recorded for volume ${owner.volume_id} in target ` +
-          `${owner.backup_target_id}; left as it is`,
-      });
-    }
+    // Inserted by no one and there no longer: deleted between the insert and this look. Nothing to keep.
+    if (owner === undefined) result.vanished++;
+    else
+      countKnown(
+        result,
+        target,
+        backup.manifest_key,
+        { volumeId: backup.volume_id, backupId: backup.id },
+        owner,
+      );
   }
 
   // A delete removes the manifest, then the row: one that ran between this batch's read and its insert left a
@@ -227,6 +235,34 @@ async function rebuildChunk(
     result.vanished++;
   }
   result.inserted += insertedIds.size;
+}
+
+type Owner = { volume_id: string; backup_target_id: string };
+
+async function ownersOf(ctx: ManagerContext, ids: readonly string[]): Promise<Map<string, Owner>> {
+  return new Map((await backupOwners(ctx.db, ids)).map((o) => [o.id, o]));
+}
+
+/** A manifest whose backup id has a row: the same backup (left as it is), or another's id (reported). */
+function countKnown(
+  result: IndexRebuildResult,
+  target: BackupTargetRow,
+  key: string,
+  ids: { volumeId: string; backupId: string },
+  owner: Owner,
+): void {
+  if (owner.volume_id === ids.volumeId && owner.backup_target_id === target.id) {
+    result.existing++;
+    return;
+  }
+  result.conflicts++;
+  result.problems.push({
+    manifest_key: key,
+    kind: 'conflict',
+    message:
+      `backup ${ids.backupId} is already recorded for volume ${owner.volume_id} in target ` +
+      `${owner.backup_target_id}; left as it is`,
+  });
 }
 
 async function readManifests(

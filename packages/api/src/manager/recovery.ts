@@ -84,7 +84,8 @@ export const IndexRebuildResult = z.strictObject({
   manifests: Bytes,
   /** Backup rows inserted (state `completed`, figures from the root). */
   inserted: Bytes,
-  /** Manifests whose backup row was already there (of this volume and target): left untouched. */
+  /** Manifests whose backup row was already there (of this volume and target): left untouched, not even
+   * read (whether they still open is for verify to say). */
   existing: Bytes,
   /** Listed, but gone when read (a delete or a prune ran meanwhile): no row. */
   vanished: Bytes,
