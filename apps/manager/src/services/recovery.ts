@@ -60,10 +60,24 @@ export async function rebuildIndex(
   targetId: string,
   options: RebuildOptions,
 ): Promise<IndexRebuildResult> {
-  const started = performance.now();
   const target = await getTarget(ctx.db, targetId);
   if (!target) throw new ApiError('not_found', `no backup target ${targetId}`);
   const { repository, close } = await openTargetRepository(ctx, target);
+  try {
+    return await rebuildFromRepository(ctx, target, repository, options);
+  } finally {
+    close();
+  }
+}
+
+/** `rebuildIndex` over a repository already open (with the target's key): tests hand it a store of theirs. */
+export async function rebuildFromRepository(
+  ctx: ManagerContext,
+  target: BackupTargetRow,
+  repository: Repository,
+  options: RebuildOptions,
+): Promise<IndexRebuildResult> {
+  const started = performance.now();
   const result: IndexRebuildResult = {
     backup_target_id: target.id,
     manifests: 0,
@@ -116,8 +130,6 @@ export async function rebuildIndex(
     if (isObjectStoreError(error) || error instanceof EngineError)
       throw storeApiError(error, `the index rebuild of target ${target.name} stopped`);
     throw error;
-  } finally {
-    close();
   }
   result.duration_seconds = (performance.now() - started) / 1000;
   ctx.logger.info('index rebuild batch done', {
