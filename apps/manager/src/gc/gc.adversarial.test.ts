@@ -5,7 +5,12 @@ import { type ManagedBackup, type ManagedVolume, ManagerClient } from '@stowage/
 import { ChunkWorkers, verifyBackup } from '@stowage/engine';
 import { restoreAndHash, seededBytes } from '@stowage/engine/testing';
 import { manifestSegmentRefs, PACK_INDEX_PREFIX, parsePackIndexObjectKey } from '@stowage/format';
-import { startS3rver, type TestS3Server } from '@stowage/object-store/testing';
+import {
+  cephUnavailableReason,
+  startCeph,
+  startS3rver,
+  type TestS3Server,
+} from '@stowage/object-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
 import { getTarget } from '../db/targets.js';
@@ -42,6 +47,9 @@ function prng(seed: number): () => number {
 }
 
 const unavailable = postgresUnavailableReason();
+// Ceph RGW where it runs (CI requires it, STOWAGE_REQUIRE_CEPH=1), else the in-process s3rver.
+const cephUnavailable = await cephUnavailableReason();
+const S3_KIND = cephUnavailable === undefined ? 'Ceph RGW' : `s3rver (Ceph RGW: ${cephUnavailable})`;
 const required = process.env.STOWAGE_REQUIRE_POSTGRES === '1';
 
 describe.runIf(required && unavailable !== undefined)('the GC invariant (PostgreSQL required)', () => {
@@ -51,7 +59,7 @@ describe.runIf(required && unavailable !== undefined)('the GC invariant (Postgre
 });
 
 describe.skipIf(unavailable !== undefined)(
-  `the GC invariant under random interleavings on PostgreSQL and S3 (seed ${SEED})${unavailable === undefined ? '' : ` (skipped: ${unavailable})`}`,
+  `the GC invariant under random interleavings on PostgreSQL and ${S3_KIND} (seed ${SEED})${unavailable === undefined ? '' : ` (skipped: ${unavailable})`}`,
   () => {
     let pg: TestPostgres;
     let s3: TestS3Server;
@@ -66,7 +74,7 @@ describe.skipIf(unavailable !== undefined)(
     beforeAll(async () => {
       console.log(`GC adversarial test: seed ${SEED} (replay with STOWAGE_GC_SEED=${SEED})`);
       pg = await startPostgres();
-      s3 = await startS3rver({ buckets: ['gc-invariant'] });
+      s3 = await (cephUnavailable === undefined ? startCeph : startS3rver)({ buckets: ['gc-invariant'] });
       databaseUrl = await pg.createDatabase(`stowage_gc_${process.pid}`);
       system = await startTestSystem({ databaseUrl });
     }, 120_000);

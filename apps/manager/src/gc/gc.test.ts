@@ -83,7 +83,7 @@ describeOnDatabases('garbage collection of a target', (subject) => {
     // write would keep it as "not older than the cutoff".
     await new Promise((resolve) => setTimeout(resolve, 20));
     clock = new Date();
-    const row = await startGc(ctx, target.id, { dryRun, trigger: 'api', options: { pollMs: 20 } });
+    const row = (await startGc(ctx, target.id, { dryRun, trigger: 'api', options: { pollMs: 20 } }))!;
     await gcRunsSettled(ctx, row.id);
     return getGcRun(ctx, target.id, row.id);
   }
@@ -196,11 +196,11 @@ describeOnDatabases('garbage collection of a target', (subject) => {
     const before = await objects('packs/');
     await new Promise((resolve) => setTimeout(resolve, 20));
     clock = new Date();
-    const row = await startGc(ctx, target.id, {
+    const row = (await startGc(ctx, target.id, {
       dryRun: false,
       trigger: 'api',
       options: { pollMs: 20, maxWaitMs: 300 },
-    });
+    }))!;
     // While it waits the target is taken: a new backup gets no lease (it would wait queued).
     let sawTaken = false;
     for (let i = 0; i < 100 && !sawTaken; i++) {
@@ -270,5 +270,20 @@ describeOnDatabases('garbage collection of a target', (subject) => {
       .where('id', '=', target.id)
       .executeTakeFirstOrThrow();
     expect(t.gc_sweeping_run).toBeNull();
+    // The daily start goes ahead only if the newest scheduled run is still the one the caller saw.
+    expect(
+      await startGc(ctx, target.id, { dryRun: true, trigger: 'schedule', lastScheduledRun: null }),
+    ).toBeUndefined();
+    const daily = await startGc(ctx, target.id, {
+      dryRun: true,
+      trigger: 'schedule',
+      lastScheduledRun: longAgo,
+    });
+    expect(daily).toBeDefined();
+    await gcRunsSettled(ctx, daily!.id);
+    expect(await getGcRun(ctx, target.id, daily!.id)).toMatchObject({
+      state: 'succeeded',
+      trigger: 'schedule',
+    });
   });
 });

@@ -200,6 +200,7 @@ export async function executeGcRun(
     await phase('remark');
     await remark();
     await listIndex();
+    await state.analyze();
     counts.packs_live = await state.liveListed('p');
     counts.segments_live = await state.liveListed('s');
 

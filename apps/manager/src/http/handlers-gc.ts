@@ -11,8 +11,11 @@ import type { HandlerDeps } from './handlers.js';
 export function gcHandlers(deps: HandlerDeps): HandlersOf<typeof gcRoutes> {
   const { ctx } = deps;
   return {
-    startGc: async ({ params, query }) =>
-      gcRunJson(await startGc(ctx, params.id, { dryRun: query.dry_run, trigger: 'api' })),
+    startGc: async ({ params, query }) => {
+      const run = await startGc(ctx, params.id, { dryRun: query.dry_run, trigger: 'api' });
+      if (!run) throw new ApiError('internal', 'the GC run was not started'); // only scheduled starts skip
+      return gcRunJson(run);
+    },
     listGcRuns: async ({ params, query }) => {
       if (!(await getTarget(ctx.db, params.id)))
         throw new ApiError('not_found', `no backup target ${params.id}`);

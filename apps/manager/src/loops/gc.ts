@@ -50,8 +50,8 @@ export async function gcOnce(ctx: ManagerContext): Promise<GcLoopReport> {
     });
     if (!due) continue;
     try {
-      await startGc(ctx, t.id, { dryRun: false, trigger: 'schedule' });
-      started++;
+      const run = await startGc(ctx, t.id, { dryRun: false, trigger: 'schedule', lastScheduledRun: last });
+      if (run !== undefined) started++;
     } catch (error) {
       if (error instanceof ApiError && error.code === 'conflict') continue;
       ctx.logger.warn('scheduled GC could not start', { target_id: t.id, error });

@@ -225,6 +225,9 @@ export async function deleteBackup(ctx: ManagerContext, id: string): Promise<voi
   } finally {
     close();
   }
-  await deleteBackupRow(ctx.db, id);
+  if (!(await deleteBackupRow(ctx.db, id))) {
+    // Another delete (a replica's prune, a user) took the row meanwhile: it did the deleting, not this one.
+    throw new ApiError('not_found', `no backup ${id}`);
+  }
   ctx.logger.info('backup deleted', { backup_id: id, volume_id: backup.volume_id, target_id: target.id });
 }

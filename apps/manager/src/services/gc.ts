@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError, type GcRun } from '@stowage/api';
+import { sql } from 'kysely';
 import { uniqueViolation } from '../db/conn.js';
 import type { PageCursor } from '../db/pagination.js';
 import type { GcRunRow } from '../db/schema-gc.js';
@@ -26,30 +27,55 @@ function runsOf(ctx: ManagerContext): Map<string, InFlight> {
 export async function startGc(
   ctx: ManagerContext,
   targetId: string,
-  how: { dryRun: boolean; trigger: 'schedule' | 'api'; options?: GcRunOptions },
-): Promise<GcRunRow> {
+  how: {
+    dryRun: boolean;
+    trigger: 'schedule' | 'api';
+    options?: GcRunOptions;
+    /**
+     * For the daily run: the start of the newest scheduled run the caller saw (null: none). The run is
+     * started only if that is still the newest, checked under a per-target lock, so two replicas that both
+     * found the target due start one run per window even if the first ended before the second looked.
+     */
+    lastScheduledRun?: Date | null;
+  },
+): Promise<GcRunRow | undefined> {
   const target = await getTarget(ctx.db, targetId);
   if (!target) throw new ApiError('not_found', `no backup target ${targetId}`);
   await failStaleRuns(ctx, targetId);
   const now = ctx.now();
-  let row: GcRunRow;
+  let row: GcRunRow | undefined;
   try {
-    row = await ctx.db
-      .insertInto('backup_gc_run')
-      .values({
-        id: randomUUID(),
-        backup_target_id: target.id,
-        state: 'running',
-        phase: 'mark',
-        trigger: how.trigger,
-        dry_run: how.dryRun,
-        grace_seconds: target.gc_grace_seconds,
-        cutoff: new Date(now.getTime() - target.gc_grace_seconds * 1000),
-        started_at: now,
-        heartbeat_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    row = await ctx.db.transaction().execute(async (trx) => {
+      if (how.lastScheduledRun !== undefined) {
+        await sql`SELECT pg_advisory_xact_lock(hashtext(${`stowage gc ${target.id}`}))`.execute(trx);
+        const newest = await trx
+          .selectFrom('backup_gc_run')
+          .select('started_at')
+          .where('backup_target_id', '=', target.id)
+          .where('trigger', '=', 'schedule')
+          .orderBy('started_at', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+        if ((newest?.started_at.getTime() ?? null) !== (how.lastScheduledRun?.getTime() ?? null))
+          return undefined;
+      }
+      return trx
+        .insertInto('backup_gc_run')
+        .values({
+          id: randomUUID(),
+          backup_target_id: target.id,
+          state: 'running',
+          phase: 'mark',
+          trigger: how.trigger,
+          dry_run: how.dryRun,
+          grace_seconds: target.gc_grace_seconds,
+          cutoff: new Date(now.getTime() - target.gc_grace_seconds * 1000),
+          started_at: now,
+          heartbeat_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    });
   } catch (error) {
     if (uniqueViolation(error) === 'backup_gc_one_running') {
       const running = await ctx.db
@@ -64,6 +90,7 @@ export async function startGc(
     }
     throw error;
   }
+  if (row === undefined) return undefined; // another replica started this window's run
   ctx.logger.info('GC run started', { gc_run_id: row.id, target_id: target.id, dry_run: how.dryRun });
   const runs = runsOf(ctx);
   const abort = new AbortController();
