@@ -142,6 +142,30 @@ describe('target import and backup index-rebuild against a real manager', () => 
     expect(nothing.stderr).toMatch(/holds no Stowage repository/);
   });
 
+  it("refuses a key file copied in from another repository: its key does not match this config's MAC", async () => {
+    const victim = join(home, 'repo-victim');
+    const other = join(home, 'repo-other');
+    await repositoryWithManifests(victim, 0);
+    const { store: otherStore } = await repositoryWithManifests(other, 0);
+    // Same passphrase, another repository: its key file opens with it, but holds the other target's key.
+    const victimStore = openObjectStore(`file://${victim}`);
+    for await (const info of victimStore.list('keys/')) await victimStore.delete(info.key);
+    for await (const info of otherStore.list('keys/'))
+      await victimStore.put(info.key, await otherStore.get(info.key));
+    const refused = await cli(
+      ['target', 'import', 'victim', '--path', victim, '--passphrase-file', passphraseFile],
+      env,
+    );
+    expect(refused.code).toBe(EXIT.failure);
+    expect(refused.stderr).toMatch(
+      /a key file at file:.* opened, but its key does not match the repository's config/,
+    );
+    const names = JSON.parse((await cli(['target', 'list', '--json'], env)).stdout).items.map(
+      (t: { name: string }) => t.name,
+    );
+    expect(names).not.toContain('victim');
+  });
+
   it('rebuilds batch by batch with progress on stderr, the totals on stdout; a second run records nothing', async () => {
     const dir = join(home, 'repo-rebuild');
     await repositoryWithManifests(dir, 5);
