@@ -16,6 +16,7 @@ import { gcOnce } from './loops/gc.js';
 import { startLoop } from './loops/loop.js';
 import { reconcileOnce } from './loops/reconciler.js';
 import { scheduleOnce } from './loops/scheduler.js';
+import { verifyScheduleOnce } from './loops/verify.js';
 import { ManagerMetrics } from './metrics.js';
 import { createSecretBox } from './secrets/envelope.js';
 import { loadMasterKey } from './secrets/master-key.js';
@@ -25,6 +26,8 @@ import { agentClientFor } from './services/hosts.js';
 
 /** The GC loop's tick: daily runs at the target's hour, stale runs failed, queued backups sent. */
 const GC_EVERY_MS = 60_000;
+/** The verify schedule's tick: periods are days, a minute's lag is nothing. */
+const VERIFY_EVERY_MS = 60_000;
 /** How often the reconciler looks for silent jobs. */
 const RECONCILE_EVERY_MS = 60_000;
 /** How often an embedded database refreshes its planner statistics (a real server's autovacuum does it). */
@@ -120,6 +123,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       ),
       startLoop('scheduler', config.loopIntervalMs ?? SCHEDULE_EVERY_MS, logger, () => scheduleOnce(ctx)),
       startLoop('gc', config.loopIntervalMs ?? GC_EVERY_MS, logger, () => gcOnce(ctx)),
+      startLoop('verify', config.loopIntervalMs ?? VERIFY_EVERY_MS, logger, () => verifyScheduleOnce(ctx)),
       ...(database.kind === 'pglite'
         ? [startLoop('analyze', ANALYZE_EVERY_MS, logger, () => analyze(database))]
         : []),

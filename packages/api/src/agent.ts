@@ -17,6 +17,7 @@ import { ApiErrorBody } from './errors.js';
  *   DELETE /v1/snapshot?backend=B&locator=L           → 204
  *   POST   /v1/storage/backup     BackupRequest   → 202 JobAccepted
  *   POST   /v1/storage/restore    RestoreRequest  → 202 JobAccepted
+ *   POST   /v1/storage/verify     VerifyRequest   → 202 JobAccepted
  *   GET    /v1/jobs                                   → Job[]   (jobs this agent process knows)
  *   GET    /v1/jobs/:id                               → Job
  *   POST   /v1/jobs/:id/cancel                        → 202 Job
@@ -186,7 +187,24 @@ export const RestoreRequest = z.strictObject({
 });
 export type RestoreRequest = z.infer<typeof RestoreRequest>;
 
-export const JOB_KINDS = ['backup', 'restore'] as const;
+/**
+ * Verify one backup where it lies: the agent reads its manifest and its chunks (all, or `sample_percent` of
+ * them, always with those its damage record lists) from the bucket and checks each (docs/format.md §4.4),
+ * keeping the backup's damage record (§12.5). When it finds damage, it then checks which other backups name
+ * what is damaged (one pass over every manifest and a listing of the packs, reading only the chunks damage
+ * records list) and records their damage too, so that every backup naming a damaged chunk is known
+ * (`VerifyResult.damaged_backups`). Nothing of the data leaves the agent but the findings.
+ */
+export const VerifyRequest = z.strictObject({
+  job_id: Uuid,
+  backup: BackupRef,
+  /** Percentage of the backup's distinct chunk objects to read, in (0, 100]; default 100 (every one). */
+  sample_percent: z.number().gt(0).max(100).optional(),
+  target: TargetSettings,
+});
+export type VerifyRequest = z.infer<typeof VerifyRequest>;
+
+export const JOB_KINDS = ['backup', 'restore', 'verify'] as const;
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export const JobState = z.enum(JOB_STATES);
 export type JobState = z.infer<typeof JobState>;
@@ -236,6 +254,79 @@ export const RestoreResult = z.strictObject({
 });
 export type RestoreResult = z.infer<typeof RestoreResult>;
 
+/** A damaged chunk object a verify found, as the engine reports it (`VerifyProblem`). */
+export const VerifyProblem = z.strictObject({
+  /** `packs/<hh>/<pack-id>`, or a manifest segment's `chunks/<hh>/<id>`. */
+  object_key: z.string(),
+  /** `packs/<hh>/<pack-id>@<offset>+<length>`; null for a segment. */
+  location: z.string().nullable(),
+  chunk_id: z.string(),
+  problem: z.enum(['missing', 'corrupt']),
+  message: z.string(),
+});
+export type VerifyProblem = z.infer<typeof VerifyProblem>;
+
+/** Problems listed in a `VerifyResult` (the counts stay exact beyond it). */
+export const MAX_VERIFY_PROBLEMS = 50;
+/** Damaged backups named in a `VerifyResult` (more: `damaged_backups_truncated`), so an event stays small. */
+export const MAX_DAMAGED_BACKUPS = 1000;
+
+/** A backup the verify found damaged: the verified one, or one naming a damaged chunk it found. */
+export const DamagedBackup = z.strictObject({
+  volume_id: Uuid,
+  backup_id: Uuid,
+  /** Damaged chunk objects of it the verify knows of (at least: the repository check lists at most 10,000
+   * chunks per problem); 0 for a manifest that does not decode. */
+  damaged_chunks: Bytes,
+  /** Its manifest exists and does not decode: nothing of it restores. */
+  manifest_damaged: z.boolean(),
+});
+export type DamagedBackup = z.infer<typeof DamagedBackup>;
+
+export const VerifyResult = z.strictObject({
+  backup_id: Uuid,
+  volume_id: Uuid,
+  /** The share of chunks read (100: a full verify). */
+  sample_percent: z.number().gt(0).max(100),
+  /** Distinct chunk objects the manifest names, and of them the ones read and found healthy. */
+  chunks_total: Bytes,
+  chunks_checked: Bytes,
+  bytes_checked: Bytes,
+  segments_checked: Bytes,
+  /** Damaged chunk objects of this backup (that no other stored copy makes good): missing, corrupt. */
+  missing_chunks: Bytes,
+  corrupt_chunks: Bytes,
+  /** Damaged where the manifest names them but read whole from another copy: they restore, no damage. */
+  chunks_from_copies: Bytes,
+  /** The first `MAX_VERIFY_PROBLEMS` problems, by object key. */
+  problems: z.array(VerifyProblem).max(MAX_VERIFY_PROBLEMS),
+  /** True when the backup does not restore whole: some chunk is missing or corrupt. */
+  damaged: z.boolean(),
+  /** What became of the backup's damage record (`damage/<volume>/<backup>`), and why it could not be kept. */
+  damage_record: z
+    .strictObject({ action: z.enum(['written', 'deleted', 'unchanged']), chunks_listed: Bytes })
+    .nullable(),
+  damage_record_error: z.string().nullable(),
+  /**
+   * Every backup found damaged — this one when `damaged`, and every other naming a damaged chunk (from the
+   * repository check that runs when damage was found; empty otherwise). At most `MAX_DAMAGED_BACKUPS`.
+   */
+  damaged_backups: z.array(DamagedBackup).max(MAX_DAMAGED_BACKUPS),
+  damaged_backups_truncated: z.boolean(),
+  /** The repository check run after damage was found (null: none ran, nothing was damaged). */
+  repository_check: z
+    .strictObject({
+      manifests_checked: Bytes,
+      missing_chunks: Bytes,
+      corrupt_chunks: Bytes,
+      damage_records_written: Bytes,
+      seconds: z.number().min(0),
+    })
+    .nullable(),
+  seconds: z.number().min(0),
+});
+export type VerifyResult = z.infer<typeof VerifyResult>;
+
 export const Job = z.strictObject({
   id: Uuid,
   kind: z.enum(JOB_KINDS),
@@ -247,7 +338,7 @@ export const Job = z.strictObject({
   /** Why the job failed or was cancelled. */
   error: ApiErrorBody.nullable(),
   /** The outcome, on success. */
-  result: z.union([BackupResult, RestoreResult]).nullable(),
+  result: z.union([BackupResult, RestoreResult, VerifyResult]).nullable(),
   /** For a restore that did not complete: what became of the destination volume. */
   destination: z
     .strictObject({ volume: Volume.nullable(), state: z.enum(['available', 'failed', 'removed']) })

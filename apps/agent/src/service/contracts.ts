@@ -14,6 +14,7 @@ import type {
   JobAccepted,
   RestoreRequest,
   TargetSettings,
+  VerifyRequest,
 } from '@stowage/api';
 import type { Repository } from '@stowage/engine';
 import type { RetryEvent, StoreEvent } from '@stowage/object-store';
@@ -27,7 +28,7 @@ export interface Logger {
 }
 
 /**
- * Runs backup and restore jobs: a queue with a concurrency limit, cancel, and one `Job` record per id (the
+ * Runs backup, restore and verify jobs: a queue with a concurrency limit, cancel, and one `Job` record per id (the
  * `@stowage/api` shape, which the HTTP API returns as is). Request validation (zod) is the HTTP layer's;
  * the runner checks what only it can (backend configured, job id reuse, shutting down) and throws `ApiError`s.
  */
@@ -42,6 +43,8 @@ export interface JobRunner {
   submitBackup(request: BackupRequest): Promise<JobAccepted>;
   /** As `submitBackup`; a destination `name` is held until the job provisions the volume, then the volume. */
   submitRestore(request: RestoreRequest): Promise<JobAccepted>;
+  /** As `submitBackup`, but a verify holds no volume: it only reads the bucket (and writes damage records). */
+  submitVerify(request: VerifyRequest): Promise<JobAccepted>;
   /** Whether job `id` is queued or running (its volumes held). */
   isActive(id: string): boolean;
   get(id: string): Job | undefined;

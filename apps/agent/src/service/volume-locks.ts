@@ -2,7 +2,7 @@ import { ApiError, type BackendKind } from '@stowage/api';
 
 /** Who holds a volume: a job (named, so a refusal can say which) or a request of the HTTP API. */
 export type VolumeHolder =
-  | { kind: 'job'; jobId: string; jobKind: 'backup' | 'restore' }
+  | { kind: 'job'; jobId: string; jobKind: 'backup' | 'restore' | 'verify' }
   | { kind: 'request'; what: string };
 
 /**

@@ -7,6 +7,7 @@ import {
   JobAccepted,
   type ProvisionVolumeRequest,
   type RestoreRequest,
+  type VerifyRequest,
   Volume,
 } from '@stowage/api';
 import { z } from 'zod';
@@ -67,6 +68,10 @@ export class AgentClient {
 
   startRestore(request: RestoreRequest): Promise<JobAccepted> {
     return this.#call('POST', '/v1/storage/restore', request, JobAccepted);
+  }
+
+  startVerify(request: VerifyRequest): Promise<JobAccepted> {
+    return this.#call('POST', '/v1/storage/verify', request, JobAccepted);
   }
 
   getJob(id: string): Promise<Job> {

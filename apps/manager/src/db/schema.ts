@@ -12,6 +12,8 @@ export type NullableTimestamp = ColumnType<
   Date | string | null
 >;
 type Json<T> = ColumnType<T, string, string>;
+/** A nullable column that inserts may leave out (null then). */
+type Optional<T> = ColumnType<T | null, T | null | undefined, T | null>;
 export type NullableJson<T> = ColumnType<T | null, string | null | undefined, string | null>;
 
 export interface HostTable {
@@ -92,7 +94,7 @@ export interface VolumeTable {
   updated_at: Timestamp;
 }
 
-export type JobKind = 'backup' | 'restore';
+export type JobKind = 'backup' | 'restore' | 'verify';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface JobTable {
@@ -132,7 +134,20 @@ export interface BackupTable {
   chunks_new: number | null;
   snapshot: string | null;
   error: NullableJson<unknown>;
+  /** Migration 0003: what verification knows of the backup (see `VerifyState`). */
+  verified_at: NullableTimestamp;
+  verify_sample_percent: Optional<number>;
+  verify_state: Optional<VerifyState>;
+  damaged_chunks: Optional<number>;
+  damage_found_at: NullableTimestamp;
+  verify_job_id: Optional<string>;
+  verify_started_at: NullableTimestamp;
+  verify_error: NullableJson<unknown>;
 }
+
+/** `ok`: its last verify found nothing; `damaged`: a verify (its own or another backup's) found a chunk object
+ * it names missing or corrupt. */
+export type VerifyState = 'ok' | 'damaged';
 
 export interface MigrationTable {
   name: string;

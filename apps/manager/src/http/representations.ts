@@ -125,6 +125,15 @@ export function backupJson(row: BackupRow): ManagedBackup {
         : Math.max(0, (row.finished_at.getTime() - row.started_at.getTime()) / 1000),
     snapshot: row.snapshot as ManagedBackup['snapshot'],
     error: errorBody(row.error),
+    verification: {
+      state: row.verify_state ?? 'unverified',
+      verified_at: iso(row.verified_at),
+      sample_percent: row.verify_sample_percent,
+      damaged_chunks: row.verify_state === 'damaged' ? row.damaged_chunks : null,
+      damage_found_at: row.verify_state === 'damaged' ? iso(row.damage_found_at) : null,
+      job_id: row.verify_job_id,
+      error: errorBody(row.verify_error),
+    },
   };
 }
 

@@ -1,8 +1,16 @@
-import { ApiError, type BackupResult, type JobEvent, type RestoreResult } from '@stowage/api';
+import {
+  ApiError,
+  type BackupResult,
+  type DamagedBackup,
+  type JobEvent,
+  type RestoreResult,
+  type VerifyResult,
+} from '@stowage/api';
 import { recordHostContact } from '../db/hosts.js';
 import { lockJob, TERMINAL_STATES } from '../db/jobs.js';
 import { releaseLease } from '../db/leases.js';
 import type { JobRow } from '../db/schema.js';
+import { recordVerifyChecked, recordVerifyFailed } from '../db/verify.js';
 import type { ManagerContext } from './context.js';
 import { applyRetentionAfterBackup } from './retention.js';
 
@@ -22,7 +30,21 @@ type Decision =
       job: Record<string, unknown>;
       backup?: Record<string, unknown>;
       volume?: Record<string, unknown>;
+      verify?: VerifyOutcome;
     };
+
+/** What a finished verify job records: on its backup, and on every other backup it found damaged. */
+export type VerifyOutcome =
+  | {
+      checked: true;
+      at: Date;
+      samplePercent: number;
+      /** The verified backup's damaged chunk objects; null when it is healthy. */
+      damagedChunks: number | null;
+      /** Other backups naming a damaged chunk (the verified one left out). */
+      others: DamagedBackup[];
+    }
+  | { checked: false; error: string };
 
 /**
  * What one agent event does to a job (a pure function, so ordering is tested without a database):
@@ -31,7 +53,8 @@ type Decision =
  * - an event whose `seq` is not above the last one applied is stale (the agent retries, and sends progress
  *   at most once a second, newest only): nothing changes, so nothing double-counts;
  * - otherwise the job takes the event's state and progress; a terminal state also settles the backup row
- *   (completed with the agent's figures, or failed with its cause) or the restore's new volume.
+ *   (completed with the agent's figures, or failed with its cause) or the restore's new volume; a verify
+ *   records what it found on the verified backup and marks every other backup it found damaged.
  */
 export function decideJobEvent(job: JobRow, event: JobEvent, now: Date): Decision {
   const verdictOnly = failedByReconciler(job) && event.type === 'finished';
@@ -56,6 +79,23 @@ export function decideJobEvent(job: JobRow, event: JobEvent, now: Date): Decisio
   const failure = JSON.stringify(
     reported.error ?? { code: 'internal', message: `the job ended ${reported.state}` },
   );
+  if (job.kind === 'verify') {
+    const result = reported.result as VerifyResult | null;
+    const verify: VerifyOutcome =
+      succeeded && result !== null
+        ? {
+            checked: true,
+            at: finishedAt,
+            samplePercent: result.sample_percent,
+            damagedChunks: result.damaged
+              ? (result.damaged_backups.find((b) => b.backup_id === job.backup_id)?.damaged_chunks ??
+                result.missing_chunks + result.corrupt_chunks)
+              : null,
+            others: result.damaged_backups.filter((b) => b.backup_id !== job.backup_id),
+          }
+        : { checked: false, error: failure };
+    return { apply: true, job: jobUpdate, verify };
+  }
   if (job.kind === 'backup') {
     const result = reported.result as BackupResult | null;
     const backup =
@@ -133,6 +173,11 @@ export async function applyJobEvent(
         .where('id', '=', job.backup_id)
         .where('state', 'in', settled)
         .execute();
+    }
+    if (decision.verify && job.backup_id !== null) {
+      const verified = { id: job.id, backup_id: job.backup_id };
+      if (decision.verify.checked) await recordVerifyChecked(trx, verified, decision.verify);
+      else await recordVerifyFailed(trx, verified, decision.verify.error);
     }
     if (decision.volume && job.volume_id !== null) {
       await trx

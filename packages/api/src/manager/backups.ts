@@ -14,6 +14,34 @@ export const BACKUP_STATES = ['running', 'completed', 'failed'] as const;
 export const BackupState = z.enum(BACKUP_STATES);
 export type BackupState = z.infer<typeof BackupState>;
 
+/**
+ * What verification knows of a backup (docs/operations.md#verify). `state`: `unverified` (never verified and
+ * never found damaged), `ok` (its last verify found every chunk it read healthy — all of them, or
+ * `sample_percent` of them), `damaged` (a verify found a chunk object its manifest names missing or corrupt:
+ * its own verify, or that of another backup naming the same chunk, `job_id`). A damaged backup does not
+ * restore whole; it stays damaged until a verify of its own finds it healthy again.
+ */
+export const VERIFY_STATES = ['unverified', 'ok', 'damaged'] as const;
+export const VerifyState = z.enum(VERIFY_STATES);
+export type VerifyState = z.infer<typeof VerifyState>;
+
+export const BackupVerification = z.strictObject({
+  state: VerifyState,
+  /** When a verify of this backup last completed (null: never); the schedule counts from it. */
+  verified_at: Timestamp.nullable(),
+  /** The share of chunks that verify read (100: all). */
+  sample_percent: z.number().gt(0).max(100).nullable(),
+  /** Damaged chunk objects known (while `damaged`; 0 when its manifest does not decode), else null. */
+  damaged_chunks: Bytes.nullable(),
+  /** When damage was first found (while `damaged`). */
+  damage_found_at: Timestamp.nullable(),
+  /** The verify job that last reported on it (its own, or another backup's that found damage it shares). */
+  job_id: Uuid.nullable(),
+  /** Why its last verify could not check it; null once one succeeds. */
+  error: ApiErrorBody.nullable(),
+});
+export type BackupVerification = z.infer<typeof BackupVerification>;
+
 export const ManagedBackup = z.strictObject({
   id: Uuid,
   volume_id: Uuid,
@@ -32,6 +60,7 @@ export const ManagedBackup = z.strictObject({
   duration_seconds: z.number().min(0).nullable(),
   snapshot: z.enum(['reflink', 'copy', 'none']).nullable(),
   error: ApiErrorBody.nullable(),
+  verification: BackupVerification,
 });
 export type ManagedBackup = z.infer<typeof ManagedBackup>;
 export const ManagedBackupPage = Page(ManagedBackup);

@@ -145,6 +145,9 @@ export class ManagerClient {
   restoreBackup(id: string, body: Body<'restoreBackup'> = {}, signal?: AbortSignal): Answer<'restoreBackup'> {
     return this.request('restoreBackup', { params: { id }, body }, signal);
   }
+  verifyBackup(id: string, query: Query<'verifyBackup'> = {}, signal?: AbortSignal): Answer<'verifyBackup'> {
+    return this.request('verifyBackup', { params: { id }, query }, signal);
+  }
 
   listJobs(query?: Query<'listJobs'>, signal?: AbortSignal): Answer<'listJobs'> {
     return this.request('listJobs', { query }, signal);

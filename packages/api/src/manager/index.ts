@@ -16,4 +16,5 @@ export * from './sse.js';
 export * from './system.js';
 export * from './targets.js';
 export * from './tokens.js';
+export * from './verify.js';
 export * from './volumes.js';

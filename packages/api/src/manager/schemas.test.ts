@@ -164,6 +164,15 @@ describe('manager schemas', () => {
       duration_seconds: null,
       snapshot: null,
       error: null,
+      verification: {
+        state: 'unverified',
+        verified_at: null,
+        sample_percent: null,
+        damaged_chunks: null,
+        damage_found_at: null,
+        job_id: null,
+        error: null,
+      },
     };
     expect(ManagedBackup.safeParse(backup).success).toBe(true);
     expect(ManagedBackup.safeParse({ ...backup, secret: 'x' }).success).toBe(false);

@@ -10,6 +10,7 @@ import {
   Job,
   type JobAccepted,
   type RestoreRequest,
+  type VerifyRequest,
   Volume,
 } from '@stowage/api';
 import { BlockBackend, type HostBackend, LocalFileBackend } from '@stowage/host-backends';
@@ -29,7 +30,7 @@ const json = { ...auth, 'Content-Type': 'application/json' };
  * real server in serve.test.ts; here only routing, validation, auth and the error shape are under test.
  */
 class RecordingRunner implements JobRunner {
-  readonly submitted: (BackupRequest | RestoreRequest)[] = [];
+  readonly submitted: (BackupRequest | RestoreRequest | VerifyRequest)[] = [];
   readonly jobs = new Map<string, Job>();
 
   #accept(id: string, kind: Job['kind']): JobAccepted {
@@ -55,6 +56,10 @@ class RecordingRunner implements JobRunner {
   async submitRestore(request: RestoreRequest): Promise<JobAccepted> {
     this.submitted.push(request);
     return this.#accept(request.job_id, 'restore');
+  }
+  async submitVerify(request: VerifyRequest): Promise<JobAccepted> {
+    this.submitted.push(request);
+    return this.#accept(request.job_id, 'verify');
   }
   isActive(id: string): boolean {
     const job = this.jobs.get(id);
@@ -394,6 +399,45 @@ describe('agent HTTP API: bad input gets a clear 4xx and changes nothing', () =>
     expect(Job.parse(await cancel.json()).state).toBe('cancelled');
     await errorOf(await app.request(`/v1/jobs/${randomUUID()}`, { headers: auth }), 404, 'not_found');
     await errorOf(await app.request('/v1/jobs/42', { headers: auth }), 400, 'invalid_request');
+  });
+
+  it('validates verify requests: the manifest key, the sample, the target', async () => {
+    const verify = (body: unknown, on = app) =>
+      on.request('/v1/storage/verify', { method: 'POST', headers: json, body: JSON.stringify(body) });
+    const [volumeId, backupId] = [randomUUID(), randomUUID()];
+    const good = {
+      job_id: randomUUID(),
+      backup: { volume_id: volumeId, backup_id: backupId, manifest_key: `manifests/${volumeId}/${backupId}` },
+      sample_percent: 5,
+      target,
+    };
+    for (const sample of [0, -1, 100.5, 'ten']) {
+      const body = await errorOf(await verify({ ...good, sample_percent: sample }), 400, 'invalid_request');
+      expect(body.message).toContain('sample_percent');
+    }
+    const wrongKey = await verify({ ...good, backup: { ...good.backup, manifest_key: 'manifests/x/y' } });
+    expect((await errorOf(wrongKey, 400, 'invalid_request')).message).toContain('manifest_key');
+    await errorOf(await verify({ ...good, volume: 'extra' }), 400, 'invalid_request');
+    const refusing = createAgentApp({
+      token: TOKEN,
+      backends: new Map(),
+      runner,
+      locks,
+      metrics: new AgentMetrics(),
+      logger: createJsonLogger({ write: () => {} }),
+      checkTarget: () => {
+        throw new ApiError('forbidden', 'file:///elsewhere is outside the repository roots');
+      },
+    });
+    await errorOf(await verify(good, refusing), 403, 'forbidden');
+    expect(runner.submitted).toHaveLength(0);
+
+    const accepted = await verify(good);
+    expect(accepted.status).toBe(202);
+    expect(await accepted.json()).toEqual({ job_id: good.job_id, state: 'queued' });
+    expect(runner.submitted).toEqual([good]);
+    const job = await app.request(`/v1/jobs/${good.job_id}`, { headers: auth });
+    expect(Job.parse(await job.json()).kind).toBe('verify');
   });
 
   it('serves Prometheus metrics to a caller with the token', async () => {

@@ -10,6 +10,7 @@ import {
   RestoreRequest,
   type Snapshot,
   type TargetSettings,
+  VerifyRequest,
   type Volume,
   VolumeQuery,
   validationDetails,
@@ -215,6 +216,12 @@ export function createAgentApp(options: AgentAppOptions): Hono {
     }
     options.checkTarget?.(request.target);
     return c.json(await runner.submitRestore(request), 202);
+  });
+
+  app.post('/v1/storage/verify', async (c) => {
+    const request = parse(VerifyRequest, await body(c));
+    options.checkTarget?.(request.target);
+    return c.json(await runner.submitVerify(request), 202);
   });
 
   app.get('/v1/jobs', (c) => c.json(runner.list()));

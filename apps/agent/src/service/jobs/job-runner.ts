@@ -11,9 +11,18 @@ import {
   type JobAccepted,
   type RestoreRequest,
   type RestoreResult,
+  type VerifyRequest,
   type Volume,
 } from '@stowage/api';
-import { backupVolume, ChunkWorkers, EngineError, type Progress, restoreBackup } from '@stowage/engine';
+import {
+  backupVolume,
+  ChunkWorkers,
+  checkRepository,
+  EngineError,
+  type Progress,
+  restoreBackup,
+  verifyBackup,
+} from '@stowage/engine';
 import { manifestObjectKey } from '@stowage/format';
 import type { HostBackend, SnapshotResult, VolumeInfo } from '@stowage/host-backends';
 import type { JobEventSink, JobRunner, Logger, RepositoryOpener } from '../contracts.js';
@@ -24,6 +33,7 @@ import { VolumeLocks } from '../volume-locks.js';
 import type { JobHistory } from './history.js';
 import { errorBody } from './job-errors.js';
 import type { JobJournal, JournalEntry } from './journal.js';
+import { verifyResultOf } from './verify-result.js';
 import { type WriterTarget, writerTarget } from './writer-target.js';
 
 export { errorBody } from './job-errors.js';
@@ -180,6 +190,16 @@ export class LocalJobRunner implements JobRunner {
     );
   }
 
+  submitVerify(request: VerifyRequest): Promise<JobAccepted> {
+    return this.#submit(
+      'verify',
+      request,
+      // No volume is used: the job reads the bucket only, so nothing on the host is held for it.
+      async () => ({ keys: [], subject: `backup ${request.backup.backup_id}` }),
+      (entry) => this.#runVerify(entry, request),
+    );
+  }
+
   get(id: string): Job | undefined {
     return this.#jobs.get(id.toLowerCase())?.job;
   }
@@ -270,7 +290,11 @@ export class LocalJobRunner implements JobRunner {
       await this.#options.events.flush?.();
       const cleanup = await this.#cleanUpAfterCrash(entry, { snapshotOnly: true });
       // Retried at each start while its backend is configured; without it nothing here can ever delete it.
-      if (cleanup.includes('could not') && this.#options.backends.has(entry.backend)) {
+      if (
+        cleanup.includes('could not') &&
+        entry.backend !== undefined &&
+        this.#options.backends.has(entry.backend)
+      ) {
         this.#logger.error('job journal entry kept: its snapshot still could not be deleted', {
           job_id: job.id,
           cleanup,
@@ -329,7 +353,7 @@ export class LocalJobRunner implements JobRunner {
   }
 
   async #cleanUpAfterCrash(entry: JournalEntry, only: { snapshotOnly?: boolean } = {}): Promise<string> {
-    const backend = this.#options.backends.get(entry.backend);
+    const backend = entry.backend === undefined ? undefined : this.#options.backends.get(entry.backend);
     const done: string[] = [];
     const tryTo = async (what: string, run: (backend: HostBackend) => Promise<boolean>) => {
       if (backend === undefined) {
@@ -368,7 +392,7 @@ export class LocalJobRunner implements JobRunner {
    */
   async #submit(
     kind: Job['kind'],
-    request: BackupRequest | RestoreRequest,
+    request: BackupRequest | RestoreRequest | VerifyRequest,
     prepare: () => Promise<{ keys: string[]; subject: string }>,
     work: Entry['work'],
   ): Promise<JobAccepted> {
@@ -596,14 +620,14 @@ export class LocalJobRunner implements JobRunner {
     return backend;
   }
 
-  #journalEntry(entry: Entry, backend: BackendKind): JournalEntry {
+  #journalEntry(entry: Entry, backend: BackendKind | undefined): JournalEntry {
     return {
       id: entry.job.id,
       fingerprint: entry.fingerprint,
       kind: entry.job.kind,
       created_at: entry.job.created_at,
       started_at: entry.job.started_at ?? this.#now().toISOString(),
-      backend,
+      ...(backend === undefined ? {} : { backend }),
     };
   }
 
@@ -853,6 +877,58 @@ export class LocalJobRunner implements JobRunner {
           });
         }
       }
+      await this.#closeWorkers(entry, workers);
+    }
+  }
+
+  /**
+   * Verifies one backup (`verifyBackup`: all its chunks or a sample, its damage record kept). When that finds
+   * damage, a repository check follows (`checkRepository` without reading data: it lists the packs, reads
+   * every manifest, and reads the chunks damage records list — the ones just recorded among them), which
+   * names every backup whose manifest names a damaged chunk object and writes their damage records too.
+   * Both only read the bucket and write `damage/`; nothing on the host is touched.
+   */
+  async #runVerify(entry: Entry, request: VerifyRequest): Promise<void> {
+    const signal = entry.controller.signal;
+    // Journaled, though it leaves nothing behind: a verify cut short by a crash is reported failed at the next
+    // start, like any job, rather than left running until the manager gives up on it.
+    await this.#journal(entry, this.#journalEntry(entry, undefined));
+    const workers = this.#workers();
+    try {
+      const repository = await this.#options.openRepository(request.target, signal);
+      await workers.useKey(repository.targetKey);
+      signal.throwIfAborted();
+      const backup = {
+        volumeId: request.backup.volume_id,
+        backupId: request.backup.backup_id,
+        manifestKey: request.backup.manifest_key,
+      };
+      const samplePercent = request.sample_percent ?? 100;
+      const report = await verifyBackup({
+        repository,
+        workers,
+        backup,
+        samplePercent,
+        onProgress: this.#progressListener(entry, 'transfer'),
+        signal,
+        now: this.#now,
+      });
+      const check =
+        report.problems.length > 0
+          ? await checkRepository({ repository, workers, readData: 'none', signal, now: this.#now })
+          : undefined;
+      const result = verifyResultOf(backup, samplePercent, report, check);
+      entry.ending = { result, destination: null };
+      this.#logger[result.damaged ? 'warn' : 'info']('backup verified', {
+        job_id: entry.job.id,
+        volume_id: backup.volumeId,
+        backup_id: backup.backupId,
+        sample_percent: samplePercent,
+        damaged: result.damaged,
+        problems: report.problems.length,
+        damaged_backups: result.damaged_backups.length,
+      });
+    } finally {
       await this.#closeWorkers(entry, workers);
     }
   }

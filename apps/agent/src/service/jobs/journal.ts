@@ -5,17 +5,19 @@ import { writeFileAtomically } from '../atomic-file.js';
 
 /**
  * What a job leaves on the host while it runs, so that after the agent is killed the next start can clean
- * it up and report the job failed: the snapshot a backup reads, the volume a restore provisioned.
+ * it up and report the job failed: the snapshot a backup reads, the volume a restore provisioned (a verify
+ * leaves nothing, but is recorded so that its failure is reported all the same).
  */
 export interface JournalEntry {
   id: string;
   /** The request's fingerprint, so that an identical resubmit after a restart finds the job (older entries
    * have none: their resubmits are refused as different). */
   fingerprint?: string;
-  kind: 'backup' | 'restore';
+  kind: 'backup' | 'restore' | 'verify';
   created_at: string;
   started_at: string;
-  backend: BackendKind;
+  /** The backend of the volume the job uses; absent for a verify, which touches no volume. */
+  backend?: BackendKind;
   /** A backup's volume, and the name of the snapshot the job takes of it (unique to the job, so the
    * clean-up can find it by name even when the process died before learning its locator). */
   volume?: string;
