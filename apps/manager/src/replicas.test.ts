@@ -640,10 +640,9 @@ describe.skipIf(unavailable !== undefined)(
       expect(made.map((id) => existsSync(manifest(id)))).toEqual([false, false, false, true]);
     }, 60_000);
 
-    // Skipped until fixed: services/backups.ts deleteBackup ignores deleteBackupRow's result, so when both
-    // replicas' prunes (or deletes) pass requireBackup before either deletes the row, both report the backup
-    // deleted (PruneResult.deleted 1 on each, "backup deleted" logged twice). Nothing is lost; the count lies.
-    it.skip('counts a backup that two concurrent prunes delete once (skipped: deleteBackup double-counts, reported)', async () => {
+    // When both replicas' prunes pass requireBackup before either deletes the row, only the one whose DELETE
+    // took the row counts it (deleteBackup answers not_found to the other).
+    it('counts a backup that two concurrent prunes delete once', async () => {
       const v = await volume('replicas-prune-twice', b);
       const made: string[] = [];
       for (let n = 0; n < 2; n++) {
