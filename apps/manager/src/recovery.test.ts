@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { ApiError, type IndexRebuildResult, type ManagedJob, type ManagerClient } from '@stowage/api';
 import { DEFAULT_CHUNKER_PARAMS } from '@stowage/chunker';
 import { Repository } from '@stowage/engine';
@@ -9,6 +10,8 @@ import { DEFAULT_SEGMENT_ENTRIES, FORMAT_VERSION } from '@stowage/format';
 import { type ObjectStore, openObjectStore } from '@stowage/object-store';
 import { startS3rver, type TestS3Server } from '@stowage/object-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT } from './cli/exit-codes.js';
+import { run } from './cli/main.js';
 import { startTestSystem, TEST_KDF, type TestSystem } from './testing/embedded.js';
 import { postgresUnavailableReason, startPostgres, type TestPostgres } from './testing/postgres.js';
 
@@ -370,6 +373,36 @@ function describeRecovery(name: string, databases: Databases) {
       const cursors = batches.map((b) => b.next_start_after).filter((c): c is string => c !== null);
       expect([...cursors].sort()).toEqual(cursors);
       expect(new Set(cursors).size).toBe(cursors.length);
+    }, 240_000);
+
+    it('is what "manager backup index-rebuild" runs: batches, progress, the damage listed, exit 1', async () => {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.on('data', (d) => {
+        out += d;
+      });
+      stderr.on('data', (d) => {
+        err += d;
+      });
+      const env = { MANAGER_URL: second.embedded.manager.url, MANAGER_TOKEN: second.embedded.adminToken };
+      const code = await run(
+        ['backup', 'index-rebuild', '--target', 'offsite', '--batch', '1000', '--json'],
+        env,
+        { stdout, stderr },
+      );
+      expect(code).toBe(EXIT.failure);
+      const manifests = SYNTHETIC + original.backups.length + damagedKeys.length;
+      expect(JSON.parse(out)).toMatchObject({
+        batches: Math.ceil(manifests / 1000),
+        manifests,
+        inserted: 0,
+        existing: SYNTHETIC + original.backups.length,
+        damaged: 3,
+      });
+      for (const key of damagedKeys) expect(err).toContain(`not recorded: ${key}`);
+      expect(err).toMatch(/^batch 1: 1000 manifests read, 0 backups recorded/m);
     }, 240_000);
 
     it('restores a rebuilt backup byte-exact onto a volume of a registered host', async () => {
