@@ -323,6 +323,11 @@ export const VerifyResult = z.strictObject({
       seconds: z.number().min(0),
     })
     .nullable(),
+  /**
+   * Why the repository check after damage was found failed (a storage error, a manifest deleted while it
+   * read): the backup's own findings stand, but other backups naming its damaged chunks are not named.
+   */
+  repository_check_error: z.string().nullable(),
   seconds: z.number().min(0),
 });
 export type VerifyResult = z.infer<typeof VerifyResult>;

@@ -188,3 +188,83 @@ describe('decideJobEvent', () => {
     });
   });
 });
+
+describe('decideJobEvent for a verify job', () => {
+  const BACKUP = '0b6f3f8e-1c1e-4a55-9a43-6f3b2e8f7a01';
+  const VOLUME = '9a0e0c1b-5d5e-4f0a-8a43-1f3b2e8f7a02';
+  const OTHER = '1c7a4f9e-2d2f-4b66-8b54-7a4c3f9a8b03';
+  const verifyResult = (damaged: boolean) => ({
+    backup_id: BACKUP,
+    volume_id: VOLUME,
+    sample_percent: 25,
+    chunks_total: 40,
+    chunks_checked: damaged ? 7 : 10,
+    bytes_checked: 1000,
+    segments_checked: 1,
+    missing_chunks: damaged ? 3 : 0,
+    corrupt_chunks: 0,
+    chunks_from_copies: 0,
+    problems: [],
+    damaged,
+    damage_record: null,
+    damage_record_error: null,
+    damaged_backups: damaged
+      ? [
+          { volume_id: VOLUME, backup_id: BACKUP, damaged_chunks: 3, manifest_damaged: false },
+          { volume_id: VOLUME, backup_id: OTHER, damaged_chunks: 5, manifest_damaged: false },
+        ]
+      : [],
+    damaged_backups_truncated: false,
+    repository_check: null,
+    repository_check_error: null,
+    seconds: 1,
+  });
+  const verifyRow = row({ kind: 'verify', state: 'running', backup_id: BACKUP, last_event_seq: 2 });
+  const finished = (job: Partial<Job>) => event(3, { kind: 'verify', finished_at: AT, ...job }, 'finished');
+
+  it('records a healthy verify on its backup, with the share read and when', () => {
+    const decision = decideJobEvent(
+      verifyRow,
+      finished({ state: 'succeeded', result: verifyResult(false) }),
+      NOW,
+    );
+    expect(decision).toMatchObject({
+      apply: true,
+      job: { state: 'succeeded' },
+      verify: { checked: true, at: new Date(AT), samplePercent: 25, damagedChunks: null, others: [] },
+    });
+    expect(decision.apply && decision.backup).toBeUndefined();
+    expect(decision.apply && decision.volume).toBeUndefined();
+  });
+
+  it('marks the verified backup damaged and names the others apart', () => {
+    const decision = decideJobEvent(
+      verifyRow,
+      finished({ state: 'succeeded', result: verifyResult(true) }),
+      NOW,
+    );
+    expect(decision).toMatchObject({
+      apply: true,
+      verify: {
+        checked: true,
+        damagedChunks: 3,
+        others: [{ volume_id: VOLUME, backup_id: OTHER, damaged_chunks: 5, manifest_damaged: false }],
+      },
+    });
+  });
+
+  it('keeps a failed verify’s cause, changing nothing else about the backup', () => {
+    const error = { code: 'unavailable' as const, message: 'the bucket is unreachable' };
+    const decision = decideJobEvent(verifyRow, finished({ state: 'failed', error }), NOW);
+    expect(decision).toMatchObject({ apply: true, verify: { checked: false } });
+    if (decision.apply && decision.verify && !decision.verify.checked) {
+      expect(JSON.parse(decision.verify.error)).toEqual(error);
+    }
+    // A redelivered final event of a verify is stale like any other.
+    const done = row({ kind: 'verify', state: 'succeeded', backup_id: BACKUP, last_event_seq: 3 });
+    expect(decideJobEvent(done, finished({ state: 'failed', error }), NOW)).toEqual({
+      apply: false,
+      reason: 'finished',
+    });
+  });
+});

@@ -913,9 +913,19 @@ export class LocalJobRunner implements JobRunner {
         signal,
         now: this.#now,
       });
+      // The verify's own findings stand whatever becomes of the check: only a cancel ends the job without them.
       const check =
         report.problems.length > 0
-          ? await checkRepository({ repository, workers, readData: 'none', signal, now: this.#now })
+          ? await checkRepository({ repository, workers, readData: 'none', signal, now: this.#now }).catch(
+              (error: unknown) => {
+                if (signal.aborted) throw error;
+                this.#logger.error('the repository check after a damaged verify failed', {
+                  job_id: entry.job.id,
+                  error,
+                });
+                return { error: `the repository check failed: ${(error as Error).message}` };
+              },
+            )
           : undefined;
       const result = verifyResultOf(backup, samplePercent, report, check);
       entry.ending = { result, destination: null };

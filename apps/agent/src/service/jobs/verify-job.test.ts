@@ -14,7 +14,7 @@ import {
 import { Repository } from '@stowage/engine';
 import { TEST_CHUNKER_PARAMS, TEST_KDF, TEST_PASSPHRASE, writeTestVolume } from '@stowage/engine/testing';
 import { type HostBackend, LocalFileBackend } from '@stowage/host-backends';
-import { MemoryObjectStore } from '@stowage/object-store';
+import { MemoryObjectStore, type ObjectStore } from '@stowage/object-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobEventSink } from '../contracts.js';
 import { createJobRunner, type LocalJobRunner } from './job-runner.js';
@@ -53,10 +53,11 @@ beforeEach(async () => {
 
 afterEach(() => rm(dir, { recursive: true, force: true }));
 
-function runner(): LocalJobRunner {
+function runner(wrap: (s: ObjectStore) => ObjectStore = (s) => s): LocalJobRunner {
   return createJobRunner({
     backends: new Map<BackendKind, HostBackend>([['local-file', backend]]),
-    openRepository: async (target) => Repository.openWithKey(store, Buffer.from(target.target_key, 'base64')),
+    openRepository: async (target) =>
+      Repository.openWithKey(wrap(store), Buffer.from(target.target_key, 'base64')),
     events: sink,
     threads: 2,
     journal: new JobJournal(join(dir, 'state')),
@@ -147,6 +148,7 @@ describe('verify jobs', () => {
       problems: [],
       damaged_backups: [],
       repository_check: null,
+      repository_check_error: null,
     });
     expect(full.chunks_total).toBeGreaterThan(10);
     expect(full.chunks_checked).toBe(full.chunks_total);
@@ -197,6 +199,7 @@ describe('verify jobs', () => {
     expect(named.has(third.backup_id)).toBe(false);
     expect(result.damaged_backups_truncated).toBe(false);
     expect(result.repository_check?.manifests_checked).toBe(3);
+    expect(result.repository_check_error).toBeNull();
     // The bucket knows too: both backups have damage records now (format §12), the third none.
     const records = new Set<string>();
     for await (const info of store.list('damage/')) records.add(info.key);
@@ -206,6 +209,33 @@ describe('verify jobs', () => {
         `damage/${second.volume_id}/${second.backup_id}`,
       ]),
     );
+  });
+
+  it('keep the verified backup’s findings when the repository check after them fails', async () => {
+    const info = await backend.provision({ name: 'c', size: 4 << 20 });
+    await writeTestVolume(info.locator, 4 << 20, 'check-fails');
+    const backup = await backUp(runner(), info.locator, 'c');
+    for (const key of await packKeys()) await store.delete(key);
+    // The check lists packs/ (the verify never does): that listing fails.
+    const failingPackListing = (inner: ObjectStore): ObjectStore =>
+      new Proxy(inner, {
+        get(target, property) {
+          if (property === 'list') {
+            return (prefix: string, options?: unknown) => {
+              if (prefix.startsWith('packs/')) throw new Error('listing refused by the test');
+              return target.list(prefix, options as never);
+            };
+          }
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+    const { result } = await verified(runner(failingPackListing), verifyRequest(backup));
+    expect(result.damaged).toBe(true);
+    expect(result.missing_chunks).toBeGreaterThan(0);
+    expect(result.repository_check).toBeNull();
+    expect(result.repository_check_error).toContain('listing refused by the test');
+    expect(result.damaged_backups.map((b) => b.backup_id)).toEqual([backup.backup_id]);
   });
 
   it('report a verify the agent died during as failed at the next start', async () => {

@@ -9,14 +9,26 @@ import type { BackupRef, CheckReport, VerifyReport } from '@stowage/engine';
 /**
  * A verify job's result from the engine's reports: the verified backup's own findings, and — when a
  * repository check followed — every backup the check found naming a damaged chunk object (or whose manifest
- * does not decode). The verified backup is listed first whenever it is damaged, with the larger of the two
+ * does not decode), or the check's failure (`{ error }`). The verified backup is listed first whenever it is damaged, with the larger of the two
  * counts (the check's lists stop at `MAX_REPORTED_CHUNKS` per problem; the verify's count does not).
  */
 export function verifyResultOf(
   backup: BackupRef,
   samplePercent: number,
   report: VerifyReport,
+  check: CheckReport | { error: string } | undefined,
+): VerifyResult {
+  const checkError = check !== undefined && 'error' in check ? check.error : null;
+  const checked = check !== undefined && 'error' in check ? undefined : check;
+  return resultOf(backup, samplePercent, report, checked, checkError);
+}
+
+function resultOf(
+  backup: BackupRef,
+  samplePercent: number,
+  report: VerifyReport,
   check: CheckReport | undefined,
+  checkError: string | null,
 ): VerifyResult {
   const damaged = report.problems.length > 0;
   const byBackup = new Map<string, DamagedBackup>();
@@ -109,6 +121,7 @@ export function verifyResultOf(
             damage_records_written: check.damageRecordsWritten.length,
             seconds: check.seconds,
           },
+    repository_check_error: checkError,
     seconds: report.seconds + (check?.seconds ?? 0),
   };
 }
