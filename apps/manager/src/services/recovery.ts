@@ -25,8 +25,14 @@ const MANIFESTS_PREFIX = 'manifests/';
 const CHUNK = 200;
 /** Roots fetched at once (each is one small GET; latency dominates). */
 const READ_CONCURRENCY = 8;
-/** Tries of one chunk's transaction when a volume it relies on is deleted underneath it. */
-const FOREIGN_KEY_TRIES = 3;
+/** Tries of one chunk's transaction when a volume it relies on is deleted underneath it, or PostgreSQL picks
+ * it as a deadlock's victim (two rebuilds insert in one order, but a writer of other rows may not). */
+const CHUNK_TRIES = 3;
+
+/** Postgres's deadlock_detected (40P01). */
+function isDeadlock(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '40P01';
+}
 
 export interface RebuildOptions {
   /** Read only the manifests whose keys sort after this one (the previous batch's `next_start_after`). */
@@ -210,7 +216,8 @@ async function rebuildChunk(
       break;
     } catch (error) {
       // A volume deleted between its "already there" and the backup's insert: insert it again.
-      if (!isForeignKeyViolation(error) || attempt === FOREIGN_KEY_TRIES) throw error;
+      const retry = isForeignKeyViolation(error) || isDeadlock(error);
+      if (!retry || attempt === CHUNK_TRIES) throw error;
     }
   }
 
