@@ -69,6 +69,16 @@ export async function runningVerifiesByHost(db: Db): Promise<Map<string, number>
   return new Map(rows.filter((r) => r.host_id !== null).map((r) => [r.host_id!, Number(r.n)]));
 }
 
+/** Hosts whose agent was last found unreachable, with when (the row's last change then). */
+export async function downHosts(db: Db): Promise<Map<string, Date>> {
+  const rows = await db
+    .selectFrom('host')
+    .select(['id', 'updated_at'])
+    .where('status', '=', 'down')
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.updated_at]));
+}
+
 /** Backups whose verify is queued or running (the plan never starts a second one). */
 export async function backupsBeingVerified(db: Db): Promise<Set<string>> {
   const rows = await db

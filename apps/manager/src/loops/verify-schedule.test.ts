@@ -94,6 +94,21 @@ describe('the verify schedule', () => {
 
   it('reports due backups without a host apart instead of starting them', () => {
     const plan = planVerifies(T0, [backup('orphan', { hostId: null, finishedAt: at(-8) })], new Map());
-    expect(plan).toEqual({ start: [], deferred: 0, noHost: ['orphan'] });
+    expect(plan).toEqual({ start: [], deferred: 0, noHost: ['orphan'], restingHosts: [] });
+  });
+
+  it('leaves a host found unreachable alone for a while, then tries it with one verify', () => {
+    const backups = [
+      backup('a1', { finishedAt: at(-9) }),
+      backup('a2', { finishedAt: at(-8) }),
+      backup('b1', { finishedAt: at(-8), hostId: 'host-b' }),
+    ];
+    const down = new Map([['host-a', new Date(T0.getTime() - 5 * 60_000)]]);
+    const resting = planVerifies(T0, backups, new Map(), {}, down);
+    expect(ids(resting)).toEqual(['b1']);
+    expect(resting.restingHosts).toEqual(['host-a']);
+    const later = new Date(T0.getTime() + 10 * 60_000);
+    expect(ids(planVerifies(later, backups, new Map(), {}, down))).toEqual(['a1', 'b1']);
+    expect(ids(planVerifies(later, backups, new Map(), { downHostRestMs: 3_600_000 }, down))).toEqual(['b1']);
   });
 });

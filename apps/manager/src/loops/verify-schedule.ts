@@ -25,6 +25,9 @@ export interface VerifyPlanLimits {
   readonly perTick?: number;
   /** How long after a verify started that did not complete the next try waits (default 6 h). */
   readonly retryAfterMs?: number;
+  /** How long a host last found unreachable is left alone (default 15 min): then one verify tries it again,
+   * so an agent that is down costs a failed job every quarter hour, not one a minute. */
+  readonly downHostRestMs?: number;
 }
 
 export interface VerifyPlan {
@@ -38,6 +41,8 @@ export interface VerifyPlan {
   readonly deferred: number;
   /** Due, but without a host to run on. */
   readonly noHost: readonly string[];
+  /** Hosts with due backups left alone because they were found unreachable a moment ago. */
+  readonly restingHosts: readonly string[];
 }
 
 const DAY_MS = 86_400_000;
@@ -55,17 +60,21 @@ export function verifyDueAt(backup: VerifyScheduledBackup): Date {
 /**
  * The verify schedule's decision for one tick (pure; the loop owns the I/O): every backup due (`verifyDueAt`
  * passed) that is not being verified and whose last unfinished attempt is older than `retryAfterMs`, most
- * overdue first, while its host has fewer than `perHost` verifies going and fewer than `perTick` were picked.
+ * overdue first, while its host has fewer than `perHost` verifies going and fewer than `perTick` were picked,
+ * and unless its host was found unreachable less than `downHostRestMs` ago.
  */
 export function planVerifies(
   now: Date,
   backups: readonly VerifyScheduledBackup[],
   runningPerHost: ReadonlyMap<string, number>,
   limits: VerifyPlanLimits = {},
+  /** Hosts last found unreachable, with when. */
+  downHosts: ReadonlyMap<string, Date> = new Map(),
 ): VerifyPlan {
   const perHost = limits.perHost ?? 1;
   const perTick = limits.perTick ?? 20;
   const retryAfterMs = limits.retryAfterMs ?? 6 * 3_600_000;
+  const downHostRestMs = limits.downHostRestMs ?? 15 * 60_000;
   const t = now.getTime();
   const due = backups
     .filter((b) => {
@@ -81,10 +90,16 @@ export function planVerifies(
   const busy = new Map(runningPerHost);
   const start: { backupId: string; hostId: string; samplePercent: number }[] = [];
   const noHost: string[] = [];
+  const resting = new Set<string>();
   let deferred = 0;
   for (const b of due) {
     if (b.hostId === null) {
       noHost.push(b.backupId);
+      continue;
+    }
+    const down = downHosts.get(b.hostId);
+    if (down !== undefined && t - down.getTime() < downHostRestMs) {
+      resting.add(b.hostId);
       continue;
     }
     const running = busy.get(b.hostId) ?? 0;
@@ -95,5 +110,5 @@ export function planVerifies(
     busy.set(b.hostId, running + 1);
     start.push({ backupId: b.backupId, hostId: b.hostId, samplePercent: b.samplePercent });
   }
-  return { start, deferred, noHost };
+  return { start, deferred, noHost, restingHosts: [...resting] };
 }

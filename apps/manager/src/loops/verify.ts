@@ -1,5 +1,5 @@
 import { ApiError } from '@stowage/api';
-import { backupsBeingVerified, runningVerifiesByHost, verifyCandidates } from '../db/verify.js';
+import { backupsBeingVerified, downHosts, runningVerifiesByHost, verifyCandidates } from '../db/verify.js';
 import type { ManagerContext } from '../services/context.js';
 import { verifyNow } from '../services/verify.js';
 import { planVerifies } from './verify-schedule.js';
@@ -38,6 +38,8 @@ export async function verifyScheduleOnce(ctx: ManagerContext): Promise<VerifyLoo
       verifying: verifying.has(row.backup_id),
     })),
     await runningVerifiesByHost(ctx.db),
+    {},
+    await downHosts(ctx.db),
   );
   let started = 0;
   let failed = 0;
