@@ -29,32 +29,48 @@ export interface VerifyCandidateRow {
 
 /**
  * Completed backups of targets with a verify schedule whose last verify (or, never verified, whose end) is
- * older than the target's period as of `now`, oldest first, at most `limit`: the pure plan decides among them.
+ * older than the target's period as of `now`, oldest first, at most `limit` per target: the pure plan decides
+ * among them. One query per scheduled target, each an ordered scan of `backup_verify_due` (a completed
+ * backup always has `finished_at`), so the cost follows what is due, not how many backups there are.
  */
 export async function verifyCandidates(db: Db, now: Date, limit: number): Promise<VerifyCandidateRow[]> {
-  const since = sql<Date>`coalesce(b.verified_at, b.finished_at, b.started_at)`;
-  const rows = await db
-    .selectFrom('backup as b')
-    .innerJoin('backup_target as t', 't.id', 'b.backup_target_id')
-    .innerJoin('volume as v', 'v.id', 'b.volume_id')
-    .select([
-      'b.id as backup_id',
-      'b.backup_target_id',
-      'v.host_id',
-      'b.finished_at',
-      'b.started_at',
-      'b.verified_at',
-      'b.verify_started_at',
-      't.verify_every_days',
-      't.verify_sample_percent',
-    ])
-    .where('b.state', '=', 'completed')
-    .where('t.verify_every_days', 'is not', null)
-    .where(sql<boolean>`${since} + t.verify_every_days * interval '1 day' <= ${now}`)
-    .orderBy(since)
-    .limit(limit)
+  const targets = await db
+    .selectFrom('backup_target')
+    .select(['id', 'verify_every_days', 'verify_sample_percent'])
+    .where('verify_every_days', 'is not', null)
+    .orderBy('id')
     .execute();
-  return rows.map((row) => ({ ...row, verify_every_days: row.verify_every_days! }));
+  const since = sql<Date>`coalesce(b.verified_at, b.finished_at)`;
+  const out: VerifyCandidateRow[] = [];
+  for (const target of targets) {
+    const days = target.verify_every_days!;
+    const rows = await db
+      .selectFrom('backup as b')
+      .innerJoin('volume as v', 'v.id', 'b.volume_id')
+      .select([
+        'b.id as backup_id',
+        'b.backup_target_id',
+        'v.host_id',
+        'b.finished_at',
+        'b.started_at',
+        'b.verified_at',
+        'b.verify_started_at',
+      ])
+      .where('b.backup_target_id', '=', target.id)
+      .where('b.state', '=', 'completed')
+      .where(since, '<=', new Date(now.getTime() - days * 86_400_000))
+      .orderBy(since)
+      .limit(limit)
+      .execute();
+    for (const row of rows) {
+      out.push({
+        ...row,
+        verify_every_days: days,
+        verify_sample_percent: target.verify_sample_percent,
+      });
+    }
+  }
+  return out;
 }
 
 /** Verify jobs queued or running, per host. */
