@@ -12,6 +12,9 @@ ALTER TABLE backup_target
   ADD COLUMN verify_sample_percent real NOT NULL DEFAULT 100
     CHECK (verify_sample_percent > 0 AND verify_sample_percent <= 100);
 
+-- A repository is one target: two rows of one bucket would run two GCs of it at once.
+CREATE UNIQUE INDEX backup_target_repository_unique ON backup_target (repository_id);
+
 -- What a backup job waiting for a sweep to end is sent with when it does (its own options; null: defaults).
 ALTER TABLE job ADD COLUMN request jsonb;
 

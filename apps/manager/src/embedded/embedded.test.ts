@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
@@ -67,5 +67,34 @@ describe('the embedded system (npm start)', () => {
     } finally {
       await again.stop();
     }
-  }, 120_000);
+    // The database lost (db/ deleted): the next start imports the local repository with the kept passphrase
+    // and records its backups again; the passphrase file is left as it was.
+    const passphrase = readFileSync(join(home, 'recovery-passphrase'), 'utf8');
+    rmSync(join(home, 'db'), { recursive: true, force: true });
+    const recovered = await startEmbedded(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
+      logger: silentLogger,
+      kdf: TEST_KDF,
+      agentBin: AGENT_SOURCE_MAIN,
+      agentNodeArgs: AGENT_SOURCE_ARGS,
+      agentStderr: () => {},
+    });
+    try {
+      expect(recovered.recoveryPassphrase).toBeUndefined();
+      expect(readFileSync(join(home, 'recovery-passphrase'), 'utf8')).toBe(passphrase);
+      const { ManagerClient } = await import('@stowage/api');
+      const c = new ManagerClient({ baseUrl: recovered.manager.url, token: recovered.adminToken });
+      expect((await c.listTargets()).items).toMatchObject([
+        {
+          name: 'local',
+          repository_id: targets[0]!.repository_id,
+          filesystem: { path: join(home, 'targets', 'local') },
+        },
+      ]);
+      expect((await c.listBackups()).items).toMatchObject([
+        { state: 'completed', volume_id: volumes[0]!.id },
+      ]);
+    } finally {
+      await recovered.stop();
+    }
+  }, 180_000);
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ManagerConfig } from '../config.js';
@@ -10,8 +10,9 @@ import { readOrCreateSecretFile } from '../secrets/secret-files.js';
 import { generateToken, hashToken } from '../secrets/tokens.js';
 import { type ManagerOptions, type RunningManager, startManager } from '../server.js';
 import { registerHost } from '../services/hosts.js';
+import { rebuildIndex } from '../services/recovery.js';
 import { createVolume } from '../services/volumes.js';
-import { createTarget } from '../targets/targets.js';
+import { createTarget, importTarget } from '../targets/targets.js';
 import { defaultAgentBin, type LocalAgent, superviseLocalAgent } from './local-agent.js';
 
 export const LOCAL_HOST = 'local';
@@ -33,6 +34,8 @@ export interface RunningEmbedded {
   readonly adminToken: string;
   /** Set on the start that created the local target (shown once, also kept in the home). */
   readonly recoveryPassphrase: string | undefined;
+  /** Where that passphrase was kept (`recovery-passphrase`, or beside an older one that file still holds). */
+  readonly recoveryPassphraseFile: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -91,14 +94,15 @@ export async function startEmbedded(
       },
     });
     await agent.ready;
-    const recoveryPassphrase = await ensureLocalTarget(manager, paths.targets, paths.passphrase);
+    const created = await ensureLocalTarget(manager, paths.targets, paths.passphrase);
     if (options.demo !== false) await ensureDemoVolume(manager, logger);
     const running = agent;
     return {
       manager,
       agent: running,
       adminToken,
-      recoveryPassphrase,
+      recoveryPassphrase: created?.passphrase,
+      recoveryPassphraseFile: created?.file,
       async stop() {
         await running.stop();
         await manager.stop();
@@ -128,14 +132,16 @@ async function ensureAdminToken(manager: RunningManager, path: string): Promise<
 }
 
 /**
- * The filesystem target `local` under `targets/`. A directory left by an earlier database (it still holds a
- * repository) is not reused — importing one is the loops issue's — so a fresh directory is taken beside it.
+ * The filesystem target `local` under `targets/`. A repository left there by a lost database (the `db/`
+ * directory deleted) is imported with the passphrase kept beside it and its backups recorded again (the
+ * index rebuild), so `npm start` recovers its own data. Only when that cannot be done (no passphrase file,
+ * or another's) is a fresh directory taken beside it — and the kept passphrase is never written over.
  */
 async function ensureLocalTarget(
   manager: RunningManager,
   root: string,
   passphraseFile: string,
-): Promise<string | undefined> {
+): Promise<{ passphrase: string; file: string } | undefined> {
   const { ctx } = manager;
   const existing = await ctx.db
     .selectFrom('backup_target')
@@ -143,7 +149,40 @@ async function ensureLocalTarget(
     .where('name', '=', LOCAL_TARGET)
     .executeTakeFirst();
   if (existing) return undefined;
-  let dir = join(root, LOCAL_TARGET);
+  const first = join(root, LOCAL_TARGET);
+  if (existsSync(join(first, 'config')) && existsSync(passphraseFile)) {
+    try {
+      const row = await importTarget(ctx, {
+        name: LOCAL_TARGET,
+        location: { kind: 'filesystem', path: first },
+        credentials: undefined,
+        passphrase: readFileSync(passphraseFile, 'utf8').trim(),
+        settings: {},
+      });
+      let startAfter: string | undefined;
+      let recorded = 0;
+      do {
+        const batch = await rebuildIndex(ctx, row.id, {
+          startAfter,
+          limit: 2000,
+          volumeBackend: 'local-file',
+        });
+        recorded += batch.inserted;
+        startAfter = batch.next_start_after ?? undefined;
+      } while (startAfter !== undefined);
+      ctx.logger.warn('local target imported from its directory (the database was new)', {
+        path: first,
+        backups_recorded: recorded,
+      });
+      return undefined;
+    } catch (error) {
+      ctx.logger.error('the local target directory could not be imported; a new one is made beside it', {
+        path: first,
+        error,
+      });
+    }
+  }
+  let dir = first;
   for (let n = 2; existsSync(join(dir, 'config')); n++) dir = join(root, `${LOCAL_TARGET}-${n}`);
   const { recoveryPassphrase } = await createTarget(ctx, {
     name: LOCAL_TARGET,
@@ -153,9 +192,12 @@ async function ensureLocalTarget(
     avgChunkSize: undefined,
     settings: {},
   });
-  if (recoveryPassphrase !== null) writeFileSync(passphraseFile, `${recoveryPassphrase}\n`, { mode: 0o600 });
-  ctx.logger.info('local target created', { path: dir, recovery_passphrase_file: passphraseFile });
-  return recoveryPassphrase ?? undefined;
+  // The passphrase of an older repository may be in the file: the new one goes beside it, never over it.
+  let file = passphraseFile;
+  for (let n = 2; existsSync(file); n++) file = `${passphraseFile}-${n}`;
+  if (recoveryPassphrase !== null) writeFileSync(file, `${recoveryPassphrase}\n`, { mode: 0o600 });
+  ctx.logger.info('local target created', { path: dir, recovery_passphrase_file: file });
+  return recoveryPassphrase === null ? undefined : { passphrase: recoveryPassphrase, file };
 }
 
 /** A 64 MiB volume on the local agent holding real bytes (the start of the node binary) and free space. */

@@ -108,8 +108,7 @@ export async function start(values: OptionValues<C['start']>, _: string[], cli: 
       home: settings.home,
       admin_token_file: join(settings.home, 'admin-token'),
       recovery_passphrase: embedded.recoveryPassphrase ?? null,
-      recovery_passphrase_file:
-        embedded.recoveryPassphrase === undefined ? null : join(settings.home, 'recovery-passphrase'),
+      recovery_passphrase_file: embedded.recoveryPassphraseFile ?? null,
       demo_volume_id: demo,
       examples: [
         `${prefix}npx manager volume list`,
