@@ -1,14 +1,31 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { ApiError, type ManagedBackup, type ManagedJob, type ManagerClient } from '@stowage/api';
 import { type ObjectStore, openObjectStore } from '@stowage/object-store';
 import { startS3rver, type TestS3Server } from '@stowage/object-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from './cli/main.js';
 import { verifyScheduleOnce } from './loops/verify.js';
 import { startTestSystem, type TestSystem } from './testing/embedded.js';
 
 const MiB = 1024 * 1024;
 const DAY = 86_400_000;
+
+async function cli(argv: string[], env: NodeJS.ProcessEnv) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => {
+    out += d;
+  });
+  stderr.on('data', (d) => {
+    err += d;
+  });
+  const code = await run(argv, env, { stdout, stderr, cwd: '/tmp' });
+  return { code, stdout: out, stderr: err };
+}
 
 async function waitForJob(client: ManagerClient, id: string): Promise<ManagedJob> {
   for await (const _ of client.jobEvents(id));
@@ -181,6 +198,22 @@ describe('verify jobs', () => {
     expect(await keys(store, 'damage/')).toEqual(
       new Set([`damage/${first.volume_id}/${first.id}`, `damage/${second.volume_id}/${second.id}`]),
     );
+  });
+
+  it('`manager backup verify --watch` exits 1 for a damaged backup and 0 for a whole one', async () => {
+    const env = { MANAGER_URL: system.embedded.manager.url, MANAGER_TOKEN: system.embedded.adminToken };
+    const damaged = await cli(['backup', 'verify', second.id, '--watch'], env);
+    expect(damaged.code, damaged.stderr).toBe(1);
+    expect(damaged.stdout).toMatch(
+      new RegExp(`backup ${second.id}: DAMAGED: \\d+ chunk\\(s\\) missing or corrupt`),
+    );
+    const whole = await cli(['backup', 'verify', other.id, '--sample', '10', '--watch', '--json'], env);
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(JSON.parse(whole.stdout.trim().split('\n').at(-1)!)).toMatchObject({
+      state: 'ok',
+      sample_percent: 10,
+    });
+    expect((await cli(['backup', 'verify', other.id, '--sample', '0'], env)).code).toBe(2);
   });
 
   it('re-verify on the target schedule the backups not verified within the period', async () => {

@@ -154,6 +154,33 @@ export const DATA_COMMANDS = {
     exitCodes: watching,
     examples: ['npx manager backup restore 7f3e… --name web-data-copy --watch'],
   },
+  backupVerify: {
+    name: 'backup verify',
+    summary: 'verify a backup on an agent: re-read and authenticate its chunks',
+    synopsis: 'BACKUP_ID [--sample PERCENT] [--host HOST] [--watch] [--json]',
+    args: [{ name: 'BACKUP_ID', help: "the backup's id" }],
+    options: {
+      ...client,
+      sample: {
+        type: 'string',
+        value: 'PERCENT',
+        help: 'read this share of the chunks, in (0, 100] [default: 100, all]',
+      },
+      host: {
+        type: 'string',
+        value: 'HOST',
+        help: "the agent that reads it (id or name) [default: the backup's volume's host]",
+      },
+      watch,
+    },
+    description:
+      'Starts a verify job and prints its id; with --watch, follows it and prints what it found: exit 0 when ' +
+      'the backup is whole, 1 when it is damaged (every backup sharing a damaged chunk is marked too). One ' +
+      'verify of a backup at a time (exit 4 names the running one).',
+    environment: clientEnv,
+    exitCodes: [...watching, 'failure'],
+    examples: ['npx manager backup verify 7f3e… --sample 10 --watch'],
+  },
 
   backupIndexRebuild: {
     name: 'backup index-rebuild',

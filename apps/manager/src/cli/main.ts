@@ -2,7 +2,14 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { asksForHelp, parseCommand } from './args.js';
 import { ALL_COMMANDS, COMMANDS, type CommandKey, GROUPS } from './command-specs.js';
-import { backupDelete, backupGet, backupList, backupNow, backupRestore } from './commands/backups.js';
+import {
+  backupDelete,
+  backupGet,
+  backupList,
+  backupNow,
+  backupRestore,
+  backupVerify,
+} from './commands/backups.js';
 import { targetGc, targetGcRuns } from './commands/gc.js';
 import { hostAdd, hostGet, hostList } from './commands/hosts.js';
 import { jobCancel, jobGet, jobList, jobWatch } from './commands/jobs.js';
@@ -48,6 +55,7 @@ const HANDLERS: Record<CommandKey, Handler> = {
   backupGet,
   backupDelete,
   backupRestore,
+  backupVerify,
   backupIndexRebuild,
   jobGet,
   jobList,

@@ -52,7 +52,19 @@ export function backupFields(b: ManagedBackup): string {
     ['manifest', b.manifest_key],
     ['took', b.duration_seconds === null ? null : formatDuration(b.duration_seconds)],
     ['error', b.error === null ? null : `${b.error.code}: ${b.error.message}`],
+    ['verified', verificationText(b)],
   ]);
+}
+
+function verificationText(b: ManagedBackup): string {
+  const v = b.verification;
+  if (v.state === 'unverified') return v.error === null ? 'never' : `never (${v.error.message})`;
+  const when = v.verified_at === null ? '' : ` at ${formatTime(v.verified_at)}`;
+  const share =
+    v.sample_percent === null || v.sample_percent === 100 ? '' : ` (${v.sample_percent} % of chunks)`;
+  return v.state === 'ok'
+    ? `ok${when}${share}`
+    : `DAMAGED: ${v.damaged_chunks ?? '?'} chunk(s) missing or corrupt${when}`;
 }
 
 const SNAPSHOT = { on: true, copy: 'copy', off: false } as const;
@@ -83,6 +95,43 @@ export async function backupNow(
     if (!values.watch) printNote(cli, `follow it with "manager job watch ${started.job.id}"`);
   }
   return values.watch ? watchJob(client, started.job.id, cli, { json: values.json === true }) : EXIT.ok;
+}
+
+export async function backupVerify(
+  values: OptionValues<C['backupVerify']>,
+  [ref]: string[],
+  cli: CliEnv,
+): Promise<number> {
+  const id = idArg('BACKUP_ID', ref);
+  let sample: number | undefined;
+  if (values.sample !== undefined) {
+    sample = Number(values.sample.replace(/%$/, ''));
+    if (!Number.isFinite(sample) || sample <= 0 || sample > 100) {
+      throw new UsageError(`--sample must be a percentage in (0, 100], not ${JSON.stringify(values.sample)}`);
+    }
+  }
+  const client = connect(values, cli);
+  const host = values.host === undefined ? undefined : await hostId(client, values.host, cli.signal);
+  const started = await client.verifyBackup(
+    id,
+    { ...(sample === undefined ? {} : { sample }), ...(host === undefined ? {} : { host_id: host }) },
+    cli.signal,
+  );
+  if (values.json && !values.watch) printJson(cli, started);
+  else if (!values.json) {
+    printLine(
+      cli,
+      `verifying backup ${id}${sample === undefined ? '' : ` (${sample} % of its chunks)`}: job ${started.job.id}`,
+    );
+    if (!values.watch) printNote(cli, `follow it with "manager job watch ${started.job.id}"`);
+  }
+  if (!values.watch) return EXIT.ok;
+  const code = await watchJob(client, started.job.id, cli, { json: values.json === true });
+  if (code !== EXIT.ok) return code;
+  const backup = await client.getBackup(id, cli.signal);
+  if (values.json) printJson(cli, backup.verification);
+  else printLine(cli, `backup ${id}: ${verificationText(backup)}`);
+  return backup.verification.state === 'damaged' ? EXIT.failure : EXIT.ok;
 }
 
 export async function backupList(
