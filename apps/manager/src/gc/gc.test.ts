@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkWorkers, EngineError, type Repository } from '@stowage/engine';
 import { backupImage, restoreAndHash, seededBytes, sha256File } from '@stowage/engine/testing';
+import { DamagedChunks } from '@stowage/format';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { AgentClient } from '../agents/agent-client.js';
 import { acquireLease } from '../db/leases.js';
@@ -102,6 +103,12 @@ describeOnDatabases('garbage collection of a target', (subject) => {
         },
       }),
     ).rejects.toThrow(/lease has ended/);
+    // The deleted backup's damage record outlives it (a verify ran as it was deleted); the kept one's stays.
+    const damage = DamagedChunks.from([
+      { id: new Uint8Array(32).fill(7), problem: 'missing', foundAt: new Date(0) },
+    ]);
+    await repository.writeDamageRecord(goneBackup, damage);
+    await repository.writeDamageRecord(keptBackup, damage);
     await repository.store.delete(goneBackup.manifestKey);
     const packsBefore = await objects('packs/');
     const indexBefore = await objects('index/');
@@ -131,6 +138,8 @@ describeOnDatabases('garbage collection of a target', (subject) => {
     const indexAfter = await objects('index/');
     expect(indexAfter.length).toBeLessThan(indexBefore.length);
     expect(indexAfter.every((key) => key.startsWith(`index/${keptBackup.volumeId}/`))).toBe(true);
+    expect(await objects('damage/')).toEqual([repository.damageRecordKey(keptBackup)]);
+    await repository.deleteDamageRecord(keptBackup);
     // The survivor restores byte-exact, and a second run finds nothing more to delete.
     expect(
       await restoreAndHash(repository, workers, keptBackup.backupId, join(home, `r-${randomUUID()}`)),

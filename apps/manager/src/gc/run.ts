@@ -1,5 +1,6 @@
 import { ApiError, type ApiErrorBody } from '@stowage/api';
 import type { BackupRef, Repository } from '@stowage/engine';
+import { parseDamageRecordObjectKey } from '@stowage/format';
 import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
 import { holdingLeases } from '../db/leases.js';
 import type { GcRunPhase, GcRunRow } from '../db/schema-gc.js';
@@ -28,6 +29,7 @@ export const GC_STALE_MS = 120_000;
 const DELETE_TIMEOUT_MS = 30_000;
 /** Manifests and index objects read at once (each a GET or a few: latency, not bandwidth, is the cost). */
 const READ_CONCURRENCY = 4;
+const DAMAGE_PREFIX = 'damage/';
 
 export interface GcRunOptions {
   /** Longest wait for running backups before the sweep gives up, deleting nothing (default 1 h). */
@@ -215,6 +217,14 @@ export async function executeGcRun(
       }
       counts.bytes_freed += bytes;
     };
+    // Damage records of backups whose manifest is gone (format §12.3: they may go once that is confirmed —
+    // the remark's listing, final now, is the confirmation). A dry run leaves them.
+    if (!run.dry_run) {
+      const orphans = await orphanedDamageRecords(repository, state, run.cutoff, call);
+      for (let i = 0; i < orphans.length; i += GC_BATCH) await sweep(orphans.slice(i, i + GC_BATCH), 0);
+      if (orphans.length > 0)
+        ctx.logger.info('GC deleted damage records of deleted backups', { ...log, records: orphans.length });
+    }
     // Rule 2 of format §5.5: the index objects naming a doomed pack go before it (a dry run counts them).
     let afterKey: string | undefined;
     for (;;) {
@@ -272,6 +282,30 @@ export async function executeGcRun(
       ctx.logger.error('sending the backups that waited for the sweep failed', { ...log, error }),
     );
   }
+}
+
+/** Damage records older than the cutoff whose backup no listing of this run found committed. */
+async function orphanedDamageRecords(
+  repository: Repository,
+  state: GcState,
+  cutoff: Date,
+  call: OperationOptions,
+): Promise<string[]> {
+  const orphans: string[] = [];
+  let batch: { key: string; volumeId: string; backupId: string }[] = [];
+  const flush = async () => {
+    const unmarked = await state.unmarked(batch);
+    for (const record of batch) if (unmarked.has(record.backupId)) orphans.push(record.key);
+    batch = [];
+  };
+  for await (const info of repository.store.list(DAMAGE_PREFIX, call)) {
+    const parsed = parseDamageRecordObjectKey(info.key);
+    if (!parsed || info.lastModified >= cutoff) continue;
+    batch.push({ key: info.key, ...parsed });
+    if (batch.length >= GC_BATCH) await flush();
+  }
+  await flush();
+  return orphans;
 }
 
 function gcFailure(error: unknown, fencedOut: boolean): ApiErrorBody {
