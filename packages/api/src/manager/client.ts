@@ -159,6 +159,13 @@ export class ManagerClient {
     return this.request('cancelJob', { params: { id } }, signal);
   }
 
+  importTarget(body: Body<'importTarget'>, signal?: AbortSignal): Answer<'importTarget'> {
+    return this.request('importTarget', { body }, signal);
+  }
+  rebuildIndex(id: string, body: Body<'rebuildIndex'> = {}, signal?: AbortSignal): Answer<'rebuildIndex'> {
+    return this.request('rebuildIndex', { params: { id }, body }, signal);
+  }
+
   startGc(id: string, query: Query<'startGc'> = {}, signal?: AbortSignal): Answer<'startGc'> {
     return this.request('startGc', { params: { id }, query }, signal);
   }
