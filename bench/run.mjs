@@ -24,6 +24,9 @@
 //   --no-manager  skip the manager's runs (bench/manager.mjs: a backup through the API against `agent
 //                 backup` on base.img, list latency with 1,000 volumes and 100,000 backups on PGlite and
 //                 PostgreSQL; ~3 min; results in bench/results/manager.json)
+//   --no-gc       skip the GC run (bench/gc.mjs: one GC of a synthetic target of 1,000,000 chunks on a
+//                 filesystem and of 100,000 on Ceph RGW, wall time, store and S3 requests, peak RSS; ~10 min;
+//                 results in bench/results/gc.json)
 //   --no-doc      leave docs/benchmarks.md alone (the S3 runs too)
 //   --out FILE    where the local results go (default bench/results/latest.json): a smoke run
 //                 (`node bench/run.mjs --quick --no-doc --out /tmp/latest-quick.json`, ~5 min) should not
@@ -313,6 +316,7 @@ function main() {
       '--no-restic',
       '--no-doc',
       '--no-manager',
+      '--no-gc',
     ],
     options: ['--avg', '--repeat', '--tree', '--out'],
   });
@@ -383,6 +387,7 @@ function main() {
   console.log(`bench: wrote ${outFile}`);
   if (!process.argv.includes('--no-doc')) updateDoc(table);
   if (!process.argv.includes('--no-manager')) managerRuns();
+  if (!process.argv.includes('--no-gc')) gcRuns();
   if (process.argv.includes('--s3') || process.env.STOWAGE_BENCH_S3 === '1') s3Runs();
 }
 
@@ -396,6 +401,18 @@ function managerRuns() {
   });
   if (r.status !== 0) {
     console.error(`bench: the manager runs failed (${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+}
+
+/** The GC run (bench/gc.mjs): one GC of a synthetic million-chunk target; a smoke run's figures go to /tmp. */
+function gcRuns() {
+  const r = spawnSync('node', [join(root, 'bench/gc.mjs'), ...(quick ? ['--quick'] : [])], {
+    stdio: 'inherit',
+    env: process.env,
+  });
+  if (r.status !== 0) {
+    console.error(`bench: the GC run failed (${r.status ?? r.signal})`);
     process.exit(1);
   }
 }
