@@ -33,6 +33,11 @@ const DURATION_MS = Number(process.env.STOWAGE_GC_ADVERSARIAL_MS ?? 45_000);
 const VOLUMES = 3;
 const BLOCKS = 24; // 1 MiB blocks per volume, drawn from a pool shared by every volume
 const POOL = 40;
+/**
+ * The loops tick every second and a job silent for 15 s is reconciled: a job the killed agent never started
+ * (accepted, not yet journaled) holds its lease — and so every sweep — until the reconciler ends it.
+ */
+const FAST_LOOPS = { MANAGER_LOOP_INTERVAL_MS: '1000', MANAGER_STALE_JOB_MINUTES: '0.25' };
 /** What a run must have done before it may stop (after DURATION_MS). */
 const MIN_BACKUPS = 12;
 const MIN_GC_RUNS = 6;
@@ -79,10 +84,16 @@ describe.skipIf(unavailable !== undefined)(
       pg = await startPostgres();
       s3 = await (cephUnavailable === undefined ? startCeph : startS3rver)({ buckets: ['gc-invariant'] });
       databaseUrl = await pg.createDatabase(`stowage_gc_${process.pid}`);
-      system = await startTestSystem({ databaseUrl });
+      system = await startTestSystem({ databaseUrl, env: FAST_LOOPS });
     }, 120_000);
     afterAll(async () => {
       await manager?.stop();
+      // STOWAGE_GC_LOG_DIR=<dir> keeps the manager's and the agent's logs of the run, to read after a failure.
+      const logDir = process.env.STOWAGE_GC_LOG_DIR;
+      if (logDir && system) {
+        writeFileSync(join(logDir, `gc-${SEED}-manager.log`), system.logs.join('\n'));
+        writeFileSync(join(logDir, `gc-${SEED}-agent.log`), system.agentLogs.join(''));
+      }
       await system?.stop();
       await s3?.stop();
       await pg?.stop();
@@ -220,9 +231,13 @@ describe.skipIf(unavailable !== undefined)(
             });
           }
         };
+        // Faults paced by progress, not by the clock: a slow machine gets as many backups between two of them.
         const chaosActor = async () => {
+          let backupsAtLastFault = 0;
           while (going()) {
-            await sleep(4_000 + random() * 6_000);
+            await sleep(2_000 + random() * 4_000);
+            if (tally.backups - backupsAtLastFault < 3) continue;
+            backupsAtLastFault = tally.backups;
             if (random() < 0.5) {
               const pid = embedded.agent.pid();
               if (pid !== undefined) {
@@ -238,9 +253,10 @@ describe.skipIf(unavailable !== undefined)(
                   PORT: port,
                   DATABASE_URL: databaseUrl,
                   MANAGER_MASTER_KEY_FILE: join(system.home, 'master.key'),
+                  ...FAST_LOOPS,
                 });
                 manager = await startManager(config, {
-                  logger: jsonLogger({ write: () => {} }),
+                  logger: jsonLogger({ level: 'debug', write: (line) => system.logs.push(line) }),
                   kdf: TEST_KDF,
                 });
                 ctx = manager.ctx;

@@ -30,10 +30,10 @@ export interface TestSystem {
  * token.
  */
 export async function startTestSystem(
-  options: { databaseUrl?: string; demo?: boolean } = {},
+  options: { databaseUrl?: string; demo?: boolean; env?: Record<string, string> } = {},
 ): Promise<TestSystem> {
   const home = mkdtempSync(join(tmpdir(), 'stowage-manager-'));
-  const env: Record<string, string> = { STOWAGE_HOME: home, PORT: '0', LOG_LEVEL: 'debug' };
+  const env: Record<string, string> = { STOWAGE_HOME: home, PORT: '0', LOG_LEVEL: 'debug', ...options.env };
   if (options.databaseUrl !== undefined) {
     env.DATABASE_URL = options.databaseUrl;
     env.MANAGER_MASTER_KEY_FILE = join(home, 'master.key');
