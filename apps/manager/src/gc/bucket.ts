@@ -1,6 +1,9 @@
 import type { BackupRef, Repository } from '@stowage/engine';
 import {
   decodePackIndex,
+  type ManifestEntries,
+  manifestSegmentRefs,
+  openManifestSegment,
   PACK_INDEX_PREFIX,
   PACKS_PREFIX,
   parsePackIndexObjectKey,
@@ -41,6 +44,8 @@ export async function* markManifest(
   repository: Repository,
   ref: BackupRef,
   call: OperationOptions,
+  /** Whether a segment is marked already (by another manifest of this run): it is then not read again. */
+  marked: (segmentId: Uint8Array) => Promise<boolean> = async () => false,
 ): AsyncGenerator<MarkedSegment, void, undefined> {
   let manifest: Awaited<ReturnType<Repository['loadManifest']>>;
   try {
@@ -54,33 +59,38 @@ export async function* markManifest(
     }
     throw error;
   }
-  try {
-    // No read-ahead: the run marks several manifests at once already, and each segment read ahead is up to
-    // 10 MiB more (its object and its records) — at 1,000,000 chunks the default (2) made the mark's buffers
-    // 93 MiB of a 285 MiB peak (bench/gc.mjs).
-    for await (const segment of repository.readManifestSegments(manifest, {
-      signal: call.signal,
-      readAhead: 0,
-    })) {
-      if (segment.damaged) throw segment.error; // not reached: damage is not tolerated
-      const packs = new Map<string, Uint8Array>();
-      const { entries } = segment;
-      for (let e = 0; e < entries.count; e++) {
-        if (!entries.isChunkAt(e)) continue;
-        const pack = entries.locationAt(e).pack;
-        const hex = Buffer.from(pack.buffer, pack.byteOffset, pack.length).toString('hex');
-        if (!packs.has(hex)) packs.set(hex, pack.slice());
+  // One segment at a time, no read-ahead: the run marks several manifests at once already, and a segment is
+  // up to 10 MiB (its object and its records). Segments are content-addressed, so one marked already (an
+  // unchanged volume's backups share them) names the same packs and is skipped: it was read, so it exists.
+  for (const segment of manifestSegmentRefs(manifest)) {
+    if (await marked(segment.id)) continue;
+    let entries: ManifestEntries;
+    try {
+      const object = await repository.store.get(segment.objectKey, undefined, call);
+      entries = openManifestSegment(repository.keys, manifest, segment.index, object, {
+        manifestKey: ref.manifestKey,
+      });
+    } catch (error) {
+      if (error instanceof StowageFormatError || isObjectStoreError(error, 'not-found')) {
+        throw new UnmarkableManifestError(
+          `segment ${segment.index} of ${ref.manifestKey} cannot be read (${error instanceof Error ? error.message : String(error)})`,
+          { cause: error },
+        );
       }
-      yield { segmentId: segment.id.slice(), packs: [...packs.values()] };
+      throw error;
     }
-  } catch (error) {
-    if (error instanceof StowageFormatError || isObjectStoreError(error, 'not-found')) {
-      throw new UnmarkableManifestError(
-        `a segment of ${ref.manifestKey} cannot be read (${error instanceof Error ? error.message : String(error)})`,
-        { cause: error },
-      );
+    // Entries come in volume order, so runs of one pack are the rule: compare with the last pack first.
+    const packs = new Map<string, Uint8Array>();
+    let last: Uint8Array | undefined;
+    for (let e = 0; e < entries.count; e++) {
+      if (!entries.isChunkAt(e)) continue;
+      const pack = entries.locationAt(e).pack;
+      if (last !== undefined && Buffer.from(pack.buffer, pack.byteOffset, pack.length).equals(last)) continue;
+      last = pack.slice();
+      const hex = Buffer.from(last).toString('hex');
+      if (!packs.has(hex)) packs.set(hex, last);
     }
-    throw error;
+    yield { segmentId: segment.id.slice(), packs: [...packs.values()] };
   }
 }
 

@@ -133,9 +133,10 @@ export async function executeGcRun(
     const { repository } = opened;
     const mark = async (ref: BackupRef) => {
       if (!(await state.addMarkedManifest(ref.volumeId, ref.backupId))) return;
-      for await (const segment of markManifest(repository, ref, call)) {
-        await state.addLive('s', [segment.segmentId]);
+      for await (const segment of markManifest(repository, ref, call, (id) => state.isLive('s', id))) {
+        // Its packs before the segment itself: a manifest that skips a marked segment relies on them.
         await state.addLive('p', segment.packs);
+        await state.addLive('s', [segment.segmentId]);
       }
       counts.manifests++;
     };

@@ -28,6 +28,17 @@ export class GcState {
     }
   }
 
+  async isLive(kind: GcObjectKind, id: Uint8Array): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('gc_live_object')
+      .select('kind')
+      .where('run_id', '=', this.runId)
+      .where('kind', '=', kind)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async addListed(kind: GcObjectKind, objects: readonly ListedObject[]): Promise<void> {
     if (objects.length === 0) return;
     await this.db
