@@ -1,31 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { ApiError, type ManagedBackup, type ManagedJob, type ManagerClient } from '@stowage/api';
 import { type ObjectStore, openObjectStore } from '@stowage/object-store';
 import { startS3rver, type TestS3Server } from '@stowage/object-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from './cli/main.js';
 import { verifyScheduleOnce } from './loops/verify.js';
+import { runCli } from './testing/cli.js';
 import { startTestSystem, type TestSystem } from './testing/embedded.js';
 
 const MiB = 1024 * 1024;
 const DAY = 86_400_000;
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => {
-    out += d;
-  });
-  stderr.on('data', (d) => {
-    err += d;
-  });
-  const code = await run(argv, env, { stdout, stderr, cwd: '/tmp' });
-  return { code, stdout: out, stderr: err };
-}
+const cli = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCli(argv, env);
 
 async function waitForJob(client: ManagerClient, id: string): Promise<ManagedJob> {
   for await (const _ of client.jobEvents(id));

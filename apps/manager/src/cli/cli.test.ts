@@ -1,33 +1,19 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { API_ERROR_CODES, ApiError, type ManagedJob } from '@stowage/api';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../testing/cli.js';
 import { parseCommand, parseSize } from './args.js';
 import { ALL_COMMANDS, COMMANDS } from './command-specs.js';
 import { clientPrefix, startBannerText } from './commands/server.js';
 import { createdTargetText, targetRequest } from './commands/targets.js';
 import { resolveConnection } from './context.js';
 import { API_ERROR_EXIT, describeFailure, EXIT, UsageError } from './exit-codes.js';
-import { run } from './main.js';
 import { formatBytes, formatDuration, formatTable, jsonText, printable } from './output.js';
 import { progressLine } from './progress.js';
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => {
-    out += d;
-  });
-  stderr.on('data', (d) => {
-    err += d;
-  });
-  const code = await run(argv, env, { stdout, stderr, cwd: '/tmp' });
-  return { code, stdout: out, stderr: err };
-}
+const cli = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCli(argv, env);
 
 describe('argument parsing', () => {
   it('parses options and positionals against the spec', () => {

@@ -4,7 +4,6 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import type { GcRun } from '@stowage/api';
 import { DEFAULT_CHUNKER_PARAMS } from '@stowage/chunker';
 import { Repository } from '@stowage/engine';
@@ -16,28 +15,15 @@ import { insertToken } from '../db/tokens.js';
 import { silentLogger } from '../log.js';
 import { generateToken, hashToken } from '../secrets/tokens.js';
 import { type RunningManager, startManager } from '../server.js';
+import { runCli } from '../testing/cli.js';
 import { TEST_KDF } from '../testing/embedded.js';
 import { EXIT } from './exit-codes.js';
-import { run } from './main.js';
 
 // `target import`, `backup index-rebuild`, `target gc` and `target gc-runs` in process: the first two against a
 // real manager (PGlite) over real HTTP and a real filesystem repository; the GC commands against a stand-in
 // server that records what they sent (the manager's GC routes answer 503 until their server side lands).
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => {
-    out += d;
-  });
-  stderr.on('data', (d) => {
-    err += d;
-  });
-  const code = await run(argv, env, { stdout, stderr, cwd: '/tmp' });
-  return { code, stdout: out, stderr: err };
-}
+const cli = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCli(argv, env);
 
 const PASSPHRASE = 'recovery passphrase for the CLI test';
 

@@ -3,38 +3,18 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
 import { insertToken } from '../db/tokens.js';
 import { silentLogger } from '../log.js';
 import { generateToken, hashToken } from '../secrets/tokens.js';
 import { type RunningManager, startManager } from '../server.js';
+import { runCli } from '../testing/cli.js';
 import { EXIT } from './exit-codes.js';
-import { run } from './main.js';
 
 // The CLI in process against a real manager (PGlite, no agent): the real client, the real server, real HTTP.
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => {
-    out += d;
-  });
-  stderr.on('data', (d) => {
-    err += d;
-  });
-  const code = await run(argv, env, { stdout, stderr });
-  return { code, stdout: out, stderr: err };
-}
+const cli = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCli(argv, env, null);
 
 let home: string;
 let manager: RunningManager;

@@ -1,5 +1,6 @@
 import type { recoveryRoutes } from '@stowage/api';
 import { rebuildIndex } from '../services/recovery.js';
+import { locationOfRequest } from '../targets/locations.js';
 import { importTarget, scheduleSettingsOf } from '../targets/targets.js';
 import type { HandlersOf } from './app.js';
 import type { HandlerDeps } from './handlers.js';
@@ -12,17 +13,7 @@ export function recoveryHandlers(deps: HandlerDeps): HandlersOf<typeof recoveryR
     importTarget: async ({ body }) => {
       const row = await importTarget(ctx, {
         name: body.name,
-        location:
-          body.kind === 's3'
-            ? {
-                kind: 's3',
-                endpoint: body.s3.endpoint ?? null,
-                region: body.s3.region,
-                bucket: body.s3.bucket,
-                prefix: body.s3.prefix.replace(/\/+$/, ''),
-                pathStyle: body.s3.path_style,
-              }
-            : { kind: 'filesystem', path: body.filesystem.path },
+        location: locationOfRequest(body),
         credentials: body.kind === 's3' ? body.credentials : undefined,
         passphrase: body.passphrase,
         settings: scheduleSettingsOf(body),

@@ -20,6 +20,7 @@ import { restoreBackup } from '../services/restores.js';
 import { pruneVolume } from '../services/retention.js';
 import { scheduleApiError, updateSchedule } from '../services/schedules.js';
 import { createVolume, deleteVolume, requireVolume } from '../services/volumes.js';
+import { locationOfRequest } from '../targets/locations.js';
 import { createTarget, scheduleSettingsOf, testTarget } from '../targets/targets.js';
 import type { Handlers } from './app.js';
 import { gcHandlers } from './handlers-gc.js';
@@ -94,17 +95,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     createTarget: async ({ body }) => {
       const { row, recoveryPassphrase } = await createTarget(ctx, {
         name: body.name,
-        location:
-          body.kind === 's3'
-            ? {
-                kind: 's3',
-                endpoint: body.s3.endpoint ?? null,
-                region: body.s3.region,
-                bucket: body.s3.bucket,
-                prefix: body.s3.prefix.replace(/\/+$/, ''),
-                pathStyle: body.s3.path_style,
-              }
-            : { kind: 'filesystem', path: body.filesystem.path },
+        location: locationOfRequest(body),
         credentials: body.kind === 's3' ? body.credentials : undefined,
         passphrase: body.passphrase,
         avgChunkSize: body.chunker?.avg_size,

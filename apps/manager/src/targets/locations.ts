@@ -13,6 +13,33 @@ export type TargetLocation =
     }
   | { kind: 'filesystem'; path: string };
 
+/** Where a create or import request says the repository lives (the API's `s3` or `filesystem` part). */
+export function locationOfRequest(
+  body:
+    | {
+        kind: 's3';
+        s3: {
+          endpoint?: string | undefined;
+          region: string;
+          bucket: string;
+          prefix: string;
+          path_style: boolean;
+        };
+      }
+    | { kind: 'filesystem'; filesystem: { path: string } },
+): TargetLocation {
+  return body.kind === 's3'
+    ? {
+        kind: 's3',
+        endpoint: body.s3.endpoint ?? null,
+        region: body.s3.region,
+        bucket: body.s3.bucket,
+        prefix: body.s3.prefix.replace(/\/+$/, ''),
+        pathStyle: body.s3.path_style,
+      }
+    : { kind: 'filesystem', path: body.filesystem.path };
+}
+
 /**
  * The repository URL agents get (`TargetSettings.repository`) and the manager opens:
  * `s3://bucket/prefix?endpoint=…&region=…&path_style=true` or `file:///abs/path`.
