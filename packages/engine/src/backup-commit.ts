@@ -25,7 +25,7 @@ export async function commitManifest(
   /** The fence's limit (BackupOptions.beforeCommit): the whole commit is aborted past it. */
   deadlineMs?: number,
 ): Promise<void> {
-  if (deadlineMs === undefined) return writeOnce(store, manifestKey, encoded, backupId, {});
+  if (deadlineMs === undefined) return writeOnce(store, manifestKey, encoded, backupId, undefined);
   if (deadlineMs <= 0) throw commitExpired(backupId, manifestKey);
   const signal = AbortSignal.timeout(Math.floor(deadlineMs));
   try {
@@ -50,7 +50,7 @@ async function writeOnce(
   manifestKey: string,
   encoded: Uint8Array,
   backupId: string,
-  call: OperationOptions,
+  call: OperationOptions | undefined,
 ): Promise<void> {
   // Fallback for stores that ignore If-None-Match (s3rver, some S3 clones), and done everywhere since the
   // engine cannot tell which store it has: a HEAD right before the put. It leaves a race window between the
@@ -58,7 +58,7 @@ async function writeOnce(
   // store that honours the condition (memory, filesystem, AWS S3, Ceph RGW) closes it.
   if (await store.head(manifestKey, call)) throw backupExists(backupId, manifestKey);
   try {
-    await store.put(manifestKey, encoded, { ifNoneMatch: true, ...call });
+    await store.put(manifestKey, encoded, call ? { ifNoneMatch: true, ...call } : { ifNoneMatch: true });
   } catch (error) {
     if (!isObjectStoreError(error, 'precondition-failed')) throw error;
     const existing = await store.get(manifestKey, undefined, call);

@@ -504,9 +504,12 @@ async function runBackup(
       chunker: params,
     }),
   );
-  const asked = performance.now();
-  const grant = await options.beforeCommit?.();
-  const deadlineMs = grant === undefined ? undefined : grant.validForMs - (performance.now() - asked);
+  let deadlineMs: number | undefined;
+  if (options.beforeCommit !== undefined) {
+    const asked = performance.now();
+    const grant = await options.beforeCommit();
+    if (grant !== undefined) deadlineMs = grant.validForMs - (performance.now() - asked);
+  }
   await commitManifest(store, manifestKey, encoded, backupId, deadlineMs);
   summary.bytesUploaded += encoded.length;
   progress.report(source.size, true);
