@@ -12,7 +12,7 @@ import type { BackupTargetRow } from '../db/schema.js';
 import { silentLogger } from '../log.js';
 import { createSecretBox } from '../secrets/envelope.js';
 import type { ManagerContext } from '../services/context.js';
-import { failStaleRuns, gcRunsSettled, getGcRun, startGc } from '../services/gc.js';
+import { failStaleRuns, gcRunsSettled, getGcRun, startGc, stopGcRuns } from '../services/gc.js';
 import { createTarget, openTargetRepository } from '../targets/targets.js';
 import { describeOnDatabases } from '../testing/databases.js';
 import { TEST_KDF } from '../testing/embedded.js';
@@ -293,6 +293,21 @@ describeOnDatabases('garbage collection of a target', (subject) => {
     expect(await getGcRun(ctx, target.id, daily!.id)).toMatchObject({
       state: 'succeeded',
       trigger: 'schedule',
+    });
+  });
+
+  it('ends a run that was starting while its manager stopped, before the database closes, and starts no more', async () => {
+    // The start is in flight (its row being written) when the manager stops: the stop must wait for it and
+    // end it, or its row stays `running` and refuses every GC of the target until it goes stale.
+    const starting = startGc(ctx, target.id, { dryRun: false, trigger: 'api', options: { pollMs: 20 } });
+    await stopGcRuns(ctx);
+    const row = await starting;
+    expect(await getGcRun(ctx, target.id, row!.id)).toMatchObject({
+      state: 'failed',
+      error: { message: 'the manager is stopping' },
+    });
+    await expect(startGc(ctx, target.id, { dryRun: true, trigger: 'api' })).rejects.toMatchObject({
+      code: 'unavailable',
     });
   });
 });

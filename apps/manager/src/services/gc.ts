@@ -12,12 +12,17 @@ interface InFlight {
   readonly done: Promise<void>;
   readonly abort: AbortController;
 }
+interface Registry {
+  readonly runs: Map<string, InFlight>;
+  /** Set once the manager stops: no run may start after `stopGcRuns` looked, or it would outlive the database. */
+  closed: boolean;
+}
 /** Runs started by each manager of this process, so that a stopping manager can end them (and tests wait). */
-const inFlight = new WeakMap<ManagerContext, Map<string, InFlight>>();
-function runsOf(ctx: ManagerContext): Map<string, InFlight> {
-  const runs = inFlight.get(ctx) ?? new Map<string, InFlight>();
-  inFlight.set(ctx, runs);
-  return runs;
+const registries = new WeakMap<ManagerContext, Registry>();
+function registryOf(ctx: ManagerContext): Registry {
+  const registry = registries.get(ctx) ?? { runs: new Map<string, InFlight>(), closed: false };
+  registries.set(ctx, registry);
+  return registry;
 }
 
 /**
@@ -39,13 +44,49 @@ export async function startGc(
     lastScheduledRun?: Date | null;
   },
 ): Promise<GcRunRow | undefined> {
+  const registry = registryOf(ctx);
+  if (registry.closed) throw new ApiError('unavailable', 'the manager is stopping; start the GC run again');
+  // Registered before its row exists: a manager stopping meanwhile waits for it (a row left `running` by a
+  // run whose database closed under it would refuse every GC of the target until it went stale).
+  const id = randomUUID();
+  const abort = new AbortController();
+  let settle!: () => void;
+  registry.runs.set(id, { done: new Promise<void>((resolve) => (settle = resolve)), abort });
+  const forget = () => {
+    registry.runs.delete(id);
+    settle();
+  };
+  let row: GcRunRow | undefined;
+  try {
+    row = await insertRun(ctx, targetId, id, how);
+  } catch (error) {
+    forget();
+    throw error;
+  }
+  if (row === undefined) {
+    forget(); // another replica started this window's run
+    return undefined;
+  }
+  ctx.logger.info('GC run started', { gc_run_id: id, target_id: targetId, dry_run: how.dryRun });
+  void executeGcRun(ctx, id, { ...how.options, signal: abort.signal })
+    .catch((error: unknown) => ctx.logger.error('GC run crashed', { gc_run_id: id, error }))
+    .finally(forget);
+  return row;
+}
+
+/** The run's `running` row, or undefined when the daily window's run was started by another replica. */
+async function insertRun(
+  ctx: ManagerContext,
+  targetId: string,
+  id: string,
+  how: { dryRun: boolean; trigger: 'schedule' | 'api'; lastScheduledRun?: Date | null },
+): Promise<GcRunRow | undefined> {
   const target = await getTarget(ctx.db, targetId);
   if (!target) throw new ApiError('not_found', `no backup target ${targetId}`);
   await failStaleRuns(ctx, targetId);
   const now = ctx.now();
-  let row: GcRunRow | undefined;
   try {
-    row = await ctx.db.transaction().execute(async (trx) => {
+    return await ctx.db.transaction().execute(async (trx) => {
       if (how.lastScheduledRun !== undefined) {
         await sql`SELECT pg_advisory_xact_lock(hashtext(${`stowage gc ${target.id}`}))`.execute(trx);
         const newest = await trx
@@ -62,7 +103,7 @@ export async function startGc(
       return trx
         .insertInto('backup_gc_run')
         .values({
-          id: randomUUID(),
+          id,
           backup_target_id: target.id,
           state: 'running',
           phase: 'mark',
@@ -90,27 +131,20 @@ export async function startGc(
     }
     throw error;
   }
-  if (row === undefined) return undefined; // another replica started this window's run
-  ctx.logger.info('GC run started', { gc_run_id: row.id, target_id: target.id, dry_run: how.dryRun });
-  const runs = runsOf(ctx);
-  const abort = new AbortController();
-  const done = executeGcRun(ctx, row.id, { ...how.options, signal: abort.signal })
-    .catch((error: unknown) => ctx.logger.error('GC run crashed', { gc_run_id: row.id, error }))
-    .finally(() => runs.delete(row.id));
-  runs.set(row.id, { done, abort });
-  return row;
 }
 
 /** Waits for this manager's runs (all, or one). */
 export async function gcRunsSettled(ctx: ManagerContext, runId?: string): Promise<void> {
-  const runs = runsOf(ctx);
+  const { runs } = registryOf(ctx);
   if (runId !== undefined) await runs.get(runId)?.done;
   else await Promise.all([...runs.values()].map((r) => r.done));
 }
 
 /** Ends this manager's runs (it is stopping): each fails, lets its target go and deletes nothing more. */
 export async function stopGcRuns(ctx: ManagerContext): Promise<void> {
-  const runs = [...runsOf(ctx).values()];
+  const registry = registryOf(ctx);
+  registry.closed = true;
+  const runs = [...registry.runs.values()];
   for (const run of runs) run.abort.abort(new Error('the manager is stopping'));
   await Promise.all(runs.map((r) => r.done));
 }
