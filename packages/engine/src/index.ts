@@ -17,6 +17,7 @@ export {
   RepositoryDamage,
 } from './damage.js';
 export { ENGINE_ERROR_CODES, EngineError, type EngineErrorCode } from './errors.js';
+export { Limiter } from './limiter.js';
 export type { Progress, ProgressListener } from './progress.js';
 export { type BackupInfo, type BackupListing, type BackupRef, Repository } from './repository.js';
 export type { IndexLoad } from './repository-index.js';

@@ -1,7 +1,9 @@
-import type { BackupRef, Repository } from '@stowage/engine';
+import type { BackupRef, Limiter, Repository } from '@stowage/engine';
 import {
   decodePackIndex,
+  type Manifest,
   type ManifestEntries,
+  type ManifestSegmentRef,
   manifestSegmentRefs,
   openManifestSegment,
   PACK_INDEX_PREFIX,
@@ -44,10 +46,17 @@ export async function* markManifest(
   repository: Repository,
   ref: BackupRef,
   call: OperationOptions,
-  /** Whether a segment is marked already (by another manifest of this run): it is then not read again. */
-  marked: (segmentId: Uint8Array) => Promise<boolean> = async () => false,
+  how: {
+    /** Whether a segment is marked already (by another manifest of this run): it is then not read again. */
+    marked?: (segmentId: Uint8Array) => Promise<boolean>;
+    /**
+     * Bounds the segments being read and decoded at once across the manifests a run marks concurrently: each
+     * is up to 10 MiB in memory (its object and its records) while roots are small.
+     */
+    segmentReads?: Limiter;
+  } = {},
 ): AsyncGenerator<MarkedSegment, void, undefined> {
-  let manifest: Awaited<ReturnType<Repository['loadManifest']>>;
+  let manifest: Manifest;
   try {
     manifest = await repository.loadManifest(ref, call);
   } catch (error) {
@@ -63,35 +72,53 @@ export async function* markManifest(
   // up to 10 MiB (its object and its records). Segments are content-addressed, so one marked already (an
   // unchanged volume's backups share them) names the same packs and is skipped: it was read, so it exists.
   for (const segment of manifestSegmentRefs(manifest)) {
-    if (await marked(segment.id)) continue;
-    let entries: ManifestEntries;
+    if (await how.marked?.(segment.id)) continue;
+    let packs: Uint8Array[];
+    await how.segmentReads?.acquire();
     try {
-      const object = await repository.store.get(segment.objectKey, undefined, call);
-      entries = openManifestSegment(repository.keys, manifest, segment.index, object, {
-        manifestKey: ref.manifestKey,
-      });
-    } catch (error) {
-      if (error instanceof StowageFormatError || isObjectStoreError(error, 'not-found')) {
-        throw new UnmarkableManifestError(
-          `segment ${segment.index} of ${ref.manifestKey} cannot be read (${error instanceof Error ? error.message : String(error)})`,
-          { cause: error },
-        );
-      }
-      throw error;
+      packs = await segmentPacks(repository, manifest, segment, ref, call);
+    } finally {
+      how.segmentReads?.release();
     }
-    // Entries come in volume order, so runs of one pack are the rule: compare with the last pack first.
-    const packs = new Map<string, Uint8Array>();
-    let last: Uint8Array | undefined;
-    for (let e = 0; e < entries.count; e++) {
-      if (!entries.isChunkAt(e)) continue;
-      const pack = entries.locationAt(e).pack;
-      if (last !== undefined && Buffer.from(pack.buffer, pack.byteOffset, pack.length).equals(last)) continue;
-      last = pack.slice();
-      const hex = Buffer.from(last).toString('hex');
-      if (!packs.has(hex)) packs.set(hex, last);
-    }
-    yield { segmentId: segment.id.slice(), packs: [...packs.values()] };
+    yield { segmentId: segment.id.slice(), packs };
   }
+}
+
+/** The distinct packs a segment's entries name; the segment's bytes are dropped before this returns. */
+async function segmentPacks(
+  repository: Repository,
+  manifest: Manifest,
+  segment: ManifestSegmentRef,
+  ref: BackupRef,
+  call: OperationOptions,
+): Promise<Uint8Array[]> {
+  let entries: ManifestEntries;
+  try {
+    const object = await repository.store.get(segment.objectKey, undefined, call);
+    entries = openManifestSegment(repository.keys, manifest, segment.index, object, {
+      manifestKey: ref.manifestKey,
+    });
+  } catch (error) {
+    if (error instanceof StowageFormatError || isObjectStoreError(error, 'not-found')) {
+      throw new UnmarkableManifestError(
+        `segment ${segment.index} of ${ref.manifestKey} cannot be read (${error instanceof Error ? error.message : String(error)})`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  // Entries come in volume order, so runs of one pack are the rule: compare with the last pack first.
+  const packs = new Map<string, Uint8Array>();
+  let last: Uint8Array | undefined;
+  for (let e = 0; e < entries.count; e++) {
+    if (!entries.isChunkAt(e)) continue;
+    const pack = entries.locationAt(e).pack;
+    if (last !== undefined && Buffer.from(pack.buffer, pack.byteOffset, pack.length).equals(last)) continue;
+    last = pack.slice();
+    const hex = Buffer.from(last).toString('hex');
+    if (!packs.has(hex)) packs.set(hex, last);
+  }
+  return [...packs.values()];
 }
 
 /** Every pack in the bucket, in key order (so in id order), lazily. Keys that are not packs are skipped. */

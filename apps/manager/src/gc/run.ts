@@ -1,5 +1,5 @@
 import { ApiError, type ApiErrorBody } from '@stowage/api';
-import type { BackupRef, Repository } from '@stowage/engine';
+import { type BackupRef, Limiter, type Repository } from '@stowage/engine';
 import { parseDamageRecordObjectKey } from '@stowage/format';
 import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
 import { holdingLeases } from '../db/leases.js';
@@ -29,6 +29,8 @@ export const GC_STALE_MS = 120_000;
 const DELETE_TIMEOUT_MS = 30_000;
 /** Manifests and index objects read at once (each a GET or a few: latency, not bandwidth, is the cost). */
 const READ_CONCURRENCY = 4;
+/** Segments read at once by the mark (each up to 10 MiB in memory): bench/gc.mjs's peak RSS is in the mark. */
+const SEGMENT_READS = 2;
 const DAMAGE_PREFIX = 'damage/';
 
 export interface GcRunOptions {
@@ -131,9 +133,13 @@ export async function executeGcRun(
     if (!target) throw new ApiError('not_found', `target ${run.backup_target_id} is gone`);
     opened = await openTargetRepository(ctx, target);
     const { repository } = opened;
+    const segmentReads = new Limiter(SEGMENT_READS);
     const mark = async (ref: BackupRef) => {
       if (!(await state.addMarkedManifest(ref.volumeId, ref.backupId))) return;
-      for await (const segment of markManifest(repository, ref, call, (id) => state.isLive('s', id))) {
+      for await (const segment of markManifest(repository, ref, call, {
+        marked: (id) => state.isLive('s', id),
+        segmentReads,
+      })) {
         // Its packs before the segment itself: a manifest that skips a marked segment relies on them.
         await state.addLive('p', segment.packs);
         await state.addLive('s', [segment.segmentId]);
