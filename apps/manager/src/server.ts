@@ -12,6 +12,7 @@ import { bearerAuthenticator } from './http/auth.js';
 import { createHandlers } from './http/handlers.js';
 import { createJobWatchers } from './http/job-stream.js';
 import type { Logger } from './log.js';
+import { alertsOnce } from './loops/alerts.js';
 import { gcOnce } from './loops/gc.js';
 import { startLoop } from './loops/loop.js';
 import { reconcileOnce } from './loops/reconciler.js';
@@ -28,6 +29,8 @@ import { agentClientFor } from './services/hosts.js';
 const GC_EVERY_MS = 60_000;
 /** The verify schedule's tick: periods are days, a minute's lag is nothing. */
 const VERIFY_EVERY_MS = 60_000;
+/** How often alerts are evaluated (raised, resolved) and webhooks told. */
+const ALERTS_EVERY_MS = 30_000;
 /** How often the reconciler looks for silent jobs. */
 const RECONCILE_EVERY_MS = 60_000;
 /** How often an embedded database refreshes its planner statistics (a real server's autovacuum does it). */
@@ -124,6 +127,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       startLoop('scheduler', config.loopIntervalMs ?? SCHEDULE_EVERY_MS, logger, () => scheduleOnce(ctx)),
       startLoop('gc', config.loopIntervalMs ?? GC_EVERY_MS, logger, () => gcOnce(ctx)),
       startLoop('verify', config.loopIntervalMs ?? VERIFY_EVERY_MS, logger, () => verifyScheduleOnce(ctx)),
+      startLoop('alerts', config.loopIntervalMs ?? ALERTS_EVERY_MS, logger, () => alertsOnce(ctx)),
       ...(database.kind === 'pglite'
         ? [startLoop('analyze', ANALYZE_EVERY_MS, logger, () => analyze(database))]
         : []),

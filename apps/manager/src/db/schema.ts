@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { AlertTables } from './schema-alerts.js';
 import type { GcTables } from './schema-gc.js';
 
 /**
@@ -155,7 +156,7 @@ export interface MigrationTable {
   applied_at: Timestamp;
 }
 
-export interface Database extends GcTables {
+export interface Database extends GcTables, AlertTables {
   host: HostTable;
   api_token: ApiTokenTable;
   backup_target: BackupTargetTable;

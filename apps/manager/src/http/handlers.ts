@@ -23,6 +23,7 @@ import { createVolume, deleteVolume, requireVolume } from '../services/volumes.j
 import { locationOfRequest } from '../targets/locations.js';
 import { createTarget, scheduleSettingsOf, testTarget } from '../targets/targets.js';
 import type { Handlers } from './app.js';
+import { alertHandlers } from './handlers-alerts.js';
 import { gcHandlers } from './handlers-gc.js';
 import { recoveryHandlers } from './handlers-recovery.js';
 import { verifyHandlers } from './handlers-verify.js';
@@ -273,5 +274,6 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...gcHandlers(deps),
     ...verifyHandlers(deps),
     ...recoveryHandlers(deps),
+    ...alertHandlers(deps),
   };
 }

@@ -8,6 +8,7 @@ export * from './primitives.js';
 export * from './recovery.js';
 export * from './route.js';
 export * from './routes.js';
+export * from './routes-alerts.js';
 export * from './routes-gc.js';
 export * from './routes-recovery.js';
 export * from './routes-verify.js';

@@ -12,6 +12,7 @@ import { Host, HostPage, RegisteredHost, RegisterHostRequest } from './hosts.js'
 import { JobListQuery, ManagedJob, ManagedJobPage } from './jobs.js';
 import { IdParams, ListQuery } from './primitives.js';
 import { defineRoutes, type ManagerRoute } from './route.js';
+import { alertRoutes } from './routes-alerts.js';
 import { gcRoutes } from './routes-gc.js';
 import { recoveryRoutes } from './routes-recovery.js';
 import { verifyRoutes } from './routes-verify.js';
@@ -410,6 +411,7 @@ export const managerRoutes = defineRoutes({
   ...gcRoutes,
   ...verifyRoutes,
   ...recoveryRoutes,
+  ...alertRoutes,
 });
 
 export type ManagerRoutes = typeof managerRoutes;
