@@ -9,6 +9,7 @@ import { type ManagerDatabase, openDatabase } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { createManagerApp } from './http/app.js';
 import { bearerAuthenticator } from './http/auth.js';
+import { consoleAssets } from './http/console-assets.js';
 import { createHandlers } from './http/handlers.js';
 import { createJobWatchers } from './http/job-stream.js';
 import type { Logger } from './log.js';
@@ -113,6 +114,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       validateResponses: options.validateResponses ?? false,
       observe: (route, method, status, seconds) => metrics.observeRequest(route, method, status, seconds),
       root: rootIndex,
+      assets: consoleAssets(config),
     });
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const started = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () =>

@@ -18,6 +18,8 @@ export const API_ERROR_CODES = [
   'conflict',
   /** The request body is too large [413]. */
   'payload_too_large',
+  /** Too many attempts (sign-in) from one address or for one name: wait `details.retry_after_seconds` [429]. */
+  'rate_limited',
   /** The backend cannot do that (provision a block device, snapshot without reflinks) [501]. */
   'unsupported',
   /** The agent is shutting down and takes no new work [503]. */
@@ -41,6 +43,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  rate_limited: 429,
   unsupported: 501,
   unavailable: 503,
   no_space: 507,

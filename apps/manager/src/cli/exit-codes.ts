@@ -63,6 +63,7 @@ export const API_ERROR_EXIT: Readonly<Record<ApiErrorCode, number>> = {
   not_found: EXIT.notFound,
   conflict: EXIT.conflict,
   payload_too_large: EXIT.failure,
+  rate_limited: EXIT.unavailable,
   unsupported: EXIT.failure,
   unavailable: EXIT.unavailable,
   no_space: EXIT.failure,

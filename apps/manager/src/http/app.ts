@@ -43,8 +43,10 @@ export interface ManagerAppOptions {
   readonly validateResponses?: boolean;
   /** Observes each request's duration (the metrics' histogram). */
   readonly observe?: (route: string, method: string, status: number, seconds: number) => void;
-  /** Answers `GET /` (the console, later; an index of the API until then). */
+  /** Answers `GET /` when there are no console files (an index of the API). */
   readonly root?: (c: Context) => Response | Promise<Response>;
+  /** The console's files: asked for every GET or HEAD outside /v1 that no route answers. */
+  readonly assets?: (c: Context) => Promise<Response | undefined>;
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -58,9 +60,14 @@ export function createManagerApp(options: ManagerAppOptions): Hono {
   const { logger } = options;
   const app = new Hono();
   app.onError((error, c) => errorResponse(c, error, logger));
-  app.notFound((c) =>
-    errorResponse(c, new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`), logger),
-  );
+  app.notFound(async (c) => {
+    const method = c.req.method;
+    if (options.assets && (method === 'GET' || method === 'HEAD') && !c.req.path.startsWith('/v1/')) {
+      const asset = await options.assets(c);
+      if (asset) return asset;
+    }
+    return errorResponse(c, new ApiError('not_found', `no route ${method} ${c.req.path}`), logger);
+  });
   app.use(
     '*',
     bodyLimit({
@@ -78,7 +85,10 @@ export function createManagerApp(options: ManagerAppOptions): Hono {
       observe(c.req.routePath, c.req.method, c.res.status, (performance.now() - started) / 1000);
     });
   }
-  if (options.root) app.get('/', options.root);
+  if (options.root) {
+    const root = options.root;
+    app.get('/', async (c) => (options.assets ? await options.assets(c) : undefined) ?? root(c));
+  }
   for (const key of Object.keys(managerRoutes) as RouteKey[]) {
     const route: ManagerRoute = managerRoutes[key];
     const handler = options.handlers[key] as (

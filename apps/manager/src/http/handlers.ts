@@ -24,8 +24,10 @@ import { locationOfRequest } from '../targets/locations.js';
 import { createTarget, scheduleSettingsOf, testTarget } from '../targets/targets.js';
 import type { Handlers } from './app.js';
 import { alertHandlers } from './handlers-alerts.js';
+import { dashboardHandlers } from './handlers-dashboard.js';
 import { gcHandlers } from './handlers-gc.js';
 import { recoveryHandlers } from './handlers-recovery.js';
+import { userHandlers } from './handlers-users.js';
 import { verifyHandlers } from './handlers-verify.js';
 import { type JobWatchers, jobEventStream } from './job-stream.js';
 import { backupJson, hostJson, jobJson, targetJson, tokenJson, volumeJson } from './representations.js';
@@ -275,5 +277,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...verifyHandlers(deps),
     ...recoveryHandlers(deps),
     ...alertHandlers(deps),
+    ...dashboardHandlers(deps),
+    ...userHandlers(deps),
   };
 }

@@ -17,7 +17,11 @@ import { readServerSentEvents } from './sse.js';
 export interface ManagerClientOptions {
   /** e.g. `http://127.0.0.1:8080` (a path prefix is kept: `https://example.com/stowage`). */
   baseUrl: string;
-  token: string;
+  /** An API token (scripts, the CLI). Absent: the browser's session cookie is sent instead (the console),
+   * with the session's CSRF token on every state-changing request. */
+  token?: string;
+  /** The session's CSRF token (`csrf_token` of the sign-in answer), read before each state-changing call. */
+  csrfToken?: () => string | undefined;
   /** Default the global `fetch`. */
   fetch?: typeof fetch;
 }
@@ -31,16 +35,18 @@ type LooseInput = { params?: unknown; query?: unknown; body?: unknown };
 
 export class ManagerClient {
   readonly #baseUrl: string;
-  readonly #token: string;
+  readonly #token: string | undefined;
+  readonly #csrfToken: (() => string | undefined) | undefined;
   readonly #fetch: typeof fetch;
 
   constructor(options: ManagerClientOptions) {
     const url = new URL(options.baseUrl);
     this.#baseUrl = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
     // A token that cannot be a header value would fail inside fetch, looking like a network error.
-    if (!/^[\x21-\x7e]+$/.test(options.token))
+    if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token))
       throw new TypeError('the manager token must be printable ASCII');
     this.#token = options.token;
+    this.#csrfToken = options.csrfToken;
     const given = options.fetch;
     // Called through a closure: a browser's fetch refuses to run with another `this`.
     this.#fetch = given ?? ((input, init) => fetch(input, init));
@@ -262,8 +268,14 @@ export class ManagerClient {
         route.content ?? 'json'
       ],
     };
-    if (route.auth !== 'none') headers.authorization = `Bearer ${this.#token}`;
     const init: RequestInit = { method: route.method.toUpperCase(), headers };
+    if (this.#token !== undefined) {
+      if (route.auth !== 'none') headers.authorization = `Bearer ${this.#token}`;
+    } else {
+      init.credentials = 'same-origin';
+      const csrf = route.method === 'get' ? undefined : this.#csrfToken?.();
+      if (csrf !== undefined) headers[CSRF_HEADER] = csrf;
+    }
     if (route.body !== undefined) {
       headers['content-type'] = 'application/json';
       init.body = JSON.stringify(input.body ?? {});
@@ -282,6 +294,9 @@ export class ManagerClient {
     throw await errorFromResponse(response);
   }
 }
+
+/** The header a session's state-changing requests carry its CSRF token in (bearer tokens need none). */
+export const CSRF_HEADER = 'x-csrf-token';
 
 /** The server's ApiError from an error answer, or `internal` naming the status when the body is not one. */
 export async function errorFromResponse(response: Response): Promise<ApiError> {

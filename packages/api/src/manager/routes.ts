@@ -13,8 +13,10 @@ import { JobListQuery, ManagedJob, ManagedJobPage } from './jobs.js';
 import { IdParams, ListQuery } from './primitives.js';
 import { defineRoutes, type ManagerRoute } from './route.js';
 import { alertRoutes } from './routes-alerts.js';
+import { dashboardRoutes } from './routes-dashboard.js';
 import { gcRoutes } from './routes-gc.js';
 import { recoveryRoutes } from './routes-recovery.js';
+import { userRoutes } from './routes-users.js';
 import { verifyRoutes } from './routes-verify.js';
 import {
   PruneQuery,
@@ -412,6 +414,8 @@ export const managerRoutes = defineRoutes({
   ...verifyRoutes,
   ...recoveryRoutes,
   ...alertRoutes,
+  ...dashboardRoutes,
+  ...userRoutes,
 });
 
 export type ManagerRoutes = typeof managerRoutes;
