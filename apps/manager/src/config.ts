@@ -29,6 +29,14 @@ const Env = z.object({
    * of replicas, which cannot wait minutes for two schedulers to tick. Unset in production.
    */
   MANAGER_LOOP_INTERVAL_MS: z.coerce.number().int().min(50).max(3_600_000).optional(),
+  /** The console's static export; unset: the one built into apps/console/out beside this package. */
+  MANAGER_CONSOLE_DIR: z.string().min(1).optional(),
+  /** How long a console sign-in lasts. */
+  MANAGER_SESSION_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(30 * 24)
+    .default(12),
 });
 
 export interface ManagerConfig {
@@ -46,6 +54,9 @@ export interface ManagerConfig {
   readonly staleJobMs: number;
   /** The loops' tick when MANAGER_LOOP_INTERVAL_MS overrides their own; undefined: their defaults. */
   readonly loopIntervalMs?: number | undefined;
+  /** Where the console's files are; undefined: the default build location (console-assets.ts). */
+  readonly consoleDir?: string | undefined;
+  readonly sessionMs: number;
 }
 
 export class ConfigError extends Error {
@@ -81,5 +92,7 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     logLevel: e.LOG_LEVEL,
     staleJobMs: e.MANAGER_STALE_JOB_MINUTES * 60_000,
     loopIntervalMs: e.MANAGER_LOOP_INTERVAL_MS,
+    consoleDir: e.MANAGER_CONSOLE_DIR === undefined ? undefined : resolve(cwd, e.MANAGER_CONSOLE_DIR),
+    sessionMs: e.MANAGER_SESSION_HOURS * 3_600_000,
   };
 }

@@ -1,5 +1,7 @@
+export * from './alerts.js';
 export * from './backups.js';
 export * from './client.js';
+export * from './dashboard.js';
 export * from './gc.js';
 export * from './hosts.js';
 export * from './jobs.js';

@@ -1,0 +1,2 @@
+/** The dashboard's summary: the schemas of routes-dashboard.ts (filled in with the console). */
+export {};
