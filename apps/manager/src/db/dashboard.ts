@@ -1,0 +1,149 @@
+import { sql } from 'kysely';
+import type { Db } from './conn.js';
+
+type TargetKind = 's3' | 'filesystem';
+
+/**
+ * The dashboard's aggregates. Each is one query whose cost follows the number of volumes or targets, never
+ * the number of backups: per volume two probes of backup_by_volume / backup_last_completed, the last 24 h
+ * through backup_list (started_at), usage from backup_target's counters (kept by a trigger) — except the
+ * chunk counts behind the dedup estimate, one pass over a target's completed backups (backup_by_target).
+ */
+
+export async function hostCounts(db: Db): Promise<Record<'up' | 'down' | 'unknown', number>> {
+  const rows = await db
+    .selectFrom('host')
+    .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+    .groupBy('status')
+    .execute();
+  const counts = { up: 0, down: 0, unknown: 0 };
+  for (const row of rows) counts[row.status] = Number(row.n);
+  return counts;
+}
+
+/** Live volumes by class, before the overdue check (which needs the schedule, in JS). */
+export interface VolumeClassCounts {
+  total: number;
+  failing: number;
+  unprotected: number;
+}
+
+export async function volumeClassCounts(db: Db): Promise<VolumeClassCounts> {
+  const result = await sql<{ total: string; failing: string; unprotected: string }>`
+    WITH v AS (
+      SELECT volume.state, volume.backup_cron, volume.schedule_enabled,
+        (SELECT b.state FROM backup b WHERE b.volume_id = volume.id ORDER BY b.started_at DESC LIMIT 1)
+          AS last_state,
+        EXISTS (SELECT 1 FROM backup b WHERE b.volume_id = volume.id AND b.state = 'completed') AS has_success
+      FROM volume
+      WHERE volume.state NOT IN ('archived', 'deleting')
+    )
+    SELECT count(*) AS total,
+      count(*) FILTER (WHERE state = 'failed' OR last_state = 'failed') AS failing,
+      count(*) FILTER (WHERE NOT (state = 'failed' OR last_state IS NOT DISTINCT FROM 'failed')
+        AND (NOT has_success OR backup_cron IS NULL OR NOT schedule_enabled)) AS unprotected
+    FROM v`.execute(db);
+  const row = result.rows[0]!;
+  return { total: Number(row.total), failing: Number(row.failing), unprotected: Number(row.unprotected) };
+}
+
+export interface RecentBackups {
+  completed: number;
+  failed: number;
+  running: number;
+  logical_bytes: number;
+  uploaded_bytes: number;
+}
+
+export async function backupsSince(db: Db, since: Date): Promise<RecentBackups> {
+  const row = await db
+    .selectFrom('backup')
+    .where('started_at', '>=', since)
+    .select([
+      sql<string>`count(*) FILTER (WHERE state = 'completed')`.as('completed'),
+      sql<string>`count(*) FILTER (WHERE state = 'failed')`.as('failed'),
+      sql<string>`count(*) FILTER (WHERE state = 'running')`.as('running'),
+      sql<string>`coalesce(sum(size) FILTER (WHERE state = 'completed'), 0)`.as('logical_bytes'),
+      sql<string>`coalesce(sum(bytes_uploaded) FILTER (WHERE state = 'completed'), 0)`.as('uploaded_bytes'),
+    ])
+    .executeTakeFirstOrThrow();
+  return {
+    completed: Number(row.completed),
+    failed: Number(row.failed),
+    running: Number(row.running),
+    logical_bytes: Number(row.logical_bytes),
+    uploaded_bytes: Number(row.uploaded_bytes),
+  };
+}
+
+export async function unfinishedJobCounts(db: Db): Promise<{ queued: number; running: number }> {
+  // job_unfinished is a partial index on exactly these states.
+  const rows = await db
+    .selectFrom('job')
+    .where('state', 'in', ['queued', 'running'])
+    .select(['state', (eb) => eb.fn.countAll<string>().as('n')])
+    .groupBy('state')
+    .execute();
+  const counts = { queued: 0, running: 0 };
+  for (const row of rows) counts[row.state as 'queued' | 'running'] = Number(row.n);
+  return counts;
+}
+
+export interface TargetUsageRow {
+  id: string;
+  name: string;
+  kind: TargetKind;
+  backups: number;
+  logical_bytes: number;
+  stored_bytes: number;
+  chunks: number;
+  chunks_new: number;
+}
+
+export async function targetUsageRows(db: Db): Promise<TargetUsageRow[]> {
+  const rows = await db
+    .selectFrom('backup_target as t')
+    .leftJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('backup as b')
+          .whereRef('b.backup_target_id', '=', 't.id')
+          .where('b.state', '=', 'completed')
+          .select([
+            sql<string>`coalesce(sum(b.chunks), 0)`.as('chunks'),
+            sql<string>`coalesce(sum(b.chunks_new), 0)`.as('chunks_new'),
+          ])
+          .as('c'),
+      (join) => join.onTrue(),
+    )
+    .select([
+      't.id',
+      't.name',
+      't.kind',
+      't.usage_backups',
+      't.usage_logical_bytes',
+      't.usage_stored_bytes',
+      'c.chunks',
+      'c.chunks_new',
+    ])
+    .orderBy('t.name')
+    .execute();
+  return rows.map((row) => ({
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    backups: Number(row.usage_backups),
+    logical_bytes: Number(row.usage_logical_bytes),
+    stored_bytes: Number(row.usage_stored_bytes),
+    chunks: Number(row.chunks ?? 0),
+    chunks_new: Number(row.chunks_new ?? 0),
+  }));
+}
+
+/**
+ * Open alerts. alerts: the alerts work (db/alerts, 0005_add_alerts.sql) fills this in — e.g. a count of
+ * `alert` rows with `resolved_at IS NULL`; until then the dashboard shows 0.
+ */
+export async function openAlertCount(_db: Db): Promise<number> {
+  return 0;
+}
