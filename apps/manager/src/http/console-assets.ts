@@ -1,10 +1,107 @@
+import { existsSync, realpathSync } from 'node:fs';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { extname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Context } from 'hono';
 import type { ManagerConfig } from '../config.js';
 
 /** Answers a GET for a file of the console's static export, or undefined when it is not one. */
 export type AssetServer = (c: Context) => Promise<Response | undefined>;
 
-/** The console's files (apps/console's static export), served beside the API on the same port. */
-export function consoleAssets(_config: ManagerConfig): AssetServer | undefined {
-  return undefined;
+/** apps/console/out, from src/http under vitest or dist/http once built: both are three levels down. */
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../../console/out', import.meta.url));
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  // The export's React Server Component payloads, fetched on client-side navigation.
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.ico': 'image/x-icon',
+  '.webp': 'image/webp',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.webmanifest': 'application/manifest+json',
+};
+
+/** Next puts a content hash in every name under /_next/static/: such a file never changes. */
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/**
+ * The console's files (apps/console's static export), served beside the API on the same port. A path maps
+ * to a file inside the directory only: `..` segments are refused before any lookup and every candidate is
+ * resolved through its symlinks and must still lie inside. `/volumes` is `volumes.html` (the export's page
+ * files), `/` and directories are their `index.html`. HTML is `no-cache` (a new build shows at once), hashed
+ * assets are cached for a year.
+ */
+export function consoleAssets(config: ManagerConfig): AssetServer | undefined {
+  const dir = config.consoleDir ?? DEFAULT_CONSOLE_DIR;
+  if (!existsSync(dir)) return undefined;
+  const root = realpathSync(dir);
+
+  const find = async (relative: string): Promise<string | undefined> => {
+    try {
+      const real = await realpath(join(root, relative));
+      if (!real.startsWith(root + sep)) return undefined;
+      return (await stat(real)).isFile() ? real : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  return async (c) => {
+    const relative = safeRelativePath(c.req.path);
+    if (relative === undefined) return undefined;
+    const candidates =
+      relative === '' || relative.endsWith('/')
+        ? [`${relative}index.html`]
+        : [relative, `${relative}.html`, `${relative}/index.html`];
+    let file: string | undefined;
+    for (const candidate of candidates) {
+      file = await find(candidate);
+      if (file !== undefined) break;
+    }
+    let status = 200;
+    if (file === undefined) {
+      // A page the export does not have: its 404 page, for browsers; API clients get the JSON not_found.
+      if (!(c.req.header('accept') ?? '').includes('text/html')) return undefined;
+      file = await find('404.html');
+      if (file === undefined) return undefined;
+      status = 404;
+    }
+    const type = TYPES[extname(file)] ?? 'application/octet-stream';
+    const headers: Record<string, string> = {
+      'content-type': type,
+      'cache-control': relative.startsWith('_next/static/') && status === 200 ? IMMUTABLE : 'no-cache',
+      'x-content-type-options': 'nosniff',
+    };
+    if (type.startsWith('text/html')) {
+      headers['x-frame-options'] = 'DENY';
+      headers['referrer-policy'] = 'same-origin';
+    }
+    const body = await readFile(file);
+    headers['content-length'] = String(body.byteLength);
+    return new Response(c.req.method === 'HEAD' ? null : body, { status, headers });
+  };
+}
+
+/** The request path as a path relative to the export, or undefined when it could leave it. */
+export function safeRelativePath(path: string): string | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+  if (decoded.includes('\0') || decoded.includes('\\')) return undefined;
+  const segments = decoded.split('/').slice(1);
+  if (segments.some((s) => s === '..' || s === '.')) return undefined;
+  // Empty segments (`//`) would let join() climb nowhere, but they are not a page either.
+  if (segments.slice(0, -1).some((s) => s === '')) return undefined;
+  return segments.join('/');
 }
