@@ -8,9 +8,11 @@ import type { ManagerConfig } from './config.js';
 import { type ManagerDatabase, openDatabase } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { createManagerApp } from './http/app.js';
-import { bearerAuthenticator } from './http/auth.js';
+import { auditRecorder } from './http/audit.js';
+import { requestAuthenticator } from './http/auth.js';
 import { consoleAssets } from './http/console-assets.js';
 import { createHandlers } from './http/handlers.js';
+import { sessionSettings } from './http/handlers-users.js';
 import { createJobWatchers } from './http/job-stream.js';
 import type { Logger } from './log.js';
 import { alertsOnce } from './loops/alerts.js';
@@ -108,8 +110,10 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
         watchers,
         metrics: () => metrics.render(),
         isStopping: () => stopping,
+        sessions: sessionSettings(config),
       }),
-      authenticate: bearerAuthenticator(database.db, logger, now),
+      authenticate: requestAuthenticator(database.db, logger, now),
+      audit: auditRecorder(database.db, logger, now),
       logger,
       validateResponses: options.validateResponses ?? false,
       observe: (route, method, status, seconds) => metrics.observeRequest(route, method, status, seconds),

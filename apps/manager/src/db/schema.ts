@@ -1,6 +1,7 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { AlertTables } from './schema-alerts.js';
 import type { GcTables } from './schema-gc.js';
+import type { UserTables } from './schema-users.js';
 
 /**
  * The manager's tables as kysely sees them (migrations/0001_create_inventory.sql is the truth; keep the two
@@ -156,7 +157,7 @@ export interface MigrationTable {
   applied_at: Timestamp;
 }
 
-export interface Database extends GcTables, AlertTables {
+export interface Database extends GcTables, AlertTables, UserTables {
   host: HostTable;
   api_token: ApiTokenTable;
   backup_target: BackupTargetTable;

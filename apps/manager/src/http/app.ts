@@ -11,17 +11,14 @@ import {
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
-import type { ApiTokenRow } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { type Authenticator, allows } from './auth.js';
+import { type AuditRecorder, isAudited } from './audit.js';
+import { type Authenticator, allows, type Caller } from './auth.js';
 
 type Routes = typeof managerRoutes;
 type RouteKey = keyof Routes;
 
-/** Who made a request: the token's row (its role, and its host for an agent token). */
-export interface Caller {
-  readonly token: ApiTokenRow;
-}
+export type { Caller } from './auth.js';
 
 /** One handler per route of the table: typed input in, the route's answer (or a raw Response) out. */
 export type Handlers = {
@@ -47,6 +44,8 @@ export interface ManagerAppOptions {
   readonly root?: (c: Context) => Response | Promise<Response>;
   /** The console's files: asked for every GET or HEAD outside /v1 that no route answers. */
   readonly assets?: (c: Context) => Promise<Response | undefined>;
+  /** Records each state-changing call, whatever its outcome (audit.ts). */
+  readonly audit?: AuditRecorder;
 }
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -96,12 +95,13 @@ export function createManagerApp(options: ManagerAppOptions): Hono {
       caller: Caller | undefined,
       c: Context,
     ) => Promise<unknown>;
-    app.on(route.method.toUpperCase(), toHonoPath(route.path), async (c) => {
+    const serve = async (c: Context, called: { caller?: Caller; answer?: unknown }) => {
       const caller = route.auth === 'none' ? undefined : await options.authenticate(c);
-      if (caller !== undefined && !allows(caller.token, route)) {
+      called.caller = caller;
+      if (caller !== undefined && !allows(caller.role, route)) {
         throw new ApiError(
           'forbidden',
-          `a ${caller.token.role} token cannot ${route.method.toUpperCase()} ${route.path}`,
+          `${caller.kind === 'user' ? `${caller.role} ${caller.user.name}` : `a ${caller.role} token`} cannot ${route.method.toUpperCase()} ${route.path}`,
         );
       }
       const input = {
@@ -112,6 +112,7 @@ export function createManagerApp(options: ManagerAppOptions): Hono {
           : undefined,
       };
       const answer = await handler(input, caller, c);
+      called.answer = answer;
       if (answer instanceof Response) return answer;
       if (route.status === 204) return c.body(null, 204);
       if (options.validateResponses && route.response) {
@@ -129,6 +130,20 @@ export function createManagerApp(options: ManagerAppOptions): Hono {
       }
       if (route.content === 'text') return c.text(String(answer), route.status);
       return c.json(answer as object, route.status);
+    };
+    const audit = options.audit !== undefined && isAudited(route) ? options.audit : undefined;
+    app.on(route.method.toUpperCase(), toHonoPath(route.path), async (c) => {
+      if (audit === undefined) return serve(c, {});
+      const called: { caller?: Caller; answer?: unknown } = {};
+      try {
+        const response = await serve(c, called);
+        await audit(c, route, called.caller, { status: response.status, answer: called.answer });
+        return response;
+      } catch (error) {
+        const status = error instanceof ApiError ? error.status : 500;
+        await audit(c, route, called.caller, { status, error });
+        throw error;
+      }
     });
   }
   return app;

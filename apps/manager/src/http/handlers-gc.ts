@@ -28,7 +28,7 @@ export function gcHandlers(deps: HandlerDeps): HandlersOf<typeof gcRoutes> {
     getGcRun: async ({ params }) => gcRunJson(await getGcRun(ctx, params.id, params.run_id)),
     commitJob: async ({ params }, caller) => {
       const job = await requireJob(ctx, params.id);
-      const hostId = caller?.token.host_id ?? null;
+      const hostId = caller?.kind === 'token' ? caller.token.host_id : null;
       if (hostId !== null && job.host_id !== hostId) {
         throw new ApiError('forbidden', `job ${job.id} does not belong to this agent's host`);
       }

@@ -27,7 +27,7 @@ import { alertHandlers } from './handlers-alerts.js';
 import { dashboardHandlers } from './handlers-dashboard.js';
 import { gcHandlers } from './handlers-gc.js';
 import { recoveryHandlers } from './handlers-recovery.js';
-import { userHandlers } from './handlers-users.js';
+import { type SessionSettings, userHandlers } from './handlers-users.js';
 import { verifyHandlers } from './handlers-verify.js';
 import { type JobWatchers, jobEventStream } from './job-stream.js';
 import { backupJson, hostJson, jobJson, targetJson, tokenJson, volumeJson } from './representations.js';
@@ -37,6 +37,8 @@ export interface HandlerDeps {
   readonly watchers: JobWatchers;
   readonly metrics: () => Promise<string>;
   readonly isStopping: () => boolean;
+  /** How console sign-ins last and whether their cookie is Secure; default 12 h, not Secure. */
+  readonly sessions?: SessionSettings;
 }
 
 const byCreated = (row: { created_at: Date; id: string }) => ({ at: row.created_at, id: row.id });
@@ -78,7 +80,8 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       return toPage(rows, query.limit, byCreated, tokenJson);
     },
     revokeToken: async ({ params }, caller) => {
-      if (caller?.token.id === params.id) throw new ApiError('conflict', 'a token cannot revoke itself');
+      if (caller?.kind === 'token' && caller.token.id === params.id)
+        throw new ApiError('conflict', 'a token cannot revoke itself');
       const row = await revokeToken(ctx.db, params.id, ctx.now());
       if (!row) throw new ApiError('not_found', `no token ${params.id}`);
       ctx.logger.info('token revoked', { token_id: row.id });
@@ -263,7 +266,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       return jobEventStream(ctx, deps.watchers, params.id, c.req.raw.signal);
     },
     postJobEvent: async ({ body }, caller) => {
-      let hostId = caller?.token.host_id ?? null;
+      let hostId = caller?.kind === 'token' ? caller.token.host_id : null;
       if (hostId === null) {
         // An admin token (tools, tests) reports for the job's own host.
         const job = await requireJob(ctx, body.job.id).catch(() => undefined);

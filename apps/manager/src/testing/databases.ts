@@ -70,6 +70,11 @@ export function describeOnPostgres(title: string, body: (subject: () => Database
   );
 }
 
+/** Every table but the migrations' record, whichever migrations made it. */
 async function emptyTables(database: ManagerDatabase): Promise<void> {
-  await sql`TRUNCATE backup, job, volume, backup_target, api_token, host CASCADE`.execute(database.db);
+  const tables = await sql<{ tablename: string }>`
+    SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'manager_migration'
+  `.execute(database.db);
+  const names = tables.rows.map((row) => sql.id(row.tablename));
+  if (names.length > 0) await sql`TRUNCATE ${sql.join(names)} CASCADE`.execute(database.db);
 }

@@ -72,6 +72,31 @@ export class ManagerClient {
     return this.request('revokeToken', { params: { id } }, signal);
   }
 
+  signIn(body: Body<'signIn'>, signal?: AbortSignal): Answer<'signIn'> {
+    return this.request('signIn', { body }, signal);
+  }
+  getSession(signal?: AbortSignal): Answer<'getSession'> {
+    return this.request('getSession', {}, signal);
+  }
+  signOut(signal?: AbortSignal): Answer<'signOut'> {
+    return this.request('signOut', {}, signal);
+  }
+  createUser(body: Body<'createUser'>, signal?: AbortSignal): Answer<'createUser'> {
+    return this.request('createUser', { body }, signal);
+  }
+  listUsers(query?: Query<'listUsers'>, signal?: AbortSignal): Answer<'listUsers'> {
+    return this.request('listUsers', { query }, signal);
+  }
+  updateUser(id: string, body: Body<'updateUser'>, signal?: AbortSignal): Answer<'updateUser'> {
+    return this.request('updateUser', { params: { id }, body }, signal);
+  }
+  deleteUser(id: string, signal?: AbortSignal): Answer<'deleteUser'> {
+    return this.request('deleteUser', { params: { id } }, signal);
+  }
+  listAudit(query?: Query<'listAudit'>, signal?: AbortSignal): Answer<'listAudit'> {
+    return this.request('listAudit', { query }, signal);
+  }
+
   registerHost(body: Body<'registerHost'>, signal?: AbortSignal): Answer<'registerHost'> {
     return this.request('registerHost', { body }, signal);
   }

@@ -57,7 +57,7 @@ export const userRoutes = defineRoutes({
   listUsers: {
     method: 'get',
     path: '/v1/users',
-    summary: 'Users, by name',
+    summary: 'Users, newest first',
     tag: 'users',
     auth: 'admin',
     query: ListQuery,
