@@ -1,4 +1,91 @@
+import {
+  Alert,
+  AlertListQuery,
+  AlertPage,
+  CreatedWebhook,
+  CreateWebhookRequest,
+  WebhookPage,
+  WebhookTestResult,
+} from './alerts.js';
+import { IdParams, ListQuery } from './primitives.js';
 import { defineRoutes } from './route.js';
 
-/** Alerts the manager raises and resolves, and the webhooks told of each change (docs/alerts.md). */
-export const alertRoutes = defineRoutes({});
+/** Alerts the manager raises and resolves, and the webhooks told of each change (docs/manager.md). */
+export const alertRoutes = defineRoutes({
+  listAlerts: {
+    method: 'get',
+    path: '/v1/alerts',
+    summary: 'List alerts, newest first (`?state=open|resolved|all`, default open; `?kind=`)',
+    tag: 'alerts',
+    auth: 'admin',
+    query: AlertListQuery,
+    status: 200,
+    response: AlertPage,
+    errors: [],
+  },
+  getAlert: {
+    method: 'get',
+    path: '/v1/alerts/{id}',
+    summary: 'Get an alert',
+    tag: 'alerts',
+    auth: 'admin',
+    params: IdParams,
+    status: 200,
+    response: Alert,
+    errors: ['not_found'],
+  },
+  acknowledgeAlert: {
+    method: 'post',
+    path: '/v1/alerts/{id}/acknowledge',
+    summary: 'Acknowledge an open alert (again: the first acknowledgement stays); 409 once resolved',
+    tag: 'alerts',
+    auth: 'admin',
+    params: IdParams,
+    status: 200,
+    response: Alert,
+    errors: ['not_found', 'conflict'],
+  },
+  createWebhook: {
+    method: 'post',
+    path: '/v1/webhooks',
+    summary: 'Add a webhook told of alert changes (its signing secret returned once)',
+    tag: 'webhooks',
+    auth: 'admin',
+    body: CreateWebhookRequest,
+    status: 201,
+    response: CreatedWebhook,
+    errors: [],
+  },
+  listWebhooks: {
+    method: 'get',
+    path: '/v1/webhooks',
+    summary: 'List webhooks (never their secrets)',
+    tag: 'webhooks',
+    auth: 'admin',
+    query: ListQuery,
+    status: 200,
+    response: WebhookPage,
+    errors: [],
+  },
+  deleteWebhook: {
+    method: 'delete',
+    path: '/v1/webhooks/{id}',
+    summary: 'Remove a webhook and its pending deliveries',
+    tag: 'webhooks',
+    auth: 'admin',
+    params: IdParams,
+    status: 204,
+    errors: ['not_found'],
+  },
+  testWebhook: {
+    method: 'post',
+    path: '/v1/webhooks/{id}/test',
+    summary: 'Send a webhook.test event now and report the receiver’s HTTP status',
+    tag: 'webhooks',
+    auth: 'admin',
+    params: IdParams,
+    status: 200,
+    response: WebhookTestResult,
+    errors: ['not_found'],
+  },
+});
