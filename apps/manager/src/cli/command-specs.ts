@@ -1,6 +1,7 @@
 import { DATA_COMMANDS } from './data-command-specs.js';
 import type { CommandSpec, OptionSpec } from './spec.js';
 import { base, byId, client, clientEnv, getCommand, idArg, list, serverEnv } from './spec-fragments.js';
+import { USER_COMMANDS } from './user-command-specs.js';
 
 /** Where a repository lives: `target create` and `target import`. */
 const location = {
@@ -285,10 +286,11 @@ export const COMMANDS = {
   },
 
   ...DATA_COMMANDS,
+  ...USER_COMMANDS,
 } as const satisfies Record<string, CommandSpec>;
 
 export type CommandKey = keyof typeof COMMANDS;
 export const ALL_COMMANDS: readonly CommandSpec[] = Object.values(COMMANDS);
 
 /** Groups: `manager volume --help` lists theirs. */
-export const GROUPS = ['token', 'host', 'target', 'volume', 'backup', 'job'] as const;
+export const GROUPS = ['user', 'audit', 'token', 'host', 'target', 'volume', 'backup', 'job'] as const;

@@ -16,6 +16,7 @@ import { jobCancel, jobGet, jobList, jobWatch } from './commands/jobs.js';
 import { backupIndexRebuild, targetImport } from './commands/recovery.js';
 import { targetCreate, targetDelete, targetGet, targetList, targetTest } from './commands/targets.js';
 import { tokenCreate, tokenList, tokenRevoke } from './commands/tokens.js';
+import { auditList, userAdd, userList, userPasswd, userRemove } from './commands/users.js';
 import { volumeAdopt, volumeCreate, volumeDelete, volumeGet, volumeList } from './commands/volumes.js';
 import type { CliEnv, OutStream } from './context.js';
 import { describeFailure, EXIT, UsageError } from './exit-codes.js';
@@ -34,6 +35,11 @@ const HANDLERS: Record<CommandKey, Handler> = {
   tokenCreate,
   tokenList,
   tokenRevoke,
+  userAdd,
+  userList,
+  userPasswd,
+  userRemove,
+  auditList,
   hostAdd,
   hostList,
   hostGet,

@@ -235,3 +235,52 @@ describe('lists and connections', () => {
     expect((await cli(['backup', 'now', randomUUID()], env)).code).toBe(EXIT.notFound);
   });
 });
+
+describe('users and the audit log', () => {
+  it('adds a user with a generated password that signs in, changes it, lists, audits and removes', async () => {
+    const added = await cli(['user', 'add', 'ops', '--role', 'operator'], env);
+    expect(added.code).toBe(EXIT.ok);
+    const password = added.stdout.trim();
+    expect(password).toMatch(/^[\w-]{24}$/);
+    expect(added.stderr).toMatch(
+      /^added user [0-9a-f-]{36} "ops" \(operator\); the password above is shown once/,
+    );
+    const signIn = (pw: string) =>
+      fetch(`${manager.url}/v1/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'ops', password: pw }),
+      });
+    expect((await signIn(password)).status).toBe(200);
+
+    const file = join(home, 'ops.pw');
+    await writeFile(file, 'a new long password\n');
+    expect((await cli(['user', 'passwd', 'ops', '--password-file', file], env)).code).toBe(EXIT.ok);
+    expect((await signIn(password)).status).toBe(401);
+    expect((await signIn('a new long password')).status).toBe(200);
+    const promoted = await cli(['user', 'passwd', 'ops', '--role', 'admin'], env);
+    expect(promoted.stdout).toBe('ops is now admin\n');
+
+    const listed = await cli(['user', 'list'], env);
+    expect(listed.stdout).toMatch(/^ID +NAME +ROLE +CREATED +LAST SIGN-IN\n.* ops +admin /);
+    expect((await cli(['user', 'add', 'ops'], env)).code).toBe(EXIT.conflict);
+    expect((await cli(['user', 'add', 'Not A Name'], env)).code).toBe(EXIT.usage);
+
+    const audit = await cli(['audit', 'list', '--action', 'updateUser', '--json'], env);
+    const entries = JSON.parse(audit.stdout) as { items: { actor: { name: string } }[] };
+    expect(entries.items).toHaveLength(2);
+    expect(entries.items[0]?.actor.name).toBe('test admin');
+    expect(audit.stdout).not.toContain('a new long password');
+    const failed = await cli(['audit', 'list', '--failed', '--action', 'signIn'], env);
+    expect(failed.stdout).toMatch(/anonymous:ops +signIn +- +401 unauthorized/);
+
+    // The only admin user stays one (tokens do not count: a console needs someone to sign in as admin).
+    const last = await cli(['user', 'remove', 'ops'], env);
+    expect(last.code).toBe(EXIT.conflict);
+    expect(last.stderr).toContain('ops is the last admin');
+    expect((await cli(['user', 'passwd', 'ops', '--role', 'viewer'], env)).code).toBe(EXIT.conflict);
+    await cli(['user', 'add', 'root', '--role', 'admin'], env);
+    expect((await cli(['user', 'remove', 'ops'], env)).code).toBe(EXIT.ok);
+    expect((await cli(['user', 'remove', 'ops'], env)).code).toBe(EXIT.notFound);
+  });
+});
