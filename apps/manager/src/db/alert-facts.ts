@@ -106,7 +106,7 @@ export async function targetsWithHealth(db: Db) {
 }
 
 /**
- * Claims the probe of a target not probed (nor claimed) since `staleBefore`: true for the one replica whose
+ * Claims the probe of a target last claimed at or before `staleBefore`: true for the one replica whose
  * statement took it.
  */
 export async function claimTargetProbe(db: Db, targetId: string, now: Date, staleBefore: Date) {
@@ -117,7 +117,7 @@ export async function claimTargetProbe(db: Db, targetId: string, now: Date, stal
       oc
         .column('backup_target_id')
         .doUpdateSet({ claimed_at: now })
-        .where('target_health.claimed_at', '<', staleBefore),
+        .where('target_health.claimed_at', '<=', staleBefore),
     )
     .returning('backup_target_id')
     .executeTakeFirst();

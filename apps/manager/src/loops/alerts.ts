@@ -239,7 +239,7 @@ async function probeTargets(
   const now = ctx.now();
   const staleBefore = new Date(now.getTime() - TARGET_PROBE_EVERY_MS);
   const due = (await targetsWithHealth(ctx.db)).filter(
-    (t) => t.claimed_at === null || t.claimed_at < staleBefore,
+    (t) => t.claimed_at === null || t.claimed_at <= staleBefore,
   );
   let probed = 0;
   await eachLimited(due, 4, async ({ id }) => {
