@@ -1,0 +1,67 @@
+'use client';
+import { useState } from 'react';
+import { useAuditPage } from '../../lib/api/misc';
+import { when } from '../../lib/format';
+import { ErrorText } from '../../lib/ui';
+
+/** The audit log: every state-changing call, newest first (admins only). */
+export default function AuditPage() {
+  const [actor, setActor] = useState('');
+  const [outcome, setOutcome] = useState('');
+  const { items, query, pager } = useAuditPage({
+    ...(actor ? { actor } : {}),
+    ...(outcome ? { outcome: outcome as 'ok' | 'error' } : {}),
+  });
+  return (
+    <>
+      <h1>Audit log</h1>
+      <form className="toolbar" aria-label="Filter the audit log" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Who (user or token name)
+          <input value={actor} onChange={(e) => setActor(e.target.value)} />
+        </label>
+        <label>
+          Outcome
+          <select value={outcome} onChange={(e) => setOutcome(e.target.value)}>
+            <option value="">any</option>
+            <option value="ok">ok</option>
+            <option value="error">error</option>
+          </select>
+        </label>
+      </form>
+      <ErrorText error={query.error} />
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">Who</th>
+            <th scope="col">What</th>
+            <th scope="col">On</th>
+            <th scope="col">Outcome</th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((e) => (
+            <tr key={e.id}>
+              <td>{when(e.at)}</td>
+              <td>
+                {e.actor.name ?? e.actor.kind}{' '}
+                {e.actor.role && <span className="muted">({e.actor.role})</span>}
+              </td>
+              <td>
+                {e.action} <code className="muted">{`${e.method} ${e.path}`}</code>
+              </td>
+              <td>
+                <code>{Object.values(e.resource).join(', ') || '—'}</code>
+              </td>
+              <td className={e.outcome === 'error' ? 'error' : undefined}>
+                {e.outcome} {e.error_code && `(${e.error_code})`}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {pager}
+    </>
+  );
+}

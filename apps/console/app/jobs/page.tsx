@@ -1,0 +1,104 @@
+'use client';
+import { JOB_KINDS, type JobKind, type ManagedJob } from '@stowage/api/console';
+import Link from 'next/link';
+import { useState } from 'react';
+import { useJobsPage, useLiveJob } from '../../lib/api/jobs';
+import { useAllHosts } from '../../lib/api/misc';
+import { bytes, errorText, when } from '../../lib/format';
+import { Cli, ErrorText, Progress, State } from '../../lib/ui';
+
+/** Running jobs (live progress from each one's event stream) and recent ones, with their errors in words. */
+export default function JobsPage() {
+  const [kind, setKind] = useState('');
+  const running = useJobsPage({ state: 'running' }, 25);
+  const recent = useJobsPage(kind ? { kind: kind as JobKind } : {}, 25);
+  const hosts = useAllHosts();
+  const hostName = (id: string | null) => hosts.data?.items.find((h) => h.id === id)?.name ?? '—';
+  return (
+    <>
+      <h1>Jobs</h1>
+      <h2>Running</h2>
+      <ErrorText error={running.query.error} />
+      <JobTable jobs={running.items} hostName={hostName} label="Running jobs" />
+      {running.query.isSuccess && running.items.length === 0 && <p>Nothing is running.</p>}
+      {running.pager}
+      <h2>Recent</h2>
+      <div className="toolbar">
+        <label>
+          Kind
+          <select value={kind} onChange={(e) => setKind(e.target.value)}>
+            <option value="">any</option>
+            {JOB_KINDS.map((k) => (
+              <option key={k}>{k}</option>
+            ))}
+          </select>
+        </label>
+        <Cli command={`manager job list${kind ? ` --kind ${kind}` : ''}`} />
+      </div>
+      <ErrorText error={recent.query.error} />
+      <JobTable jobs={recent.items} hostName={hostName} label="Recent jobs" />
+      {recent.pager}
+    </>
+  );
+}
+
+function JobTable({
+  jobs,
+  hostName,
+  label,
+}: {
+  jobs: ManagedJob[];
+  hostName: (id: string | null) => string;
+  label: string;
+}) {
+  return (
+    <table aria-label={label}>
+      <thead>
+        <tr>
+          <th scope="col">Kind</th>
+          <th scope="col">Volume</th>
+          <th scope="col">Host</th>
+          <th scope="col">Created</th>
+          <th scope="col">State and progress</th>
+        </tr>
+      </thead>
+      <tbody>
+        {jobs.map((job) => (
+          <JobRow key={job.id} job={job} hostName={hostName} />
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function JobRow({ job: initial, hostName }: { job: ManagedJob; hostName: (id: string | null) => string }) {
+  const job = useLiveJob(initial);
+  return (
+    <tr>
+      <td>{job.kind}</td>
+      <td>
+        {job.volume_id ? <Link href={`/volume?id=${job.volume_id}`}>{job.volume_id.slice(0, 8)}</Link> : '—'}
+      </td>
+      <td>{hostName(job.host_id)}</td>
+      <td>{when(job.created_at)}</td>
+      <td>
+        <State value={job.state} />{' '}
+        {job.state === 'running' && (
+          <>
+            <Progress
+              done={job.progress.bytes_done}
+              total={job.progress.bytes_total}
+              label={`${job.kind} progress`}
+            />{' '}
+            <span className="muted">
+              {bytes(job.progress.bytes_done)} of {bytes(job.progress.bytes_total)}
+              {job.progress.eta_seconds != null && `, ${Math.round(job.progress.eta_seconds)} s left`}
+            </span>
+          </>
+        )}
+        {job.error && <div className="error">{errorText(job.error)}</div>}
+        {job.state === 'running' && <Cli command={`manager job watch ${job.id}`} />}
+      </td>
+    </tr>
+  );
+}

@@ -1,0 +1,64 @@
+'use client';
+import type { BackupTarget } from '@stowage/api/console';
+import { useState } from 'react';
+import { useGcRunsPage, useStartGc } from '../../lib/api/targets';
+import { bytes, when } from '../../lib/format';
+import { Cli, ErrorText, State } from '../../lib/ui';
+
+/** A target's garbage collection: its runs, newest first, and "run GC now" (optionally a dry run). */
+export function GcPanel({ target }: { target: BackupTarget }) {
+  const [dryRun, setDryRun] = useState(true);
+  const start = useStartGc(target.id);
+  const { items, query, pager } = useGcRunsPage(target.id);
+  return (
+    <section aria-labelledby="gc-title">
+      <h2 id="gc-title">Garbage collection of {target.name}</h2>
+      <div className="toolbar">
+        <label className="check">
+          <input type="checkbox" checked={dryRun} onChange={(e) => setDryRun(e.target.checked)} />
+          Dry run (plan only, delete nothing)
+        </label>
+        <button type="button" onClick={() => start.mutate(dryRun)} disabled={start.isPending}>
+          Run GC now
+        </button>
+      </div>
+      <Cli command={`manager target gc ${target.name}${dryRun ? ' --dry-run' : ''}`} />
+      <ErrorText error={start.error ?? query.error} />
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Started</th>
+            <th scope="col">State</th>
+            <th scope="col">Phase</th>
+            <th scope="col">Trigger</th>
+            <th scope="col">Dry run</th>
+            <th scope="col" className="num">
+              Packs deleted
+            </th>
+            <th scope="col" className="num">
+              Freed
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((r) => (
+            <tr key={r.id}>
+              <td>{when(r.started_at)}</td>
+              <td>
+                <State value={r.state} />
+                {r.error && <div className="error">{r.error.message}</div>}
+              </td>
+              <td>{r.phase}</td>
+              <td>{r.trigger}</td>
+              <td>{r.dry_run ? 'yes' : 'no'}</td>
+              <td className="num">{r.packs_deleted}</td>
+              <td className="num">{bytes(r.bytes_freed)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {query.isSuccess && items.length === 0 && <p>No runs yet.</p>}
+      {pager}
+    </section>
+  );
+}

@@ -1,0 +1,38 @@
+'use client';
+import type { CreateBackupTargetRequest } from '@stowage/api/console';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { api } from '../client';
+import { usePaged } from '../ui';
+
+export function useTargetsPage(limit = 50) {
+  return usePaged(['targets'], (cursor) => api().listTargets({ limit, cursor }));
+}
+
+/** Every target (for pickers): targets are few. */
+export function useAllTargets() {
+  return useQuery({ queryKey: ['targets', 'all'], queryFn: () => api().listTargets({ limit: 500 }) });
+}
+
+export function useCreateTarget() {
+  const queries = useQueryClient();
+  return useMutation({
+    mutationFn: (body: CreateBackupTargetRequest) => api().createTarget(body),
+    onSuccess: () => queries.invalidateQueries({ queryKey: ['targets'] }),
+  });
+}
+
+export function useTestTarget() {
+  return useMutation({ mutationFn: (id: string) => api().testTarget(id) });
+}
+
+export function useGcRunsPage(targetId: string, limit = 10) {
+  return usePaged(['gc-runs', targetId], (cursor) => api().listGcRuns(targetId, { limit, cursor }));
+}
+
+export function useStartGc(targetId: string) {
+  const queries = useQueryClient();
+  return useMutation({
+    mutationFn: (dryRun: boolean) => api().startGc(targetId, { dry_run: dryRun ? 'true' : 'false' }),
+    onSuccess: () => queries.invalidateQueries({ queryKey: ['gc-runs', targetId] }),
+  });
+}
