@@ -1,4 +1,4 @@
--- Console users, their sign-in sessions and the audit log (docs/console.md#users). Forward-only, like every
+-- Console users, their sign-in sessions and the audit log (docs/manager.md#users-roles-and-the-audit-log). Forward-only, like every
 -- migration.
 
 CREATE TABLE app_user (

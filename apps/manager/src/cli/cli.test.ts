@@ -223,11 +223,14 @@ describe('output', () => {
     expect(progressLine(job, 40)).toHaveLength(39);
   });
 
-  it("start's banner has the URL, the token file, the passphrase once, and two commands", () => {
+  it("start's banner has the URL, the console's sign-in, the token file, the passphrase once, and two commands", () => {
     const text = startBannerText({
       url: 'http://127.0.0.1:8080',
       home: '/h',
       admin_token_file: '/h/admin-token',
+      console_user: 'admin',
+      console_password_file: '/h/admin-password',
+      console_password: 'pw-123',
       recovery_passphrase: 'abcde-fghij',
       recovery_passphrase_file: '/h/recovery-passphrase',
       demo_volume_id: 'v-1',
@@ -235,6 +238,9 @@ describe('output', () => {
     });
     expect(text).toContain('http://127.0.0.1:8080');
     expect(text).toContain('/h/admin-token');
+    expect(text).toContain(
+      'console:     http://127.0.0.1:8080/ (sign in as admin with pw-123; the password is in /h/admin-password)',
+    );
     expect(text).toContain('abcde-fghij');
     expect(text).toContain('shown once; also kept in /h/recovery-passphrase');
     expect(text).toContain('npx manager volume list');
@@ -243,12 +249,16 @@ describe('output', () => {
       url: 'u',
       home: '/h',
       admin_token_file: '/h/admin-token',
+      console_user: 'admin',
+      console_password_file: '/h/admin-password',
+      console_password: null,
       recovery_passphrase: null,
       recovery_passphrase_file: null,
       demo_volume_id: null,
       examples: [],
     });
     expect(again).not.toContain('passphrase');
+    expect(again).toContain('(sign in as admin; the password is in /h/admin-password)');
   });
 
   it('names the home and port in the examples only when they are not the defaults', () => {

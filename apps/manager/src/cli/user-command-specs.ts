@@ -7,7 +7,7 @@ const passwordFile = {
   help: 'a file holding the password (never on the command line, where ps shows it); "-": standard input',
 } as const;
 
-/** `manager user …` and `manager audit list` (docs/console.md#users); spread into command-specs.ts. */
+/** `manager user …` and `manager audit list` (docs/manager.md#users-roles-and-the-audit-log); spread into command-specs.ts. */
 export const USER_COMMANDS = {
   userAdd: {
     name: 'user add',

@@ -22,6 +22,15 @@ describe('the embedded system (npm start)', () => {
     const mode = (path: string) => statSync(path).mode & 0o777;
     expect(mode(join(home, 'admin-token'))).toBe(0o600);
     expect(mode(join(home, 'master.key'))).toBe(0o600);
+    // The console's first user signs in with the password kept in admin-password.
+    expect(mode(join(home, 'admin-password'))).toBe(0o600);
+    const password = readFileSync(join(home, 'admin-password'), 'utf8').trim();
+    expect(embedded.consoleUser).toEqual({
+      name: 'admin',
+      passwordFile: join(home, 'admin-password'),
+      password,
+    });
+    expect((await client.signIn({ name: 'admin', password })).user.role).toBe('admin');
     expect(readFileSync(join(home, 'recovery-passphrase'), 'utf8').trim()).toBe(embedded.recoveryPassphrase);
 
     const hosts = (await client.listHosts()).items;
@@ -54,6 +63,7 @@ describe('the embedded system (npm start)', () => {
     try {
       expect(again.adminToken).toBe(embedded.adminToken);
       expect(again.recoveryPassphrase).toBeUndefined();
+      expect(again.consoleUser.password).toBeUndefined();
       const { ManagerClient } = await import('@stowage/api');
       const restarted = new ManagerClient({ baseUrl: again.manager.url, token: again.adminToken });
       const [host] = (await restarted.listHosts()).items;
@@ -83,6 +93,9 @@ describe('the embedded system (npm start)', () => {
       expect(readFileSync(join(home, 'recovery-passphrase'), 'utf8')).toBe(passphrase);
       const { ManagerClient } = await import('@stowage/api');
       const c = new ManagerClient({ baseUrl: recovered.manager.url, token: recovered.adminToken });
+      // The console's admin is made again with the kept password.
+      const kept = readFileSync(join(home, 'admin-password'), 'utf8').trim();
+      expect((await c.signIn({ name: 'admin', password: kept })).user.name).toBe('admin');
       expect((await c.listTargets()).items).toMatchObject([
         {
           name: 'local',

@@ -5,12 +5,15 @@ import { join } from 'node:path';
 import type { ManagerConfig } from '../config.js';
 import { getHostByName, recordHostContact, updateHostUrl } from '../db/hosts.js';
 import { findActiveToken, insertToken } from '../db/tokens.js';
+import { getUserByName } from '../db/users.js';
 import type { Logger } from '../log.js';
+import { generatePassword } from '../secrets/passwords.js';
 import { readOrCreateSecretFile } from '../secrets/secret-files.js';
 import { generateToken, hashToken } from '../secrets/tokens.js';
 import { type ManagerOptions, type RunningManager, startManager } from '../server.js';
 import { registerHost } from '../services/hosts.js';
 import { rebuildIndex } from '../services/recovery.js';
+import { createUser } from '../services/users.js';
 import { createVolume } from '../services/volumes.js';
 import { createTarget, importTarget } from '../targets/targets.js';
 import { defaultAgentBin, type LocalAgent, superviseLocalAgent } from './local-agent.js';
@@ -28,10 +31,19 @@ export interface EmbeddedOptions extends ManagerOptions {
   readonly demo?: boolean;
 }
 
+export interface ConsoleUser {
+  readonly name: string;
+  /** Holds the password it was made with (a later `manager user passwd` does not change the file). */
+  readonly passwordFile: string;
+  readonly password: string | undefined;
+}
+
 export interface RunningEmbedded {
   readonly manager: RunningManager;
   readonly agent: LocalAgent;
   readonly adminToken: string;
+  /** The console's first user, `admin`; its password is set on the start that created it. */
+  readonly consoleUser: ConsoleUser;
   /** Set on the start that created the local target (shown once, also kept in the home). */
   readonly recoveryPassphrase: string | undefined;
   /** Where that passphrase was kept (`recovery-passphrase`, or beside an older one that file still holds). */
@@ -55,6 +67,7 @@ export async function startEmbedded(
     volumes: join(home, 'volumes'),
     targets: join(home, 'targets'),
     adminToken: join(home, 'admin-token'),
+    adminPassword: join(home, 'admin-password'),
     agentToken: join(home, 'agent', 'agent.token'),
     managerToken: join(home, 'agent', 'manager.token'),
     passphrase: join(home, 'recovery-passphrase'),
@@ -66,6 +79,7 @@ export async function startEmbedded(
   let agent: LocalAgent | undefined;
   try {
     const adminToken = await ensureAdminToken(manager, paths.adminToken);
+    const consoleUser = await ensureAdminUser(manager, paths.adminPassword);
     const agentToken = readOrCreateSecretFile(paths.agentToken, generateToken).value;
     const managerToken = readOrCreateSecretFile(paths.managerToken, generateToken).value;
     agent = superviseLocalAgent({
@@ -101,6 +115,7 @@ export async function startEmbedded(
       manager,
       agent: running,
       adminToken,
+      consoleUser,
       recoveryPassphrase: created?.passphrase,
       recoveryPassphraseFile: created?.file,
       async stop() {
@@ -129,6 +144,18 @@ async function ensureAdminToken(manager: RunningManager, path: string): Promise<
     });
   }
   return value;
+}
+
+/**
+ * The console's user `admin`, with a generated password kept in `admin-password` (0600): made on the first
+ * start, and made again from that file if the database was lost.
+ */
+async function ensureAdminUser(manager: RunningManager, path: string): Promise<ConsoleUser> {
+  const name = 'admin';
+  if (await getUserByName(manager.ctx.db, name)) return { name, passwordFile: path, password: undefined };
+  const { value } = readOrCreateSecretFile(path, generatePassword);
+  await createUser(manager.ctx, { name, role: 'admin', password: value });
+  return { name, passwordFile: path, password: value };
 }
 
 /**

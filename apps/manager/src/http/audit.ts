@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { Caller } from './auth.js';
 
 /**
- * The audit log (docs/console.md#audit): one row per state-changing call — who, which route, the ids in its
+ * The audit log (docs/manager.md#users-roles-and-the-audit-log): one row per state-changing call — who, which route, the ids in its
  * path (and of what it created), when, and how it ended. Never a body: bodies carry passwords, S3 keys and
  * passphrases. Agents' own reports (job events, commits) are not calls of a person; their effects are in the
  * jobs' history, so they are left out rather than drown the log.

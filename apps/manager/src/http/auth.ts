@@ -92,7 +92,7 @@ const ADMIN_ONLY_TAGS = new Set(['tokens', 'users', 'hosts', 'backup_targets', '
 const ADMIN_READ_TAGS = new Set(['users', 'audit', 'webhooks']);
 
 /**
- * What a role reaches (docs/console.md#roles). An agent token reaches only agent routes (its job events and
+ * What a role reaches (docs/manager.md#users-roles-and-the-audit-log). An agent token reaches only agent routes (its job events and
  * commits); admins reach everything. Viewers read; operators read and run backups, restores, schedules,
  * verifies and jobs, and acknowledge alerts. Enforced here, for tokens and console users alike.
  */

@@ -21,7 +21,7 @@ import { hashToken } from '../secrets/tokens.js';
 import type { ManagerContext } from './context.js';
 
 /**
- * Sign-in throttling (docs/console.md#sign-in): failures are counted from the audit log, so every replica
+ * Sign-in throttling (docs/manager.md#users-roles-and-the-audit-log): failures are counted from the audit log, so every replica
  * sees the same counts and a restart forgets nothing. Ten failures for one name in 15 minutes hold that
  * name, fifty from one address hold the address, until the oldest leaves the window. The name's limit is
  * what stops a guesser; the address's stops one source spraying many names.

@@ -11,7 +11,7 @@ import {
   UserPage,
 } from './users.js';
 
-/** Sign-in sessions, users and the audit log (docs/console.md#users). */
+/** Sign-in sessions, users and the audit log (docs/manager.md#users-roles-and-the-audit-log). */
 export const userRoutes = defineRoutes({
   signIn: {
     method: 'post',

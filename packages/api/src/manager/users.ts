@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Page, Timestamp, Uuid } from './primitives.js';
 
 /**
- * People who sign in to the console (docs/console.md#users). Passwords are kept only as scrypt hashes; a
+ * People who sign in to the console (docs/manager.md#users-roles-and-the-audit-log). Passwords are kept only as scrypt hashes; a
  * session is an HttpOnly cookie plus a CSRF token that every state-changing request of that session carries
  * in `X-CSRF-Token` (bearer tokens need none: a browser never sends them on its own).
  */

@@ -55,6 +55,10 @@ export interface StartBanner {
   url: string;
   home: string;
   admin_token_file: string;
+  /** The console's sign-in: user `admin`, the password in this file (printed on the start that made it). */
+  console_user: string;
+  console_password_file: string;
+  console_password: string | null;
   recovery_passphrase: string | null;
   recovery_passphrase_file: string | null;
   demo_volume_id: string | null;
@@ -75,6 +79,7 @@ export function startBannerText(b: StartBanner): string {
   const lines = [
     `Stowage is running at ${b.url}`,
     `  home:        ${b.home}`,
+    `  console:     ${b.url}/ (sign in as ${b.console_user}${b.console_password === null ? '' : ` with ${b.console_password}`}; the password is in ${b.console_password_file})`,
     `  admin token: ${b.admin_token_file} (the CLI reads it from there)`,
   ];
   if (b.recovery_passphrase !== null) {
@@ -107,6 +112,9 @@ export async function start(values: OptionValues<C['start']>, _: string[], cli: 
       url: embedded.manager.url,
       home: settings.home,
       admin_token_file: join(settings.home, 'admin-token'),
+      console_user: embedded.consoleUser.name,
+      console_password_file: embedded.consoleUser.passwordFile,
+      console_password: embedded.consoleUser.password ?? null,
       recovery_passphrase: embedded.recoveryPassphrase ?? null,
       recovery_passphrase_file: embedded.recoveryPassphraseFile ?? null,
       demo_volume_id: demo,
