@@ -9,7 +9,6 @@ import { insertHost } from '../db/hosts.js';
 import type { AlertRow } from '../db/schema-alerts.js';
 import { insertTarget } from '../db/targets.js';
 import { insertVolume } from '../db/volumes.js';
-import { silentLogger } from '../log.js';
 import { createSecretBox } from '../secrets/envelope.js';
 import { acknowledgeAlert } from '../services/alerts.js';
 import type { ManagerContext } from '../services/context.js';

@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiError, ManagerClient } from '@stowage/api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from './config.js';
+import { raiseAlert, resolveAlert } from './db/alerts.js';
+import { insertToken } from './db/tokens.js';
+import { jsonLogger } from './log.js';
+import { subjectOf } from './loops/alert-rules.js';
+import { generateToken, hashToken } from './secrets/tokens.js';
+import { type RunningManager, startManager } from './server.js';
+import { TEST_KDF } from './testing/embedded.js';
+import { signatureIsValid, startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver.js';
+
+/** The alert and webhook routes through a real manager, with the logs it writes kept to be read. */
+describe('the alerts and webhooks API', () => {
+  let home: string;
+  let manager: RunningManager;
+  let client: ManagerClient;
+  let receiver: WebhookReceiver;
+  const logLines: string[] = [];
+
+  const refusal = async (call: Promise<unknown>) => {
+    const error = await call.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ApiError);
+    return error as ApiError;
+  };
+
+  beforeAll(async () => {
+    home = mkdtempSync(join(tmpdir(), 'stowage-alerts-api-'));
+    receiver = await startWebhookReceiver();
+    manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
+      logger: jsonLogger({ level: 'debug', write: (line) => logLines.push(line) }),
+      validateResponses: true,
+      kdf: TEST_KDF,
+    });
+    const admin = generateToken();
+    await insertToken(manager.ctx.db, {
+      id: randomUUID(),
+      name: 'alice',
+      role: 'admin',
+      hostId: null,
+      hash: hashToken(admin),
+    });
+    client = new ManagerClient({ baseUrl: manager.url, token: admin });
+  }, 60_000);
+  afterAll(async () => {
+    await manager?.stop();
+    await receiver?.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  const raise = async (kind: 'backup_failed' | 'gc_failed', now: Date) =>
+    (await raiseAlert(manager.ctx.db, {
+      id: randomUUID(),
+      kind,
+      subjectKey: randomUUID(),
+      severity: 'warning',
+      message: `${kind} for the test`,
+      subject: subjectOf({}),
+      now,
+    }))!;
+
+  it('lists alerts by state and kind, pages them, gets and acknowledges one', async () => {
+    const a = await raise('backup_failed', new Date('2026-01-01T00:00:00Z'));
+    const b = await raise('gc_failed', new Date('2026-01-01T00:01:00Z'));
+    const c = await raise('backup_failed', new Date('2026-01-01T00:02:00Z'));
+    await resolveAlert(manager.ctx.db, b.id, new Date('2026-01-01T00:03:00Z'));
+    const first = await client.request('listAlerts', { query: { limit: 1 } });
+    expect(first.items.map((x) => x.id)).toEqual([c.id]);
+    const second = await client.request('listAlerts', { query: { limit: 1, cursor: first.next_cursor! } });
+    expect(second.items.map((x) => x.id)).toEqual([a.id]);
+    expect(second.next_cursor).toBeNull();
+    expect((await client.request('listAlerts', { query: { state: 'resolved' } })).items).toMatchObject([
+      { id: b.id, state: 'resolved', kind: 'gc_failed' },
+    ]);
+    expect(
+      (await client.request('listAlerts', { query: { state: 'all', kind: 'gc_failed' } })).items,
+    ).toHaveLength(1);
+    expect(await client.request('getAlert', { params: { id: a.id } })).toMatchObject({
+      id: a.id,
+      state: 'open',
+    });
+
+    const acked = await client.request('acknowledgeAlert', { params: { id: a.id } });
+    expect(acked).toMatchObject({ acknowledged_by: 'token alice', state: 'open' });
+    expect(acked.acknowledged_at).not.toBeNull();
+    // Again: the first acknowledgement stands.
+    expect(await client.request('acknowledgeAlert', { params: { id: a.id } })).toEqual(acked);
+    const conflict = await refusal(client.request('acknowledgeAlert', { params: { id: b.id } }));
+    expect(conflict.code).toBe('conflict');
+    expect(conflict.message).toMatch(/was resolved at 2026-01-01T00:03:00.000Z/);
+    expect((await refusal(client.request('getAlert', { params: { id: randomUUID() } }))).code).toBe(
+      'not_found',
+    );
+  });
+
+  it('refuses bad filters and bad webhooks with errors that say what is wrong', async () => {
+    const badKind = await refusal(client.request('listAlerts', { query: { kind: 'disk_full' as never } }));
+    expect(badKind).toMatchObject({ code: 'invalid_request' });
+    expect(badKind.message).toMatch(/kind/);
+    const badState = await refusal(client.request('listAlerts', { query: { state: 'closed' as never } }));
+    expect(badState.message).toMatch(/state/);
+    const ftp = await refusal(client.request('createWebhook', { body: { url: 'ftp://example.com/hook' } }));
+    expect(ftp).toMatchObject({ code: 'invalid_request' });
+    expect(ftp.message).toMatch(/url/);
+    const withPassword = await refusal(
+      client.request('createWebhook', { body: { url: 'https://u:p@example.com/hook' } }),
+    );
+    expect(withPassword.message).toMatch(/must not carry a user name or password/);
+    const badEvent = await refusal(
+      client.request('createWebhook', {
+        body: { url: 'https://example.com/hook', events: ['backup.done' as never] },
+      }),
+    );
+    expect(badEvent.message).toMatch(/events/);
+    const none = await refusal(
+      client.request('createWebhook', { body: { url: 'https://example.com/hook', events: [] } }),
+    );
+    expect(none.message).toMatch(/at least one event type/);
+    const twice = await refusal(
+      client.request('createWebhook', {
+        body: { url: 'https://example.com/hook', events: ['alert.opened', 'alert.opened'] },
+      }),
+    );
+    expect(twice.message).toMatch(/must not repeat an event type/);
+    const extra = await refusal(
+      client.request('createWebhook', { body: { url: 'https://example.com/hook', secret: 'mine' } as never }),
+    );
+    expect(extra.message).toMatch(/secret/);
+  });
+
+  it('creates a webhook with a secret shown once, tests it against a real server, lists and deletes it', async () => {
+    const created = await client.request('createWebhook', {
+      body: { url: receiver.url, description: 'pager' },
+    });
+    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+    expect(created.webhook).toMatchObject({
+      url: receiver.url,
+      description: 'pager',
+      events: ['alert.opened', 'alert.resolved', 'alert.acknowledged'],
+      last_status: null,
+    });
+
+    receiver.answer = () => ({ status: 202 });
+    const ok = await client.request('testWebhook', { params: { id: created.webhook.id } });
+    expect(ok).toMatchObject({ ok: true, status: 202, error: null });
+    const request = receiver.received.at(-1)!;
+    expect(request.headers['x-stowage-event']).toBe('webhook.test');
+    expect(request.headers['x-stowage-delivery']).toBe(ok.delivery_id);
+    expect(signatureIsValid(created.secret, request)).toBe(true);
+    expect(JSON.parse(request.body)).toMatchObject({ type: 'webhook.test', alert: null });
+
+    receiver.answer = () => ({ status: 503 });
+    expect(await client.request('testWebhook', { params: { id: created.webhook.id } })).toMatchObject({
+      ok: false,
+      status: 503,
+      error: 'answered 503',
+    });
+
+    const listed = await client.request('listWebhooks', {});
+    expect(listed.items).toMatchObject([
+      { id: created.webhook.id, last_status: 503, last_error: 'answered 503' },
+    ]);
+    expect(JSON.stringify(listed)).not.toContain(created.secret);
+    expect(JSON.stringify(await client.getOpenApi())).not.toContain(created.secret);
+    expect(logLines.join('')).not.toContain(created.secret);
+    expect(logLines.some((line) => line.includes('"msg":"webhook tested"'))).toBe(true);
+
+    await client.request('deleteWebhook', { params: { id: created.webhook.id } });
+    expect((await client.request('listWebhooks', {})).items).toEqual([]);
+    expect((await refusal(client.request('testWebhook', { params: { id: created.webhook.id } }))).code).toBe(
+      'not_found',
+    );
+    expect(
+      (await refusal(client.request('deleteWebhook', { params: { id: created.webhook.id } }))).code,
+    ).toBe('not_found');
+  });
+});
