@@ -42,6 +42,8 @@ export const serverEnv = [
   'DATABASE_URL',
   'MANAGER_MASTER_KEY_FILE',
   'MANAGER_PUBLIC_URL',
+  'MANAGER_SESSION_HOURS',
+  'MANAGER_CONSOLE_DIR',
   'LOG_LEVEL',
   'STOWAGE_DEBUG',
 ] as const satisfies EnvName[];

@@ -45,7 +45,10 @@ const ENVIRONMENT = {
   HOST: "the API's address (serve, start) [default: 127.0.0.1]",
   DATABASE_URL: 'postgres://… for real PostgreSQL; unset: embedded PGlite in $STOWAGE_HOME/db',
   MANAGER_MASTER_KEY_FILE: 'the master key sealing secrets [default: $STOWAGE_HOME/master.key]',
-  MANAGER_PUBLIC_URL: 'the URL agents reach this manager at, when not the listening address',
+  MANAGER_PUBLIC_URL:
+    'the URL agents and browsers reach this manager at, when not the listening address (https: Secure cookies)',
+  MANAGER_SESSION_HOURS: 'how long a console sign-in lasts [default: 12]',
+  MANAGER_CONSOLE_DIR: "the console's static files, served at / [default: apps/console/out]",
   LOG_LEVEL: 'debug, info, warn or error [default: info]',
   AWS_ACCESS_KEY_ID: 'target create, import: the S3 access key id when --access-key-id is absent',
   AWS_SECRET_ACCESS_KEY: 'target create, import: the S3 secret when --secret-access-key-file is absent',
