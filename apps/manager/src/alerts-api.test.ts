@@ -11,6 +11,7 @@ import { jsonLogger } from './log.js';
 import { subjectOf } from './loops/alert-rules.js';
 import { generateToken, hashToken } from './secrets/tokens.js';
 import { type RunningManager, startManager } from './server.js';
+import { runCli } from './testing/cli.js';
 import { TEST_KDF } from './testing/embedded.js';
 import { signatureIsValid, startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver.js';
 
@@ -20,6 +21,7 @@ describe('the alerts and webhooks API', () => {
   let manager: RunningManager;
   let client: ManagerClient;
   let receiver: WebhookReceiver;
+  let admin: string;
   const logLines: string[] = [];
 
   const refusal = async (call: Promise<unknown>) => {
@@ -39,7 +41,7 @@ describe('the alerts and webhooks API', () => {
       validateResponses: true,
       kdf: TEST_KDF,
     });
-    const admin = generateToken();
+    admin = generateToken();
     await insertToken(manager.ctx.db, {
       id: randomUUID(),
       name: 'alice',
@@ -180,5 +182,62 @@ describe('the alerts and webhooks API', () => {
     expect(
       (await refusal(client.request('deleteWebhook', { params: { id: created.webhook.id } }))).code,
     ).toBe('not_found');
+  });
+
+  describe('the CLI', () => {
+    const cli = (...argv: string[]) => runCli(argv, { MANAGER_URL: manager.url, MANAGER_TOKEN: admin });
+
+    it('adds, lists, tests and removes a webhook; the secret alone on stdout, once', async () => {
+      const added = await cli('webhook', 'add', receiver.url, '--events', 'alert.opened,alert.resolved');
+      expect(added).toMatchObject({ code: 0 });
+      const secret = added.stdout.trim();
+      expect(secret).toMatch(/^whsec_/);
+      expect(added.stderr).toMatch(/shown once/);
+      const id = /added webhook (\S+)/.exec(added.stderr)![1]!;
+
+      const listed = await cli('webhook', 'list');
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toContain(id);
+      expect(listed.stdout).toContain('alert.opened,alert.resolved');
+      expect(listed.stdout).not.toContain(secret);
+
+      receiver.answer = () => ({ status: 200 });
+      const tested = await cli('webhook', 'test', id);
+      expect(tested.code).toBe(0);
+      expect(tested.stdout).toMatch(/status:\s+200/);
+      expect(signatureIsValid(secret, receiver.received.at(-1)!)).toBe(true);
+      receiver.answer = () => ({ status: 500 });
+      const failed = await cli('webhook', 'test', id);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toMatch(/failed its test: answered 500/);
+
+      expect(await cli('webhook', 'remove', id)).toMatchObject({ code: 0 });
+      expect((await cli('webhook', 'remove', id)).code).toBe(3);
+    });
+
+    it('refuses a bad event or state before sending anything', async () => {
+      const badEvent = await cli('webhook', 'add', receiver.url, '--events', 'alert.opened,backup.done');
+      expect(badEvent.code).toBe(2);
+      expect(badEvent.stderr).toMatch(
+        /--events must be one of alert.opened, alert.resolved, alert.acknowledged/,
+      );
+      const badState = await cli('alert', 'list', '--state', 'closed');
+      expect(badState.code).toBe(2);
+      expect((await cli('alert', 'ack', 'not-an-id')).code).toBe(2);
+    });
+
+    it('lists open alerts and acknowledges one', async () => {
+      const alert = await raise('gc_failed', new Date('2026-02-01T00:00:00Z'));
+      const listed = await cli('alert', 'list', '--kind', 'gc_failed');
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toContain(alert.id);
+      expect(listed.stdout).toContain('gc_failed for the test');
+      const acked = await cli('alert', 'ack', alert.id, '--json');
+      expect(acked.code).toBe(0);
+      expect(JSON.parse(acked.stdout)).toMatchObject({ id: alert.id, acknowledged_by: 'token alice' });
+      await resolveAlert(manager.ctx.db, alert.id, new Date('2026-02-01T00:05:00Z'));
+      expect((await cli('alert', 'ack', alert.id)).code).toBe(4);
+      expect((await cli('alert', 'list', '--kind', 'gc_failed')).stderr).toMatch(/no alerts/);
+    });
   });
 });

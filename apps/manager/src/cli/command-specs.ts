@@ -1,3 +1,4 @@
+import { ALERT_COMMANDS } from './alert-command-specs.js';
 import { DATA_COMMANDS } from './data-command-specs.js';
 import type { CommandSpec, OptionSpec } from './spec.js';
 import { base, byId, client, clientEnv, getCommand, idArg, list, serverEnv } from './spec-fragments.js';
@@ -287,10 +288,22 @@ export const COMMANDS = {
 
   ...DATA_COMMANDS,
   ...USER_COMMANDS,
+  ...ALERT_COMMANDS,
 } as const satisfies Record<string, CommandSpec>;
 
 export type CommandKey = keyof typeof COMMANDS;
 export const ALL_COMMANDS: readonly CommandSpec[] = Object.values(COMMANDS);
 
 /** Groups: `manager volume --help` lists theirs. */
-export const GROUPS = ['user', 'audit', 'token', 'host', 'target', 'volume', 'backup', 'job'] as const;
+export const GROUPS = [
+  'user',
+  'audit',
+  'token',
+  'host',
+  'target',
+  'volume',
+  'backup',
+  'job',
+  'alert',
+  'webhook',
+] as const;

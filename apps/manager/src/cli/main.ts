@@ -3,6 +3,14 @@ import { fileURLToPath } from 'node:url';
 import { asksForHelp, parseCommand } from './args.js';
 import { ALL_COMMANDS, COMMANDS, type CommandKey, GROUPS } from './command-specs.js';
 import {
+  alertAck,
+  alertList,
+  webhookAdd,
+  webhookList,
+  webhookRemove,
+  webhookTest,
+} from './commands/alerts.js';
+import {
   backupDelete,
   backupGet,
   backupList,
@@ -67,6 +75,12 @@ const HANDLERS: Record<CommandKey, Handler> = {
   jobList,
   jobWatch,
   jobCancel,
+  alertList,
+  alertAck,
+  webhookAdd,
+  webhookList,
+  webhookRemove,
+  webhookTest,
 };
 
 type Resolved =
