@@ -4,6 +4,7 @@ import {
   managerRoutes,
   type RouteInput,
   type RouteOutput,
+  roleAllows,
   toHonoPath,
   validationDetails,
   validationMessage,
@@ -13,7 +14,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import type { Logger } from '../log.js';
 import { type AuditRecorder, isAudited } from './audit.js';
-import { type Authenticator, allows, type Caller } from './auth.js';
+import type { Authenticator, Caller } from './auth.js';
 
 type Routes = typeof managerRoutes;
 type RouteKey = keyof Routes;
@@ -98,7 +99,7 @@ export function createManagerApp(options: ManagerAppOptions): Hono {
     const serve = async (c: Context, called: { caller?: Caller; answer?: unknown }) => {
       const caller = route.auth === 'none' ? undefined : await options.authenticate(c);
       called.caller = caller;
-      if (caller !== undefined && !allows(caller.role, route)) {
+      if (caller !== undefined && !roleAllows(caller.role, route)) {
         throw new ApiError(
           'forbidden',
           `${caller.kind === 'user' ? `${caller.role} ${caller.user.name}` : `a ${caller.role} token`} cannot ${route.method.toUpperCase()} ${route.path}`,

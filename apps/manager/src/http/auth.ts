@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { ApiError, CSRF_HEADER, type ManagerRoute } from '@stowage/api';
+import { ApiError, type CallerRole, CSRF_HEADER } from '@stowage/api';
 import type { Context } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { Kysely } from 'kysely';
@@ -12,8 +12,6 @@ import { hashToken } from '../secrets/tokens.js';
 
 /** The console's session cookie: HttpOnly, SameSite=Strict, Secure behind TLS (handlers-users.ts sets it). */
 export const SESSION_COOKIE = 'stowage_session';
-
-export type CallerRole = ApiTokenRow['role'];
 
 /**
  * Who made a request: an API token (scripts, agents) or a signed-in user (the console), and the role that
@@ -84,23 +82,4 @@ export function sameSecret(given: string | undefined, expected: string): boolean
   const a = Buffer.from(given, 'utf8');
   const b = Buffer.from(expected, 'utf8');
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** Routes only an admin changes: credentials, people, hosts, targets (and their GC, import and rebuild). */
-const ADMIN_ONLY_TAGS = new Set(['tokens', 'users', 'hosts', 'backup_targets', 'targets', 'webhooks']);
-/** Routes only an admin reads: who may sign in, what everyone did, where notifications go. */
-const ADMIN_READ_TAGS = new Set(['users', 'audit', 'webhooks']);
-
-/**
- * What a role reaches (docs/manager.md#users-roles-and-the-audit-log). An agent token reaches only agent routes (its job events and
- * commits); admins reach everything. Viewers read; operators read and run backups, restores, schedules,
- * verifies and jobs, and acknowledge alerts. Enforced here, for tokens and console users alike.
- */
-export function allows(role: CallerRole, route: ManagerRoute): boolean {
-  if (route.auth === 'agent') return role === 'agent' || role === 'admin';
-  if (role === 'agent') return false;
-  if (role === 'admin') return true;
-  if (ADMIN_READ_TAGS.has(route.tag)) return false;
-  if (route.method === 'get') return true;
-  return role === 'operator' && !ADMIN_ONLY_TAGS.has(route.tag);
 }

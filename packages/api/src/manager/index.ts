@@ -8,6 +8,7 @@ export * from './jobs.js';
 export * from './openapi.js';
 export * from './primitives.js';
 export * from './recovery.js';
+export * from './roles.js';
 export * from './route.js';
 export * from './routes.js';
 export * from './routes-alerts.js';

@@ -15,6 +15,7 @@ import {
 } from './backups.js';
 import { Host, RegisteredHost, RegisterHostRequest } from './hosts.js';
 import { ManagedJob } from './jobs.js';
+import { routeRoles } from './roles.js';
 import { type ManagerRoute, routeErrorCodes } from './route.js';
 import { MANAGER_ROUTES } from './routes.js';
 import { Health } from './system.js';
@@ -104,6 +105,7 @@ function operation(route: ManagerRoute): ZodOpenApiOperationObject {
     summary: route.summary,
     tags: [route.tag],
     'x-stowage-auth': route.auth,
+    ...(route.auth === 'none' ? {} : { 'x-stowage-roles': routeRoles(route) }),
     responses: { [String(route.status)]: success(route), ...errorResponses(route) },
   };
   if (route.auth === 'none') op.security = [];
