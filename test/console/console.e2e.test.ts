@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import AxeBuilder from '@axe-core/playwright';
+import { AxeBuilder } from '@axe-core/playwright';
 import { ApiError } from '@stowage/api';
 import { startS3rver, type TestS3Server } from '@stowage/object-store/testing';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
