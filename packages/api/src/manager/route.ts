@@ -11,8 +11,9 @@ export interface ManagerRouteSpec {
   readonly path: `/${string}`;
   readonly summary: string;
   readonly tag: string;
-  /** `admin`: a user's token (today every user token is an admin's); `agent`: a host's agent token, which
-   * reaches nothing else (admin tokens reach agent routes too, for tests and tools). */
+  /** `admin`: needs a credential, an API token or a console session; which roles reach the route is the
+   * rule of roles.ts (`roleAllows`). `agent`: a host's agent token, which reaches nothing else (admins reach
+   * agent routes too, for tests and tools). `none`: no credential (health, sign-in). */
   readonly auth: 'none' | 'admin' | 'agent';
   readonly params?: z.ZodObject;
   readonly query?: z.ZodObject;
