@@ -31,6 +31,13 @@
 //   --out FILE    where the local results go (default bench/results/latest.json): a smoke run
 //                 (`node bench/run.mjs --quick --no-doc --out /tmp/latest-quick.json`, ~5 min) should not
 //                 replace the recorded run
+//   --chunk-avg LIST
+//                 Stowage's average chunk sizes for the local runs (K and M suffixes, e.g. 512K,1M; min = avg/4,
+//                 max = avg×4, as the defaults scale): each is run beside the same restic run of a round, in a
+//                 repository made with `agent repo init --min --avg --max`; without it, the repository default.
+//                 The tables name each one (os-image 512K); a summary per round follows them
+//   --rounds N    run the scenarios N times over, each round in fresh repositories (a new random key for
+//                 Stowage, so new cut points; a new chunker polynomial for restic) [default: 1]
 //   --avg LIST, --repeat N, --no-restic, --tree DIR
 //                 passed on to bench/s3.mjs (see `node bench/s3.mjs --help`; its smoke run, --quick, is
 //                 bench/s3.mjs's own: `node bench/s3.mjs --quick --avg 1M`)
@@ -60,6 +67,7 @@ const skipBig = quick || process.argv.includes('--no-big');
 const agent = join(root, 'apps/agent/bin/agent.cjs');
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
+const KiB = 1024;
 const DATA_VERSION = 'v1';
 const passphrase = 'bench passphrase';
 const env = { ...process.env, STOWAGE_PASSPHRASE: passphrase, RESTIC_PASSWORD: passphrase };
@@ -90,6 +98,21 @@ function timed(cmd, args, opts = {}) {
   }
   const [wall, rssKiB] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   return { seconds: wall, rss: rssKiB * 1024, stdout: r.stdout.toString() };
+}
+
+/** The 1-minute load average now: the machine is shared, so every speed figure carries it. */
+function loadAverage() {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+function parseSize(text) {
+  const m = /^(\d+)([KM]?)$/i.exec(text.trim());
+  if (!m) throw new Error(`bench: bad size ${text} (for example 512K or 1M)`);
+  return Number(m[1]) * { '': 1, K: KiB, M: MiB }[m[2].toUpperCase()];
+}
+
+function sizeLabel(bytes) {
+  return bytes % MiB === 0 ? `${bytes / MiB}M` : `${bytes / KiB}K`;
 }
 
 function duBytes(path) {
@@ -211,11 +234,14 @@ function buildBig() {
   return big;
 }
 
-const stowage = {
-  name: 'stowage',
+/** Stowage at the repository default, or (avg given) at min avg/4, avg, max avg×4. */
+const stowageAt = (avg) => ({
+  name: avg === undefined ? 'stowage' : `stowage-${sizeLabel(avg)}`,
+  avg,
   init(repo) {
     rmSync(repo, { recursive: true, force: true });
-    sh('node', [agent, 'repo', 'init', '--repo', `file://${repo}`]);
+    const sizes = avg === undefined ? [] : ['--min', `${avg / 4}`, '--avg', `${avg}`, '--max', `${avg * 4}`];
+    sh('node', [agent, 'repo', 'init', '--repo', `file://${repo}`, ...sizes]);
   },
   backup(repo, image) {
     // --quiet: no status lines, so stdout is the one summary line.
@@ -241,9 +267,14 @@ const stowage = {
   /** What hiding chunk sizes cost this backup: the padding in the bytes it uploaded (format.md §4.3). */
   padding(r) {
     const s = summaryOf(r);
-    return { padding: s.bytes_padding, uploaded: s.bytes_uploaded };
+    return {
+      padding: s.bytes_padding,
+      uploaded: s.bytes_uploaded,
+      chunks: s.chunks,
+      chunksNew: s.chunks_new,
+    };
   },
-};
+});
 
 function summaryOf(r) {
   const line = r.stdout.trim().split('\n').at(-1);
@@ -278,10 +309,12 @@ function runScenario(tool, label, images, withRestore) {
   let before = duBytes(repo);
   let last;
   for (const [step, image] of images) {
+    const load = loadAverage();
     const r = tool.backup(repo, image);
     const after = duBytes(repo);
     rows.push({
       step,
+      load,
       size: statSync(image).size,
       seconds: r.seconds,
       rss: r.rss,
@@ -294,9 +327,11 @@ function runScenario(tool, label, images, withRestore) {
   }
   if (withRestore) {
     const out = join(work, `restored-${tool.name}.img`);
+    const load = loadAverage();
     const r = tool.restore(repo, tool.lastId(last.r), out);
     const exact = sha256File(out) === sha256File(last.image);
-    rows.push({ step: 'restore', size: statSync(last.image).size, seconds: r.seconds, rss: r.rss, exact });
+    const size = statSync(last.image).size;
+    rows.push({ step: 'restore', load, size, seconds: r.seconds, rss: r.rss, exact });
     rmSync(out, { force: true });
   }
   rmSync(repo, { recursive: true, force: true });
@@ -318,8 +353,17 @@ function main() {
       '--no-manager',
       '--no-gc',
     ],
-    options: ['--avg', '--repeat', '--tree', '--out'],
+    options: ['--avg', '--repeat', '--tree', '--out', '--chunk-avg', '--rounds'],
   });
+  const chunkAvgIndex = process.argv.indexOf('--chunk-avg');
+  const averages =
+    chunkAvgIndex < 0 ? [undefined] : process.argv[chunkAvgIndex + 1].split(',').map(parseSize);
+  const roundsIndex = process.argv.indexOf('--rounds');
+  const rounds = roundsIndex < 0 ? 1 : Number(process.argv[roundsIndex + 1]);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    console.error('bench: --rounds takes a whole number ≥ 1');
+    process.exit(2);
+  }
   need('restic', 'restic');
   if (!existsSync(join(root, 'apps/agent/dist/cli/main.js'))) {
     console.error('bench: build first (npm run build)');
@@ -366,15 +410,18 @@ function main() {
     scenarios: [],
     micro: micro(),
   };
-  for (const s of scenarios) {
-    const byTool = {};
-    // Alternate the order per scenario so neither tool always gets the warmer page cache.
-    const order = results.scenarios.length % 2 === 0 ? [restic, stowage] : [stowage, restic];
-    for (const tool of order) {
-      console.log(`bench: ${s.name} — ${tool.name}…`);
-      byTool[tool.name] = runScenario(tool, s.name, s.images, s.restore);
+  const ours = averages.map(stowageAt);
+  for (let round = 1; round <= rounds; round++) {
+    for (const s of scenarios) {
+      const byTool = {};
+      // Alternate the order per scenario so neither tool always gets the warmer page cache.
+      const order = results.scenarios.length % 2 === 0 ? [restic, ...ours] : [...ours.toReversed(), restic];
+      for (const tool of order) {
+        console.log(`bench: ${s.name}${rounds > 1 ? ` (round ${round})` : ''} — ${tool.name}…`);
+        byTool[tool.name] = runScenario(tool, s.name, s.images, s.restore);
+      }
+      results.scenarios.push({ name: s.name, ...(rounds > 1 ? { round } : {}), ...byTool });
     }
-    results.scenarios.push({ name: s.name, ...byTool });
   }
   const outIndex = process.argv.indexOf('--out');
   const outFile = resolve(
@@ -472,32 +519,50 @@ function mbps(bytes, s) {
   return s > 0 ? bytes / MiB / s : Infinity;
 }
 
+/** Stowage's runs of a scenario: `stowage` at the default, or one `stowage-<avg>` per --chunk-avg size. */
+function oursOf(s) {
+  return Object.keys(s)
+    .filter((k) => k === 'stowage' || k.startsWith('stowage-'))
+    .map((k) => ({ label: scenarioLabel(s, k), rows: s[k], avg: k.slice('stowage-'.length) }));
+}
+
+function scenarioLabel(s, key) {
+  const round = s.round === undefined ? '' : ` #${s.round}`;
+  return `${s.name}${round}${key === 'stowage' ? '' : ` ${key.slice('stowage-'.length)}`}`;
+}
+
 function render(results) {
   const lines = [
     `Measured ${results.date.slice(0, 16).replace('T', ' ')} UTC on ${results.machine}.`,
     '',
-    '| scenario | step | stowage MiB/s | restic MiB/s | speed ratio | stowage peak RSS | restic peak RSS | stowage repo (added) | restic repo (added) | size ratio |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| scenario | step | stowage MiB/s | restic MiB/s | speed ratio | stowage peak RSS | restic peak RSS | stowage repo (added) | restic repo (added) | size ratio | load (ours / restic) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
+  const load = (row) => (row.load === undefined ? '?' : row.load.toFixed(1));
   for (const s of results.scenarios) {
-    const st = s.stowage;
-    const rs = s.restic;
-    for (let i = 0; i < st.length; i++) {
-      const a = st[i];
-      const b = rs[i];
-      const sa = mbps(a.size, a.seconds);
-      const sb = mbps(b.size, b.seconds);
-      const repoA =
-        a.added === undefined ? '' : `${(a.repoBytes / MiB).toFixed(0)} (+${(a.added / MiB).toFixed(1)}) MiB`;
-      const repoB =
-        b.added === undefined ? '' : `${(b.repoBytes / MiB).toFixed(0)} (+${(b.added / MiB).toFixed(1)}) MiB`;
-      // Only a meaningful ratio: both added at least 1 MiB (an unchanged re-backup adds a few KiB of metadata).
-      const sizeRatio = a.added === undefined || b.added < MiB ? '' : `${(a.added / b.added).toFixed(2)}×`;
-      const exact = a.exact === undefined ? '' : a.exact && b.exact ? ' (byte-exact)' : ' (NOT EXACT)';
-      lines.push(
-        `| ${s.name} | ${a.step}${exact} | ${sa.toFixed(0)} | ${sb.toFixed(0)} | ${(sa / sb).toFixed(2)}× | ` +
-          `${(a.rss / MiB).toFixed(0)} MiB | ${(b.rss / MiB).toFixed(0)} MiB | ${repoA} | ${repoB} | ${sizeRatio} |`,
-      );
+    for (const { label, rows: st } of oursOf(s)) {
+      const rs = s.restic;
+      for (let i = 0; i < st.length; i++) {
+        const a = st[i];
+        const b = rs[i];
+        const sa = mbps(a.size, a.seconds);
+        const sb = mbps(b.size, b.seconds);
+        const repoA =
+          a.added === undefined
+            ? ''
+            : `${(a.repoBytes / MiB).toFixed(0)} (+${(a.added / MiB).toFixed(1)}) MiB`;
+        const repoB =
+          b.added === undefined
+            ? ''
+            : `${(b.repoBytes / MiB).toFixed(0)} (+${(b.added / MiB).toFixed(1)}) MiB`;
+        // Only a meaningful ratio: both added at least 1 MiB (an unchanged re-backup adds a few KiB of metadata).
+        const sizeRatio = a.added === undefined || b.added < MiB ? '' : `${(a.added / b.added).toFixed(2)}×`;
+        const exact = a.exact === undefined ? '' : a.exact && b.exact ? ' (byte-exact)' : ' (NOT EXACT)';
+        lines.push(
+          `| ${label} | ${a.step}${exact} | ${sa.toFixed(0)} | ${sb.toFixed(0)} | ${(sa / sb).toFixed(2)}× | ` +
+            `${(a.rss / MiB).toFixed(0)} MiB | ${(b.rss / MiB).toFixed(0)} MiB | ${repoA} | ${repoB} | ${sizeRatio} | ${load(a)} / ${load(b)} |`,
+        );
+      }
     }
   }
   // The padding that hides chunk sizes, as a share of what each backup uploaded (goal: ≤ 2 % on the OS image).
@@ -507,18 +572,50 @@ function render(results) {
     '| --- | --- | ---: | ---: | ---: |',
   );
   for (const s of results.scenarios) {
-    for (const a of s.stowage) {
-      if (a.padding === undefined || a.uploaded < MiB) continue;
-      lines.push(
-        `| ${s.name} | ${a.step} | ${(a.uploaded / MiB).toFixed(1)} MiB | ${(a.padding / MiB).toFixed(1)} MiB | ` +
-          `${((100 * a.padding) / a.uploaded).toFixed(2)} % |`,
-      );
+    for (const { label, rows } of oursOf(s)) {
+      for (const a of rows) {
+        if (a.padding === undefined || a.uploaded < MiB) continue;
+        lines.push(
+          `| ${label} | ${a.step} | ${(a.uploaded / MiB).toFixed(1)} MiB | ${(a.padding / MiB).toFixed(1)} MiB | ` +
+            `${((100 * a.padding) / a.uploaded).toFixed(2)} % |`,
+        );
+      }
     }
   }
+  if (results.scenarios.some((s) => !('stowage' in s))) lines.push('', ...chunkSizeSummary(results));
   lines.push('', 'Primitives, one thread (`node bench/micro/<name>.mjs`, run by `npm run bench`):', '');
   for (const [name, text] of Object.entries(results.micro))
     lines.push(`${name}:`, '', '```', text, '```', '');
   return lines.join('\n');
+}
+
+/**
+ * With --chunk-avg: per round and average, the OS image's figures against the targets — what the changed image
+ * adds against restic's bytes of the same round, the speed ratios of each step, the repository and peak RSS.
+ */
+function chunkSizeSummary(results) {
+  const lines = [
+    'Per round and average chunk (OS image; speed ratios are ours over restic of the same round, load the 1-minute average when our step started):',
+    '',
+    '| round | avg | chunks (first) | changed adds | restic adds | changed vs restic | repository vs restic | first | changed | unchanged | restore | peak RSS | load |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+  ];
+  for (const s of results.scenarios.filter((x) => x.name === 'os-image')) {
+    const rs = s.restic;
+    for (const { avg, rows } of oursOf(s)) {
+      const speed = (i) => `${(rs[i].seconds / rows[i].seconds).toFixed(2)}×`;
+      const changed = rows[1];
+      const theirs = rs[1];
+      lines.push(
+        `| ${s.round ?? 1} | ${avg} | ${rows[0].chunks ?? '?'} | ${(changed.added / MiB).toFixed(1)} MiB | ` +
+          `${(theirs.added / MiB).toFixed(1)} MiB | ${(changed.added / theirs.added).toFixed(3)}× | ` +
+          `${(rows[2].repoBytes / rs[2].repoBytes).toFixed(3)}× | ${speed(0)} | ${speed(1)} | ${speed(2)} | ` +
+          `${rows[3] === undefined ? '' : speed(3)} | ${(Math.max(...rows.map((r) => r.rss)) / MiB).toFixed(0)} MiB | ` +
+          `${rows.map((r) => r.load.toFixed(1)).join(' / ')} |`,
+      );
+    }
+  }
+  return lines;
 }
 
 function updateDoc(table) {
