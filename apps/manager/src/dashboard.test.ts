@@ -126,6 +126,23 @@ describe('the dashboard', () => {
     await volume('never'); // unprotected: scheduled, never backed up
     await volume('gone', { state: 'archived', locator: null });
 
+    for (const resolved of [null, new Date()]) {
+      await db
+        .insertInto('alert')
+        .values({
+          id: randomUUID(),
+          kind: 'backup_failed',
+          subject_key: failing,
+          severity: 'critical',
+          message: 'the last backup failed',
+          subject: JSON.stringify({ volume_id: failing }),
+          opened_at: at(HOUR),
+          last_seen_at: at(MIN),
+          resolved_at: resolved,
+        })
+        .execute();
+    }
+
     const dashboard = await viewer.request('getDashboard', {});
     expect(dashboard.hosts).toEqual({ up: 1, down: 1, unknown: 0 });
     expect(dashboard.volumes).toEqual({ total: 5, protected: 1, unprotected: 2, overdue: 1, failing: 1 });
@@ -150,7 +167,7 @@ describe('the dashboard', () => {
         compression_ratio: 2,
       },
     ]);
-    expect(dashboard.open_alerts).toBe(0);
+    expect(dashboard.open_alerts).toBe(1);
   });
 
   it('needs a credential', async () => {

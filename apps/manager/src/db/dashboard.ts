@@ -141,9 +141,15 @@ export async function targetUsageRows(db: Db): Promise<TargetUsageRow[]> {
 }
 
 /**
- * Open alerts. alerts: the alerts work (db/alerts, 0005_add_alerts.sql) fills this in — e.g. a count of
- * `alert` rows with `resolved_at IS NULL`; until then the dashboard shows 0.
+ * Open alerts: rows of the alerts loop's `alert` table (0005_add_alerts.sql) not yet resolved. The partial
+ * unique index alert_one_open covers exactly those rows. alerts: if db/alerts.ts grows a count of its own,
+ * call it here.
  */
-export async function openAlertCount(_db: Db): Promise<number> {
-  return 0;
+export async function openAlertCount(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('alert')
+    .where('resolved_at', 'is', null)
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
