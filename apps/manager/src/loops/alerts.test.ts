@@ -5,15 +5,17 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../agents/agent-client.js';
 import { insertBackup } from '../db/backups.js';
+import { openDatabase } from '../db/database.js';
 import { insertHost } from '../db/hosts.js';
 import type { AlertRow } from '../db/schema-alerts.js';
 import { insertTarget } from '../db/targets.js';
 import { insertVolume } from '../db/volumes.js';
+import { silentLogger } from '../log.js';
 import { createSecretBox } from '../secrets/envelope.js';
 import { acknowledgeAlert } from '../services/alerts.js';
 import type { ManagerContext } from '../services/context.js';
 import { createWebhook } from '../services/webhooks.js';
-import { describeOnDatabases } from '../testing/databases.js';
+import { describeOnDatabases, describeOnPostgres } from '../testing/databases.js';
 import { signatureIsValid, startWebhookReceiver, type WebhookReceiver } from '../testing/webhook-receiver.js';
 import {
   afterFailedAttempt,
@@ -486,5 +488,74 @@ describeOnDatabases('the alerts loop', (subject) => {
     expect(delivery.finished_at!.getTime() - delivery.created_at.getTime()).toBeGreaterThan(22 * HOUR);
     expect(delivery.attempts).toBe(attempts);
     expect(logs.some((line) => line.includes('webhook delivery given up'))).toBe(true);
+  });
+});
+
+describeOnPostgres('the alerts loop on two replicas', (subject) => {
+  it('opens one alert and sends one delivery when two managers tick at once', async () => {
+    const { db } = subject().database;
+    await sql`TRUNCATE alert, webhook, webhook_delivery, target_health CASCADE`.execute(db);
+    const receiver = await startWebhookReceiver();
+    const other = await openDatabase({ url: subject().url! });
+    try {
+      const secrets = createSecretBox(randomBytes(32));
+      const contextOf = (database: typeof db): ManagerContext => ({
+        db: database,
+        secrets,
+        now: () => T0,
+        agentFor: () => ({ backends: async () => [] }) as unknown as AgentClient,
+        logger: silentLogger,
+        jobChanged: () => {},
+      });
+      const [a, b] = [contextOf(db), contextOf(other.db)];
+      const target = await insertTarget(db, {
+        id: randomUUID(),
+        name: 'fs',
+        kind: 'filesystem',
+        path: '/srv/backups',
+        target_key: new Uint8Array(60),
+        repository_id: randomUUID(),
+        chunker: JSON.stringify({ min_size: 262144, avg_size: 1048576, max_size: 4194304 }),
+      });
+      const volumes = [];
+      for (let i = 0; i < 5; i++) {
+        const volume = await insertVolume(db, {
+          id: randomUUID(),
+          name: `v${i}`,
+          host_id: null,
+          backend: 'local-file',
+          locator: `/images/${randomUUID()}.img`,
+          size: 1 << 20,
+          state: 'available',
+          backup_target_id: target.id,
+        });
+        await insertBackup(db, {
+          id: randomUUID(),
+          volume_id: volume.id,
+          backup_target_id: target.id,
+          state: 'failed',
+          manifest_key: `manifests/${volume.id}/${randomUUID()}`,
+          started_at: T0,
+          finished_at: T0,
+          error: JSON.stringify({ code: 'internal', message: 'failed' }),
+        });
+        volumes.push(volume);
+      }
+      await createWebhook(a, { url: receiver.url });
+      const options = { probeTarget: async () => null };
+      const reports = await Promise.all([alertsOnce(a, options), alertsOnce(b, options)]);
+      expect(reports[0]!.opened + reports[1]!.opened).toBe(5);
+      expect(await db.selectFrom('alert').select('subject_key').execute()).toHaveLength(5);
+      expect(await db.selectFrom('webhook_delivery').select('id').execute()).toHaveLength(5);
+      // Deliveries sent by the first tick that claimed them; any left are sent by either replica's next one.
+      await Promise.all([alertsOnce(a, options), alertsOnce(b, options)]);
+      const ids = receiver.received.map((r) => r.headers['x-stowage-delivery']);
+      expect(ids).toHaveLength(5);
+      expect(new Set(ids).size).toBe(5);
+      expect(await db.selectFrom('target_health').select('backup_target_id').execute()).toHaveLength(1);
+    } finally {
+      await other.close();
+      await receiver.close();
+    }
   });
 });
