@@ -489,6 +489,18 @@ describeOnDatabases('the alerts loop', (subject) => {
     expect(delivery.attempts).toBe(attempts);
     expect(logs.some((line) => line.includes('webhook delivery given up'))).toBe(true);
   });
+
+  it('sends nothing it cannot sign: a secret sealed under another master key is recorded as the cause', async () => {
+    const { volume, target } = await seed();
+    await createWebhook(ctx, { url: receiver.url });
+    ctx = { ...ctx, secrets: createSecretBox(randomBytes(32)) };
+    await backup(volume.id, target.id, 'failed', T0);
+    expect((await tick()).deliveries).toMatchObject({ attempted: 1, retrying: 1 });
+    expect(receiver.received).toEqual([]);
+    expect(await ctx.db.selectFrom('webhook_delivery').select('last_error').executeTakeFirst()).toEqual({
+      last_error: 'its signing secret does not open with this master key',
+    });
+  });
 });
 
 describeOnPostgres('the alerts loop on two replicas', (subject) => {

@@ -157,17 +157,26 @@ export async function deliverDue(ctx: ManagerContext, options: PostOptions = {})
     while (next < claimed.length) {
       const delivery = claimed[next++]!;
       const at = ctx.now();
-      const outcome = await postEvent(
-        {
-          url: delivery.url,
-          secret: secretOf(ctx, { id: delivery.webhook_id, secret: delivery.secret }),
-          deliveryId: delivery.id,
-          eventType: delivery.event_type,
-          body: delivery.body,
-          at,
-        },
-        options,
-      );
+      let secret: string | undefined;
+      try {
+        secret = secretOf(ctx, { id: delivery.webhook_id, secret: delivery.secret });
+      } catch {
+        // Another master key, or an altered row: nothing can be signed, so nothing is sent.
+      }
+      const outcome =
+        secret === undefined
+          ? { ok: false, status: null, error: 'its signing secret does not open with this master key' }
+          : await postEvent(
+              {
+                url: delivery.url,
+                secret,
+                deliveryId: delivery.id,
+                eventType: delivery.event_type,
+                body: delivery.body,
+                at,
+              },
+              options,
+            );
       report.attempted++;
       const after = outcome.ok
         ? { state: 'delivered' as const, nextAttemptAt: at }
