@@ -5,7 +5,7 @@ import type { TargetHealthRow } from './schema-alerts.js';
 // What the alerts loop reads each tick to decide which conditions hold (loops/alert-rules.ts). Each query is
 // one index probe per volume, target or host, never a scan of every backup.
 
-/** Volumes (not archived or being deleted) whose newest finished backup failed. */
+/** Volumes (not archived or being deleted) whose newest finished backup, cancelled ones aside, failed. */
 export async function volumesWithFailedLastBackup(db: Db) {
   return db
     .selectFrom('volume')
@@ -23,6 +23,8 @@ export async function volumesWithFailedLastBackup(db: Db) {
           ])
           .whereRef('backup.volume_id', '=', 'volume.id')
           .where('backup.state', '<>', 'running')
+          // Cancelled by someone: neither a success nor a failure, so the backup before it decides.
+          .where(sql<string>`coalesce(backup.error->>'code', '')`, '<>', 'cancelled')
           .orderBy('backup.started_at', 'desc')
           .limit(1)
           .as('last'),

@@ -256,6 +256,20 @@ describeOnDatabases('the alerts loop', (subject) => {
     expect(rows[1]!.resolved_at).toBeNull();
   });
 
+  it('takes a cancelled backup for neither a failure nor a success', async () => {
+    const { volume, target } = await seed();
+    await backup(volume.id, target.id, 'completed', new Date(T0.getTime() - 3 * HOUR));
+    const cancelled = { error: JSON.stringify({ code: 'cancelled', message: 'cancelled by the operator' }) };
+    await backup(volume.id, target.id, 'failed', new Date(T0.getTime() - 2 * HOUR), cancelled);
+    await tick();
+    expect(await open()).toEqual([]);
+    await backup(volume.id, target.id, 'failed', new Date(T0.getTime() - HOUR));
+    await backup(volume.id, target.id, 'failed', T0, cancelled);
+    advance(MINUTE);
+    await tick();
+    expect((await open()).map((a) => a.kind)).toEqual(['backup_failed']);
+  });
+
   it('raises an overdue volume past its slot and margin, and resolves it on a successful backup', async () => {
     const { volume, target } = await seed();
     // Hourly at :00 from 12:00: the slot is 13:00, the margin 15 min.
