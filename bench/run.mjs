@@ -27,6 +27,9 @@
 //   --no-gc       skip the GC run (bench/gc.mjs: one GC of a synthetic target of 1,000,000 chunks on a
 //                 filesystem and of 100,000 on Ceph RGW, wall time, store and S3 requests, peak RSS; ~10 min;
 //                 results in bench/results/gc.json)
+//   --no-console  skip the console's step (bench/console.mjs: first-load JavaScript of the export, gzip and
+//                 brotli, and the dashboard's render time in chromium with 1,000 volumes and 100,000 backups on
+//                 the embedded default; results in bench/results/console.json)
 //   --no-doc      leave docs/benchmarks.md alone (the S3 runs too)
 //   --out FILE    where the local results go (default bench/results/latest.json): a smoke run
 //                 (`node bench/run.mjs --quick --no-doc --out /tmp/latest-quick.json`, ~5 min) should not
@@ -352,6 +355,7 @@ function main() {
       '--no-doc',
       '--no-manager',
       '--no-gc',
+      '--no-console',
     ],
     options: ['--avg', '--repeat', '--tree', '--out', '--chunk-avg', '--rounds'],
   });
@@ -435,6 +439,7 @@ function main() {
   if (!process.argv.includes('--no-doc')) updateDoc(table);
   if (!process.argv.includes('--no-manager')) managerRuns();
   if (!process.argv.includes('--no-gc')) gcRuns();
+  if (!process.argv.includes('--no-console')) consoleRuns();
   if (process.argv.includes('--s3') || process.env.STOWAGE_BENCH_S3 === '1') s3Runs();
 }
 
@@ -460,6 +465,21 @@ function gcRuns() {
   });
   if (r.status !== 0) {
     console.error(`bench: the GC run failed (${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+}
+
+/** The console's step (bench/console.mjs); a smoke run's figures go to /tmp. */
+function consoleRuns() {
+  const passed = quick
+    ? ['--volumes', '100', '--backups', '10', '--out', '/tmp/stowage-console-quick.json']
+    : [];
+  const r = spawnSync('node', [join(root, 'bench/console.mjs'), ...passed], {
+    stdio: 'inherit',
+    env: process.env,
+  });
+  if (r.status !== 0) {
+    console.error(`bench: the console step failed (${r.status ?? r.signal})`);
     process.exit(1);
   }
 }
