@@ -184,6 +184,35 @@ describe('the alerts and webhooks API', () => {
     ).toBe('not_found');
   });
 
+  it('lets an operator acknowledge and a viewer read alerts; webhooks are an admin’s alone', async () => {
+    const as = async (role: 'operator' | 'viewer') => {
+      const secret = generateToken();
+      await insertToken(manager.ctx.db, {
+        id: randomUUID(),
+        name: role,
+        role,
+        hostId: null,
+        hash: hashToken(secret),
+      });
+      return new ManagerClient({ baseUrl: manager.url, token: secret });
+    };
+    const [operator, viewer] = [await as('operator'), await as('viewer')];
+    const alert = await raise('backup_failed', new Date('2026-03-01T00:00:00Z'));
+    expect((await viewer.request('listAlerts', {})).items.map((a) => a.id)).toContain(alert.id);
+    expect((await refusal(viewer.request('acknowledgeAlert', { params: { id: alert.id } }))).code).toBe(
+      'forbidden',
+    );
+    expect(await operator.request('acknowledgeAlert', { params: { id: alert.id } })).toMatchObject({
+      acknowledged_by: 'token operator',
+    });
+    for (const caller of [operator, viewer]) {
+      expect((await refusal(caller.request('listWebhooks', {}))).code).toBe('forbidden');
+      expect(
+        (await refusal(caller.request('createWebhook', { body: { url: 'https://example.com/hook' } }))).code,
+      ).toBe('forbidden');
+    }
+  });
+
   describe('the CLI', () => {
     const cli = (...argv: string[]) => runCli(argv, { MANAGER_URL: manager.url, MANAGER_TOKEN: admin });
 
