@@ -6,11 +6,15 @@ import { ApiError, ManagerClient } from '@stowage/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from './config.js';
 import { raiseAlert, resolveAlert } from './db/alerts.js';
+import { insertBackup } from './db/backups.js';
+import { insertTarget } from './db/targets.js';
 import { insertToken } from './db/tokens.js';
+import { insertVolume } from './db/volumes.js';
 import { jsonLogger } from './log.js';
 import { subjectOf } from './loops/alert-rules.js';
 import { generateToken, hashToken } from './secrets/tokens.js';
 import { type RunningManager, startManager } from './server.js';
+import { createWebhook } from './services/webhooks.js';
 import { runCli } from './testing/cli.js';
 import { TEST_KDF } from './testing/embedded.js';
 import { signatureIsValid, startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver.js';
@@ -267,6 +271,76 @@ describe('the alerts and webhooks API', () => {
       await resolveAlert(manager.ctx.db, alert.id, new Date('2026-02-01T00:05:00Z'));
       expect((await cli('alert', 'ack', alert.id)).code).toBe(4);
       expect((await cli('alert', 'list', '--kind', 'gc_failed')).stderr).toMatch(/no alerts/);
+    });
+  });
+});
+
+/** The loop as `manager serve` runs it: its real clock, probes and deliveries, ticking every 100 ms. */
+describe('the alerts loop in a running manager', () => {
+  let home: string;
+  let manager: RunningManager;
+  let receiver: WebhookReceiver;
+
+  beforeAll(async () => {
+    home = mkdtempSync(join(tmpdir(), 'stowage-alerts-loop-'));
+    receiver = await startWebhookReceiver();
+    manager = await startManager(
+      parseConfig({ STOWAGE_HOME: home, PORT: '0', MANAGER_LOOP_INTERVAL_MS: '100' }),
+      { logger: jsonLogger({ write: () => {} }), kdf: TEST_KDF },
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await manager?.stop();
+    await receiver?.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('tells a webhook of a failed backup, signed', async () => {
+    const { ctx } = manager;
+    const { secret } = await createWebhook(ctx, { url: receiver.url });
+    const target = await insertTarget(ctx.db, {
+      id: randomUUID(),
+      name: 'fs',
+      kind: 'filesystem',
+      path: join(home, 'no-repository-here'),
+      target_key: new Uint8Array(60),
+      repository_id: randomUUID(),
+      chunker: JSON.stringify({ min_size: 262144, avg_size: 1048576, max_size: 4194304 }),
+    });
+    const volume = await insertVolume(ctx.db, {
+      id: randomUUID(),
+      name: 'web',
+      host_id: null,
+      backend: 'local-file',
+      locator: '/images/web.img',
+      size: 1 << 20,
+      state: 'available',
+      backup_target_id: target.id,
+    });
+    await insertBackup(ctx.db, {
+      id: randomUUID(),
+      volume_id: volume.id,
+      backup_target_id: target.id,
+      state: 'failed',
+      manifest_key: `manifests/${volume.id}/x`,
+      started_at: new Date(),
+      finished_at: new Date(),
+      error: JSON.stringify({ code: 'unavailable', message: 'the agent went away' }),
+    });
+    // Polled, not timed: the loop ticks every 100 ms; the bound only keeps a broken loop from hanging.
+    for (let i = 0; i < 300 && receiver.received.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const [delivery] = receiver.received;
+    expect(delivery).toBeDefined();
+    expect(signatureIsValid(secret, delivery!)).toBe(true);
+    expect(JSON.parse(delivery!.body)).toMatchObject({
+      type: 'alert.opened',
+      alert: {
+        kind: 'backup_failed',
+        volume_id: volume.id,
+        message: expect.stringContaining('the agent went away'),
+      },
     });
   });
 });
