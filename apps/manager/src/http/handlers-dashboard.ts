@@ -9,7 +9,7 @@ import {
   volumeClassCounts,
 } from '../db/dashboard.js';
 import { scheduledVolumes } from '../db/volumes.js';
-import { decideSchedule } from '../loops/schedule.js';
+import { decideSchedule, parseSchedule, type Schedule, ScheduleError } from '../loops/schedule.js';
 import { scheduledVolume } from '../services/schedules.js';
 import type { HandlersOf } from './app.js';
 import type { HandlerDeps } from './handlers.js';
@@ -34,10 +34,16 @@ export function dashboardHandlers(deps: HandlerDeps): HandlersOf<typeof dashboar
         openAlertCount(ctx.db),
       ]);
       // Overdue only among volumes not already failing or unprotected (each volume is in one class).
+      // Volumes sharing a cron expression and zone share one parse, as in the scheduler's planSchedule.
+      const parsed = new Map<string, Schedule | undefined>();
       let overdue = 0;
       for (const row of scheduled) {
         if (row.last_attempt_state === 'failed' || row.last_success_started_at === null) continue;
-        const decision = decideSchedule(now, scheduledVolume(row));
+        const key = `${row.timezone}\n${row.backup_cron}`;
+        if (!parsed.has(key)) parsed.set(key, parseOrUndefined(row.backup_cron!, row.timezone));
+        const schedule = parsed.get(key);
+        if (schedule === undefined) continue;
+        const decision = decideSchedule(now, scheduledVolume(row), schedule);
         const late = decision.status === 'due' && decision.nextFireAt !== null;
         if (late && now.getTime() - decision.nextFireAt!.getTime() > OVERDUE_MARGIN_MS) overdue++;
       }
@@ -58,6 +64,16 @@ export function dashboardHandlers(deps: HandlerDeps): HandlersOf<typeof dashboar
       };
     },
   };
+}
+
+/** A schedule that no longer parses is the schedule's own problem ('invalid'), not an overdue volume. */
+function parseOrUndefined(cron: string, zone: string): Schedule | undefined {
+  try {
+    return parseSchedule(cron, zone);
+  } catch (error) {
+    if (error instanceof ScheduleError) return undefined;
+    throw error;
+  }
 }
 
 function targetSummary(row: TargetUsageRow): DashboardTarget {

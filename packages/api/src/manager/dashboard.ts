@@ -21,8 +21,9 @@ export const DashboardVolumes = z.strictObject({
 
 /**
  * A target's usage. `logical_bytes` is the size of its completed backups added up, `stored_bytes` what they
- * uploaded. `total_ratio` = logical / stored. `dedup_ratio` = chunks referenced / chunks newly stored (by
- * count, so an estimate); `compression_ratio` = total / dedup. Null while nothing is stored.
+ * uploaded. `total_ratio` = logical / stored. `dedup_ratio` = chunks referenced / chunks newly stored, over
+ * the target's newest 1,000 completed backups and by count (an estimate); `compression_ratio` = total /
+ * dedup. Null while nothing is stored.
  */
 export const DashboardTarget = z.strictObject({
   id: Uuid,
