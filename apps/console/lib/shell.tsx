@@ -1,9 +1,17 @@
 'use client';
 import type { Session } from '@stowage/api/console';
-import { MutationCache, QueryCache, QueryClient, QueryClientProvider, useQuery } from '@tanstack/react-query';
+import {
+  MutationCache,
+  QueryCache,
+  QueryClient,
+  QueryClientProvider,
+  useQuery,
+  useQueryClient,
+} from '@tanstack/react-query';
 import Link from 'next/link';
 import { usePathname } from 'next/navigation';
 import { createContext, type ReactNode, useContext, useState } from 'react';
+import { dashboardQuery } from './api/dashboard';
 import { api, apiToken, setApiToken, setCsrfToken } from './client';
 import { SignIn } from './sign-in';
 
@@ -49,6 +57,16 @@ export function Shell({ children }: { children: ReactNode }) {
 }
 
 function Gate({ children }: { children: ReactNode }) {
+  const queries = useQueryClient();
+  // The dashboard is the first screen: ask for it while the session is being recovered, not after (a 401
+  // answers both, and shows the sign-in page).
+  useState(() => {
+    if (typeof window !== 'undefined' && window.location.pathname === '/')
+      void queries.prefetchQuery({
+        queryKey: ['dashboard'],
+        queryFn: ({ signal }) => dashboardQuery(signal),
+      });
+  });
   const session = useQuery({
     queryKey: ['session'],
     queryFn: async (): Promise<Who | null> => {

@@ -11,6 +11,7 @@ import { errorText, percent } from './format';
 export function usePaged<T>(
   key: readonly unknown[],
   fetchPage: (cursor: string | undefined) => Promise<Page<T>>,
+  refetchInterval?: number,
 ) {
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const cursor = cursors[cursors.length - 1];
@@ -21,6 +22,7 @@ export function usePaged<T>(
     queryKey: [...key, cursor],
     queryFn: () => fetchPage(cursor),
     placeholderData: keepPreviousData,
+    ...(refetchInterval === undefined ? {} : { refetchInterval }),
   });
   const next = query.data?.next_cursor ?? null;
   const pager = (

@@ -2,7 +2,7 @@
 import { JOB_KINDS, type JobKind, type ManagedJob } from '@stowage/api/console';
 import Link from 'next/link';
 import { useState } from 'react';
-import { useJobsPage, useLiveJob } from '../../lib/api/jobs';
+import { MAX_LIVE_STREAMS, useJobsPage, useLiveJob } from '../../lib/api/jobs';
 import { useAllHosts } from '../../lib/api/misc';
 import { bytes, errorText, when } from '../../lib/format';
 import { Cli, ErrorText, Progress, State } from '../../lib/ui';
@@ -10,7 +10,8 @@ import { Cli, ErrorText, Progress, State } from '../../lib/ui';
 /** Running jobs (live progress from each one's event stream) and recent ones, with their errors in words. */
 export default function JobsPage() {
   const [kind, setKind] = useState('');
-  const running = useJobsPage({ state: 'running' }, 25);
+  // Rows beyond the streamed ones follow by polling (see MAX_LIVE_STREAMS).
+  const running = useJobsPage({ state: 'running' }, 25, 2000);
   const recent = useJobsPage(kind ? { kind: kind as JobKind } : {}, 25);
   const hosts = useAllHosts();
   const hostName = (id: string | null) => hosts.data?.items.find((h) => h.id === id)?.name ?? '—';
@@ -63,16 +64,24 @@ function JobTable({
         </tr>
       </thead>
       <tbody>
-        {jobs.map((job) => (
-          <JobRow key={job.id} job={job} hostName={hostName} />
+        {jobs.map((job, i) => (
+          <JobRow key={job.id} job={job} live={i < MAX_LIVE_STREAMS} hostName={hostName} />
         ))}
       </tbody>
     </table>
   );
 }
 
-function JobRow({ job: initial, hostName }: { job: ManagedJob; hostName: (id: string | null) => string }) {
-  const job = useLiveJob(initial);
+function JobRow({
+  job: initial,
+  live,
+  hostName,
+}: {
+  job: ManagedJob;
+  live: boolean;
+  hostName: (id: string | null) => string;
+}) {
+  const job = useLiveJob(initial, live);
   return (
     <tr>
       <td>{job.kind}</td>
