@@ -135,12 +135,10 @@ async function seed(db, hostId, targetId) {
 /** Each of the dashboard's queries alone, 5 times: where GET /v1/dashboard spends its time. */
 async function timeQueries(db) {
   const q = await dist('db/dashboard.js');
-  const { scheduledVolumes } = await dist('db/volumes.js');
   const since = new Date(Date.now() - 86_400_000);
   const calls = {
     hostCounts: () => q.hostCounts(db),
-    volumeClassCounts: () => q.volumeClassCounts(db),
-    scheduledVolumes: () => scheduledVolumes(db),
+    liveVolumes: () => q.liveVolumes(db),
     backupsSince: () => q.backupsSince(db, since),
     unfinishedJobCounts: () => q.unfinishedJobCounts(db),
     targetUsageRows: () => q.targetUsageRows(db),

@@ -5,7 +5,7 @@ type TargetKind = 's3' | 'filesystem';
 
 /**
  * The dashboard's aggregates. Each is one query whose cost follows the number of volumes or targets, never
- * the number of backups: per volume two probes of backup_by_volume / backup_last_completed, the last 24 h
+ * the number of backups: per live volume two probes of backup_by_volume / backup_last_completed, the last 24 h
  * through backup_list (started_at), usage from backup_target's counters (kept by a trigger), and the chunk
  * counts behind the dedup estimate from a target's newest DEDUP_SAMPLE completed backups (backup_by_target).
  */
@@ -21,30 +21,39 @@ export async function hostCounts(db: Db): Promise<Record<'up' | 'down' | 'unknow
   return counts;
 }
 
-/** Live volumes by class, before the overdue check (which needs the schedule, in JS). */
-export interface VolumeClassCounts {
-  total: number;
-  failing: number;
-  unprotected: number;
+/** A live volume (not archived or being deleted) with what its class is decided from. */
+export interface LiveVolumeRow {
+  id: string;
+  state: string;
+  backup_cron: string | null;
+  timezone: string;
+  schedule_enabled: boolean;
+  schedule_since: Date;
+  /** Start of its newest completed backup, and its newest backup of any state. */
+  last_success_started_at: Date | null;
+  last_attempt_at: Date | null;
+  last_attempt_state: 'running' | 'completed' | 'failed' | null;
 }
 
-export async function volumeClassCounts(db: Db): Promise<VolumeClassCounts> {
-  const result = await sql<{ total: string; failing: string; unprotected: string }>`
-    WITH v AS (
-      SELECT volume.state, volume.backup_cron, volume.schedule_enabled,
-        (SELECT b.state FROM backup b WHERE b.volume_id = volume.id ORDER BY b.started_at DESC LIMIT 1)
-          AS last_state,
-        EXISTS (SELECT 1 FROM backup b WHERE b.volume_id = volume.id AND b.state = 'completed') AS has_success
-      FROM volume
-      WHERE volume.state NOT IN ('archived', 'deleting')
-    )
-    SELECT count(*) AS total,
-      count(*) FILTER (WHERE state = 'failed' OR last_state = 'failed') AS failing,
-      count(*) FILTER (WHERE NOT (state = 'failed' OR last_state IS NOT DISTINCT FROM 'failed')
-        AND (NOT has_success OR backup_cron IS NULL OR NOT schedule_enabled)) AS unprotected
-    FROM v`.execute(db);
-  const row = result.rows[0]!;
-  return { total: Number(row.total), failing: Number(row.failing), unprotected: Number(row.unprotected) };
+/** Every live volume in one query: two index probes each (backup_last_completed, backup_by_volume). */
+export async function liveVolumes(db: Db): Promise<LiveVolumeRow[]> {
+  const result = await sql<LiveVolumeRow>`
+    SELECT v.id, v.state, v.backup_cron, v.timezone, v.schedule_enabled, v.schedule_since,
+      (SELECT b.started_at FROM backup b WHERE b.volume_id = v.id AND b.state = 'completed'
+        ORDER BY b.started_at DESC LIMIT 1) AS last_success_started_at,
+      a.started_at AS last_attempt_at, a.state AS last_attempt_state
+    FROM volume v
+    LEFT JOIN LATERAL (
+      SELECT b.started_at, b.state FROM backup b WHERE b.volume_id = v.id ORDER BY b.started_at DESC LIMIT 1
+    ) a ON true
+    WHERE v.state NOT IN ('archived', 'deleting')`.execute(db);
+  return result.rows.map((row) => ({
+    ...row,
+    schedule_since: new Date(row.schedule_since),
+    last_success_started_at:
+      row.last_success_started_at === null ? null : new Date(row.last_success_started_at),
+    last_attempt_at: row.last_attempt_at === null ? null : new Date(row.last_attempt_at),
+  }));
 }
 
 export interface RecentBackups {

@@ -2,15 +2,14 @@ import type { Dashboard, DashboardTarget, dashboardRoutes } from '@stowage/api';
 import {
   backupsSince,
   hostCounts,
+  type LiveVolumeRow,
+  liveVolumes,
   openAlertCount,
   type TargetUsageRow,
   targetUsageRows,
   unfinishedJobCounts,
-  volumeClassCounts,
 } from '../db/dashboard.js';
-import { scheduledVolumes } from '../db/volumes.js';
 import { decideSchedule, parseSchedule, type Schedule, ScheduleError } from '../loops/schedule.js';
-import { scheduledVolume } from '../services/schedules.js';
 import type { HandlersOf } from './app.js';
 import type { HandlerDeps } from './handlers.js';
 
@@ -18,45 +17,68 @@ import type { HandlerDeps } from './handlers.js';
 export const OVERDUE_MARGIN_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * Each live volume in exactly one class, the first that fits: failing (its newest backup failed, or the
+ * volume failed), unprotected (no completed backup, or no schedule switched on), overdue (an available
+ * volume whose scheduler slot passed more than OVERDUE_MARGIN_MS ago without a backup starting, decided as
+ * the scheduler decides), protected. Volumes sharing a cron expression and zone share one parse.
+ */
+export function classifyVolumes(now: Date, rows: readonly LiveVolumeRow[]): Dashboard['volumes'] {
+  const parsed = new Map<string, Schedule | undefined>();
+  const counts = { total: rows.length, protected: 0, unprotected: 0, overdue: 0, failing: 0 };
+  for (const row of rows) {
+    if (row.state === 'failed' || row.last_attempt_state === 'failed') counts.failing++;
+    else if (row.last_success_started_at === null || row.backup_cron === null || !row.schedule_enabled)
+      counts.unprotected++;
+    else if (row.state === 'available' && isOverdue(now, row, parsed)) counts.overdue++;
+    else counts.protected++;
+  }
+  return counts;
+}
+
+function isOverdue(now: Date, row: LiveVolumeRow, parsed: Map<string, Schedule | undefined>): boolean {
+  const key = `${row.timezone}\n${row.backup_cron}`;
+  if (!parsed.has(key)) parsed.set(key, parseOrUndefined(row.backup_cron!, row.timezone));
+  const schedule = parsed.get(key);
+  if (schedule === undefined) return false;
+  const decision = decideSchedule(
+    now,
+    {
+      id: row.id,
+      cron: row.backup_cron,
+      timeZone: row.timezone,
+      enabled: row.schedule_enabled,
+      scheduleSince: row.schedule_since,
+      lastSuccessAt: row.last_success_started_at,
+      lastAttemptAt: row.last_attempt_at,
+      running: row.last_attempt_state === 'running',
+    },
+    schedule,
+  );
+  return (
+    decision.status === 'due' &&
+    decision.nextFireAt !== null &&
+    now.getTime() - decision.nextFireAt.getTime() > OVERDUE_MARGIN_MS
+  );
+}
+
 /** The dashboard's summary (routes-dashboard.ts in @stowage/api). */
 export function dashboardHandlers(deps: HandlerDeps): HandlersOf<typeof dashboardRoutes> {
   const { ctx } = deps;
   return {
     getDashboard: async (): Promise<Dashboard> => {
       const now = ctx.now();
-      const [hosts, classes, scheduled, backups, jobs, targets, alerts] = await Promise.all([
-        hostCounts(ctx.db),
-        volumeClassCounts(ctx.db),
-        scheduledVolumes(ctx.db),
-        backupsSince(ctx.db, new Date(now.getTime() - DAY_MS)),
-        unfinishedJobCounts(ctx.db),
-        targetUsageRows(ctx.db),
-        openAlertCount(ctx.db),
-      ]);
-      // Overdue only among volumes not already failing or unprotected (each volume is in one class).
-      // Volumes sharing a cron expression and zone share one parse, as in the scheduler's planSchedule.
-      const parsed = new Map<string, Schedule | undefined>();
-      let overdue = 0;
-      for (const row of scheduled) {
-        if (row.last_attempt_state === 'failed' || row.last_success_started_at === null) continue;
-        const key = `${row.timezone}\n${row.backup_cron}`;
-        if (!parsed.has(key)) parsed.set(key, parseOrUndefined(row.backup_cron!, row.timezone));
-        const schedule = parsed.get(key);
-        if (schedule === undefined) continue;
-        const decision = decideSchedule(now, scheduledVolume(row), schedule);
-        const late = decision.status === 'due' && decision.nextFireAt !== null;
-        if (late && now.getTime() - decision.nextFireAt!.getTime() > OVERDUE_MARGIN_MS) overdue++;
-      }
+      // One after another: PGlite serves one session, and a pool gains little on a handful of small queries.
+      const hosts = await hostCounts(ctx.db);
+      const volumes = classifyVolumes(now, await liveVolumes(ctx.db));
+      const backups = await backupsSince(ctx.db, new Date(now.getTime() - DAY_MS));
+      const jobs = await unfinishedJobCounts(ctx.db);
+      const targets = await targetUsageRows(ctx.db);
+      const alerts = await openAlertCount(ctx.db);
       return {
         generated_at: now.toISOString(),
         hosts,
-        volumes: {
-          total: classes.total,
-          failing: classes.failing,
-          unprotected: classes.unprotected,
-          overdue,
-          protected: Math.max(0, classes.total - classes.failing - classes.unprotected - overdue),
-        },
+        volumes,
         backups_24h: backups,
         jobs,
         targets: targets.map(targetSummary),
