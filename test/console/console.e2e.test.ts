@@ -178,6 +178,7 @@ describe.skipIf(unavailable !== undefined)(
         ['Users', 'users'],
         ['Audit', 'audit'],
         ['Alerts', 'alerts'],
+        ['Dashboard', 'dashboard-after'],
       ] as const) {
         await nav(label).click();
         await page.getByRole('heading', { level: 1 }).waitFor();
