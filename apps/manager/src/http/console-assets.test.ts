@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
@@ -18,6 +19,10 @@ describe('consoleAssets', () => {
     writeFileSync(join(out, 'volumes.html'), '<p>volumes</p>');
     writeFileSync(join(out, '404.html'), '<p>missing</p>');
     writeFileSync(join(out, '_next/static/chunks/a1b2.js'), 'console.log(1)');
+    writeFileSync(
+      join(out, '_next/static/chunks/big.js'),
+      'console.log("a fairly long line");\n'.repeat(200),
+    );
     writeFileSync(join(base, 'secret.txt'), 'outside');
     symlinkSync(join(base, 'secret.txt'), join(out, 'leak.txt'));
     const assets = consoleAssets(parseConfig({ STOWAGE_HOME: base, MANAGER_CONSOLE_DIR: out }))!;
@@ -40,6 +45,25 @@ describe('consoleAssets', () => {
     const js = await app.request('/_next/static/chunks/a1b2.js');
     expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+  });
+
+  it('compresses text the browser accepts compressed, and says it varies by that', async () => {
+    const plain = await app.request('/_next/static/chunks/big.js');
+    const text = await plain.text();
+    for (const [accept, encoding, decode] of [
+      ['gzip, deflate, br', 'br', brotliDecompressSync],
+      ['gzip', 'gzip', gunzipSync],
+    ] as const) {
+      const response = await app.request('/_next/static/chunks/big.js', {
+        headers: { 'accept-encoding': accept },
+      });
+      expect(response.headers.get('content-encoding')).toBe(encoding);
+      expect(response.headers.get('vary')).toBe('accept-encoding');
+      const body = Buffer.from(await response.arrayBuffer());
+      expect(body.byteLength).toBeLessThan(text.length / 10);
+      expect(decode(body).toString()).toBe(text);
+    }
+    expect(plain.headers.get('content-encoding')).toBeNull();
   });
 
   it('never leaves the directory: .. segments, encoded ones, and symlinks out', async () => {

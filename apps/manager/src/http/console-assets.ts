@@ -2,6 +2,8 @@ import { existsSync, realpathSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { brotliCompress, constants, gzip } from 'node:zlib';
 import type { Context } from 'hono';
 import type { ManagerConfig } from '../config.js';
 
@@ -29,6 +31,11 @@ const TYPES: Record<string, string> = {
   '.webmanifest': 'application/manifest+json',
 };
 
+const brotli = promisify(brotliCompress);
+const gzipAsync = promisify(gzip);
+/** Text types are sent compressed when the browser accepts it; fonts and images are compressed already. */
+const COMPRESSIBLE = /^(text\/|application\/(json|manifest\+json)|image\/svg)/;
+
 /** Next puts a content hash in every name under /_next/static/: such a file never changes. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -37,12 +44,27 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
  * to a file inside the directory only: `..` segments are refused before any lookup and every candidate is
  * resolved through its symlinks and must still lie inside. `/volumes` is `volumes.html` (the export's page
  * files), `/` and directories are their `index.html`. HTML is `no-cache` (a new build shows at once), hashed
- * assets are cached for a year.
+ * assets are cached for a year. Text is sent with brotli or gzip when the browser accepts it.
  */
 export function consoleAssets(config: ManagerConfig): AssetServer | undefined {
   const dir = config.consoleDir ?? DEFAULT_CONSOLE_DIR;
   if (!existsSync(dir)) return undefined;
   const root = realpathSync(dir);
+  // Compressed once per file and encoding: the export is a few megabytes at most, and does not change while
+  // the manager runs (a new build is served after a restart).
+  const compressed = new Map<string, Promise<Buffer>>();
+  const encode = (file: string, encoding: 'br' | 'gzip', body: Buffer): Promise<Buffer> => {
+    const key = `${encoding}:${file}`;
+    let result = compressed.get(key);
+    if (result === undefined) {
+      result =
+        encoding === 'br'
+          ? brotli(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 9 } })
+          : gzipAsync(body, { level: 9 });
+      compressed.set(key, result);
+    }
+    return result;
+  };
 
   const find = async (relative: string): Promise<string | undefined> => {
     try {
@@ -84,7 +106,16 @@ export function consoleAssets(config: ManagerConfig): AssetServer | undefined {
       headers['x-frame-options'] = 'DENY';
       headers['referrer-policy'] = 'same-origin';
     }
-    const body = await readFile(file);
+    let body: Buffer = await readFile(file);
+    if (COMPRESSIBLE.test(type) && body.byteLength > 1024) {
+      headers.vary = 'accept-encoding';
+      const accepted = c.req.header('accept-encoding') ?? '';
+      const encoding = /\bbr\b/.test(accepted) ? 'br' : /\bgzip\b/.test(accepted) ? 'gzip' : undefined;
+      if (encoding !== undefined) {
+        body = await encode(file, encoding, body);
+        headers['content-encoding'] = encoding;
+      }
+    }
     headers['content-length'] = String(body.byteLength);
     return new Response(c.req.method === 'HEAD' ? null : body, { status, headers });
   };
