@@ -18,6 +18,11 @@ export default function UsersPage() {
       api().request('createUser', { body }),
     onSuccess: () => queries.invalidateQueries({ queryKey: ['users'] }),
   });
+  const changeRole = useMutation({
+    mutationFn: ({ id, role }: { id: string; role: UserRole }) =>
+      api().request('updateUser', { params: { id }, body: { role } }),
+    onSuccess: () => queries.invalidateQueries({ queryKey: ['users'] }),
+  });
   const remove = useMutation({
     mutationFn: (id: string) => api().request('deleteUser', { params: { id } }),
     onSuccess: () => queries.invalidateQueries({ queryKey: ['users'] }),
@@ -30,7 +35,7 @@ export default function UsersPage() {
   return (
     <>
       <h1>Users</h1>
-      <ErrorText error={query.error ?? remove.error} />
+      <ErrorText error={query.error ?? remove.error ?? changeRole.error} />
       <table>
         <thead>
           <tr>
@@ -45,7 +50,17 @@ export default function UsersPage() {
           {items.map((u) => (
             <tr key={u.id}>
               <td>{u.name}</td>
-              <td>{u.role}</td>
+              <td>
+                <select
+                  aria-label={`Role of ${u.name}`}
+                  value={u.role}
+                  onChange={(e) => changeRole.mutate({ id: u.id, role: e.target.value as UserRole })}
+                >
+                  {USER_ROLES.map((r) => (
+                    <option key={r}>{r}</option>
+                  ))}
+                </select>
+              </td>
               <td>{when(u.created_at)}</td>
               <td>{when(u.last_sign_in_at)}</td>
               <td>

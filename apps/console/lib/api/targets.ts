@@ -26,7 +26,8 @@ export function useTestTarget() {
 }
 
 export function useGcRunsPage(targetId: string, limit = 10) {
-  return usePaged(['gc-runs', targetId], (cursor) => api().listGcRuns(targetId, { limit, cursor }));
+  // Refreshed while it is shown: a run moves through its phases for minutes.
+  return usePaged(['gc-runs', targetId], (cursor) => api().listGcRuns(targetId, { limit, cursor }), 3000);
 }
 
 export function useStartGc(targetId: string) {
