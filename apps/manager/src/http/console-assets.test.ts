@@ -32,13 +32,19 @@ describe('consoleAssets', () => {
   afterAll(() => rmSync(base, { recursive: true, force: true }));
 
   it('serves index.html at / and <page>.html at /<page>, never cached', async () => {
-    const root = await app.request('/');
+    const root = await app.request('/', { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
     expect(root.status).toBe(200);
     expect(root.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(root.headers.get('cache-control')).toBe('no-cache');
     expect(await root.text()).toBe('<p>dashboard</p>');
     expect(await (await app.request('/volumes?id=1')).text()).toBe('<p>volumes</p>');
     expect(await (await app.request('/volumes.html')).text()).toBe('<p>volumes</p>');
+  });
+
+  it('leaves / to the API index for a client that does not ask for HTML', async () => {
+    expect(await (await app.request('/', { headers: { accept: '*/*' } })).json()).toEqual({
+      code: 'not_found',
+    });
   });
 
   it('caches hashed assets for a year, with their type', async () => {

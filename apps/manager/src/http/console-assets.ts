@@ -79,6 +79,9 @@ export function consoleAssets(config: ManagerConfig): AssetServer | undefined {
   return async (c) => {
     const relative = safeRelativePath(c.req.path);
     if (relative === undefined) return undefined;
+    // `/` is the console for a browser (which asks for text/html) and the API's index for everyone else
+    // (`curl`, scripts, fetch's `*/*`).
+    if (relative === '' && !acceptsHtml(c)) return undefined;
     const candidates =
       relative === '' || relative.endsWith('/')
         ? [`${relative}index.html`]
@@ -91,7 +94,7 @@ export function consoleAssets(config: ManagerConfig): AssetServer | undefined {
     let status = 200;
     if (file === undefined) {
       // A page the export does not have: its 404 page, for browsers; API clients get the JSON not_found.
-      if (!(c.req.header('accept') ?? '').includes('text/html')) return undefined;
+      if (!acceptsHtml(c)) return undefined;
       file = await find('404.html');
       if (file === undefined) return undefined;
       status = 404;
@@ -119,6 +122,10 @@ export function consoleAssets(config: ManagerConfig): AssetServer | undefined {
     headers['content-length'] = String(body.byteLength);
     return new Response(c.req.method === 'HEAD' ? null : body, { status, headers });
   };
+}
+
+function acceptsHtml(c: Context): boolean {
+  return (c.req.header('accept') ?? '').includes('text/html');
 }
 
 /** The request path as a path relative to the export, or undefined when it could leave it. */
