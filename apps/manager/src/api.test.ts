@@ -30,7 +30,13 @@ describe('the manager API', () => {
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'stowage-api-'));
     s3 = await startS3rver({ buckets: ['api'] });
-    manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
+    // No console here (console-assets.test.ts serves it): `/` is the API's index, built console or not.
+    const config = parseConfig({
+      STOWAGE_HOME: home,
+      PORT: '0',
+      MANAGER_CONSOLE_DIR: join(home, 'no-console'),
+    });
+    manager = await startManager(config, {
       logger: silentLogger,
       validateResponses: true,
       kdf: TEST_KDF,
@@ -66,7 +72,7 @@ describe('the manager API', () => {
     credentials: { access_key_id: s3.accessKeyId, secret_access_key: overrides.secret ?? s3.secretAccessKey },
   });
 
-  it('answers GET / with an index of the API, without a token', async () => {
+  it('answers GET / with an index of the API, without a token, when there is no console', async () => {
     const response = await fetch(`${manager.url}/`);
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ api: '/v1', openapi: '/v1/openapi.json' });
