@@ -28,7 +28,7 @@ export default function AlertsPage() {
             <option value="all">all</option>
           </select>
         </label>
-        <Cli command={`manager alert list --state ${state}`} />
+        <Cli command={`manager alert list --state ${state}\nmanager alert ack <alert id>`} />
       </div>
       <ErrorText error={query.error ?? ack.error} />
       <table>
@@ -152,7 +152,9 @@ function Webhooks() {
           Signing secret (shown once): <code>{create.data.secret}</code>
         </p>
       )}
-      <Cli command={`manager webhook add ${url || 'URL'}`} />
+      <Cli
+        command={`manager webhook add ${url || 'URL'}\nmanager webhook test <webhook id>\nmanager webhook remove <webhook id>`}
+      />
     </section>
   );
 }

@@ -2,7 +2,7 @@
 import { useState } from 'react';
 import { useAuditPage } from '../../lib/api/misc';
 import { when } from '../../lib/format';
-import { ErrorText } from '../../lib/ui';
+import { Cli, ErrorText } from '../../lib/ui';
 
 /** The audit log: every state-changing call, newest first (admins only). */
 export default function AuditPage() {
@@ -29,6 +29,9 @@ export default function AuditPage() {
           </select>
         </label>
       </form>
+      <Cli
+        command={`manager audit list${actor ? ` --actor ${actor}` : ''}${outcome === 'error' ? ' --failed' : ''}`}
+      />
       <ErrorText error={query.error} />
       <table>
         <thead>
