@@ -107,9 +107,9 @@ describe('masks', () => {
 describe('validateChunkerParams', () => {
   it('accepts the defaults and the limits', () => {
     expect(validateChunkerParams(DEFAULT_CHUNKER_PARAMS)).toEqual({
-      minSize: 262144,
-      avgSize: 1048576,
-      maxSize: 4194304,
+      minSize: 131072,
+      avgSize: 524288,
+      maxSize: 2097152,
       level: 1,
       seed: 0n,
     });

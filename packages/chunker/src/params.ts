@@ -23,11 +23,15 @@ export const CHUNKER_LIMITS = {
   maxSize: { min: 1024, max: 16_777_216 },
 } as const;
 
-/** Sized for block volumes: few objects per GiB. */
+/**
+ * Sized for block volumes: 512 KiB on average (128 KiB … 2 MiB, avg/4 and avg×4). Chunks go into ~8 MiB packs,
+ * so requests do not depend on chunk size; smaller chunks store less of a changed volume again, and 512 KiB
+ * keeps that within 1.2× restic's bytes where 1 MiB did not (docs/benchmarks.md, 2026-12-03).
+ */
 export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = Object.freeze({
-  minSize: 256 * 1024,
-  avgSize: 1024 * 1024,
-  maxSize: 4 * 1024 * 1024,
+  minSize: 128 * 1024,
+  avgSize: 512 * 1024,
+  maxSize: 2 * 1024 * 1024,
   level: 1,
   seed: 0n,
 });

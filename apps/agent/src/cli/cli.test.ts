@@ -356,7 +356,13 @@ describe('agent CLI, as a restic user expects it', () => {
       expect(viaHelp, name).toEqual(long);
     }
     const [init, exportKey] = results.filter((_, i) => i % 3 === 0) as Result[];
-    for (const value of ['[default: 256K]', '[default: 1M]', '[default: 4M]', '[default: 1]', '[default: 0]'])
+    for (const value of [
+      '[default: 128K]',
+      '[default: 512K]',
+      '[default: 2M]',
+      '[default: 1]',
+      '[default: 0]',
+    ])
       expect(init!.stdout).toContain(value);
     expect(exportKey!.stdout).toMatch(/WARNING:\s+the\s+key\s+gives\s+full\s+access/);
     const serve = results[COMMANDS.length * 3 - 3]!;

@@ -174,7 +174,7 @@ export const COMMANDS = {
         type: 'string',
         value: 'SIZE',
         help: 'the average chunk: 512K, 1M, 2M or 4M',
-        default: '1M',
+        default: '512K',
       },
       'gc-hour': { type: 'string', value: 'H', help: 'the hour (0–23) garbage collection runs at' },
       timezone: { type: 'string', value: 'ZONE', help: 'the IANA zone of --gc-hour, e.g. Europe/Paris' },
