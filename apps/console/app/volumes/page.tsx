@@ -1,7 +1,7 @@
 'use client';
 import { VOLUME_STATES, type VolumeState } from '@stowage/api/console';
 import Link from 'next/link';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useDeferredValue, useState } from 'react';
 import { useAllHosts } from '../../lib/api/misc';
 import { useAllTargets } from '../../lib/api/targets';
 import { useCreateVolume, useVolumesPage } from '../../lib/api/volumes';
@@ -10,21 +10,23 @@ import { Cli, ErrorText, State } from '../../lib/ui';
 
 const SIZE_UNITS: Record<string, number> = { M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 
-/** Volumes: filters by host, target and state (the API's), search by name within the page. */
+/** Volumes: filters by host, target, state and name, all the API's (so they hold across pages). */
 export default function VolumesPage() {
   const [hostId, setHostId] = useState('');
   const [targetId, setTargetId] = useState('');
   const [state, setState] = useState('');
   const [search, setSearch] = useState('');
+  // Typing asks the API once the input settles, not once per keystroke.
+  const name = useDeferredValue(search.trim());
   const hosts = useAllHosts();
   const targets = useAllTargets();
   const filter = {
     ...(hostId ? { host_id: hostId } : {}),
     ...(targetId ? { backup_target_id: targetId } : {}),
     ...(state ? { state: state as VolumeState } : {}),
+    ...(name ? { name } : {}),
   };
   const { items, query, pager } = useVolumesPage(filter);
-  const shown = items.filter((v) => v.name.toLowerCase().includes(search.trim().toLowerCase()));
   const hostName = (id: string | null) => hosts.data?.items.find((h) => h.id === id)?.name ?? '—';
   const now = Date.now();
   return (
@@ -68,7 +70,7 @@ export default function VolumesPage() {
         </label>
       </form>
       <Cli
-        command={`manager volume list${hostId ? ` --host ${hostName(hostId)}` : ''}${state ? ` --state ${state}` : ''}`}
+        command={`manager volume list${hostId ? ` --host ${hostName(hostId)}` : ''}${state ? ` --state ${state}` : ''}${name ? ` --name '${name}'` : ''}`}
       />
       <ErrorText error={query.error} />
       <table>
@@ -85,7 +87,7 @@ export default function VolumesPage() {
           </tr>
         </thead>
         <tbody>
-          {shown.map((v) => {
+          {items.map((v) => {
             const stale =
               v.last_backup_at !== null && now - new Date(v.last_backup_at).getTime() > 2 * 86_400_000;
             return (
@@ -107,7 +109,7 @@ export default function VolumesPage() {
           })}
         </tbody>
       </table>
-      {query.isSuccess && shown.length === 0 && <p>No volumes on this page match.</p>}
+      {query.isSuccess && items.length === 0 && <p>No volumes match.</p>}
       {pager}
       <NewVolume />
     </>

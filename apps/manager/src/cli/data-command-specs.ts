@@ -50,12 +50,13 @@ export const DATA_COMMANDS = {
   volumeList: {
     name: 'volume list',
     summary: 'list volumes',
-    synopsis: '[--host HOST] [--target TARGET] [--state STATE] [--limit N | --all] [--json]',
+    synopsis: '[--host HOST] [--target TARGET] [--state STATE] [--name TEXT] [--limit N | --all] [--json]',
     args: [],
     options: {
       ...client,
       ...list,
       host: { type: 'string', value: 'HOST', help: 'only those of this host (id or name)' },
+      name: { type: 'string', value: 'TEXT', help: 'only those whose name contains TEXT (any case)' },
       target: { type: 'string', value: 'TARGET', help: 'only those backed up to this target (id or name)' },
       state: { type: 'string', value: 'STATE', help: VOLUME_STATES.join(', ') },
     },

@@ -171,6 +171,22 @@ describeOnDatabases('repository layer', (subject) => {
     expect(() => decodeCursor('not-a-cursor')).toThrow(/cursor/);
   });
 
+  it('finds volumes by a part of their name, any case, with LIKE wildcards taken literally', async () => {
+    const { db } = subject().database;
+    const target = await seedTarget(db);
+    const named = async (name: string) => {
+      const volume = await seedVolume(db, target.id);
+      await db.updateTable('volume').set({ name }).where('id', '=', volume.id).execute();
+    };
+    for (const name of ['web-Data', 'db-data', 'web_logs', 'webxlogs', '100%-full']) await named(name);
+    const names = async (text: string) =>
+      (await listVolumes(db, { nameContains: text }, { limit: 10 })).map((v) => v.name).sort();
+    expect(await names('DATA')).toEqual(['db-data', 'web-Data']);
+    expect(await names('web_')).toEqual(['web_logs']);
+    expect(await names('%')).toEqual(['100%-full']);
+    expect(await names('nothing')).toEqual([]);
+  });
+
   it('shows a volume its newest completed backup', async () => {
     const { db } = subject().database;
     const target = await seedTarget(db);

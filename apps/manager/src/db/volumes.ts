@@ -17,6 +17,8 @@ export interface VolumeFilter {
   hostId?: string;
   targetId?: string;
   state?: VolumeState;
+  /** A substring of the name, matched without regard to case. */
+  nameContains?: string;
 }
 
 export async function insertVolume(db: Db, volume: NewVolume): Promise<VolumeRow> {
@@ -77,6 +79,11 @@ export async function listVolumes(
   if (filter.hostId !== undefined) query = query.where('volume.host_id', '=', filter.hostId);
   if (filter.targetId !== undefined) query = query.where('volume.backup_target_id', '=', filter.targetId);
   if (filter.state !== undefined) query = query.where('volume.state', '=', filter.state);
+  if (filter.nameContains !== undefined) {
+    // LIKE's own wildcards in the search are literal characters, not patterns.
+    const literal = filter.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`);
+    query = query.where('volume.name', 'ilike', `%${literal}%`);
+  }
   if (page.cursor) {
     const { at, id } = page.cursor;
     query = query.where((eb) => eb(eb.refTuple('volume.created_at', 'volume.id'), '<', eb.tuple(at, id)));

@@ -186,7 +186,12 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     listVolumes: async ({ query }) => {
       const rows = await listVolumes(
         ctx.db,
-        { hostId: query.host_id, targetId: query.backup_target_id, state: query.state },
+        {
+          hostId: query.host_id,
+          targetId: query.backup_target_id,
+          state: query.state,
+          ...(query.name === undefined ? {} : { nameContains: query.name }),
+        },
         { limit: query.limit, cursor: decodeCursor(query.cursor) },
       );
       return toPage(rows, query.limit, byCreated, (row) => volumeJson(row, ctx.now()));

@@ -89,5 +89,7 @@ export const VolumeListQuery = ListQuery.extend({
   host_id: Uuid.optional(),
   backup_target_id: Uuid.optional(),
   state: VolumeState.optional(),
+  /** Only volumes whose name contains this, ignoring case (the console's search). */
+  name: z.string().min(1).max(253).optional(),
 });
 export type VolumeListQuery = z.infer<typeof VolumeListQuery>;

@@ -109,6 +109,7 @@ export async function volumeList(
       ? {}
       : { backup_target_id: await targetId(client, values.target, cli.signal) }),
     ...(values.state === undefined ? {} : { state: parseChoice('state', values.state, VOLUME_STATES) }),
+    ...(values.name === undefined ? {} : { name: values.name }),
   };
   return listCommand(
     cli,
