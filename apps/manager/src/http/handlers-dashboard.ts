@@ -9,19 +9,18 @@ import {
   targetUsageRows,
   unfinishedJobCounts,
 } from '../db/dashboard.js';
-import { decideSchedule, parseSchedule, type Schedule, ScheduleError } from '../loops/schedule.js';
+import { overdueCheck } from '../loops/alert-rules.js';
+import { parseSchedule, type Schedule, ScheduleError } from '../loops/schedule.js';
 import type { HandlersOf } from './app.js';
 import type { HandlerDeps } from './handlers.js';
 
-/** A slot the scheduler left unfired this long is overdue (it fires due volumes within a tick, ≤ 1 min). */
-export const OVERDUE_MARGIN_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Each live volume in exactly one class, the first that fits: failing (its newest backup failed, or the
  * volume failed), unprotected (no completed backup, or no schedule switched on), overdue (an available
- * volume whose scheduler slot passed more than OVERDUE_MARGIN_MS ago without a backup starting, decided as
- * the scheduler decides), protected. Volumes sharing a cron expression and zone share one parse.
+ * volume with no success by its schedule's slot plus the margin, the `volume_overdue` alert's rule),
+ * protected. Volumes sharing a cron expression and zone share one parse.
  */
 export function classifyVolumes(now: Date, rows: readonly LiveVolumeRow[]): Dashboard['volumes'] {
   const parsed = new Map<string, Schedule | undefined>();
@@ -36,30 +35,14 @@ export function classifyVolumes(now: Date, rows: readonly LiveVolumeRow[]): Dash
   return counts;
 }
 
+/** The alerts loop's own rule (alert-rules.ts), so a volume counted overdue here has its alert open there. */
 function isOverdue(now: Date, row: LiveVolumeRow, parsed: Map<string, Schedule | undefined>): boolean {
   const key = `${row.timezone}\n${row.backup_cron}`;
   if (!parsed.has(key)) parsed.set(key, parseOrUndefined(row.backup_cron!, row.timezone));
   const schedule = parsed.get(key);
   if (schedule === undefined) return false;
-  const decision = decideSchedule(
-    now,
-    {
-      id: row.id,
-      cron: row.backup_cron,
-      timeZone: row.timezone,
-      enabled: row.schedule_enabled,
-      scheduleSince: row.schedule_since,
-      lastSuccessAt: row.last_success_started_at,
-      lastAttemptAt: row.last_attempt_at,
-      running: row.last_attempt_state === 'running',
-    },
-    schedule,
-  );
-  return (
-    decision.status === 'due' &&
-    decision.nextFireAt !== null &&
-    now.getTime() - decision.nextFireAt.getTime() > OVERDUE_MARGIN_MS
-  );
+  const check = overdueCheck(schedule, row.last_success_started_at, row.schedule_since);
+  return check !== null && now.getTime() > check.overdueAt.getTime();
 }
 
 /** The dashboard's summary (routes-dashboard.ts in @stowage/api). */
