@@ -88,12 +88,23 @@ describe.skipIf(unavailable !== undefined)(
       await page.getByRole('list', { name: 'Volumes by protection' }).waitFor();
       await screen('dashboard');
 
-      // A target: saving reaches the bucket (the repository is written), then the probe runs.
+      // A target: its location is tested before anything is saved — a missing bucket is refused with its
+      // cause and no target is recorded — then saving writes the repository and the probe runs again.
       await nav('Targets').click();
       const form = page.getByRole('form', { name: 'New target' });
       await form.getByLabel(/^Kind/).selectOption('s3');
       await form.getByLabel('Name', { exact: true }).fill('bucket');
       await form.getByLabel('Endpoint (empty: AWS)', { exact: true }).fill(s3.endpoint);
+      await form.getByLabel('Bucket', { exact: true }).fill('no-such-bucket');
+      await form.getByLabel('Access key id', { exact: true }).fill(s3.accessKeyId);
+      await form.getByLabel('Secret access key', { exact: true }).fill(s3.secretAccessKey);
+      await form.getByRole('button', { name: 'Test connection and save' }).click();
+      await page
+        .getByRole('list', { name: 'Connection test (not saved)' })
+        .getByText(/^missing_bucket: /)
+        .waitFor();
+      await screen('target-test-failed');
+      expect((await system.client.listTargets()).items.map((t) => t.name)).not.toContain('bucket');
       await form.getByLabel('Bucket', { exact: true }).fill('console');
       await form.getByLabel('Prefix', { exact: true }).fill('repo');
       await form.getByLabel('Access key id', { exact: true }).fill(s3.accessKeyId);

@@ -134,6 +134,30 @@ describe('the manager API', () => {
     expect((await client.testTarget(target.id)).error).toMatchObject({ cause: 'not_a_repository' });
   });
 
+  it('tests a location before any target is saved there, recording nothing', async () => {
+    const before = (await client.listTargets()).items.length;
+    const location = ({ kind, s3: where, credentials }: ReturnType<typeof s3Target>) => ({
+      kind,
+      s3: where,
+      credentials,
+    });
+    const good = await client.testTargetLocation(location(s3Target('unsaved')));
+    expect(good).toMatchObject({ ok: true, error: null });
+    expect(good.steps.map((s) => s.step)).toEqual(['write', 'read', 'list', 'delete']);
+    expect(
+      (await client.testTargetLocation(location(s3Target('x', { bucket: 'no-such-bucket' })))).error,
+    ).toMatchObject({ cause: 'missing_bucket', s3_code: 'NoSuchBucket' });
+    const dead = await client.testTargetLocation(location(s3Target('x', { endpoint: 'http://127.0.0.1:9' })));
+    expect(dead.error?.cause).toBe('unreachable');
+    const dir = join(home, 'unsaved-dir');
+    expect(await client.testTargetLocation({ kind: 'filesystem', filesystem: { path: dir } })).toMatchObject({
+      ok: true,
+    });
+    expect((await client.listTargets()).items).toHaveLength(before);
+    // Nothing was made there: a target can still be created at the location tested.
+    await client.createTarget(s3Target('unsaved'));
+  });
+
   it('makes, lists and revokes tokens; a revoked token is refused', async () => {
     const made = await client.createToken({ name: 'ci', role: 'viewer' });
     expect(made.secret).toMatch(/^stw_[A-Za-z0-9_-]{43}$/);

@@ -14,6 +14,7 @@ export * from './manager/hosts.js';
 export * from './manager/jobs.js';
 export * from './manager/primitives.js';
 export * from './manager/recovery.js';
+export * from './manager/roles.js';
 export * from './manager/route.js';
 export * from './manager/routes.js';
 export * from './manager/schedules.js';

@@ -1,13 +1,18 @@
 'use client';
-import type { CreateBackupTargetRequest, CreatedBackupTarget, TargetTestResult } from '@stowage/api/console';
+import type {
+  CreateBackupTargetRequest,
+  CreatedBackupTarget,
+  TargetLocationTestRequest,
+  TargetTestResult,
+} from '@stowage/api/console';
 import { type FormEvent, useState } from 'react';
-import { useCreateTarget, useTestTarget } from '../../lib/api/targets';
+import { useCreateTarget, useTestLocation, useTestTarget } from '../../lib/api/targets';
 import { Cli, ErrorText } from '../../lib/ui';
 
 /**
- * A new target. Saving writes the repository (key file, then config), which reaches the bucket or
- * directory first: a location that cannot be reached is refused with its cause and nothing is recorded. The
- * saved target is then probed (write, read, list, delete) and each step shown.
+ * A new target. Its location is probed first (write, read, list, delete a probe object; nothing saved) and
+ * each step shown; only a location that passes is saved, which writes the repository (key file, then
+ * config). The saved target is then tested once more (the probe, and that its repository opens).
  */
 export function NewTarget() {
   const [kind, setKind] = useState<'s3' | 'filesystem'>('filesystem');
@@ -16,6 +21,7 @@ export function NewTarget() {
   const [pathStyle, setPathStyle] = useState(true);
   const create = useCreateTarget();
   const test = useTestTarget();
+  const probe = useTestLocation();
   const [created, setCreated] = useState<CreatedBackupTarget>();
   const set = (k: string) => (e: { target: { value: string } }) =>
     setFields((f) => ({ ...f, [k]: e.target.value }));
@@ -38,10 +44,20 @@ export function NewTarget() {
 
   const submit = (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
-    create.mutate(request(), {
-      onSuccess: (answer) => {
-        setCreated(answer);
-        test.mutate(answer.target.id);
+    const body = request();
+    const location: TargetLocationTestRequest =
+      body.kind === 's3'
+        ? { kind: body.kind, s3: body.s3, credentials: body.credentials }
+        : { kind: body.kind, filesystem: body.filesystem };
+    probe.mutate(location, {
+      onSuccess: (result) => {
+        if (!result.ok) return; // the steps and the cause are shown; nothing is saved
+        create.mutate(body, {
+          onSuccess: (answer) => {
+            setCreated(answer);
+            test.mutate(answer.target.id);
+          },
+        });
       },
     });
   };
@@ -128,12 +144,17 @@ export function NewTarget() {
               </>
             )}
           </div>
-          <button type="submit" disabled={create.isPending}>
-            {create.isPending ? 'Connecting…' : 'Test connection and save'}
+          <button type="submit" disabled={probe.isPending || create.isPending}>
+            {probe.isPending
+              ? 'Testing the connection…'
+              : create.isPending
+                ? 'Saving…'
+                : 'Test connection and save'}
           </button>
         </form>
       )}
-      <ErrorText error={create.error} />
+      {!created && probe.data && <TestSteps result={probe.data} label="Connection test (not saved)" />}
+      <ErrorText error={probe.error ?? create.error} />
       <Cli command={cli} />
     </section>
   );
@@ -168,22 +189,7 @@ function Created({
       <h3>Connection test</h3>
       <ErrorText error={testError} />
       {!test && !testError && <p>Testing…</p>}
-      {test && (
-        <ul aria-label="Connection test steps">
-          {test.steps.map((s) => (
-            <li key={s.step}>
-              {s.step}: {s.ok ? 'ok' : 'failed'} ({Math.round(s.ms)} ms)
-            </li>
-          ))}
-          {test.ok ? (
-            <li className="state-ok">connection ok</li>
-          ) : (
-            <li className="error">
-              {test.error?.cause}: {test.error?.message}
-            </li>
-          )}
-        </ul>
-      )}
+      {test && <TestSteps result={test} label="Connection test steps" />}
       {passphrase && (
         <>
           <h3>Recovery passphrase — shown once</h3>
@@ -216,5 +222,24 @@ function Created({
         Done
       </button>
     </div>
+  );
+}
+
+function TestSteps({ result, label }: { result: TargetTestResult; label: string }) {
+  return (
+    <ul aria-label={label}>
+      {result.steps.map((s) => (
+        <li key={s.step}>
+          {s.step}: {s.ok ? 'ok' : 'failed'} ({Math.round(s.ms)} ms)
+        </li>
+      ))}
+      {result.ok ? (
+        <li className="state-ok">connection ok</li>
+      ) : (
+        <li className="error">
+          {result.error?.cause}: {result.error?.message}
+        </li>
+      )}
+    </ul>
   );
 }

@@ -1,5 +1,5 @@
 'use client';
-import type { CreateBackupTargetRequest } from '@stowage/api/console';
+import type { CreateBackupTargetRequest, TargetLocationTestRequest } from '@stowage/api/console';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../client';
 import { usePaged } from '../ui';
@@ -19,6 +19,11 @@ export function useCreateTarget() {
     mutationFn: (body: CreateBackupTargetRequest) => api().createTarget(body),
     onSuccess: () => queries.invalidateQueries({ queryKey: ['targets'] }),
   });
+}
+
+/** A location probed before anything is saved there. */
+export function useTestLocation() {
+  return useMutation({ mutationFn: (body: TargetLocationTestRequest) => api().testTargetLocation(body) });
 }
 
 export function useTestTarget() {

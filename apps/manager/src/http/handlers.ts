@@ -21,7 +21,7 @@ import { pruneVolume } from '../services/retention.js';
 import { scheduleApiError, updateSchedule } from '../services/schedules.js';
 import { createVolume, deleteVolume, requireVolume } from '../services/volumes.js';
 import { locationOfRequest } from '../targets/locations.js';
-import { createTarget, scheduleSettingsOf, testTarget } from '../targets/targets.js';
+import { createTarget, scheduleSettingsOf, testLocation, testTarget } from '../targets/targets.js';
 import type { Handlers } from './app.js';
 import { alertHandlers } from './handlers-alerts.js';
 import { dashboardHandlers } from './handlers-dashboard.js';
@@ -158,6 +158,8 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       ctx.logger.info('target deleted', { target_id: params.id });
       return undefined;
     },
+    testTargetLocation: async ({ body }) =>
+      testLocation(locationOfRequest(body), body.kind === 's3' ? body.credentials : undefined),
     testTarget: async ({ params }) => testTarget(ctx, await requireTarget(ctx, params.id)),
 
     createVolume: async ({ body }) =>

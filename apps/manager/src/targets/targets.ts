@@ -355,6 +355,19 @@ export async function testTarget(
   }
 }
 
+/** Probes a location before any target is saved there: what the create form asks first. Records nothing. */
+export async function testLocation(
+  location: TargetLocation,
+  credentials: ApiCredentials | undefined,
+): Promise<ProbeResult> {
+  const store = openLocation(location, credentials);
+  try {
+    return await probeStore(store);
+  } finally {
+    destroyStore(store);
+  }
+}
+
 function destroyStore(store: ObjectStore): void {
   (store as { destroy?: () => void }).destroy?.();
 }

@@ -122,6 +122,9 @@ export class ManagerClient {
   deleteTarget(id: string, signal?: AbortSignal): Answer<'deleteTarget'> {
     return this.request('deleteTarget', { params: { id } }, signal);
   }
+  testTargetLocation(body: Body<'testTargetLocation'>, signal?: AbortSignal): Answer<'testTargetLocation'> {
+    return this.request('testTargetLocation', { body }, signal);
+  }
   testTarget(id: string, signal?: AbortSignal): Answer<'testTarget'> {
     return this.request('testTarget', { params: { id } }, signal);
   }

@@ -32,6 +32,7 @@ import {
   BackupTargetPage,
   CreateBackupTargetRequest,
   CreatedBackupTarget,
+  TargetLocationTestRequest,
   TargetTestResult,
   UpdateBackupTargetRequest,
 } from './targets.js';
@@ -198,6 +199,18 @@ export const managerRoutes = defineRoutes({
     params: IdParams,
     status: 204,
     errors: ['not_found', 'conflict'],
+  },
+  testTargetLocation: {
+    method: 'post',
+    path: '/v1/backup_targets/test',
+    summary:
+      'Before saving a target: write, read, list and delete a probe object at its location; records nothing',
+    tag: 'backup_targets',
+    auth: 'admin',
+    body: TargetLocationTestRequest,
+    status: 200,
+    response: TargetTestResult,
+    errors: [],
   },
   testTarget: {
     method: 'post',

@@ -132,6 +132,13 @@ export const CreateBackupTargetRequest = z.discriminatedUnion('kind', [
 ]);
 export type CreateBackupTargetRequest = z.infer<typeof CreateBackupTargetRequest>;
 
+/** A location to test before a target is saved: the create request's location and credentials alone. */
+export const TargetLocationTestRequest = z.discriminatedUnion('kind', [
+  CreateS3TargetRequest.pick({ kind: true, s3: true, credentials: true }),
+  CreateFilesystemTargetRequest.pick({ kind: true, filesystem: true }),
+]);
+export type TargetLocationTestRequest = z.infer<typeof TargetLocationTestRequest>;
+
 export const CreatedBackupTarget = z.strictObject({
   target: BackupTarget,
   /** Non-null only when the manager generated the passphrase: shown exactly once, keep it offline. */
