@@ -61,7 +61,11 @@ export function ScheduleTab({ volume }: { volume: ManagedVolume }) {
     event.preventDefault();
     save.mutate({ cron, timezone, enabled, retention: retention ?? null });
   };
-  const body = JSON.stringify({ cron, timezone, enabled, retention: retention ?? null });
+  const keeps = Object.entries(retention ?? {})
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => ` --${key.replace('_', '-')} ${value}`)
+    .join('');
+  const cli = `manager volume schedule ${volume.id} --cron '${cron}' --timezone ${timezone} ${enabled ? '--enable' : '--disable'}${keeps || ' --no-retention'}`;
   return (
     <form onSubmit={submit} aria-label="Schedule and retention">
       <div className="grid2">
@@ -134,9 +138,7 @@ export function ScheduleTab({ volume }: { volume: ManagedVolume }) {
         {save.isSuccess && <span role="status">Saved.</span>}
       </div>
       <ErrorText error={save.error} />
-      <Cli
-        command={`# no CLI command yet; the API call:\ncurl -X PATCH -H "Authorization: Bearer $(cat $STOWAGE_HOME/admin-token)" -H 'content-type: application/json' \\\n  -d '${body}' $MANAGER_URL/v1/volumes/${volume.id}/backup_schedule`}
-      />
+      <Cli command={cli} />
     </form>
   );
 }

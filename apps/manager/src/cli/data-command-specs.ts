@@ -66,6 +66,45 @@ export const DATA_COMMANDS = {
     examples: ['npx manager volume list --host local'],
   },
   volumeGet: getCommand('volume', 'volume'),
+  volumeSchedule: {
+    name: 'volume schedule',
+    summary: "set a volume's backup schedule and retention, and show the next fire times",
+    synopsis:
+      'ID [--cron EXPR | --no-cron] [--timezone ZONE] [--enable | --disable] [--keep-last N] [--keep-hourly N] ' +
+      '[--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION] ' +
+      '[--no-retention] [--json]',
+    args: idArg('volume'),
+    options: {
+      ...client,
+      cron: { type: 'string', value: 'EXPR', help: 'a cron expression (5 fields, or @daily and the like)' },
+      'no-cron': { type: 'boolean', help: 'no schedule: the volume is backed up only when asked' },
+      timezone: { type: 'string', value: 'ZONE', help: 'the IANA zone the expression is read in' },
+      enable: { type: 'boolean', help: 'switch the schedule on' },
+      disable: { type: 'boolean', help: 'switch it off, keeping the expression' },
+      'keep-last': { type: 'string', value: 'N', help: 'keep the N newest backups' },
+      'keep-hourly': { type: 'string', value: 'N', help: 'the newest of each of the last N hours' },
+      'keep-daily': { type: 'string', value: 'N', help: '… of the last N days' },
+      'keep-weekly': { type: 'string', value: 'N', help: '… of the last N weeks' },
+      'keep-monthly': { type: 'string', value: 'N', help: '… of the last N months' },
+      'keep-yearly': { type: 'string', value: 'N', help: '… of the last N years' },
+      'keep-within': {
+        type: 'string',
+        value: 'DURATION',
+        help: 'every backup within 30d, 1y6m, 2d12h… of the newest',
+      },
+      'no-retention': { type: 'boolean', help: 'keep every backup (no retention policy)' },
+    },
+    description:
+      "Changes only what is given; the --keep options together replace the whole retention policy (restic's " +
+      'forget rules). Prints the volume\'s schedule and its next five fire times. "manager backup list ' +
+      '--volume ID" shows what is kept; the console previews what a policy would keep or prune.',
+    environment: clientEnv,
+    exitCodes: byId,
+    examples: [
+      "npx manager volume schedule VOLUME_ID --cron '0 2 * * *' --timezone Europe/Paris --keep-daily 7 --keep-weekly 4",
+      'npx manager volume schedule VOLUME_ID --disable',
+    ],
+  },
   volumeDelete: {
     name: 'volume delete',
     summary: 'delete a volume (refused while a job uses it)',

@@ -25,7 +25,14 @@ import { backupIndexRebuild, targetImport } from './commands/recovery.js';
 import { targetCreate, targetDelete, targetGet, targetList, targetTest } from './commands/targets.js';
 import { tokenCreate, tokenList, tokenRevoke } from './commands/tokens.js';
 import { auditList, userAdd, userList, userPasswd, userRemove } from './commands/users.js';
-import { volumeAdopt, volumeCreate, volumeDelete, volumeGet, volumeList } from './commands/volumes.js';
+import {
+  volumeAdopt,
+  volumeCreate,
+  volumeDelete,
+  volumeGet,
+  volumeList,
+  volumeSchedule,
+} from './commands/volumes.js';
 import type { CliEnv, OutStream } from './context.js';
 import { describeFailure, EXIT, UsageError } from './exit-codes.js';
 import { printable, watchOutput } from './output.js';
@@ -63,6 +70,7 @@ const HANDLERS: Record<CommandKey, Handler> = {
   volumeAdopt,
   volumeList,
   volumeGet,
+  volumeSchedule,
   volumeDelete,
   backupNow,
   backupList,

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
+import { insertHost } from '../db/hosts.js';
 import { insertToken } from '../db/tokens.js';
+import { insertVolume } from '../db/volumes.js';
 import { silentLogger } from '../log.js';
 import { generateToken, hashToken } from '../secrets/tokens.js';
 import { type RunningManager, startManager } from '../server.js';
@@ -282,5 +284,61 @@ describe('users and the audit log', () => {
     await cli(['user', 'add', 'root', '--role', 'admin'], env);
     expect((await cli(['user', 'remove', 'ops'], env)).code).toBe(EXIT.ok);
     expect((await cli(['user', 'remove', 'ops'], env)).code).toBe(EXIT.notFound);
+  });
+});
+
+describe('volume schedule', () => {
+  it("sets a volume's cron, zone and retention, prints the next five fire times, and switches it off", async () => {
+    const host = await insertHost(manager.ctx.db, {
+      id: randomUUID(),
+      name: 'sched-host',
+      url: 'http://127.0.0.1:1',
+      agentToken: new Uint8Array(40),
+      backends: [],
+      now: new Date(),
+    });
+    const volume = await insertVolume(manager.ctx.db, {
+      id: randomUUID(),
+      name: 'sched',
+      host_id: host.id,
+      backend: 'local-file',
+      locator: '/images/sched.img',
+      size: 1 << 20,
+      state: 'available',
+    });
+    const set = await cli(
+      [
+        'volume',
+        'schedule',
+        volume.id,
+        '--cron',
+        '0 2 * * *',
+        '--timezone',
+        'Europe/Paris',
+        '--keep-daily',
+        '7',
+      ],
+      env,
+    );
+    expect(set.stderr).toBe('');
+    expect(set.code).toBe(EXIT.ok);
+    expect(set.stdout).toMatch(
+      /^schedule: 0 2 \* \* \* \(Europe\/Paris\), on, \w+\nretention: keep daily 7\nnext fire times:\n/,
+    );
+    const times = set.stdout.split('\n').filter((line) => line.startsWith('  '));
+    expect(times).toHaveLength(5);
+    // 02:00 in Paris is 01:00 or 00:00 UTC, by the season.
+    for (const t of times) expect(t.trim()).toMatch(/T0[01]:00:00\.000Z$/);
+
+    const off = await cli(['volume', 'schedule', volume.id, '--disable', '--no-retention', '--json'], env);
+    const answer = JSON.parse(off.stdout) as {
+      volume: { schedule: { enabled: boolean; retention: unknown } };
+    };
+    expect(answer.volume.schedule).toMatchObject({ enabled: false, retention: null });
+    expect((await cli(['volume', 'schedule', volume.id], env)).code).toBe(EXIT.usage);
+    expect((await cli(['volume', 'schedule', volume.id, '--cron', 'not cron'], env)).code).toBe(EXIT.usage);
+    expect((await cli(['volume', 'schedule', volume.id, '--enable', '--disable'], env)).code).toBe(
+      EXIT.usage,
+    );
   });
 });

@@ -1,5 +1,5 @@
-import { BACKEND_KINDS, type ManagedVolume, VOLUME_STATES } from '@stowage/api';
-import { type OptionValues, parseChoice, parseSize } from '../args.js';
+import { BACKEND_KINDS, type ManagedVolume, type RetentionPolicy, VOLUME_STATES } from '@stowage/api';
+import { exclusive, type OptionValues, parseChoice, parseInteger, parseSize } from '../args.js';
 import type { COMMANDS } from '../command-specs.js';
 import { type CliEnv, connect, hostId, idArg, targetId } from '../context.js';
 import { EXIT, UsageError } from '../exit-codes.js';
@@ -141,4 +141,55 @@ export async function volumeDelete(
   if (values.json) printJson(cli, { id, deleted: true });
   else printLine(cli, `deleted volume ${id}`);
   return EXIT.ok;
+}
+
+const KEEPS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+
+export async function volumeSchedule(
+  values: OptionValues<C['volumeSchedule']>,
+  [ref]: string[],
+  cli: CliEnv,
+): Promise<number> {
+  const id = idArg('ID', ref);
+  exclusive(values, 'cron', 'no-cron');
+  exclusive(values, 'enable', 'disable');
+  const retention: RetentionPolicy = {};
+  for (const unit of KEEPS) {
+    const text = values[`keep-${unit}`];
+    if (text !== undefined) retention[`keep_${unit}`] = parseInteger(`keep-${unit}`, text, 0, 1_000_000);
+  }
+  if (values['keep-within'] !== undefined) retention.keep_within = values['keep-within'];
+  const keeps = Object.keys(retention).length > 0;
+  if (keeps && values['no-retention'])
+    throw new UsageError('--no-retention cannot be given with --keep options');
+  const body = {
+    ...(values.cron !== undefined ? { cron: values.cron } : values['no-cron'] ? { cron: null } : {}),
+    ...(values.timezone === undefined ? {} : { timezone: values.timezone }),
+    ...(values.enable ? { enabled: true } : values.disable ? { enabled: false } : {}),
+    ...(keeps ? { retention } : values['no-retention'] ? { retention: null } : {}),
+  };
+  if (Object.keys(body).length === 0)
+    throw new UsageError('give something to change: --cron, --timezone, --enable, --disable or --keep-…');
+  const client = connect(values, cli);
+  const volume = await client.updateBackupSchedule(id, body, cli.signal);
+  const fireTimes =
+    volume.schedule.cron === null
+      ? []
+      : (await client.previewBackupSchedule(id, { count: 5 }, cli.signal)).fire_times;
+  if (values.json) printJson(cli, { volume, next_fire_times: fireTimes });
+  else {
+    const s = volume.schedule;
+    const lines = [
+      `schedule: ${s.cron ?? 'none'}${s.cron === null ? '' : ` (${s.timezone})`}, ${s.enabled ? 'on' : 'off'}, ${s.status}`,
+      `retention: ${s.retention === null ? 'keep everything' : retentionText(s.retention)}`,
+      ...(fireTimes.length > 0 ? ['next fire times:', ...fireTimes.map((t) => `  ${t}`)] : []),
+    ];
+    printLine(cli, lines.join('\n'));
+  }
+  return EXIT.ok;
+}
+
+function retentionText(policy: RetentionPolicy): string {
+  const parts = Object.entries(policy).map(([key, value]) => `${key.replace('keep_', '')} ${value}`);
+  return parts.length === 0 ? 'keep everything' : `keep ${parts.join(', ')}`;
 }
