@@ -1,7 +1,8 @@
 'use client';
 import type { ManagedBackup, ManagedJob, ManagedVolume } from '@stowage/api/console';
 import Link from 'next/link';
-import { type FormEvent, useState } from 'react';
+import { useRouter } from 'next/navigation';
+import { type FormEvent, useEffect, useState } from 'react';
 import { useBackupsPage, useDeleteBackup, useRestore } from '../../lib/api/backups';
 import { useAllHosts } from '../../lib/api/misc';
 import { useBackupNow, useVolume } from '../../lib/api/volumes';
@@ -136,6 +137,12 @@ function RestoreDialog({
   const [hostId, setHostId] = useState(volume.host_id ?? '');
   const started = restore.data;
   const fresh = useVolume(started?.volume.id ?? null);
+  const router = useRouter();
+  const ready = fresh.data?.state === 'available' ? fresh.data.id : undefined;
+  // The new volume opens by itself once its restore is done (the link below stays for a slow browser).
+  useEffect(() => {
+    if (ready !== undefined) router.push(`/volume?id=${ready}`);
+  }, [ready, router]);
   const host = hosts.data?.items.find((h) => h.id === hostId)?.name ?? 'HOST';
   const submit = (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
