@@ -45,7 +45,7 @@ describe('argument parsing', () => {
     ],
     [['volume', 'creat'], /unknown command "volume creat" \(did you mean "manager volume create"\?\)/],
     [['volum'], /unknown command "volum"/],
-    [['volume'], /"manager volume" needs a command: create, adopt, list, get, delete/],
+    [['volume'], /"manager volume" needs a command: create, adopt, list, get, schedule, delete/],
     [
       ['backup', 'now', '7d3c0a51-7a4e-4f43-9d3e-2a1e5a7f6f10', '--snapshot', 'maybe'],
       /--snapshot must be one of on, copy, off/,
