@@ -1,27 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiError, ManagerClient } from '@stowage/api';
+import { ApiError, type ManagerClient } from '@stowage/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from './config.js';
 import { raiseAlert, resolveAlert } from './db/alerts.js';
 import { insertBackup } from './db/backups.js';
 import { insertTarget } from './db/targets.js';
-import { insertToken } from './db/tokens.js';
 import { insertVolume } from './db/volumes.js';
 import { jsonLogger } from './log.js';
 import { subjectOf } from './loops/alert-rules.js';
-import { generateToken, hashToken } from './secrets/tokens.js';
-import { type RunningManager, startManager } from './server.js';
+import type { RunningManager } from './server.js';
 import { createWebhook } from './services/webhooks.js';
 import { runCli } from './testing/cli.js';
-import { TEST_KDF } from './testing/embedded.js';
+import { startTestManager, type TestManager } from './testing/manager.js';
 import { signatureIsValid, startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver.js';
 
 /** The alert and webhook routes through a real manager, with the logs it writes kept to be read. */
 describe('the alerts and webhooks API', () => {
-  let home: string;
+  let system: TestManager;
   let manager: RunningManager;
   let client: ManagerClient;
   let receiver: WebhookReceiver;
@@ -38,27 +33,16 @@ describe('the alerts and webhooks API', () => {
   };
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'stowage-alerts-api-'));
     receiver = await startWebhookReceiver();
-    manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
+    system = await startTestManager({
+      prefix: 'alerts-api',
       logger: jsonLogger({ level: 'debug', write: (line) => logLines.push(line) }),
-      validateResponses: true,
-      kdf: TEST_KDF,
     });
-    admin = generateToken();
-    await insertToken(manager.ctx.db, {
-      id: randomUUID(),
-      name: 'alice',
-      role: 'admin',
-      hostId: null,
-      hash: hashToken(admin),
-    });
-    client = new ManagerClient({ baseUrl: manager.url, token: admin });
+    ({ manager, admin: client, adminToken: admin } = system);
   }, 60_000);
   afterAll(async () => {
-    await manager?.stop();
+    await system?.stop();
     await receiver?.close();
-    rmSync(home, { recursive: true, force: true });
   });
 
   const raise = async (kind: 'backup_failed' | 'gc_failed', now: Date) =>
@@ -94,7 +78,7 @@ describe('the alerts and webhooks API', () => {
     });
 
     const acked = await client.request('acknowledgeAlert', { params: { id: a.id } });
-    expect(acked).toMatchObject({ acknowledged_by: 'token alice', state: 'open' });
+    expect(acked).toMatchObject({ acknowledged_by: 'token test admin', state: 'open' });
     expect(acked.acknowledged_at).not.toBeNull();
     // Again: the first acknowledgement stands.
     expect(await client.request('acknowledgeAlert', { params: { id: a.id } })).toEqual(acked);
@@ -189,18 +173,7 @@ describe('the alerts and webhooks API', () => {
   });
 
   it('lets an operator acknowledge and a viewer read alerts; webhooks are an admin’s alone', async () => {
-    const as = async (role: 'operator' | 'viewer') => {
-      const secret = generateToken();
-      await insertToken(manager.ctx.db, {
-        id: randomUUID(),
-        name: role,
-        role,
-        hostId: null,
-        hash: hashToken(secret),
-      });
-      return new ManagerClient({ baseUrl: manager.url, token: secret });
-    };
-    const [operator, viewer] = [await as('operator'), await as('viewer')];
+    const [operator, viewer] = [await system.clientFor('operator'), await system.clientFor('viewer')];
     const alert = await raise('backup_failed', new Date('2026-03-01T00:00:00Z'));
     expect((await viewer.request('listAlerts', {})).items.map((a) => a.id)).toContain(alert.id);
     expect((await refusal(viewer.request('acknowledgeAlert', { params: { id: alert.id } }))).code).toBe(
@@ -267,7 +240,7 @@ describe('the alerts and webhooks API', () => {
       expect(listed.stdout).toContain('gc_failed for the test');
       const acked = await cli('alert', 'ack', alert.id, '--json');
       expect(acked.code).toBe(0);
-      expect(JSON.parse(acked.stdout)).toMatchObject({ id: alert.id, acknowledged_by: 'token alice' });
+      expect(JSON.parse(acked.stdout)).toMatchObject({ id: alert.id, acknowledged_by: 'token test admin' });
       await resolveAlert(manager.ctx.db, alert.id, new Date('2026-02-01T00:05:00Z'));
       expect((await cli('alert', 'ack', alert.id)).code).toBe(4);
       expect((await cli('alert', 'list', '--kind', 'gc_failed')).stderr).toMatch(/no alerts/);
@@ -277,22 +250,19 @@ describe('the alerts and webhooks API', () => {
 
 /** The loop as `manager serve` runs it: its real clock, probes and deliveries, ticking every 100 ms. */
 describe('the alerts loop in a running manager', () => {
+  let system: TestManager;
   let home: string;
   let manager: RunningManager;
   let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'stowage-alerts-loop-'));
     receiver = await startWebhookReceiver();
-    manager = await startManager(
-      parseConfig({ STOWAGE_HOME: home, PORT: '0', MANAGER_LOOP_INTERVAL_MS: '100' }),
-      { logger: jsonLogger({ write: () => {} }), kdf: TEST_KDF },
-    );
+    system = await startTestManager({ prefix: 'alerts-loop', env: { MANAGER_LOOP_INTERVAL_MS: '100' } });
+    ({ home, manager } = system);
   }, 60_000);
   afterAll(async () => {
-    await manager?.stop();
+    await system?.stop();
     await receiver?.close();
-    rmSync(home, { recursive: true, force: true });
   });
 
   it('tells a webhook of a failed backup, signed', async () => {

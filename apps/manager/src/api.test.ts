@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError, ManagerClient, managerOpenApiDocument } from '@stowage/api';
 import {
@@ -10,51 +9,31 @@ import {
   type TestS3Server,
 } from '@stowage/object-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from './config.js';
 import { insertHost } from './db/hosts.js';
 import { insertJob } from './db/jobs.js';
-import { insertToken } from './db/tokens.js';
-import { silentLogger } from './log.js';
-import { generateToken, hashToken } from './secrets/tokens.js';
-import { type RunningManager, startManager } from './server.js';
-import { TEST_KDF } from './testing/embedded.js';
+import type { RunningManager } from './server.js';
+import { issueToken, startTestManager, type TestManager } from './testing/manager.js';
 
 /** The API without an agent: targets, tokens, documents, metrics and job events posted by hand. */
 describe('the manager API', () => {
+  let system: TestManager;
   let home: string;
   let manager: RunningManager;
   let client: ManagerClient;
-  let admin: string;
   let s3: TestS3Server;
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'stowage-api-'));
     s3 = await startS3rver({ buckets: ['api'] });
     // No console here (console-assets.test.ts serves it): `/` is the API's index, built console or not.
-    const config = parseConfig({
-      STOWAGE_HOME: home,
-      PORT: '0',
-      MANAGER_CONSOLE_DIR: join(home, 'no-console'),
+    system = await startTestManager({
+      prefix: 'api',
+      env: (dir) => ({ MANAGER_CONSOLE_DIR: join(dir, 'no-console') }),
     });
-    manager = await startManager(config, {
-      logger: silentLogger,
-      validateResponses: true,
-      kdf: TEST_KDF,
-    });
-    admin = generateToken();
-    await insertToken(manager.ctx.db, {
-      id: randomUUID(),
-      name: 'test',
-      role: 'admin',
-      hostId: null,
-      hash: hashToken(admin),
-    });
-    client = new ManagerClient({ baseUrl: manager.url, token: admin });
+    ({ home, manager, admin: client } = system);
   }, 60_000);
   afterAll(async () => {
-    await manager?.stop();
+    await system?.stop();
     await s3?.stop();
-    rmSync(home, { recursive: true, force: true });
   });
 
   const s3Target = (
@@ -181,15 +160,10 @@ describe('the manager API', () => {
       backends: [],
       now: new Date(),
     });
-    const agentSecret = generateToken();
-    await insertToken(db, {
-      id: randomUUID(),
-      name: 'agent',
-      role: 'agent',
-      hostId: host.id,
-      hash: hashToken(agentSecret),
+    const agent = new ManagerClient({
+      baseUrl: manager.url,
+      token: await issueToken(db, 'agent', 'agent', host.id),
     });
-    const agent = new ManagerClient({ baseUrl: manager.url, token: agentSecret });
     const jobId = randomUUID();
     await insertJob(db, { id: jobId, kind: 'restore', state: 'queued', host_id: host.id });
     const at = new Date().toISOString();
@@ -231,15 +205,10 @@ describe('the manager API', () => {
       backends: [],
       now: new Date(),
     });
-    const otherSecret = generateToken();
-    await insertToken(db, {
-      id: randomUUID(),
-      name: 'other',
-      role: 'agent',
-      hostId: other.id,
-      hash: hashToken(otherSecret),
+    const intruder = new ManagerClient({
+      baseUrl: manager.url,
+      token: await issueToken(db, 'agent', 'other', other.id),
     });
-    const intruder = new ManagerClient({ baseUrl: manager.url, token: otherSecret });
     expect(
       ((await intruder.postJobEvent(event(20, 'running', 1)).catch((e: unknown) => e)) as ApiError).code,
     ).toBe('forbidden');
@@ -288,31 +257,17 @@ const cephUnavailable = await cephUnavailableReason();
 describe.skipIf(cephUnavailable !== undefined)(
   `target credentials on Ceph RGW${cephUnavailable === undefined ? '' : ` (skipped: ${cephUnavailable})`}`,
   () => {
-    let home: string;
-    let manager: RunningManager;
+    let system: TestManager;
     let ceph: TestS3Server;
     let client: ManagerClient;
     beforeAll(async () => {
-      home = mkdtempSync(join(tmpdir(), 'stowage-api-ceph-'));
       ceph = await startCeph({ buckets: ['creds'] });
-      manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
-        logger: silentLogger,
-        kdf: TEST_KDF,
-      });
-      const admin = generateToken();
-      await insertToken(manager.ctx.db, {
-        id: randomUUID(),
-        name: 'test',
-        role: 'admin',
-        hostId: null,
-        hash: hashToken(admin),
-      });
-      client = new ManagerClient({ baseUrl: manager.url, token: admin });
+      system = await startTestManager({ prefix: 'api-ceph' });
+      client = system.admin;
     }, 120_000);
     afterAll(async () => {
-      await manager?.stop();
+      await system?.stop();
       await ceph?.stop();
-      rmSync(home, { recursive: true, force: true });
     });
 
     it('reports rotated-away credentials as bad_credentials with the S3 code, and works again once rotated back', async () => {

@@ -1,55 +1,32 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, ManagerClient } from '@stowage/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from './config.js';
 import { insertBackup } from './db/backups.js';
 import { insertHost } from './db/hosts.js';
 import type { NewVolume } from './db/schema.js';
-import { insertToken } from './db/tokens.js';
 import { insertVolume } from './db/volumes.js';
-import { silentLogger } from './log.js';
-import { generateToken, hashToken } from './secrets/tokens.js';
-import { type RunningManager, startManager } from './server.js';
-import { TEST_KDF } from './testing/embedded.js';
+import type { RunningManager } from './server.js';
+import { startTestManager, type TestManager } from './testing/manager.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 
 /** GET /v1/dashboard over rows written straight into the database: one volume of each class. */
 describe('the dashboard', () => {
+  let system: TestManager;
   let home: string;
   let manager: RunningManager;
   let admin: ManagerClient;
   let viewer: ManagerClient;
 
-  const token = async (role: 'admin' | 'viewer') => {
-    const secret = generateToken();
-    await insertToken(manager.ctx.db, {
-      id: randomUUID(),
-      name: role,
-      role,
-      hostId: null,
-      hash: hashToken(secret),
-    });
-    return new ManagerClient({ baseUrl: manager.url, token: secret });
-  };
-
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'stowage-dashboard-'));
-    manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
-      logger: silentLogger,
-      validateResponses: true,
-      kdf: TEST_KDF,
-    });
-    admin = await token('admin');
-    viewer = await token('viewer');
+    system = await startTestManager({ prefix: 'dashboard' });
+    ({ home, manager, admin } = system);
+    viewer = await system.clientFor('viewer');
   }, 60_000);
   afterAll(async () => {
-    await manager?.stop();
-    rmSync(home, { recursive: true, force: true });
+    await system?.stop();
   });
 
   it('counts hosts, volumes by class, the last 24 h of backups and each target’s usage', async () => {

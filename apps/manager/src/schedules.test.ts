@@ -1,21 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ApiError, ManagerClient, manifestKeyOf } from '@stowage/api';
+import { type ApiError, type ManagerClient, manifestKeyOf } from '@stowage/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from './config.js';
 import { insertBackup } from './db/backups.js';
 import { insertHost } from './db/hosts.js';
-import { insertToken } from './db/tokens.js';
 import { insertVolume } from './db/volumes.js';
-import { silentLogger } from './log.js';
 import { scheduleOnce } from './loops/scheduler.js';
-import { generateToken, hashToken } from './secrets/tokens.js';
-import { type RunningManager, startManager } from './server.js';
-import { TEST_KDF } from './testing/embedded.js';
+import type { RunningManager } from './server.js';
+import { startTestManager, type TestManager } from './testing/manager.js';
 
 describe('schedules, retention and the scheduler', () => {
+  let system: TestManager;
   let home: string;
   let manager: RunningManager;
   let client: ManagerClient;
@@ -23,22 +19,9 @@ describe('schedules, retention and the scheduler', () => {
   let targetId: string;
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'stowage-schedules-'));
-    manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
-      logger: silentLogger,
-      validateResponses: true,
-      kdf: TEST_KDF,
-    });
-    const admin = generateToken();
+    system = await startTestManager({ prefix: 'schedules' });
+    ({ home, manager, admin: client } = system);
     const { db } = manager.ctx;
-    await insertToken(db, {
-      id: randomUUID(),
-      name: 't',
-      role: 'admin',
-      hostId: null,
-      hash: hashToken(admin),
-    });
-    client = new ManagerClient({ baseUrl: manager.url, token: admin });
     mkdirSync(join(home, 'repo'));
     targetId = (
       await client.createTarget({ kind: 'filesystem', name: 'fs', filesystem: { path: join(home, 'repo') } })
@@ -66,8 +49,7 @@ describe('schedules, retention and the scheduler', () => {
     });
   }, 60_000);
   afterAll(async () => {
-    await manager?.stop();
-    rmSync(home, { recursive: true, force: true });
+    await system?.stop();
   });
 
   it('refuses a bad cron with the parser’s reason and a bad zone, changing nothing', async () => {

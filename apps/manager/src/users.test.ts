@@ -1,18 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type ApiError, CSRF_HEADER, ManagerClient, type Session } from '@stowage/api';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from './config.js';
-import { insertToken } from './db/tokens.js';
 import { sessionSettings } from './http/handlers-users.js';
-import { silentLogger } from './log.js';
-import { generateToken, hashToken } from './secrets/tokens.js';
-import { type RunningManager, startManager } from './server.js';
+import type { RunningManager } from './server.js';
 import { SIGN_IN_FAILURES_PER_NAME } from './services/users.js';
-import { TEST_KDF } from './testing/embedded.js';
+import { startTestManager, type TestManager } from './testing/manager.js';
 
 /** A browser's cookie jar, as far as one cookie goes: what the console's client runs with. */
 function browser(baseUrl: string) {
@@ -59,31 +53,18 @@ const failure = (promise: Promise<unknown>) =>
   );
 
 describe('users, sessions, roles and the audit log', () => {
+  let system: TestManager;
   let home: string;
   let manager: RunningManager;
   let admin: ManagerClient;
   let adminToken: string;
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'stowage-users-'));
-    manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
-      logger: silentLogger,
-      validateResponses: true,
-      kdf: TEST_KDF,
-    });
-    adminToken = generateToken();
-    await insertToken(manager.ctx.db, {
-      id: randomUUID(),
-      name: 'test admin',
-      role: 'admin',
-      hostId: null,
-      hash: hashToken(adminToken),
-    });
-    admin = new ManagerClient({ baseUrl: manager.url, token: adminToken });
+    system = await startTestManager({ prefix: 'users' });
+    ({ home, manager, admin, adminToken } = system);
   }, 60_000);
   afterAll(async () => {
-    await manager?.stop();
-    rmSync(home, { recursive: true, force: true });
+    await system?.stop();
   });
 
   it('signs in with a name and password into an HttpOnly, SameSite=Strict cookie, and signs out', async () => {

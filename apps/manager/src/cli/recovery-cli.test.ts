@@ -1,8 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GcRun } from '@stowage/api';
 import { DEFAULT_CHUNKER_PARAMS } from '@stowage/chunker';
@@ -10,13 +9,10 @@ import { Repository } from '@stowage/engine';
 import { DEFAULT_SEGMENT_ENTRIES, FORMAT_VERSION } from '@stowage/format';
 import { openObjectStore } from '@stowage/object-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../config.js';
-import { insertToken } from '../db/tokens.js';
-import { silentLogger } from '../log.js';
-import { generateToken, hashToken } from '../secrets/tokens.js';
-import { type RunningManager, startManager } from '../server.js';
+import type { RunningManager } from '../server.js';
 import { runCli } from '../testing/cli.js';
 import { TEST_KDF } from '../testing/embedded.js';
+import { startTestManager, type TestManager } from '../testing/manager.js';
 import { EXIT } from './exit-codes.js';
 
 // `target import`, `backup index-rebuild`, `target gc` and `target gc-runs` in process: the first two against a
@@ -60,32 +56,21 @@ async function repositoryWithManifests(dir: string, count: number) {
 }
 
 describe('target import and backup index-rebuild against a real manager', () => {
+  let system: TestManager;
   let home: string;
   let manager: RunningManager;
   let env: NodeJS.ProcessEnv;
   let passphraseFile: string;
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), 'stowage-manager-dr-cli-'));
-    manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
-      logger: silentLogger,
-      kdf: TEST_KDF,
-    });
-    const token = generateToken();
-    await insertToken(manager.ctx.db, {
-      id: randomUUID(),
-      name: 'test admin',
-      role: 'admin',
-      hostId: null,
-      hash: hashToken(token),
-    });
-    env = { MANAGER_URL: manager.url, MANAGER_TOKEN: token };
+    system = await startTestManager({ prefix: 'manager-dr-cli' });
+    ({ home, manager } = system);
+    env = { MANAGER_URL: manager.url, MANAGER_TOKEN: system.adminToken };
     passphraseFile = join(home, 'passphrase');
     await writeFile(passphraseFile, `${PASSPHRASE}\n`);
   }, 60_000);
   afterAll(async () => {
-    await manager?.stop();
-    await rm(home, { recursive: true, force: true });
+    await system?.stop();
   });
 
   it('imports a repository with its passphrase; a wrong one stores nothing', async () => {

@@ -4,45 +4,32 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../config.js';
 import { insertHost } from '../db/hosts.js';
-import { insertToken } from '../db/tokens.js';
 import { insertVolume } from '../db/volumes.js';
-import { silentLogger } from '../log.js';
-import { generateToken, hashToken } from '../secrets/tokens.js';
-import { type RunningManager, startManager } from '../server.js';
+import { generateToken } from '../secrets/tokens.js';
+import type { RunningManager } from '../server.js';
 import { runCli } from '../testing/cli.js';
+import { startTestManager, type TestManager } from '../testing/manager.js';
 import { EXIT } from './exit-codes.js';
 
 // The CLI in process against a real manager (PGlite, no agent): the real client, the real server, real HTTP.
 
 const cli = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCli(argv, env, null);
 
+let system: TestManager;
 let home: string;
 let manager: RunningManager;
 let adminToken: string;
 let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'stowage-manager-cli-'));
-  manager = await startManager(parseConfig({ STOWAGE_HOME: home, PORT: '0' }), {
-    logger: silentLogger,
-    kdf: { N: 1024, r: 8, p: 1 },
-  });
-  adminToken = generateToken();
-  await insertToken(manager.ctx.db, {
-    id: randomUUID(),
-    name: 'test admin',
-    role: 'admin',
-    hostId: null,
-    hash: hashToken(adminToken),
-  });
+  system = await startTestManager({ prefix: 'manager-cli' });
+  ({ home, manager, adminToken } = system);
   env = { MANAGER_URL: manager.url, MANAGER_TOKEN: adminToken };
 });
 
 afterAll(async () => {
-  await manager?.stop();
-  await rm(home, { recursive: true, force: true });
+  await system?.stop();
 });
 
 describe('tokens', () => {
