@@ -1,6 +1,6 @@
 import type { AlertKind } from '@stowage/api';
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { AlertRow, AlertSeverity, AlertSubject } from './schema-alerts.js';
 
 // The alert table (migration 0005). One open row per (kind, subject_key), kept by a partial unique index,
@@ -103,13 +103,5 @@ export async function listAlertsPage(
   if (filter.state === 'open') query = query.where('resolved_at', 'is', null);
   if (filter.state === 'resolved') query = query.where('resolved_at', 'is not', null);
   if (filter.kind !== undefined) query = query.where('kind', '=', filter.kind);
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('opened_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('opened_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  return newestFirstPage(query, 'opened_at', 'id', page).execute();
 }

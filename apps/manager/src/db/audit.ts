@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { AuditActorKind, AuditLogRow } from './schema-users.js';
 
 export interface NewAuditEntry {
@@ -55,18 +55,10 @@ export async function listAuditPage(
   },
 ): Promise<AuditLogRow[]> {
   let query = db.selectFrom('audit_log').selectAll();
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('at', 'id'), '<', eb.tuple(at, id)));
-  }
   if (page.action !== undefined) query = query.where('action', '=', page.action);
   if (page.actor !== undefined) query = query.where('actor_name', '=', page.actor);
   if (page.outcome !== undefined) query = query.where('outcome', '=', page.outcome);
-  return query
-    .orderBy('at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  return newestFirstPage(query, 'at', 'id', page).execute();
 }
 
 /** Wrong-password sign-ins since `since` for this name and from this address (the rate limit's two counts). */

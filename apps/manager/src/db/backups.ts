@@ -1,5 +1,5 @@
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { BackupRow, BackupState, NewBackup } from './schema.js';
 
 export interface BackupFilter {
@@ -35,15 +35,7 @@ export async function listBackups(
   if (filter.volumeId !== undefined) query = query.where('volume_id', '=', filter.volumeId);
   if (filter.targetId !== undefined) query = query.where('backup_target_id', '=', filter.targetId);
   if (filter.state !== undefined) query = query.where('state', '=', filter.state);
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('started_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('started_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  return newestFirstPage(query, 'started_at', 'id', page).execute();
 }
 
 export async function deleteBackupRow(db: Db, id: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { HostRow } from './schema.js';
 
 export async function insertHost(
@@ -28,16 +28,8 @@ export async function getHost(db: Db, id: string): Promise<HostRow | undefined> 
 }
 
 export async function listHosts(db: Db, page: { limit: number; cursor?: PageCursor }): Promise<HostRow[]> {
-  let query = db.selectFrom('host').selectAll();
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  const query = db.selectFrom('host').selectAll();
+  return newestFirstPage(query, 'created_at', 'id', page).execute();
 }
 
 /** What the manager learnt from its last call to (or event from) the agent. */

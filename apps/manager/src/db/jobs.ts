@@ -1,5 +1,5 @@
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { JobKind, JobRow, JobState, NewJob } from './schema.js';
 
 export interface JobFilter {
@@ -34,15 +34,7 @@ export async function listJobs(
   if (filter.kind !== undefined) query = query.where('kind', '=', filter.kind);
   if (filter.volumeId !== undefined) query = query.where('volume_id', '=', filter.volumeId);
   if (filter.hostId !== undefined) query = query.where('host_id', '=', filter.hostId);
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  return newestFirstPage(query, 'created_at', 'id', page).execute();
 }
 
 /**

@@ -1,4 +1,5 @@
 import { ApiError } from '@stowage/api';
+import { type SelectQueryBuilder, type StringReference, sql } from 'kysely';
 
 /**
  * Keyset pagination, newest first: the cursor is the (time, id) of the last item of a page, opaque to
@@ -53,4 +54,25 @@ export function toPage<Row, Item>(
     items: pageRows.map(map),
     next_cursor: next === undefined ? null : encodeCursor(next.at, next.id),
   };
+}
+
+/**
+ * One page of a keyset query, newest first: rows after `page.cursor` in (time, id) order, descending, and
+ * one more than `page.limit` so that `toPage` knows whether another page follows.
+ */
+export function newestFirstPage<DB, TB extends keyof DB, O>(
+  query: SelectQueryBuilder<DB, TB, O>,
+  time: StringReference<DB, TB>,
+  id: StringReference<DB, TB>,
+  page: { limit: number; cursor?: PageCursor | undefined },
+): SelectQueryBuilder<DB, TB, O> {
+  const after = page.cursor;
+  const filtered =
+    after === undefined
+      ? query
+      : query.where(sql<boolean>`(${sql.ref(time)}, ${sql.ref(id)}) < (${after.at}, ${after.id})`);
+  return filtered
+    .orderBy(time, 'desc')
+    .orderBy(id, 'desc')
+    .limit(page.limit + 1);
 }

@@ -1,6 +1,6 @@
 import type { Insertable, Updateable } from 'kysely';
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { BackupTargetRow, BackupTargetTable } from './schema.js';
 
 export interface TargetUsage {
@@ -21,16 +21,8 @@ export async function listTargets(
   db: Db,
   page: { limit: number; cursor?: PageCursor },
 ): Promise<BackupTargetRow[]> {
-  let query = db.selectFrom('backup_target').selectAll();
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  const query = db.selectFrom('backup_target').selectAll();
+  return newestFirstPage(query, 'created_at', 'id', page).execute();
 }
 
 export async function updateTarget(

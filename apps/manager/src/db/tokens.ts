@@ -1,5 +1,5 @@
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { ApiTokenRow } from './schema.js';
 
 export type TokenRole = ApiTokenRow['role'];
@@ -46,16 +46,8 @@ export async function listTokensPage(
   db: Db,
   page: { limit: number; cursor?: PageCursor },
 ): Promise<ApiTokenRow[]> {
-  let query = db.selectFrom('api_token').selectAll();
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  const query = db.selectFrom('api_token').selectAll();
+  return newestFirstPage(query, 'created_at', 'id', page).execute();
 }
 
 export async function getToken(db: Db, id: string): Promise<ApiTokenRow | undefined> {

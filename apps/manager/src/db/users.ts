@@ -1,5 +1,5 @@
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { AppUserRow, UserRole, UserSessionRow } from './schema-users.js';
 
 export async function insertUser(
@@ -25,16 +25,8 @@ export async function listUsersPage(
   db: Db,
   page: { limit: number; cursor?: PageCursor },
 ): Promise<AppUserRow[]> {
-  let query = db.selectFrom('app_user').selectAll();
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  const query = db.selectFrom('app_user').selectAll();
+  return newestFirstPage(query, 'created_at', 'id', page).execute();
 }
 
 /** Locks the admins' rows (inside a transaction), so two removals cannot both leave the other as the last. */

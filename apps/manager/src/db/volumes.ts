@@ -1,5 +1,5 @@
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { NewVolume, VolumeRow, VolumeState, VolumeUpdate } from './schema.js';
 
 /** A volume row with its newest completed backup, as lists and gets show it. */
@@ -84,15 +84,7 @@ export async function listVolumes(
     const literal = filter.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`);
     query = query.where('volume.name', 'ilike', `%${literal}%`);
   }
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('volume.created_at', 'volume.id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('volume.created_at', 'desc')
-    .orderBy('volume.id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  return newestFirstPage(query, 'volume.created_at', 'volume.id', page).execute();
 }
 
 export async function updateVolume(

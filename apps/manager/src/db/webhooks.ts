@@ -1,5 +1,5 @@
 import type { Db } from './conn.js';
-import type { PageCursor } from './pagination.js';
+import { newestFirstPage, type PageCursor } from './pagination.js';
 import type { WebhookDeliveryRow, WebhookRow } from './schema-alerts.js';
 
 // Webhooks and their outbox (migration 0005). Deliveries are claimed row by row (FOR UPDATE SKIP LOCKED,
@@ -38,16 +38,8 @@ export async function listWebhooksPage(
   db: Db,
   page: { limit: number; cursor?: PageCursor },
 ): Promise<WebhookRow[]> {
-  let query = db.selectFrom('webhook').selectAll();
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  const query = db.selectFrom('webhook').selectAll();
+  return newestFirstPage(query, 'created_at', 'id', page).execute();
 }
 
 /** Deletes a webhook and (cascade) its deliveries; false when there was none. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ApiError, type GcRun } from '@stowage/api';
 import { sql } from 'kysely';
 import { uniqueViolation } from '../db/conn.js';
-import type { PageCursor } from '../db/pagination.js';
+import { newestFirstPage, type PageCursor } from '../db/pagination.js';
 import type { GcRunRow } from '../db/schema-gc.js';
 import { getTarget } from '../db/targets.js';
 import { executeGcRun, GC_STALE_MS, type GcRunOptions, releaseTarget } from '../gc/run.js';
@@ -183,16 +183,8 @@ export async function listGcRuns(
   targetId: string,
   page: { limit: number; cursor?: PageCursor | undefined },
 ): Promise<GcRunRow[]> {
-  let query = ctx.db.selectFrom('backup_gc_run').selectAll().where('backup_target_id', '=', targetId);
-  if (page.cursor) {
-    const { at, id } = page.cursor;
-    query = query.where((eb) => eb(eb.refTuple('started_at', 'id'), '<', eb.tuple(at, id)));
-  }
-  return query
-    .orderBy('started_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute();
+  const query = ctx.db.selectFrom('backup_gc_run').selectAll().where('backup_target_id', '=', targetId);
+  return newestFirstPage(query, 'started_at', 'id', page).execute();
 }
 
 export async function getGcRun(ctx: ManagerContext, targetId: string, runId: string): Promise<GcRunRow> {
