@@ -2,7 +2,7 @@
 import Link from 'next/link';
 import { useDashboard } from '../lib/api/dashboard';
 import { bytes, ratio, when } from '../lib/format';
-import { ErrorText } from '../lib/ui';
+import { ErrorText, num, Table } from '../lib/ui';
 
 function Card({
   label,
@@ -66,53 +66,34 @@ export default function DashboardPage() {
             </section>
           </div>
           <h2>Targets</h2>
-          <table>
-            <caption className="muted">
-              Stored against logical bytes; ratios are estimates (docs/console.md)
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Target</th>
-                <th scope="col">Kind</th>
-                <th scope="col" className="num">
-                  Backups
-                </th>
-                <th scope="col" className="num">
-                  Logical
-                </th>
-                <th scope="col" className="num">
-                  Stored
-                </th>
-                <th scope="col" className="num">
-                  Dedup
-                </th>
-                <th scope="col" className="num">
-                  Compression
-                </th>
-                <th scope="col" className="num">
-                  Overall
-                </th>
+          <Table
+            columns={[
+              'Target',
+              'Kind',
+              num('Backups'),
+              num('Logical'),
+              num('Stored'),
+              num('Dedup'),
+              num('Compression'),
+              num('Overall'),
+            ]}
+            caption="Stored against logical bytes; ratios are estimates (docs/console.md)"
+          >
+            {data.targets.map((t) => (
+              <tr key={t.id}>
+                <td>
+                  <Link href={`/targets?id=${t.id}`}>{t.name}</Link>
+                </td>
+                <td>{t.kind}</td>
+                <td className="num">{t.backups}</td>
+                <td className="num">{bytes(t.logical_bytes)}</td>
+                <td className="num">{bytes(t.stored_bytes)}</td>
+                <td className="num">{t.dedup_ratio === null ? '—' : ratio(t.dedup_ratio, 1)}</td>
+                <td className="num">{t.compression_ratio === null ? '—' : ratio(t.compression_ratio, 1)}</td>
+                <td className="num">{ratio(t.logical_bytes, t.stored_bytes)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {data.targets.map((t) => (
-                <tr key={t.id}>
-                  <td>
-                    <Link href={`/targets?id=${t.id}`}>{t.name}</Link>
-                  </td>
-                  <td>{t.kind}</td>
-                  <td className="num">{t.backups}</td>
-                  <td className="num">{bytes(t.logical_bytes)}</td>
-                  <td className="num">{bytes(t.stored_bytes)}</td>
-                  <td className="num">{t.dedup_ratio === null ? '—' : ratio(t.dedup_ratio, 1)}</td>
-                  <td className="num">
-                    {t.compression_ratio === null ? '—' : ratio(t.compression_ratio, 1)}
-                  </td>
-                  <td className="num">{ratio(t.logical_bytes, t.stored_bytes)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
           <p className="muted">Updated {when(data.generated_at)}.</p>
         </>
       )}

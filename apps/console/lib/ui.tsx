@@ -109,3 +109,78 @@ export function Dialog({
 export function State({ value }: { value: string }) {
   return <span className={`state state-${value}`}>{value}</span>;
 }
+
+/** A column heading: its text, or `num(text)` for a right-aligned numeric column. */
+export type Column = string | { readonly num: string };
+export const num = (text: string): Column => ({ num: text });
+
+/** The list pages' table: column headings, then the rows (`<tr>`s) given as children. */
+export function Table({
+  columns,
+  caption,
+  label,
+  children,
+}: {
+  columns: readonly Column[];
+  caption?: ReactNode;
+  label?: string;
+  children: ReactNode;
+}) {
+  return (
+    <table aria-label={label}>
+      {caption !== undefined && <caption className="muted">{caption}</caption>}
+      <thead>
+        <tr>
+          {columns.map((column) =>
+            typeof column === 'string' ? (
+              <th scope="col" key={column}>
+                {column}
+              </th>
+            ) : (
+              <th scope="col" className="num" key={column.num}>
+                {column.num}
+              </th>
+            ),
+          )}
+        </tr>
+      </thead>
+      <tbody>{children}</tbody>
+    </table>
+  );
+}
+
+/** One choice of a drop-down: a value shown as itself, or a value with its label. */
+export type Option = string | { readonly value: string; readonly label: string };
+
+/** A labelled drop-down; `none` puts a first choice of '' with that text ("any" for a filter). */
+export function Choice({
+  label,
+  value,
+  onChange,
+  options,
+  none,
+}: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  options: readonly Option[];
+  none?: string;
+}) {
+  return (
+    <label>
+      {label}
+      <select value={value} onChange={(e) => onChange(e.target.value)}>
+        {none !== undefined && <option value="">{none}</option>}
+        {options.map((option) =>
+          typeof option === 'string' ? (
+            <option key={option}>{option}</option>
+          ) : (
+            <option key={option.value} value={option.value}>
+              {option.label}
+            </option>
+          ),
+        )}
+      </select>
+    </label>
+  );
+}

@@ -9,7 +9,7 @@ import {
   useWebhooksPage,
 } from '../../lib/api/alerts';
 import { when } from '../../lib/format';
-import { Cli, ErrorText, State } from '../../lib/ui';
+import { Cli, ErrorText, State, Table } from '../../lib/ui';
 
 /** Alerts (raised and resolved by the manager's alerts loop), acknowledged here; the webhooks told of them. */
 export default function AlertsPage() {
@@ -31,41 +31,29 @@ export default function AlertsPage() {
         <Cli command={`manager alert list --state ${state}\nmanager alert ack <alert id>`} />
       </div>
       <ErrorText error={query.error ?? ack.error} />
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Opened</th>
-            <th scope="col">Severity</th>
-            <th scope="col">Kind</th>
-            <th scope="col">What</th>
-            <th scope="col">State</th>
-            <th scope="col">Acknowledged</th>
+      <Table columns={['Opened', 'Severity', 'Kind', 'What', 'State', 'Acknowledged']}>
+        {items.map((a) => (
+          <tr key={a.id}>
+            <td>{when(a.opened_at)}</td>
+            <td className={a.severity === 'critical' ? 'error' : undefined}>{a.severity}</td>
+            <td>{a.kind.replaceAll('_', ' ')}</td>
+            <td>{a.message}</td>
+            <td>
+              <State value={a.state} />
+              {a.resolved_at && <div className="muted">{when(a.resolved_at)}</div>}
+            </td>
+            <td>
+              {a.acknowledged_at ? (
+                `${a.acknowledged_by ?? ''} ${when(a.acknowledged_at)}`
+              ) : (
+                <button type="button" className="secondary" onClick={() => ack.mutate(a.id)}>
+                  Acknowledge
+                </button>
+              )}
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((a) => (
-            <tr key={a.id}>
-              <td>{when(a.opened_at)}</td>
-              <td className={a.severity === 'critical' ? 'error' : undefined}>{a.severity}</td>
-              <td>{a.kind.replaceAll('_', ' ')}</td>
-              <td>{a.message}</td>
-              <td>
-                <State value={a.state} />
-                {a.resolved_at && <div className="muted">{when(a.resolved_at)}</div>}
-              </td>
-              <td>
-                {a.acknowledged_at ? (
-                  `${a.acknowledged_by ?? ''} ${when(a.acknowledged_at)}`
-                ) : (
-                  <button type="button" className="secondary" onClick={() => ack.mutate(a.id)}>
-                    Acknowledge
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       {query.isSuccess && items.length === 0 && <p>No {state === 'all' ? '' : state} alerts.</p>}
       {pager}
       <Webhooks />
@@ -95,43 +83,33 @@ function Webhooks() {
           {test.data.error && ` — ${test.data.error}`}
         </p>
       )}
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">URL</th>
-            <th scope="col">Events</th>
-            <th scope="col">Last delivery</th>
-            <th scope="col">Actions</th>
+      <Table columns={['URL', 'Events', 'Last delivery', 'Actions']}>
+        {items.map((w) => (
+          <tr key={w.id}>
+            <td>
+              <code>{w.url}</code>
+              {w.description && <div className="muted">{w.description}</div>}
+            </td>
+            <td>{w.events.join(', ')}</td>
+            <td>
+              {when(w.last_attempt_at)} {w.last_status !== null && `HTTP ${w.last_status}`}
+              {w.last_error && <div className="error">{w.last_error}</div>}
+            </td>
+            <td>
+              <button type="button" className="secondary" onClick={() => test.mutate(w.id)}>
+                Send a test
+              </button>{' '}
+              <button
+                type="button"
+                className="danger"
+                onClick={() => window.confirm(`Remove the webhook to ${w.url}?`) && remove.mutate(w.id)}
+              >
+                Remove
+              </button>
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((w) => (
-            <tr key={w.id}>
-              <td>
-                <code>{w.url}</code>
-                {w.description && <div className="muted">{w.description}</div>}
-              </td>
-              <td>{w.events.join(', ')}</td>
-              <td>
-                {when(w.last_attempt_at)} {w.last_status !== null && `HTTP ${w.last_status}`}
-                {w.last_error && <div className="error">{w.last_error}</div>}
-              </td>
-              <td>
-                <button type="button" className="secondary" onClick={() => test.mutate(w.id)}>
-                  Send a test
-                </button>{' '}
-                <button
-                  type="button"
-                  className="danger"
-                  onClick={() => window.confirm(`Remove the webhook to ${w.url}?`) && remove.mutate(w.id)}
-                >
-                  Remove
-                </button>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       {pager}
       <form className="inline" onSubmit={submit} aria-label="New webhook">
         <label>

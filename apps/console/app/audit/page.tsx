@@ -2,7 +2,7 @@
 import { useState } from 'react';
 import { useAuditPage } from '../../lib/api/misc';
 import { when } from '../../lib/format';
-import { Cli, ErrorText } from '../../lib/ui';
+import { Choice, Cli, ErrorText, Table } from '../../lib/ui';
 
 /** The audit log: every state-changing call, newest first (admins only). */
 export default function AuditPage() {
@@ -20,50 +20,31 @@ export default function AuditPage() {
           Who (user or token name)
           <input value={actor} onChange={(e) => setActor(e.target.value)} />
         </label>
-        <label>
-          Outcome
-          <select value={outcome} onChange={(e) => setOutcome(e.target.value)}>
-            <option value="">any</option>
-            <option value="ok">ok</option>
-            <option value="error">error</option>
-          </select>
-        </label>
+        <Choice label="Outcome" value={outcome} onChange={setOutcome} none="any" options={['ok', 'error']} />
       </form>
       <Cli
         command={`manager audit list${actor ? ` --actor ${actor}` : ''}${outcome === 'error' ? ' --failed' : ''}`}
       />
       <ErrorText error={query.error} />
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">When</th>
-            <th scope="col">Who</th>
-            <th scope="col">What</th>
-            <th scope="col">On</th>
-            <th scope="col">Outcome</th>
+      <Table columns={['When', 'Who', 'What', 'On', 'Outcome']}>
+        {items.map((e) => (
+          <tr key={e.id}>
+            <td>{when(e.at)}</td>
+            <td>
+              {e.actor.name ?? e.actor.kind} {e.actor.role && <span className="muted">({e.actor.role})</span>}
+            </td>
+            <td>
+              {e.action} <code className="muted">{`${e.method} ${e.path}`}</code>
+            </td>
+            <td>
+              <code>{Object.values(e.resource).join(', ') || '—'}</code>
+            </td>
+            <td className={e.outcome === 'error' ? 'error' : undefined}>
+              {e.outcome} {e.error_code && `(${e.error_code})`}
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((e) => (
-            <tr key={e.id}>
-              <td>{when(e.at)}</td>
-              <td>
-                {e.actor.name ?? e.actor.kind}{' '}
-                {e.actor.role && <span className="muted">({e.actor.role})</span>}
-              </td>
-              <td>
-                {e.action} <code className="muted">{`${e.method} ${e.path}`}</code>
-              </td>
-              <td>
-                <code>{Object.values(e.resource).join(', ') || '—'}</code>
-              </td>
-              <td className={e.outcome === 'error' ? 'error' : undefined}>
-                {e.outcome} {e.error_code && `(${e.error_code})`}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       {pager}
     </>
   );

@@ -5,7 +5,7 @@ import { useState } from 'react';
 import { MAX_LIVE_STREAMS, useJobsPage, useLiveJob } from '../../lib/api/jobs';
 import { useAllHosts } from '../../lib/api/misc';
 import { bytes, errorText, when } from '../../lib/format';
-import { Cli, ErrorText, Progress, State } from '../../lib/ui';
+import { Choice, Cli, ErrorText, Progress, State, Table } from '../../lib/ui';
 
 /** Running jobs (live progress from each one's event stream) and recent ones, with their errors in words. */
 export default function JobsPage() {
@@ -25,15 +25,7 @@ export default function JobsPage() {
       {running.pager}
       <h2>Recent</h2>
       <div className="toolbar">
-        <label>
-          Kind
-          <select value={kind} onChange={(e) => setKind(e.target.value)}>
-            <option value="">any</option>
-            {JOB_KINDS.map((k) => (
-              <option key={k}>{k}</option>
-            ))}
-          </select>
-        </label>
+        <Choice label="Kind" value={kind} onChange={setKind} none="any" options={JOB_KINDS} />
         <Cli command={`manager job list${kind ? ` --kind ${kind}` : ''}`} />
       </div>
       <ErrorText error={recent.query.error} />
@@ -53,22 +45,11 @@ function JobTable({
   label: string;
 }) {
   return (
-    <table aria-label={label}>
-      <thead>
-        <tr>
-          <th scope="col">Kind</th>
-          <th scope="col">Volume</th>
-          <th scope="col">Host</th>
-          <th scope="col">Created</th>
-          <th scope="col">State and progress</th>
-        </tr>
-      </thead>
-      <tbody>
-        {jobs.map((job, i) => (
-          <JobRow key={job.id} job={job} live={i < MAX_LIVE_STREAMS} hostName={hostName} />
-        ))}
-      </tbody>
-    </table>
+    <Table columns={['Kind', 'Volume', 'Host', 'Created', 'State and progress']} label={label}>
+      {jobs.map((job, i) => (
+        <JobRow key={job.id} job={job} live={i < MAX_LIVE_STREAMS} hostName={hostName} />
+      ))}
+    </Table>
   );
 }
 

@@ -3,7 +3,7 @@ import type { BackupTarget } from '@stowage/api/console';
 import { useState } from 'react';
 import { useGcRunsPage, useStartGc } from '../../lib/api/targets';
 import { bytes, when } from '../../lib/format';
-import { Cli, ErrorText, State } from '../../lib/ui';
+import { Cli, ErrorText, num, State, Table } from '../../lib/ui';
 
 /** A target's garbage collection: its runs, newest first, and "run GC now" (optionally a dry run). */
 export function GcPanel({ target }: { target: BackupTarget }) {
@@ -24,39 +24,24 @@ export function GcPanel({ target }: { target: BackupTarget }) {
       </div>
       <Cli command={`manager target gc ${target.name}${dryRun ? ' --dry-run' : ''}`} />
       <ErrorText error={start.error ?? query.error} />
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Started</th>
-            <th scope="col">State</th>
-            <th scope="col">Phase</th>
-            <th scope="col">Trigger</th>
-            <th scope="col">Dry run</th>
-            <th scope="col" className="num">
-              Packs deleted
-            </th>
-            <th scope="col" className="num">
-              Freed
-            </th>
+      <Table
+        columns={['Started', 'State', 'Phase', 'Trigger', 'Dry run', num('Packs deleted'), num('Freed')]}
+      >
+        {items.map((r) => (
+          <tr key={r.id}>
+            <td>{when(r.started_at)}</td>
+            <td>
+              <State value={r.state} />
+              {r.error && <div className="error">{r.error.message}</div>}
+            </td>
+            <td>{r.phase}</td>
+            <td>{r.trigger}</td>
+            <td>{r.dry_run ? 'yes' : 'no'}</td>
+            <td className="num">{r.packs_deleted}</td>
+            <td className="num">{bytes(r.bytes_freed)}</td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((r) => (
-            <tr key={r.id}>
-              <td>{when(r.started_at)}</td>
-              <td>
-                <State value={r.state} />
-                {r.error && <div className="error">{r.error.message}</div>}
-              </td>
-              <td>{r.phase}</td>
-              <td>{r.trigger}</td>
-              <td>{r.dry_run ? 'yes' : 'no'}</td>
-              <td className="num">{r.packs_deleted}</td>
-              <td className="num">{bytes(r.bytes_freed)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       {query.isSuccess && items.length === 0 && <p>No runs yet.</p>}
       {pager}
     </section>

@@ -5,7 +5,7 @@ import { useSearchParams } from 'next/navigation';
 import { Suspense } from 'react';
 import { useTargetsPage } from '../../lib/api/targets';
 import { bytes, ratio } from '../../lib/format';
-import { ErrorText } from '../../lib/ui';
+import { ErrorText, num, Table } from '../../lib/ui';
 import { GcPanel } from './gc-panel';
 import { NewTarget } from './new-target';
 
@@ -25,46 +25,25 @@ function TargetsPage() {
     <>
       <h1>Backup targets</h1>
       <ErrorText error={query.error} />
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Where</th>
-            <th scope="col" className="num">
-              Backups
-            </th>
-            <th scope="col" className="num">
-              Logical
-            </th>
-            <th scope="col" className="num">
-              Stored
-            </th>
-            <th scope="col" className="num">
-              Ratio
-            </th>
-            <th scope="col">GC</th>
+      <Table columns={['Name', 'Where', num('Backups'), num('Logical'), num('Stored'), num('Ratio'), 'GC']}>
+        {items.map((t) => (
+          <tr key={t.id}>
+            <td>
+              <Link href={`/targets?id=${t.id}`} aria-current={t.id === selected ? 'true' : undefined}>
+                {t.name}
+              </Link>
+            </td>
+            <td>
+              <code>{t.repository}</code>
+            </td>
+            <td className="num">{t.usage.backups}</td>
+            <td className="num">{bytes(t.usage.logical_bytes)}</td>
+            <td className="num">{bytes(t.usage.stored_bytes)}</td>
+            <td className="num">{ratio(t.usage.logical_bytes, t.usage.stored_bytes)}</td>
+            <td>{t.gc_enabled ? `daily at ${t.gc_hour}:00 ${t.timezone}` : 'off'}</td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((t) => (
-            <tr key={t.id}>
-              <td>
-                <Link href={`/targets?id=${t.id}`} aria-current={t.id === selected ? 'true' : undefined}>
-                  {t.name}
-                </Link>
-              </td>
-              <td>
-                <code>{t.repository}</code>
-              </td>
-              <td className="num">{t.usage.backups}</td>
-              <td className="num">{bytes(t.usage.logical_bytes)}</td>
-              <td className="num">{bytes(t.usage.stored_bytes)}</td>
-              <td className="num">{ratio(t.usage.logical_bytes, t.usage.stored_bytes)}</td>
-              <td>{t.gc_enabled ? `daily at ${t.gc_hour}:00 ${t.timezone}` : 'off'}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       {pager}
       {target && <GcPanel key={target.id} target={target} />}
       <NewTarget />

@@ -5,7 +5,7 @@ import { type FormEvent, useState } from 'react';
 import { useUsersPage } from '../../lib/api/misc';
 import { api } from '../../lib/client';
 import { when } from '../../lib/format';
-import { Cli, ErrorText } from '../../lib/ui';
+import { Cli, ErrorText, Table } from '../../lib/ui';
 
 /** Users (admins only; the API refuses the others). */
 export default function UsersPage() {
@@ -36,46 +36,35 @@ export default function UsersPage() {
     <>
       <h1>Users</h1>
       <ErrorText error={query.error ?? remove.error ?? changeRole.error} />
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Role</th>
-            <th scope="col">Created</th>
-            <th scope="col">Last sign-in</th>
-            <th scope="col">Actions</th>
+      <Table columns={['Name', 'Role', 'Created', 'Last sign-in', 'Actions']}>
+        {items.map((u) => (
+          <tr key={u.id}>
+            <td>{u.name}</td>
+            <td>
+              <select
+                aria-label={`Role of ${u.name}`}
+                value={u.role}
+                onChange={(e) => changeRole.mutate({ id: u.id, role: e.target.value as UserRole })}
+              >
+                {USER_ROLES.map((r) => (
+                  <option key={r}>{r}</option>
+                ))}
+              </select>
+            </td>
+            <td>{when(u.created_at)}</td>
+            <td>{when(u.last_sign_in_at)}</td>
+            <td>
+              <button
+                type="button"
+                className="danger"
+                onClick={() => window.confirm(`Remove ${u.name}?`) && remove.mutate(u.id)}
+              >
+                Remove
+              </button>
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((u) => (
-            <tr key={u.id}>
-              <td>{u.name}</td>
-              <td>
-                <select
-                  aria-label={`Role of ${u.name}`}
-                  value={u.role}
-                  onChange={(e) => changeRole.mutate({ id: u.id, role: e.target.value as UserRole })}
-                >
-                  {USER_ROLES.map((r) => (
-                    <option key={r}>{r}</option>
-                  ))}
-                </select>
-              </td>
-              <td>{when(u.created_at)}</td>
-              <td>{when(u.last_sign_in_at)}</td>
-              <td>
-                <button
-                  type="button"
-                  className="danger"
-                  onClick={() => window.confirm(`Remove ${u.name}?`) && remove.mutate(u.id)}
-                >
-                  Remove
-                </button>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       {pager}
       <h2>New user</h2>
       <form className="inline" onSubmit={submit} aria-label="New user">

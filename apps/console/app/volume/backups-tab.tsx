@@ -8,7 +8,7 @@ import { useAllHosts } from '../../lib/api/misc';
 import { useBackupNow, useVolume } from '../../lib/api/volumes';
 import { bytes, when } from '../../lib/format';
 import { LiveJob } from '../../lib/live-job';
-import { Cli, Dialog, ErrorText, State } from '../../lib/ui';
+import { Choice, Cli, Dialog, ErrorText, num, State, Table } from '../../lib/ui';
 
 export function BackupsTab({ volume }: { volume: ManagedVolume }) {
   const { items, query, pager } = useBackupsPage(volume.id);
@@ -31,61 +31,44 @@ export function BackupsTab({ volume }: { volume: ManagedVolume }) {
       <ErrorText error={backupNow.error} />
       {job && <LiveJob job={job} />}
       <ErrorText error={query.error} />
-      <table>
-        <caption className="muted">Backups, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Started</th>
-            <th scope="col">State</th>
-            <th scope="col" className="num">
-              Size
-            </th>
-            <th scope="col" className="num">
-              Uploaded
-            </th>
-            <th scope="col" className="num">
-              Duration
-            </th>
-            <th scope="col">Verified</th>
-            <th scope="col">Actions</th>
+      <Table
+        columns={['Started', 'State', num('Size'), num('Uploaded'), num('Duration'), 'Verified', 'Actions']}
+        caption="Backups, newest first"
+      >
+        {items.map((b) => (
+          <tr key={b.id}>
+            <td>{when(b.started_at)}</td>
+            <td>
+              <State value={b.state} />
+              {b.error && <div className="error">{b.error.message}</div>}
+            </td>
+            <td className="num">{bytes(b.size)}</td>
+            <td className="num">{bytes(b.bytes_uploaded)}</td>
+            <td className="num">
+              {b.duration_seconds === null ? '—' : `${b.duration_seconds.toFixed(1)} s`}
+            </td>
+            <td>{b.verification.state}</td>
+            <td>
+              <button
+                type="button"
+                className="secondary"
+                disabled={b.state !== 'completed'}
+                onClick={() => setRestoring(b)}
+              >
+                Restore…
+              </button>{' '}
+              <button
+                type="button"
+                className="danger"
+                disabled={b.state === 'running'}
+                onClick={() => setDeleting(b)}
+              >
+                Delete…
+              </button>
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((b) => (
-            <tr key={b.id}>
-              <td>{when(b.started_at)}</td>
-              <td>
-                <State value={b.state} />
-                {b.error && <div className="error">{b.error.message}</div>}
-              </td>
-              <td className="num">{bytes(b.size)}</td>
-              <td className="num">{bytes(b.bytes_uploaded)}</td>
-              <td className="num">
-                {b.duration_seconds === null ? '—' : `${b.duration_seconds.toFixed(1)} s`}
-              </td>
-              <td>{b.verification.state}</td>
-              <td>
-                <button
-                  type="button"
-                  className="secondary"
-                  disabled={b.state !== 'completed'}
-                  onClick={() => setRestoring(b)}
-                >
-                  Restore…
-                </button>{' '}
-                <button
-                  type="button"
-                  className="danger"
-                  disabled={b.state === 'running'}
-                  onClick={() => setDeleting(b)}
-                >
-                  Delete…
-                </button>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       {query.isSuccess && items.length === 0 && <p>No backups yet.</p>}
       {pager}
       {deleting && <DeleteDialog backup={deleting} onClose={() => setDeleting(undefined)} />}
@@ -152,16 +135,12 @@ function RestoreDialog({
     <Dialog open title="Restore onto a new volume" onClose={onClose}>
       {!started && (
         <form onSubmit={submit} className="inline" aria-label="Restore">
-          <label>
-            Host
-            <select value={hostId} onChange={(e) => setHostId(e.target.value)}>
-              {hosts.data?.items.map((h) => (
-                <option key={h.id} value={h.id}>
-                  {h.name}
-                </option>
-              ))}
-            </select>
-          </label>
+          <Choice
+            label="Host"
+            value={hostId}
+            onChange={setHostId}
+            options={hosts.data?.items.map((h) => ({ value: h.id, label: h.name })) ?? []}
+          />
           <label>
             New volume name
             <input value={name} onChange={(e) => setName(e.target.value)} required />

@@ -6,7 +6,7 @@ import { useAllHosts } from '../../lib/api/misc';
 import { useAllTargets } from '../../lib/api/targets';
 import { useCreateVolume, useVolumesPage } from '../../lib/api/volumes';
 import { age, bytes } from '../../lib/format';
-import { Cli, ErrorText, State } from '../../lib/ui';
+import { Choice, Cli, ErrorText, num, State, Table } from '../../lib/ui';
 
 const SIZE_UNITS: Record<string, number> = { M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 
@@ -37,78 +37,48 @@ export default function VolumesPage() {
           Search by name
           <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
         </label>
-        <label>
-          Host
-          <select value={hostId} onChange={(e) => setHostId(e.target.value)}>
-            <option value="">any</option>
-            {hosts.data?.items.map((h) => (
-              <option key={h.id} value={h.id}>
-                {h.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Target
-          <select value={targetId} onChange={(e) => setTargetId(e.target.value)}>
-            <option value="">any</option>
-            {targets.data?.items.map((t) => (
-              <option key={t.id} value={t.id}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          State
-          <select value={state} onChange={(e) => setState(e.target.value)}>
-            <option value="">any</option>
-            {VOLUME_STATES.map((s) => (
-              <option key={s}>{s}</option>
-            ))}
-          </select>
-        </label>
+        <Choice
+          label="Host"
+          value={hostId}
+          onChange={setHostId}
+          none="any"
+          options={hosts.data?.items.map((h) => ({ value: h.id, label: h.name })) ?? []}
+        />
+        <Choice
+          label="Target"
+          value={targetId}
+          onChange={setTargetId}
+          none="any"
+          options={targets.data?.items.map((t) => ({ value: t.id, label: t.name })) ?? []}
+        />
+        <Choice label="State" value={state} onChange={setState} none="any" options={VOLUME_STATES} />
       </form>
       <Cli
         command={`manager volume list${hostId ? ` --host ${hostName(hostId)}` : ''}${state ? ` --state ${state}` : ''}${name ? ` --name '${name}'` : ''}`}
       />
       <ErrorText error={query.error} />
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Host</th>
-            <th scope="col">State</th>
-            <th scope="col" className="num">
-              Size
-            </th>
-            <th scope="col">Schedule</th>
-            <th scope="col">Last backup</th>
-          </tr>
-        </thead>
-        <tbody>
-          {items.map((v) => {
-            const stale =
-              v.last_backup_at !== null && now - new Date(v.last_backup_at).getTime() > 2 * 86_400_000;
-            return (
-              <tr key={v.id}>
-                <td>
-                  <Link href={`/volume?id=${v.id}`}>{v.name}</Link>
-                </td>
-                <td>{hostName(v.host_id)}</td>
-                <td>
-                  <State value={v.state} />
-                </td>
-                <td className="num">{bytes(v.size)}</td>
-                <td>{v.schedule.cron ? `${v.schedule.cron} (${v.schedule.status})` : 'none'}</td>
-                <td className={v.last_backup_at === null || stale ? 'error' : undefined}>
-                  {age(v.last_backup_at, now)}
-                </td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <Table columns={['Name', 'Host', 'State', num('Size'), 'Schedule', 'Last backup']}>
+        {items.map((v) => {
+          const stale =
+            v.last_backup_at !== null && now - new Date(v.last_backup_at).getTime() > 2 * 86_400_000;
+          return (
+            <tr key={v.id}>
+              <td>
+                <Link href={`/volume?id=${v.id}`}>{v.name}</Link>
+              </td>
+              <td>{hostName(v.host_id)}</td>
+              <td>
+                <State value={v.state} />
+              </td>
+              <td className="num">{bytes(v.size)}</td>
+              <td>{v.schedule.cron ? `${v.schedule.cron} (${v.schedule.status})` : 'none'}</td>
+              <td className={v.last_backup_at === null || stale ? 'error' : undefined}>
+                {age(v.last_backup_at, now)}
+              </td>
+            </tr>
+          );
+        })}
+      </Table>
       {query.isSuccess && items.length === 0 && <p>No volumes match.</p>}
       {pager}
       <NewVolume />
