@@ -37,6 +37,8 @@ const Env = z.object({
     .positive()
     .max(30 * 24)
     .default(12),
+  /** How long audit rows are kept; 0 keeps them for ever. */
+  MANAGER_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(400),
 });
 
 export interface ManagerConfig {
@@ -57,6 +59,8 @@ export interface ManagerConfig {
   /** Where the console's files are; undefined: the default build location (console-assets.ts). */
   readonly consoleDir?: string | undefined;
   readonly sessionMs: number;
+  /** Audit rows older than this are deleted; undefined keeps them. */
+  readonly auditRetentionMs?: number | undefined;
 }
 
 export class ConfigError extends Error {
@@ -94,5 +98,7 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     loopIntervalMs: e.MANAGER_LOOP_INTERVAL_MS,
     consoleDir: e.MANAGER_CONSOLE_DIR === undefined ? undefined : resolve(cwd, e.MANAGER_CONSOLE_DIR),
     sessionMs: e.MANAGER_SESSION_HOURS * 3_600_000,
+    auditRetentionMs:
+      e.MANAGER_AUDIT_RETENTION_DAYS === 0 ? undefined : e.MANAGER_AUDIT_RETENTION_DAYS * 86_400_000,
   };
 }

@@ -16,6 +16,7 @@ import { sessionSettings } from './http/handlers-users.js';
 import { createJobWatchers } from './http/job-stream.js';
 import type { Logger } from './log.js';
 import { alertsOnce } from './loops/alerts.js';
+import { AUDIT_PRUNE_EVERY_MS, pruneAuditOnce } from './loops/audit-retention.js';
 import { gcOnce } from './loops/gc.js';
 import { startLoop } from './loops/loop.js';
 import { reconcileOnce } from './loops/reconciler.js';
@@ -126,6 +127,7 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       );
       started.once('error', reject);
     });
+    const { auditRetentionMs } = config;
     const loops = [
       startLoop('reconciler', config.loopIntervalMs ?? RECONCILE_EVERY_MS, logger, () =>
         reconcileOnce(ctx, config.staleJobMs),
@@ -134,6 +136,13 @@ export async function startManager(config: ManagerConfig, options: ManagerOption
       startLoop('gc', config.loopIntervalMs ?? GC_EVERY_MS, logger, () => gcOnce(ctx)),
       startLoop('verify', config.loopIntervalMs ?? VERIFY_EVERY_MS, logger, () => verifyScheduleOnce(ctx)),
       startLoop('alerts', config.loopIntervalMs ?? ALERTS_EVERY_MS, logger, () => alertsOnce(ctx)),
+      ...(auditRetentionMs === undefined
+        ? []
+        : [
+            startLoop('audit', config.loopIntervalMs ?? AUDIT_PRUNE_EVERY_MS, logger, () =>
+              pruneAuditOnce(ctx, auditRetentionMs),
+            ),
+          ]),
       ...(database.kind === 'pglite'
         ? [startLoop('analyze', ANALYZE_EVERY_MS, logger, () => analyze(database))]
         : []),

@@ -3,6 +3,7 @@ import { type ApiError, CSRF_HEADER, ManagerClient, type Session } from '@stowag
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from './config.js';
+import { insertAuditEntry } from './db/audit.js';
 import { sessionSettings } from './http/handlers-users.js';
 import type { RunningManager } from './server.js';
 import { SIGN_IN_FAILURES_PER_NAME } from './services/users.js';
@@ -271,6 +272,27 @@ describe('users, sessions, roles and the audit log', () => {
     expect(next.items[0]?.id).toBe(entries[2]?.id);
   });
 
+  it('folds a flood of unauthenticated calls into one entry that counts them', async () => {
+    const flood = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        fetch(`${manager.url}/v1/backup_targets/${randomUUID()}/gc`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer stw_not_a_token', 'content-type': 'application/json' },
+          body: '{}',
+        }),
+      ),
+    );
+    expect(flood.map((r) => r.status)).toEqual(Array(30).fill(401));
+    const entries = (await admin.listAudit({ action: 'startGc', outcome: 'error' })).items;
+    // Concurrent requests may each begin a row before any is committed; every call is counted either way.
+    expect(entries.length).toBeGreaterThanOrEqual(1);
+    expect(entries.length).toBeLessThan(30);
+    expect(entries.reduce((n, e) => n + e.repeats, 0)).toBe(30);
+    const [entry] = entries;
+    expect(entry).toMatchObject({ actor: { kind: 'anonymous' }, status: 401, error_code: 'unauthorized' });
+    expect(entry?.remote).toMatch(/127\.0\.0\.1/);
+  });
+
   it('keeps API tokens working for scripts, each with its role', async () => {
     const made = await admin.createToken({ name: 'reader', role: 'viewer' });
     const reader = new ManagerClient({ baseUrl: manager.url, token: made.secret });
@@ -286,5 +308,39 @@ describe('users, sessions, roles and the audit log', () => {
     });
     expect(both.status).toBe(403);
     expect(CSRF_HEADER).toBe('x-csrf-token');
+  });
+});
+
+describe('audit retention', () => {
+  it('deletes audit rows older than MANAGER_AUDIT_RETENTION_DAYS, and keeps the rest', async () => {
+    const system = await startTestManager({
+      prefix: 'audit-retention',
+      env: { MANAGER_AUDIT_RETENTION_DAYS: '30', MANAGER_LOOP_INTERVAL_MS: '100' },
+    });
+    try {
+      const { db } = system.manager.ctx;
+      const entry = (daysAgo: number) =>
+        insertAuditEntry(db, {
+          id: randomUUID(),
+          at: new Date(Date.now() - daysAgo * 86_400_000),
+          actor: { kind: 'token', id: null, name: 'old', role: 'admin' },
+          action: `call${daysAgo}`,
+          method: 'POST',
+          path: '/v1/x',
+          resource: {},
+          outcome: 'ok',
+          status: 200,
+          errorCode: null,
+          remote: null,
+        });
+      await Promise.all([entry(400), entry(31), entry(29), entry(1)]);
+      await expect
+        .poll(async () => (await system.admin.listAudit({ actor: 'old' })).items.map((e) => e.action), {
+          timeout: 10_000,
+        })
+        .toEqual(['call1', 'call29']);
+    } finally {
+      await system.stop();
+    }
   });
 });

@@ -41,6 +41,11 @@ export default function AuditPage() {
             </td>
             <td className={e.outcome === 'error' ? 'error' : undefined}>
               {e.outcome} {e.error_code && `(${e.error_code})`}
+              {e.repeats > 1 && (
+                <div className="muted">
+                  ×{e.repeats} until {when(e.last_at ?? e.at)}
+                </div>
+              )}
             </td>
           </tr>
         ))}

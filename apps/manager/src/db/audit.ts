@@ -22,6 +22,54 @@ export interface NewAuditEntry {
   readonly remote: string | null;
 }
 
+/** Refusals that fold into one row a minute: no valid credential, or sign-ins held. */
+const FOLDED_STATUSES = [401, 429] as const;
+export const FOLD_WINDOW_MS = 60_000;
+
+/**
+ * Whether this call is a refusal that folds into a recent row of its kind rather than adding one. A wrong
+ * password at sign-in does not: the rate limit counts those rows (and holds the name after ten of them, so
+ * they cannot flood); everything else refused with 401 or 429 can come in a flood from one address.
+ */
+export function folds(entry: Pick<NewAuditEntry, 'action' | 'status' | 'outcome'>): boolean {
+  if (entry.outcome !== 'error') return false;
+  if (!(FOLDED_STATUSES as readonly number[]).includes(entry.status)) return false;
+  return !(entry.action === 'signIn' && entry.status === 401);
+}
+
+/**
+ * Records a call. A refusal that `folds` adds to the newest row of the same refusal (same action, status,
+ * error, address and actor) begun less than a minute before, counting it in `repeats`, so a flood from one
+ * address writes a row a minute. Two replicas may each begin a row for the same minute; nothing is lost.
+ */
+export async function recordAuditEntry(db: Db, entry: NewAuditEntry): Promise<void> {
+  if (folds(entry)) {
+    const since = new Date(entry.at.getTime() - FOLD_WINDOW_MS);
+    const folded = await db
+      .updateTable('audit_log')
+      .set((eb) => ({ repeats: eb('repeats', '+', 1), last_at: entry.at }))
+      .where('id', '=', (eb) =>
+        eb
+          .selectFrom('audit_log')
+          .select('id')
+          .where('outcome', '=', 'error')
+          .where('status', 'in', FOLDED_STATUSES)
+          .where('remote', entry.remote === null ? 'is' : '=', entry.remote)
+          .where('action', '=', entry.action)
+          .where('at', '>', since)
+          .where('status', '=', entry.status)
+          .where('error_code', entry.errorCode === null ? 'is' : '=', entry.errorCode)
+          .where('actor_kind', '=', entry.actor.kind)
+          .where('actor_name', entry.actor.name === null ? 'is' : '=', entry.actor.name)
+          .orderBy('at', 'desc')
+          .limit(1),
+      )
+      .executeTakeFirst();
+    if (folded.numUpdatedRows > 0n) return;
+  }
+  await insertAuditEntry(db, entry);
+}
+
 export async function insertAuditEntry(db: Db, entry: NewAuditEntry): Promise<void> {
   await db
     .insertInto('audit_log')
@@ -82,4 +130,30 @@ export async function countFailedSignIns(
       : failed.select(sql<string>`count(*)`.as('n')).where('remote', '=', remote).executeTakeFirstOrThrow(),
   ]);
   return { byName: Number(byName.n), byRemote: Number(byRemote.n) };
+}
+
+/**
+ * Deletes audit rows older than `before`, `batch` rows a statement so no statement holds its locks for long,
+ * at most `maxBatches` statements a call (the next pass goes on). Returns how many rows went.
+ */
+export async function pruneAuditLog(
+  db: Db,
+  before: Date,
+  options: { batch?: number; maxBatches?: number } = {},
+): Promise<number> {
+  const batch = options.batch ?? 10_000;
+  const maxBatches = options.maxBatches ?? 100;
+  let deleted = 0;
+  for (let i = 0; i < maxBatches; i++) {
+    const result = await db
+      .deleteFrom('audit_log')
+      .where('id', 'in', (eb) =>
+        eb.selectFrom('audit_log').select('id').where('at', '<', before).limit(batch),
+      )
+      .executeTakeFirst();
+    const n = Number(result.numDeletedRows);
+    deleted += n;
+    if (n < batch) break;
+  }
+  return deleted;
 }

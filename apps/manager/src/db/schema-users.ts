@@ -1,7 +1,8 @@
-import type { ColumnType, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { NullableTimestamp, Timestamp } from './schema.js';
 
-// Tables of migration 0004: console users, their sessions and the audit log.
+// Tables of migration 0004 (0006 added the audit log's repeats): console users, their sessions and the audit
+// log.
 
 export type UserRole = 'admin' | 'operator' | 'viewer';
 
@@ -43,6 +44,10 @@ export interface AuditLogTable {
   status: number;
   error_code: string | null;
   remote: string | null;
+  /** How many calls the row stands for: repeated refusals fold into one row a minute (migration 0006). */
+  repeats: Generated<number>;
+  /** When the last of those calls came; null for a row of one call. */
+  last_at: NullableTimestamp;
 }
 
 export interface UserTables {

@@ -3,7 +3,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { ApiError, type AuditActor, type ManagerRoute } from '@stowage/api';
 import type { Context } from 'hono';
 import type { Kysely } from 'kysely';
-import { insertAuditEntry } from '../db/audit.js';
+import { recordAuditEntry } from '../db/audit.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import type { Caller } from './auth.js';
@@ -59,7 +59,7 @@ export function auditRecorder(db: Kysely<Database>, logger: Logger, now: () => D
     const created = error === undefined ? createdId(answer) : undefined;
     if (created !== undefined && resource.id === undefined) resource.id = created;
     try {
-      await insertAuditEntry(db, {
+      await recordAuditEntry(db, {
         id: randomUUID(),
         at: now(),
         actor: actors.get(c.req.raw) ?? actorOf(caller),

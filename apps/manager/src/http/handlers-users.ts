@@ -48,6 +48,8 @@ function auditJson(row: AuditLogRow): AuditEntry {
     status: row.status,
     error_code: row.error_code,
     remote: row.remote,
+    repeats: row.repeats,
+    last_at: row.last_at?.toISOString() ?? null,
   };
 }
 

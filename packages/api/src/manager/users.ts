@@ -88,6 +88,13 @@ export const AuditEntry = z.strictObject({
   error_code: z.string().nullable(),
   /** The source address the request came from. */
   remote: z.string().nullable(),
+  /**
+   * How many calls the entry stands for: the same refusal (401 without a valid credential, 429 while
+   * sign-ins are held) from the same address within a minute of `at` folds into one entry.
+   */
+  repeats: z.number().int().min(1),
+  /** When the last of those calls came; null for an entry of one call. */
+  last_at: Timestamp.nullable(),
 });
 export type AuditEntry = z.infer<typeof AuditEntry>;
 export const AuditPage = Page(AuditEntry);

@@ -19,7 +19,7 @@ export function userTable(users: readonly User[]): string {
 
 function auditTable(entries: readonly AuditEntry[]): string {
   return formatTable(
-    ['AT', 'ACTOR', 'ACTION', 'RESOURCE', 'OUTCOME', 'FROM'],
+    ['AT', 'ACTOR', 'ACTION', 'RESOURCE', 'OUTCOME', 'FROM', 'REPEATS'],
     entries.map((e) => [
       formatTime(e.at),
       `${e.actor.kind}:${printable(e.actor.name ?? '-')}`,
@@ -27,6 +27,8 @@ function auditTable(entries: readonly AuditEntry[]): string {
       Object.values(e.resource).join(' ') || '-',
       e.outcome === 'ok' ? String(e.status) : `${e.status} ${e.error_code ?? ''}`.trim(),
       e.remote ?? '-',
+      // A folded refusal: how many calls, until when.
+      e.repeats === 1 ? '' : `×${e.repeats} until ${formatTime(e.last_at ?? e.at)}`,
     ]),
   );
 }
