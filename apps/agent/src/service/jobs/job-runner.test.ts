@@ -359,6 +359,44 @@ describe('job runner', () => {
     expect(sink.states(second.job_id)).toEqual(['queued', 'running', 'succeeded']);
   });
 
+  it('records a job in the journal when it is accepted, and drops the record of a queued job cancelled', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const r = runner({ concurrency: 1, openRepository: opener(undefined, gate) });
+    const a = await volume('a', 1 << 20);
+    const b = await volume('b', 1 << 20);
+    const first = await r.submitBackup(backupRequest(a.locator));
+    const second = await r.submitBackup(backupRequest(b.locator, { volume_name: 'b' }));
+    const journal = new JobJournal(join(dir, 'state'));
+    const records = async () => new Map((await journal.leftovers()).map((l) => [l.entry?.id, l.entry]));
+    // Both are on record before either touched the host: the first waits for its repository, the second
+    // for its turn.
+    expect((await records()).get(first.job_id)).toMatchObject({ kind: 'backup', queued: true });
+    expect((await records()).get(second.job_id)).toMatchObject({ kind: 'backup', queued: true });
+    expect(r.cancel(second.job_id).state).toBe('cancelled');
+    for (let i = 0; (await records()).has(second.job_id); i++) {
+      expect(i).toBeLessThan(500);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    open();
+    expect((await settle(r, first.job_id)).state).toBe('succeeded');
+    expect(await journalLeft()).toEqual([]);
+    expect(sink.states(second.job_id)).toEqual(['queued', 'cancelled']);
+  });
+
+  it('after a crash, reports a job it had accepted but not started as failed before it ran', async () => {
+    const journal = new JobJournal(join(dir, 'state'));
+    const id = randomUUID();
+    const at = new Date().toISOString();
+    await journal.write({ id, kind: 'restore', created_at: at, started_at: at, queued: true });
+    const r = runner({ journal });
+    const [job] = await r.recover();
+    expect(job).toMatchObject({ id, state: 'failed', started_at: null, created_at: at });
+    expect(job?.error?.message).toMatch(/agent stopped before the job ran .*; nothing to clean up$/);
+    expect(sink.states(id)).toEqual(['failed']);
+    expect(await journal.leftovers()).toEqual([]);
+  });
+
   it('cancels a queued job without running it, and a running restore removing its new volume', async () => {
     const source = await volume('src', 8 << 20);
     const backup = await backedUp(source.locator);

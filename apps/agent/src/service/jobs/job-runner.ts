@@ -1,41 +1,29 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { fstatSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import {
   ApiError,
   type BackendKind,
   type BackupRequest,
-  type BackupResult,
   type Job,
   type JobAccepted,
   type RestoreRequest,
-  type RestoreResult,
   type VerifyRequest,
-  type Volume,
 } from '@stowage/api';
-import {
-  backupVolume,
-  ChunkWorkers,
-  checkRepository,
-  EngineError,
-  type Progress,
-  restoreBackup,
-  verifyBackup,
-} from '@stowage/engine';
-import { manifestObjectKey } from '@stowage/format';
-import type { HostBackend, SnapshotResult, VolumeInfo } from '@stowage/host-backends';
+import { ChunkWorkers } from '@stowage/engine';
+import type { HostBackend } from '@stowage/host-backends';
 import type { JobEventSink, JobRunner, Logger, RepositoryOpener } from '../contracts.js';
 import { apiErrorFromHostBackend } from '../errors.js';
 import type { CommitFence } from '../events/commit-fence.js';
 import { silentLogger } from '../log.js';
 import { VolumeLocks } from '../volume-locks.js';
+import { runBackup } from './backup-job.js';
 import type { JobHistory } from './history.js';
+import { fingerprintOf, type JobContext, type JobEntry, type ProgressListener } from './job-context.js';
 import { errorBody } from './job-errors.js';
 import type { JobJournal, JournalEntry } from './journal.js';
-import { verifyResultOf } from './verify-result.js';
-import { type WriterTarget, writerTarget } from './writer-target.js';
+import { runRestore } from './restore-job.js';
+import { runVerify } from './verify-job.js';
 
+export { fingerprintOf, JOB_SNAPSHOT_PREFIX } from './job-context.js';
 export { errorBody } from './job-errors.js';
 
 export interface JobRunnerOptions {
@@ -64,33 +52,6 @@ export interface JobRunnerOptions {
   logger?: Logger;
 }
 
-interface Entry {
-  job: Job;
-  /** SHA-256 of the canonical request: resubmits are compared by it, so the request (and its secrets) need
-   * not be kept once the job has started. */
-  fingerprint: string;
-  controller: AbortController;
-  /** Why the job was aborted: a cancel request or shutdown. */
-  abortReason?: string;
-  /** The job's journal record as last written, once it touched the host; undefined before. */
-  journaled?: JournalEntry;
-  /** What the job will report when it ends (its result, its destination's fate), published with the final
-   * state only, so that a running job never shows a result. */
-  ending: Pick<Job, 'result' | 'destination'>;
-  /** Runs the job; dropped once started, so the request's secrets live only as long as the work. */
-  work?: (entry: Entry) => Promise<void>;
-  settled?: Promise<void>;
-  /** A job snapshot the backup could not delete: its journal record is kept so the next start retries. */
-  snapshotLeft?: string;
-  /** Frees the volumes the job holds (from submit to its end); safe to call twice. */
-  releaseVolumes: Array<() => void>;
-  /** When the last progress change was published (performance.now), for the spacing of the next. */
-  lastProgressAt: number;
-}
-
-/** Snapshots a backup job takes are named so; nothing else may create, and nobody delete, one while it runs. */
-export const JOB_SNAPSHOT_PREFIX = 'stowage-job-';
-
 const EMPTY_PROGRESS = { bytes_done: 0, bytes_total: 0, rate: 0, eta_seconds: null } as const;
 /** How long shutdown waits for cancelled jobs to clean up before it gives up on them. */
 const SHUTDOWN_CLEANUP_MS = 30_000;
@@ -103,12 +64,14 @@ const SHUTDOWN_CLEANUP_MS = 30_000;
  */
 export class LocalJobRunner implements JobRunner {
   readonly #options: JobRunnerOptions;
-  readonly #jobs = new Map<string, Entry>();
-  readonly #queue: Entry[] = [];
-  readonly #running = new Set<Entry>();
+  readonly #jobs = new Map<string, JobEntry>();
+  readonly #queue: JobEntry[] = [];
+  readonly #running = new Set<JobEntry>();
   readonly #now: () => Date;
   readonly #logger: Logger;
   readonly #locks: VolumeLocks;
+  /** What each job's work is given (job-context.ts). */
+  readonly #context: JobContext;
   #stopping = false;
 
   constructor(options: JobRunnerOptions) {
@@ -125,6 +88,20 @@ export class LocalJobRunner implements JobRunner {
     this.#now = options.now ?? (() => new Date());
     this.#logger = options.logger ?? silentLogger;
     this.#locks = options.locks ?? new VolumeLocks();
+    this.#context = {
+      openRepository: options.openRepository,
+      locks: this.#locks,
+      logger: this.#logger,
+      now: this.#now,
+      packsPerIndex: options.packsPerIndex,
+      commitFence: options.commitFence,
+      backend: (kind) => this.#backend(kind),
+      journalEntry: (entry, backend) => this.#journalEntry(entry, backend),
+      journal: (entry, record) => this.#journal(entry, record),
+      progressListener: (entry, phase) => this.#progressListener(entry, phase),
+      workers: () => this.#workers(),
+      closeWorkers: (entry, workers) => this.#closeWorkers(entry, workers),
+    };
   }
 
   /** The volume locks jobs take; the HTTP API's volume routes take the same ones. */
@@ -159,7 +136,7 @@ export class LocalJobRunner implements JobRunner {
         const volume = await backend.stat(locator);
         return { keys: VolumeLocks.keysOf(kind, volume), subject: `volume ${volume.locator}` };
       },
-      (entry) => this.#runBackup(entry, request),
+      (entry) => runBackup(this.#context, entry, request),
     );
   }
 
@@ -186,7 +163,7 @@ export class LocalJobRunner implements JobRunner {
         const volume = await backend.stat(destination.locator);
         return { keys: VolumeLocks.keysOf(destination.backend, volume), subject: `volume ${volume.locator}` };
       },
-      (entry) => this.#runRestore(entry, request),
+      (entry) => runRestore(this.#context, entry, request),
     );
   }
 
@@ -196,7 +173,7 @@ export class LocalJobRunner implements JobRunner {
       request,
       // No volume is used: the job reads the bucket only, so nothing on the host is held for it.
       async () => ({ keys: [], subject: `backup ${request.backup.backup_id}` }),
-      (entry) => this.#runVerify(entry, request),
+      (entry) => runVerify(this.#context, entry, request),
     );
   }
 
@@ -320,12 +297,12 @@ export class LocalJobRunner implements JobRunner {
       kind: entry.kind,
       state: 'failed',
       created_at: entry.created_at,
-      started_at: entry.started_at,
+      started_at: entry.queued ? null : entry.started_at,
       finished_at: at,
       progress: EMPTY_PROGRESS,
       error: {
         code: 'internal',
-        message: `the agent stopped while the job was running (killed, crashed or the host restarted); ${cleanup}`,
+        message: `the agent stopped ${entry.queued ? 'before the job ran' : 'while the job was running'} (killed, crashed or the host restarted); ${cleanup}`,
         ...(entry.backup === undefined ? {} : { details: { backup: entry.backup } }),
       },
       result: null,
@@ -394,7 +371,7 @@ export class LocalJobRunner implements JobRunner {
     kind: Job['kind'],
     request: BackupRequest | RestoreRequest | VerifyRequest,
     prepare: () => Promise<{ keys: string[]; subject: string }>,
-    work: Entry['work'],
+    work: JobEntry['work'],
   ): Promise<JobAccepted> {
     const id = request.job_id.toLowerCase();
     // Credentials are not the work: a retry with refreshed (STS) credentials is the same job.
@@ -424,7 +401,7 @@ export class LocalJobRunner implements JobRunner {
     if (raced !== undefined) return raced;
     refuseWhileStopping();
     const release = this.#locks.acquire(keys, { kind: 'job', jobId: id, jobKind: kind }, subject);
-    const entry: Entry = {
+    const entry: JobEntry = {
       releaseVolumes: [release],
       lastProgressAt: Number.NEGATIVE_INFINITY,
       job: {
@@ -445,6 +422,27 @@ export class LocalJobRunner implements JobRunner {
       work,
     };
     this.#remember(entry);
+    // Journaled on accept: an agent killed before the job ran tells the manager at its next start, rather
+    // than leave it waiting for the job to go stale. A record that cannot be written refuses the job.
+    try {
+      await this.#journal(entry, { ...this.#journalEntry(entry, undefined), queued: true });
+    } catch (error) {
+      this.#jobs.delete(id);
+      release();
+      throw new ApiError(
+        'unavailable',
+        `could not record job ${id} in the agent's state directory: ${(error as Error).message}`,
+      );
+    }
+    if (this.#stopping && !entry.controller.signal.aborted) {
+      entry.abortReason ??= 'cancelled: the agent is shutting down';
+      entry.controller.abort();
+    }
+    if (entry.controller.signal.aborted) {
+      // Cancelled, or the agent began to stop, while its record was written: it ends without running.
+      await this.#endQueued(entry, entry.abortReason ?? 'cancelled');
+      return { job_id: entry.job.id, state: entry.job.state };
+    }
     this.#queue.push(entry);
     this.#logger.info('job queued', { job_id: entry.job.id, kind });
     this.#publish(entry, {}, 'state');
@@ -452,7 +450,7 @@ export class LocalJobRunner implements JobRunner {
     return { job_id: entry.job.id, state: entry.job.state };
   }
 
-  #remember(entry: Entry): void {
+  #remember(entry: JobEntry): void {
     this.#jobs.set(entry.job.id, entry);
     const limit = this.#options.historyLimit ?? 1000;
     if (this.#jobs.size <= limit) return;
@@ -476,7 +474,7 @@ export class LocalJobRunner implements JobRunner {
     }
   }
 
-  async #run(entry: Entry, work: (entry: Entry) => Promise<void>): Promise<void> {
+  async #run(entry: JobEntry, work: (entry: JobEntry) => Promise<void>): Promise<void> {
     const id = entry.job.id;
     this.#publish(entry, { state: 'running', started_at: this.#now().toISOString() }, 'state');
     this.#logger.info('job started', { job_id: id, kind: entry.job.kind });
@@ -497,22 +495,7 @@ export class LocalJobRunner implements JobRunner {
       };
     }
     const final: Job = { ...entry.job, ...outcome, finished_at: this.#now().toISOString() };
-    const journal = this.#options.journal;
-    if (journal !== undefined && entry.journaled !== undefined) {
-      // The job's clean-up has run. From here a crash must report this outcome rather than undo it: the
-      // record still names the volume a restore provisioned, which after a success is the caller's. A record
-      // that cannot say so (a full state disk) is dropped rather than left to undo the job at the next start.
-      await journal.write({ ...entry.journaled, final }).catch(async (error: unknown) => {
-        this.#logger.error('could not record a job outcome in the journal; dropping its crash record', {
-          job_id: id,
-          error,
-        });
-        await journal.remove(id).catch((removal: unknown) => {
-          this.#logger.error('could not drop a job crash record either', { job_id: id, error: removal });
-        });
-        entry.journaled = undefined;
-      });
-    }
+    await this.#journalOutcome(entry, final);
     // Free before the final state is visible (whoever reads "succeeded" may delete the volume at once), and
     // only once the journal no longer tells the next start to undo the job.
     for (const release of entry.releaseVolumes) release();
@@ -523,60 +506,95 @@ export class LocalJobRunner implements JobRunner {
     else if (final.state === 'cancelled')
       this.#logger.warn('job ended', { ...fields, error: final.error?.message });
     else this.#logger.error('job ended', { ...fields, error: final.error?.message });
-    if (journal !== undefined && entry.journaled !== undefined) {
-      // Forget the record only once the sink holds the final event durably; else the next start reports it.
-      try {
-        await this.#options.events.flush?.();
-        if (entry.snapshotLeft !== undefined) {
-          this.#logger.warn('job journal entry kept: the next start deletes the snapshot this job left', {
-            job_id: id,
-            snapshot: entry.snapshotLeft,
-          });
-          return;
-        }
-        await journal.remove(id);
-      } catch (error) {
-        this.#logger.error('job journal entry kept: its final event is not durable yet', {
+    await this.#forgetJournaled(entry);
+  }
+
+  /**
+   * Writes the job's outcome into its journal record: its clean-up has run, and from here a crash must
+   * report this outcome rather than undo it (the record still names the volume a restore provisioned,
+   * which after a success is the caller's). A record that cannot say so (a full state disk) is dropped
+   * rather than left to undo the job at the next start.
+   */
+  async #journalOutcome(entry: JobEntry, final: Job): Promise<void> {
+    const journal = this.#options.journal;
+    if (journal === undefined || entry.journaled === undefined) return;
+    const id = entry.job.id;
+    await journal.write({ ...entry.journaled, final }).catch(async (error: unknown) => {
+      this.#logger.error('could not record a job outcome in the journal; dropping its crash record', {
+        job_id: id,
+        error,
+      });
+      await journal.remove(id).catch((removal: unknown) => {
+        this.#logger.error('could not drop a job crash record either', { job_id: id, error: removal });
+      });
+      entry.journaled = undefined;
+    });
+  }
+
+  /** Removes a finished job's journal record once the sink holds its final event durably (else the next
+   * start reports it), unless it must stay for a snapshot the job could not delete. */
+  async #forgetJournaled(entry: JobEntry): Promise<void> {
+    const journal = this.#options.journal;
+    if (journal === undefined || entry.journaled === undefined) return;
+    const id = entry.job.id;
+    try {
+      await this.#options.events.flush?.();
+      if (entry.snapshotLeft !== undefined) {
+        this.#logger.warn('job journal entry kept: the next start deletes the snapshot this job left', {
           job_id: id,
-          error,
+          snapshot: entry.snapshotLeft,
         });
+        return;
       }
+      await journal.remove(id);
+    } catch (error) {
+      this.#logger.error('job journal entry kept: its final event is not durable yet', {
+        job_id: id,
+        error,
+      });
     }
   }
 
   /** Aborts a job; a queued one ends at once, and the promise settles once it is in the history. */
-  #abort(entry: Entry, reason: string): Promise<void> {
+  #abort(entry: JobEntry, reason: string): Promise<void> {
     if (entry.job.finished_at !== null) return Promise.resolve();
     entry.abortReason ??= reason;
     entry.controller.abort();
     const queued = this.#queue.indexOf(entry);
-    if (queued >= 0) {
-      this.#queue.splice(queued, 1);
-      entry.work = undefined;
-      for (const release of entry.releaseVolumes) release();
-      this.#publish(
-        entry,
-        {
-          state: 'cancelled',
-          error: { code: 'cancelled', message: `job ${reason}` },
-          finished_at: this.#now().toISOString(),
-        },
-        'state',
-      );
-      this.#logger.info('queued job cancelled', { job_id: entry.job.id, reason });
-      return this.#keepInHistory(entry);
-    }
-    return Promise.resolve();
+    if (queued < 0) return Promise.resolve();
+    this.#queue.splice(queued, 1);
+    entry.work = undefined;
+    return this.#endQueued(entry, reason);
+  }
+
+  /** Ends a job that never ran: cancelled at once (the caller sees it so), then recorded and forgotten. */
+  #endQueued(entry: JobEntry, reason: string): Promise<void> {
+    const final: Job = {
+      ...entry.job,
+      state: 'cancelled',
+      error: { code: 'cancelled', message: `job ${reason}` },
+      finished_at: this.#now().toISOString(),
+    };
+    for (const release of entry.releaseVolumes) release();
+    this.#publish(entry, final, 'state');
+    this.#logger.info('queued job cancelled', { job_id: entry.job.id, reason });
+    // It touched nothing: its record only says it was accepted. The outcome goes into the record before the
+    // record goes, so a crash in between reports it cancelled rather than failed.
+    return (async () => {
+      await this.#journalOutcome(entry, final);
+      await this.#keepInHistory(entry);
+      await this.#forgetJournaled(entry);
+    })();
   }
 
   /** Records a finished job for resubmits and lookups after a restart; a failure only costs that. */
-  async #keepInHistory(entry: Entry): Promise<void> {
+  async #keepInHistory(entry: JobEntry): Promise<void> {
     await this.#options.history?.append(entry.job, entry.fingerprint).catch((error: unknown) => {
       this.#logger.warn('could not record a finished job in the history', { job_id: entry.job.id, error });
     });
   }
 
-  #publish(entry: Entry, change: Partial<Job>, kind: 'progress' | 'state'): void {
+  #publish(entry: JobEntry, change: Partial<Job>, kind: 'progress' | 'state'): void {
     entry.job = { ...entry.job, ...change };
     try {
       this.#options.events.jobChanged(entry.job, kind);
@@ -585,10 +603,7 @@ export class LocalJobRunner implements JobRunner {
     }
   }
 
-  #progressListener(
-    entry: Entry,
-    phase: 'snapshot' | 'transfer',
-  ): (progress: Pick<Progress, 'bytesDone' | 'bytesTotal' | 'rate' | 'etaSeconds'>) => void {
+  #progressListener(entry: JobEntry, phase: 'snapshot' | 'transfer'): ProgressListener {
     const interval = this.#options.progressIntervalMs ?? 250;
     return (progress) => {
       const at = performance.now();
@@ -620,7 +635,7 @@ export class LocalJobRunner implements JobRunner {
     return backend;
   }
 
-  #journalEntry(entry: Entry, backend: BackendKind | undefined): JournalEntry {
+  #journalEntry(entry: JobEntry, backend: BackendKind | undefined): JournalEntry {
     return {
       id: entry.job.id,
       fingerprint: entry.fingerprint,
@@ -632,7 +647,7 @@ export class LocalJobRunner implements JobRunner {
   }
 
   /** Records what the job is about to leave on the host, before it does. */
-  async #journal(entry: Entry, record: JournalEntry): Promise<void> {
+  async #journal(entry: JobEntry, record: JournalEntry): Promise<void> {
     await this.#options.journal?.write(record);
     entry.journaled = record;
   }
@@ -641,306 +656,10 @@ export class LocalJobRunner implements JobRunner {
     return new ChunkWorkers(undefined, { threads: this.#options.threads ?? availableParallelism() });
   }
 
-  async #closeWorkers(entry: Entry, workers: ChunkWorkers): Promise<void> {
+  async #closeWorkers(entry: JobEntry, workers: ChunkWorkers): Promise<void> {
     await workers.close().catch((error: unknown) => {
       this.#logger.warn("stopping a job's worker threads failed", { job_id: entry.job.id, error });
     });
-  }
-
-  async #runBackup(entry: Entry, request: BackupRequest): Promise<void> {
-    const signal = entry.controller.signal;
-    const backend = this.#backend(request.volume.backend);
-    const record = this.#journalEntry(entry, request.volume.backend);
-    // Confinement and existence first: a locator outside the roots fails here, before anything is opened.
-    const volume = await backend.stat(request.volume.locator);
-    const workers = this.#workers(); // threads start while the repository opens
-    let snapshot: SnapshotResult | undefined;
-    let reader: Awaited<ReturnType<HostBackend['openReader']>> | undefined;
-    try {
-      const repository = await this.#options.openRepository(request.target, signal);
-      await workers.useKey(repository.targetKey);
-      signal.throwIfAborted();
-      const volumeId = request.volume_id ?? repository.volumeIdFor(request.volume_name);
-      const backupId = request.backup_id ?? randomUUID();
-      // A committed backup id is refused before a snapshot (maybe a whole copy) is made for nothing; the
-      // engine checks again, and commits with a conditional create.
-      if (
-        request.backup_id !== undefined &&
-        (await repository.store.head(manifestObjectKey(volumeId, backupId)))
-      ) {
-        throw new EngineError(
-          'backup-exists',
-          `backup ${backupId} of volume ${volumeId} is already committed; a backup is written once (it is untouched)`,
-        );
-      }
-      const takeSnapshot = request.snapshot !== false && backend.capabilities.snapshot;
-      const name = `${JOB_SNAPSHOT_PREFIX}${entry.job.id}`;
-      // Journal first, then snapshot: a crash in between leaves an entry whose snapshot is not there, which
-      // the clean-up finds by its name and reports as nothing to delete.
-      await this.#journal(entry, {
-        ...record,
-        backup: { volume_id: volumeId, backup_id: backupId },
-        ...(takeSnapshot ? { volume: volume.locator, snapshot_name: name } : {}),
-      });
-      if (takeSnapshot) {
-        const copying = this.#progressListener(entry, 'snapshot');
-        const started = performance.now();
-        snapshot = await backend.snapshot(volume.locator, name, {
-          allowCopy: request.snapshot === 'copy',
-          signal,
-          // Only a copy takes long enough to report on; a reflink is instant.
-          onProgress: (done, total) => {
-            const rate = done / Math.max((performance.now() - started) / 1000, 1e-3);
-            copying({
-              bytesDone: done,
-              bytesTotal: total,
-              rate,
-              etaSeconds: rate > 0 ? (total - done) / rate : undefined,
-            });
-          },
-        });
-      }
-      signal.throwIfAborted();
-      reader = await backend.openReader(snapshot?.locator ?? volume.locator, { signal });
-      const summary = await backupVolume({
-        repository,
-        source: reader,
-        workers,
-        volumeName: request.volume_name,
-        volumeId,
-        backupId,
-        onProgress: this.#progressListener(entry, 'transfer'),
-        signal,
-        ...(this.#options.packsPerIndex === undefined ? {} : { packsPerIndex: this.#options.packsPerIndex }),
-        ...(request.commit_fence === 'manager'
-          ? { beforeCommit: () => this.#askCommit(entry.job.id, signal) }
-          : {}),
-      });
-      const result: BackupResult = {
-        backup_id: summary.backupId,
-        volume_id: summary.volumeId,
-        volume_name: summary.volumeName,
-        manifest_key: summary.manifestKey,
-        created_at: summary.createdAt,
-        size: summary.size,
-        bytes_read: summary.bytesRead,
-        bytes_uploaded: summary.bytesUploaded,
-        chunks: summary.chunks,
-        chunks_new: summary.chunksNew,
-        holes: summary.holes,
-        hole_bytes: summary.holeBytes,
-        seconds: summary.seconds,
-        snapshot: snapshot?.method ?? 'none',
-      };
-      entry.ending = { result, destination: null };
-    } finally {
-      await reader?.close().catch((error: unknown) => {
-        this.#logger.warn('closing a volume reader failed', { job_id: entry.job.id, error });
-      });
-      if (snapshot !== undefined) {
-        await backend.deleteSnapshot(snapshot.locator).catch((error: unknown) => {
-          // The job's outcome stands. Its journal record stays, so the next start tries again; the name
-          // (stowage-job-<id>) lets an operator find it meanwhile.
-          entry.snapshotLeft = snapshot?.locator;
-          this.#logger.error('could not delete a job snapshot', {
-            job_id: entry.job.id,
-            snapshot: snapshot?.locator,
-            error,
-          });
-        });
-      }
-      await this.#closeWorkers(entry, workers);
-    }
-  }
-
-  async #askCommit(jobId: string, signal: AbortSignal): Promise<{ validForMs: number }> {
-    const fence = this.#options.commitFence;
-    if (fence === undefined) {
-      throw new EngineError(
-        'commit-refused',
-        `job ${jobId} needs its manager's leave to commit; none was configured`,
-      );
-    }
-    return fence.requestCommit(jobId, signal);
-  }
-
-  async #runRestore(entry: Entry, request: RestoreRequest): Promise<void> {
-    const signal = entry.controller.signal;
-    const destination = request.destination;
-    const backend = this.#backend(destination.backend);
-    const record = this.#journalEntry(entry, destination.backend);
-    const workers = this.#workers();
-    let created: VolumeInfo | undefined;
-    let volume: VolumeInfo | undefined;
-    let target: WriterTarget | undefined;
-    let succeeded = false;
-    try {
-      const repository = await this.#options.openRepository(request.target, signal);
-      await workers.useKey(repository.targetKey);
-      const backup = {
-        volumeId: request.backup.volume_id,
-        backupId: request.backup.backup_id,
-        manifestKey: request.backup.manifest_key,
-      };
-      const manifest = await repository.loadManifest(backup);
-      signal.throwIfAborted();
-      if ('name' in destination) {
-        await this.#journal(entry, record);
-        created = await backend.provision({ name: destination.name, size: manifest.volumeSize });
-        volume = created;
-        // Held from the moment it exists (no await in between). Its name was held since submit, and every
-        // other user of a volume takes its name's key too, so nothing else can hold it here.
-        entry.releaseVolumes.push(
-          this.#locks.acquire(
-            [VolumeLocks.volumeKey(destination.backend, created.locator)],
-            { kind: 'job', jobId: entry.job.id, jobKind: 'restore' },
-            `volume ${created.locator}`,
-          ),
-        );
-        await this.#journal(entry, { ...record, created_volume: created.locator });
-      } else {
-        volume = await backend.stat(destination.locator);
-        if (volume.size < manifest.volumeSize) {
-          throw new ApiError(
-            'invalid_request',
-            `volume ${volume.locator} holds ${volume.size} bytes; the backup needs ${manifest.volumeSize}`,
-          );
-        }
-        await this.#journal(entry, record);
-      }
-      // Until the restore completes, the volume holds partial data.
-      entry.ending = {
-        result: null,
-        destination: { volume: volumeOf(destination.backend, volume), state: 'failed' },
-      };
-      const writer = await backend.openWriter(volume.locator, { signal });
-      // The file (or device node) written, by identity: a path alone would still answer after the volume
-      // was removed and another put in its place.
-      const written = fstatSync(writer.fd);
-      target = writerTarget(writer, {
-        // Holes are skipped only where they surely read as zeros: a sparse image file provisioned for this
-        // job. An existing volume may hold old data there, and a device is never trusted to; both get zeros.
-        holesAreZero: created !== undefined && destination.backend === 'local-file',
-        onDiscard: (error) => {
-          this.#logger.warn('closing a restore target failed', { job_id: entry.job.id, error });
-        },
-      });
-      const summary = await restoreBackup({
-        repository,
-        workers,
-        backup,
-        manifest,
-        target,
-        onProgress: this.#progressListener(entry, 'transfer'),
-        signal,
-      });
-      // The volume is held against the API's deletes, but not against someone on the host: never call a
-      // restore good whose volume is gone.
-      const gone = new ApiError(
-        'not_found',
-        `volume ${volume.locator} was deleted while the restore wrote it; nothing was restored`,
-      );
-      await backend.stat(volume.locator).catch((error: unknown) => {
-        throw apiErrorFromHostBackend(error)?.code === 'not_found' ? gone : error;
-      });
-      const now = await stat(volume.locator).catch(() => undefined);
-      if (now === undefined || now.ino !== written.ino || now.dev !== written.dev) throw gone;
-      succeeded = true;
-      const restored = volumeOf(destination.backend, volume);
-      const result: RestoreResult = {
-        backup_id: summary.backupId,
-        volume: restored,
-        size: summary.size,
-        bytes_written: summary.bytesWritten,
-        bytes_downloaded: summary.bytesDownloaded,
-        chunks: summary.chunks,
-        holes: summary.holes,
-        seconds: summary.seconds,
-      };
-      entry.ending = { result, destination: { volume: restored, state: 'available' } };
-    } finally {
-      // The engine closes the target on every path it reaches; this covers a failure before it got there.
-      await target?.discard();
-      if (!succeeded && created !== undefined) {
-        // The volume exists only because of this job: a half-restored one must not look usable.
-        try {
-          await backend.deleteVolume(created.locator);
-          entry.ending = {
-            result: null,
-            destination: { volume: volumeOf(destination.backend, created), state: 'removed' },
-          };
-        } catch (error) {
-          this.#logger.error('could not remove a partly restored volume', {
-            job_id: entry.job.id,
-            volume: created.locator,
-            error,
-          });
-        }
-      }
-      await this.#closeWorkers(entry, workers);
-    }
-  }
-
-  /**
-   * Verifies one backup (`verifyBackup`: all its chunks or a sample, its damage record kept). When that finds
-   * damage, a repository check follows (`checkRepository` without reading data: it lists the packs, reads
-   * every manifest, and reads the chunks damage records list — the ones just recorded among them), which
-   * names every backup whose manifest names a damaged chunk object and writes their damage records too.
-   * Both only read the bucket and write `damage/`; nothing on the host is touched.
-   */
-  async #runVerify(entry: Entry, request: VerifyRequest): Promise<void> {
-    const signal = entry.controller.signal;
-    // Journaled, though it leaves nothing behind: a verify cut short by a crash is reported failed at the next
-    // start, like any job, rather than left running until the manager gives up on it.
-    await this.#journal(entry, this.#journalEntry(entry, undefined));
-    const workers = this.#workers();
-    try {
-      const repository = await this.#options.openRepository(request.target, signal);
-      await workers.useKey(repository.targetKey);
-      signal.throwIfAborted();
-      const backup = {
-        volumeId: request.backup.volume_id,
-        backupId: request.backup.backup_id,
-        manifestKey: request.backup.manifest_key,
-      };
-      const samplePercent = request.sample_percent ?? 100;
-      const report = await verifyBackup({
-        repository,
-        workers,
-        backup,
-        samplePercent,
-        onProgress: this.#progressListener(entry, 'transfer'),
-        signal,
-        now: this.#now,
-      });
-      // The verify's own findings stand whatever becomes of the check: only a cancel ends the job without them.
-      const check =
-        report.problems.length > 0
-          ? await checkRepository({ repository, workers, readData: 'none', signal, now: this.#now }).catch(
-              (error: unknown) => {
-                if (signal.aborted) throw error;
-                this.#logger.error('the repository check after a damaged verify failed', {
-                  job_id: entry.job.id,
-                  error,
-                });
-                return { error: `the repository check failed: ${(error as Error).message}` };
-              },
-            )
-          : undefined;
-      const result = verifyResultOf(backup, samplePercent, report, check);
-      entry.ending = { result, destination: null };
-      this.#logger[result.damaged ? 'warn' : 'info']('backup verified', {
-        job_id: entry.job.id,
-        volume_id: backup.volumeId,
-        backup_id: backup.backupId,
-        sample_percent: samplePercent,
-        damaged: result.damaged,
-        problems: report.problems.length,
-        damaged_backups: result.damaged_backups.length,
-      });
-    } finally {
-      await this.#closeWorkers(entry, workers);
-    }
   }
 }
 
@@ -950,7 +669,7 @@ export function createJobRunner(options: JobRunnerOptions): LocalJobRunner {
 }
 
 /** A job of an earlier process, kept for lookups and resubmits (an old journal entry has no fingerprint). */
-function recoveredEntry(job: Job, fingerprint: string | undefined): Entry {
+function recoveredEntry(job: Job, fingerprint: string | undefined): JobEntry {
   return {
     // Records written before ids were lower-cased at the edge may hold another case.
     job: { ...job, id: job.id.toLowerCase() },
@@ -960,26 +679,4 @@ function recoveredEntry(job: Job, fingerprint: string | undefined): Entry {
     releaseVolumes: [],
     lastProgressAt: Number.NEGATIVE_INFINITY,
   };
-}
-
-function volumeOf(backend: BackendKind, info: VolumeInfo): Volume {
-  return { backend, locator: info.locator, name: info.name, size: info.size };
-}
-
-/** SHA-256 of the request with its keys sorted: equal requests, however their JSON was spelled, match. */
-export function fingerprintOf(request: unknown): string {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical);
-    if (value !== null && typeof value === 'object') {
-      return Object.fromEntries(
-        Object.keys(value as object)
-          .sort()
-          .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
-      );
-    }
-    return value;
-  };
-  return createHash('sha256')
-    .update(JSON.stringify(canonical(request)))
-    .digest('hex');
 }

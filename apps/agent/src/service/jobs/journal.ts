@@ -5,8 +5,9 @@ import { writeFileAtomically } from '../atomic-file.js';
 
 /**
  * What a job leaves on the host while it runs, so that after the agent is killed the next start can clean
- * it up and report the job failed: the snapshot a backup reads, the volume a restore provisioned (a verify
- * leaves nothing, but is recorded so that its failure is reported all the same).
+ * it up and report the job failed: the snapshot a backup reads, the volume a restore provisioned. Every job
+ * is recorded from the moment it is accepted (`queued`), so that one the agent never ran, or a verify that
+ * leaves nothing, is reported failed all the same.
  */
 export interface JournalEntry {
   id: string;
@@ -16,6 +17,8 @@ export interface JournalEntry {
   kind: 'backup' | 'restore' | 'verify';
   created_at: string;
   started_at: string;
+  /** Recorded when the job was accepted and not yet started: it has touched nothing. */
+  queued?: true;
   /** The backend of the volume the job uses; absent for a verify, which touches no volume. */
   backend?: BackendKind;
   /** A backup's volume, and the name of the snapshot the job takes of it (unique to the job, so the
@@ -34,8 +37,8 @@ export interface JournalEntry {
 
 /**
  * One small JSON file per running job under `<state dir>/jobs/`, written atomically (temp, fsync, rename,
- * directory fsync) before the job touches the host and removed once its final event is durable with the
- * event sink. Jobs that ended before touching the host never get one.
+ * directory fsync) when the job is accepted, rewritten before it touches the host, and removed once its final
+ * event is durable with the event sink.
  */
 export class JobJournal {
   readonly #directory: string;
