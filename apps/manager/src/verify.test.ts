@@ -201,6 +201,22 @@ describe('verify jobs', () => {
       sample_percent: 10,
     });
     expect((await cli(['backup', 'verify', other.id, '--sample', '0'], env)).code).toBe(2);
+    // What will not restore whole is one query away, in the API and the CLI.
+    const ids = async (verify_state: 'ok' | 'damaged' | 'unverified') =>
+      (await client.listBackups({ verify_state })).items.map((b) => b.id).sort();
+    expect(await ids('damaged')).toEqual([first.id, second.id].sort());
+    expect(await ids('ok')).toEqual([other.id]);
+    expect(await ids('unverified')).toEqual([]);
+    const listed = await cli(['backup', 'list', '--verify-state', 'damaged', '--json'], env);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(
+      JSON.parse(listed.stdout)
+        .items.map((b: { id: string }) => b.id)
+        .sort(),
+    ).toEqual([first.id, second.id].sort());
+    const wrong = await cli(['backup', 'list', '--verify-state', 'broken'], env);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/verify-state.*unverified, ok, damaged/);
   });
 
   it('re-verify on the target schedule the backups not verified within the period', async () => {

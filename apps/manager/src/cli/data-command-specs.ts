@@ -5,6 +5,7 @@ import {
   INDEX_REBUILD_MAX_LIMIT,
   JOB_KINDS,
   JOB_STATES,
+  VERIFY_STATES,
   VOLUME_STATES,
 } from '@stowage/api';
 import type { CommandSpec } from './spec.js';
@@ -143,7 +144,8 @@ export const DATA_COMMANDS = {
   backupList: {
     name: 'backup list',
     summary: 'list backups',
-    synopsis: '[--volume ID] [--target TARGET] [--state STATE] [--limit N | --all] [--json]',
+    synopsis:
+      '[--volume ID] [--target TARGET] [--state STATE] [--verify-state STATE] [--limit N | --all] [--json]',
     args: [],
     options: {
       ...client,
@@ -151,6 +153,11 @@ export const DATA_COMMANDS = {
       volume: { type: 'string', value: 'ID', help: 'only those of this volume' },
       target: { type: 'string', value: 'TARGET', help: 'only those in this target (id or name)' },
       state: { type: 'string', value: 'STATE', help: BACKUP_STATES.join(', ') },
+      'verify-state': {
+        type: 'string',
+        value: 'STATE',
+        help: `${VERIFY_STATES.join(', ')}: what verification found (damaged: will not restore whole)`,
+      },
     },
     description: '',
     environment: clientEnv,

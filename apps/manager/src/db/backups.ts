@@ -6,6 +6,8 @@ export interface BackupFilter {
   volumeId?: string;
   targetId?: string;
   state?: BackupState;
+  /** The verification state as the API shows it: `unverified` is a null `verify_state`. */
+  verifyState?: 'unverified' | 'ok' | 'damaged' | undefined;
 }
 
 export async function insertBackup(db: Db, backup: NewBackup): Promise<BackupRow> {
@@ -35,6 +37,8 @@ export async function listBackups(
   if (filter.volumeId !== undefined) query = query.where('volume_id', '=', filter.volumeId);
   if (filter.targetId !== undefined) query = query.where('backup_target_id', '=', filter.targetId);
   if (filter.state !== undefined) query = query.where('state', '=', filter.state);
+  if (filter.verifyState === 'unverified') query = query.where('verify_state', 'is', null);
+  else if (filter.verifyState !== undefined) query = query.where('verify_state', '=', filter.verifyState);
   return newestFirstPage(query, 'started_at', 'id', page).execute();
 }
 

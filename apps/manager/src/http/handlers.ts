@@ -239,7 +239,12 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     listBackups: async ({ query }) => {
       const rows = await listBackups(
         ctx.db,
-        { volumeId: query.volume_id, targetId: query.backup_target_id, state: query.state },
+        {
+          volumeId: query.volume_id,
+          targetId: query.backup_target_id,
+          state: query.state,
+          verifyState: query.verify_state,
+        },
         { limit: query.limit, cursor: decodeCursor(query.cursor) },
       );
       return toPage(rows, query.limit, byStarted, backupJson);

@@ -69,6 +69,8 @@ export const BackupListQuery = ListQuery.extend({
   volume_id: Uuid.optional(),
   backup_target_id: Uuid.optional(),
   state: BackupState.optional(),
+  /** Only backups whose verification is in this state (`damaged`: what will not restore whole). */
+  verify_state: VerifyState.optional(),
 });
 export type BackupListQuery = z.infer<typeof BackupListQuery>;
 

@@ -1,4 +1,4 @@
-import { BACKEND_KINDS, BACKUP_STATES, type ManagedBackup } from '@stowage/api';
+import { BACKEND_KINDS, BACKUP_STATES, type ManagedBackup, VERIFY_STATES } from '@stowage/api';
 import { type OptionValues, parseChoice } from '../args.js';
 import type { COMMANDS } from '../command-specs.js';
 import { type CliEnv, connect, hostId, idArg, targetId } from '../context.js';
@@ -146,6 +146,9 @@ export async function backupList(
       ? {}
       : { backup_target_id: await targetId(client, values.target, cli.signal) }),
     ...(values.state === undefined ? {} : { state: parseChoice('state', values.state, BACKUP_STATES) }),
+    ...(values['verify-state'] === undefined
+      ? {}
+      : { verify_state: parseChoice('verify-state', values['verify-state'], VERIFY_STATES) }),
   };
   return listCommand(
     cli,
