@@ -166,6 +166,13 @@ describe.skipIf(unavailable !== undefined)(
       await expect.poll(() => progress.getAttribute('value'), { timeout: 60_000 }).toBe('100');
       await page.getByRole('cell', { name: 'completed' }).waitFor();
       await screen('volume-backups');
+      // The verification filter (GET /v1/backups?verify_state=): the new backup is unverified, none damaged.
+      const verified = page.getByLabel('Verified');
+      await verified.selectOption('damaged');
+      await page.getByRole('cell', { name: 'completed' }).waitFor({ state: 'detached' });
+      await verified.selectOption('unverified');
+      await page.getByRole('cell', { name: 'completed' }).waitFor();
+      await verified.selectOption('');
 
       // Restore onto a new volume: the dialog follows the job, and the new volume opens once it is ready.
       await page.getByRole('button', { name: 'Restore…' }).first().click();

@@ -1,5 +1,11 @@
 'use client';
-import type { ManagedBackup, ManagedJob, ManagedVolume } from '@stowage/api/console';
+import {
+  type ManagedBackup,
+  type ManagedJob,
+  type ManagedVolume,
+  VERIFY_STATES,
+  type VerifyState,
+} from '@stowage/api/console';
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { type FormEvent, useEffect, useState } from 'react';
@@ -11,7 +17,11 @@ import { LiveJob } from '../../lib/live-job';
 import { Choice, Cli, Dialog, ErrorText, num, State, Table } from '../../lib/ui';
 
 export function BackupsTab({ volume }: { volume: ManagedVolume }) {
-  const { items, query, pager } = useBackupsPage(volume.id);
+  const [verifyState, setVerifyState] = useState('');
+  const { items, query, pager } = useBackupsPage(
+    volume.id,
+    (verifyState || undefined) as VerifyState | undefined,
+  );
   const backupNow = useBackupNow(volume.id);
   const [job, setJob] = useState<ManagedJob>();
   const [deleting, setDeleting] = useState<ManagedBackup>();
@@ -27,6 +37,13 @@ export function BackupsTab({ volume }: { volume: ManagedVolume }) {
           Back up now
         </button>
         <Cli command={`manager backup now ${volume.id} --watch`} />
+        <Choice
+          label="Verified"
+          value={verifyState}
+          onChange={setVerifyState}
+          none="any"
+          options={VERIFY_STATES}
+        />
       </div>
       <ErrorText error={backupNow.error} />
       {job && <LiveJob job={job} />}

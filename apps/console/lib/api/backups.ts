@@ -1,12 +1,18 @@
 'use client';
-import type { RestoreBackupRequest, RetentionPolicy } from '@stowage/api/console';
+import type { RestoreBackupRequest, RetentionPolicy, VerifyState } from '@stowage/api/console';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../client';
 import { usePaged } from '../ui';
 
-export function useBackupsPage(volumeId: string, limit = 20) {
-  const paged = usePaged(['backups', volumeId], (cursor) =>
-    api().listBackups({ volume_id: volumeId, limit, cursor }),
+/** A volume's backups, newest first; `verifyState` keeps those verification found so. */
+export function useBackupsPage(volumeId: string, verifyState?: VerifyState, limit = 20) {
+  const paged = usePaged(['backups', volumeId, verifyState], (cursor) =>
+    api().listBackups({
+      volume_id: volumeId,
+      limit,
+      cursor,
+      ...(verifyState ? { verify_state: verifyState } : {}),
+    }),
   );
   return paged;
 }
