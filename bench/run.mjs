@@ -46,45 +46,26 @@
 //                 bench/s3.mjs's own: `node bench/s3.mjs --quick --avg 1M`)
 //   --help        this text
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkArguments } from './args.mjs';
+import { buildBig, buildData, need, work } from './data.mjs';
+import { render, updateDoc } from './render.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const work = process.env.STOWAGE_BENCH_DIR ?? '/var/tmp/stowage-bench';
 const quick = process.argv.includes('--quick');
 const skipBig = quick || process.argv.includes('--no-big');
 const agent = join(root, 'apps/agent/bin/agent.cjs');
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const KiB = 1024;
-const DATA_VERSION = 'v1';
 const passphrase = 'bench passphrase';
 const env = { ...process.env, STOWAGE_PASSPHRASE: passphrase, RESTIC_PASSWORD: passphrase };
 
 function sh(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env, maxBuffer: 1 << 26, ...opts });
-}
-
-function need(cmd, pkg) {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`]);
-  if (r.status !== 0) {
-    console.error(`bench: ${cmd} not found (apt-get install ${pkg})`);
-    process.exit(2);
-  }
 }
 
 /** Runs a command under GNU time; returns wall seconds, peak RSS bytes and stdout. */
@@ -124,117 +105,6 @@ function duBytes(path) {
 
 function sha256File(path) {
   return sh('sha256sum', [path]).toString().split(' ')[0];
-}
-
-/** Deterministic pseudo-random bytes (seeded), so every run sees the same data. */
-function seededBytes(seed, n) {
-  const out = Buffer.allocUnsafe(n);
-  let counter = 0;
-  for (let at = 0; at < n; at += 32) {
-    createHash('sha256')
-      .update(`${seed}:${counter++}`)
-      .digest()
-      .copy(out, at, 0, Math.min(32, n - at));
-  }
-  return out;
-}
-
-function writeRandomFile(path, size) {
-  const fd = openSync(path, 'w');
-  const block = 16 * MiB;
-  for (let at = 0; at < size; at += block) writeSync(fd, randomBytes(Math.min(block, size - at)));
-  closeSync(fd);
-}
-
-/** Picks real files under /usr, sorted, until `budget` bytes; copies them into `dir`. */
-function stageTree(dir, budget) {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const list = sh('sh', [
-    '-c',
-    'find /usr/lib /usr/share /usr/bin -xdev -type f -size +0 -printf "%s %p\\n" | sort -k2',
-  ])
-    .toString()
-    .trim()
-    .split('\n');
-  const chosen = [];
-  let total = 0;
-  for (const l of list) {
-    const space = l.indexOf(' ');
-    const size = Number(l.slice(0, space));
-    const path = l.slice(space + 1);
-    if (size > 64 * MiB || path.includes('\n')) continue;
-    if (total + size > budget) break;
-    chosen.push(path);
-    total += size;
-  }
-  const listFile = join(work, 'files.txt');
-  writeFileSync(listFile, `${chosen.join('\n')}\n`);
-  sh('sh', ['-c', `sed 's#^/##' ${listFile} | tar -C / -cf - -T - | tar -C ${dir} -xf -`]);
-  return { files: chosen.length, bytes: total };
-}
-
-function buildData() {
-  mkdirSync(work, { recursive: true });
-  const stamp = join(work, `data-${DATA_VERSION}.done`);
-  if (existsSync(stamp)) return JSON.parse(readFileSync(stamp, 'utf8'));
-  console.log(`bench: building data in ${work} (once)…`);
-  need('mke2fs', 'e2fsprogs');
-  need('debugfs', 'e2fsprogs');
-  const tree = join(work, 'tree');
-  const staged = stageTree(tree, 1.2 * GiB);
-  const base = join(work, 'base.img');
-  rmSync(base, { force: true });
-  sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', tree, base, '2G']);
-
-  // A day of changes, applied inside the filesystem image with debugfs (no mount needed).
-  const changed = join(work, 'changed.img');
-  sh('cp', ['--sparse=always', base, changed]);
-  const files = readFileSync(join(work, 'files.txt'), 'utf8').trim().split('\n');
-  const cmds = [];
-  const pick = (i) => files[(i * 7919) % files.length];
-  let deleted = 0;
-  let rewritten = 0;
-  for (let i = 0; i < files.length / 50; i++) {
-    cmds.push(`rm ${pick(i)}`); // ~2% deleted
-    deleted++;
-  }
-  const fresh = join(work, 'fresh');
-  mkdirSync(fresh, { recursive: true });
-  for (let i = 0; i < files.length / 50; i++) {
-    const victim = pick(i + 100_000);
-    const local = join(fresh, `rw-${i}`);
-    const original = readFileSync(victim);
-    const edit = seededBytes(`rw${i}`, Math.min(4096, original.length));
-    edit.copy(original, Math.floor(original.length / 2) - Math.floor(edit.length / 2));
-    writeFileSync(local, original);
-    cmds.push(`rm ${victim}`, `write ${local} ${victim}`); // ~2% rewritten in place
-    rewritten++;
-  }
-  cmds.push('mkdir /added');
-  let added = 0;
-  for (let i = 0; i < 40; i++) {
-    const local = join(fresh, `new-${i}`);
-    writeFileSync(local, seededBytes(`new${i}`, 1 * MiB));
-    cmds.push(`write ${local} /added/new-${i}`); // 40 MiB added
-    added++;
-  }
-  writeFileSync(join(work, 'debugfs.cmds'), `${cmds.join('\n')}\n`);
-  sh('debugfs', ['-w', '-f', join(work, 'debugfs.cmds'), changed], { stdio: ['ignore', 'ignore', 'ignore'] });
-  rmSync(fresh, { recursive: true, force: true });
-  rmSync(tree, { recursive: true, force: true });
-
-  writeRandomFile(join(work, 'random.img'), 1 * GiB);
-  const info = { staged, changes: { deleted, rewritten, added } };
-  writeFileSync(stamp, JSON.stringify(info));
-  return info;
-}
-
-function buildBig() {
-  const big = join(work, 'big.img');
-  if (existsSync(big) && statSync(big).size === 4 * GiB) return big;
-  writeRandomFile(big, 4 * GiB);
-  return big;
 }
 
 /** Stowage at the repository default, or (avg given) at min avg/4, avg, max avg×4. */
@@ -436,7 +306,7 @@ function main() {
   const table = render(results);
   console.log(table);
   console.log(`bench: wrote ${outFile}`);
-  if (!process.argv.includes('--no-doc')) updateDoc(table);
+  if (!process.argv.includes('--no-doc')) updateDoc(root, table);
   if (!process.argv.includes('--no-manager')) managerRuns();
   if (!process.argv.includes('--no-gc')) gcRuns();
   if (!process.argv.includes('--no-console')) consoleRuns();
@@ -535,123 +405,6 @@ function cpuGeneration() {
   }
 }
 
-function mbps(bytes, s) {
-  return s > 0 ? bytes / MiB / s : Infinity;
-}
-
-/** Stowage's runs of a scenario: `stowage` at the default, or one `stowage-<avg>` per --chunk-avg size. */
-function oursOf(s) {
-  return Object.keys(s)
-    .filter((k) => k === 'stowage' || k.startsWith('stowage-'))
-    .map((k) => ({ label: scenarioLabel(s, k), rows: s[k], avg: k.slice('stowage-'.length) }));
-}
-
-function scenarioLabel(s, key) {
-  const round = s.round === undefined ? '' : ` #${s.round}`;
-  return `${s.name}${round}${key === 'stowage' ? '' : ` ${key.slice('stowage-'.length)}`}`;
-}
-
-function render(results) {
-  const lines = [
-    `Measured ${results.date.slice(0, 16).replace('T', ' ')} UTC on ${results.machine}.`,
-    '',
-    '| scenario | step | stowage MiB/s | restic MiB/s | speed ratio | stowage peak RSS | restic peak RSS | stowage repo (added) | restic repo (added) | size ratio | load (ours / restic) |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  const load = (row) => (row.load === undefined ? '?' : row.load.toFixed(1));
-  for (const s of results.scenarios) {
-    for (const { label, rows: st } of oursOf(s)) {
-      const rs = s.restic;
-      for (let i = 0; i < st.length; i++) {
-        const a = st[i];
-        const b = rs[i];
-        const sa = mbps(a.size, a.seconds);
-        const sb = mbps(b.size, b.seconds);
-        const repoA =
-          a.added === undefined
-            ? ''
-            : `${(a.repoBytes / MiB).toFixed(0)} (+${(a.added / MiB).toFixed(1)}) MiB`;
-        const repoB =
-          b.added === undefined
-            ? ''
-            : `${(b.repoBytes / MiB).toFixed(0)} (+${(b.added / MiB).toFixed(1)}) MiB`;
-        // Only a meaningful ratio: both added at least 1 MiB (an unchanged re-backup adds a few KiB of metadata).
-        const sizeRatio = a.added === undefined || b.added < MiB ? '' : `${(a.added / b.added).toFixed(2)}×`;
-        const exact = a.exact === undefined ? '' : a.exact && b.exact ? ' (byte-exact)' : ' (NOT EXACT)';
-        lines.push(
-          `| ${label} | ${a.step}${exact} | ${sa.toFixed(0)} | ${sb.toFixed(0)} | ${(sa / sb).toFixed(2)}× | ` +
-            `${(a.rss / MiB).toFixed(0)} MiB | ${(b.rss / MiB).toFixed(0)} MiB | ${repoA} | ${repoB} | ${sizeRatio} | ${load(a)} / ${load(b)} |`,
-        );
-      }
-    }
-  }
-  // The padding that hides chunk sizes, as a share of what each backup uploaded (goal: ≤ 2 % on the OS image).
-  lines.push(
-    '',
-    '| scenario | step | uploaded | of which padding | share |',
-    '| --- | --- | ---: | ---: | ---: |',
-  );
-  for (const s of results.scenarios) {
-    for (const { label, rows } of oursOf(s)) {
-      for (const a of rows) {
-        if (a.padding === undefined || a.uploaded < MiB) continue;
-        lines.push(
-          `| ${label} | ${a.step} | ${(a.uploaded / MiB).toFixed(1)} MiB | ${(a.padding / MiB).toFixed(1)} MiB | ` +
-            `${((100 * a.padding) / a.uploaded).toFixed(2)} % |`,
-        );
-      }
-    }
-  }
-  if (results.scenarios.some((s) => !('stowage' in s))) lines.push('', ...chunkSizeSummary(results));
-  lines.push('', 'Primitives, one thread (`node bench/micro/<name>.mjs`, run by `npm run bench`):', '');
-  for (const [name, text] of Object.entries(results.micro))
-    lines.push(`${name}:`, '', '```', text, '```', '');
-  return lines.join('\n');
-}
-
-/**
- * With --chunk-avg: per round and average, the OS image's figures against the targets — what the changed image
- * adds against restic's bytes of the same round, the speed ratios of each step, the repository and peak RSS.
- */
-function chunkSizeSummary(results) {
-  const lines = [
-    'Per round and average chunk (OS image; speed ratios are ours over restic of the same round, load the 1-minute average when our step started):',
-    '',
-    '| round | avg | chunks (first) | changed adds | restic adds | changed vs restic | repository vs restic | first | changed | unchanged | restore | peak RSS | load |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-  ];
-  for (const s of results.scenarios.filter((x) => x.name === 'os-image')) {
-    const rs = s.restic;
-    for (const { avg, rows } of oursOf(s)) {
-      const speed = (i) => `${(rs[i].seconds / rows[i].seconds).toFixed(2)}×`;
-      const changed = rows[1];
-      const theirs = rs[1];
-      lines.push(
-        `| ${s.round ?? 1} | ${avg} | ${rows[0].chunks ?? '?'} | ${(changed.added / MiB).toFixed(1)} MiB | ` +
-          `${(theirs.added / MiB).toFixed(1)} MiB | ${(changed.added / theirs.added).toFixed(3)}× | ` +
-          `${(rows[2].repoBytes / rs[2].repoBytes).toFixed(3)}× | ${speed(0)} | ${speed(1)} | ${speed(2)} | ` +
-          `${rows[3] === undefined ? '' : speed(3)} | ${(Math.max(...rows.map((r) => r.rss)) / MiB).toFixed(0)} MiB | ` +
-          `${rows.map((r) => r.load.toFixed(1)).join(' / ')} |`,
-      );
-    }
-  }
-  return lines;
-}
-
-function updateDoc(table) {
-  const doc = join(root, 'docs/benchmarks.md');
-  const begin = '<!-- bench:begin -->';
-  const end = '<!-- bench:end -->';
-  let text = existsSync(doc) ? readFileSync(doc, 'utf8') : `# Benchmarks\n\n${begin}\n${end}\n`;
-  if (!text.includes(begin)) text += `\n${begin}\n${end}\n`;
-  text = text.replace(new RegExp(`${begin}[\\s\\S]*${end}`), `${begin}\n${table}\n${end}`);
-  writeFileSync(doc, text);
-  // The house formatter aligns tables; without it `npm test`'s lint refuses the generated block.
-  spawnSync(join(root, 'node_modules/.bin/biome'), ['format', '--write', doc], {
-    cwd: root,
-    stdio: 'ignore',
-  });
-  console.log(`bench: wrote ${doc}`);
-}
+main();
 
 main();
