@@ -13,6 +13,7 @@ import {
 } from '@stowage/object-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.js';
+import { COMMIT_MARGIN_MS, COMMIT_VALID_MS } from '../db/leases.js';
 import { getTarget } from '../db/targets.js';
 import { jsonLogger } from '../log.js';
 import { reconcileOnce } from '../loops/reconciler.js';
@@ -153,9 +154,12 @@ describe.skipIf(unavailable !== undefined)(
         };
         const errorKinds = new Map<string, number>();
         // Bounded in time, but long enough to have done something on a loaded machine: at least the duration,
-        // then until enough backups and GC runs happened, never past four times the duration.
+        // then until enough backups and GC runs happened, never past four times the duration — plus one commit
+        // hold. An agent killed just after its commit was granted leaves its lease holding the target for
+        // COMMIT_VALID_MS + COMMIT_MARGIN_MS (3 min: its root may still land), and a sweep waits that out,
+        // every other GC a 409 and every new backup queued meanwhile (CI saw it: 3 GC runs in 180 s).
         const started = Date.now();
-        const hardStop = started + 4 * DURATION_MS;
+        const hardStop = started + 4 * DURATION_MS + COMMIT_VALID_MS + COMMIT_MARGIN_MS;
         const going = () =>
           Date.now() < hardStop &&
           (Date.now() < started + DURATION_MS || tally.backups < MIN_BACKUPS || tally.gcRuns < MIN_GC_RUNS);
@@ -377,7 +381,7 @@ describe.skipIf(unavailable !== undefined)(
           close();
         }
       },
-      4 * DURATION_MS + 300_000,
+      4 * DURATION_MS + COMMIT_VALID_MS + COMMIT_MARGIN_MS + 300_000,
     );
   },
 );

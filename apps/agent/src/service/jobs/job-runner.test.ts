@@ -235,6 +235,19 @@ async function heldBackups(name: string, options: Partial<JobRunnerOptions> = {}
   return { source, release, reading, r };
 }
 
+/** A runner of one job at a time whose repository opens only once `open()` is called, and two backups
+ * submitted to it: the first waits for its repository, the second for its turn. */
+async function twoBackupsOneAtATime() {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const r = runner({ concurrency: 1, openRepository: opener(undefined, gate) });
+  const a = await volume('a', 1 << 20);
+  const b = await volume('b', 1 << 20);
+  const first = await r.submitBackup(backupRequest(a.locator));
+  const second = await r.submitBackup(backupRequest(b.locator, { volume_name: 'b' }));
+  return { r, open, first, second };
+}
+
 /** Journal records left in the state directory (none before the first job wrote one). */
 async function journalLeft(): Promise<string[]> {
   return readdir(join(dir, 'state', 'jobs')).catch((error: NodeJS.ErrnoException) => {
@@ -340,13 +353,7 @@ describe('job runner', () => {
   });
 
   it('runs at most `concurrency` jobs and queues the rest in order', async () => {
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const r = runner({ concurrency: 1, openRepository: opener(undefined, gate) });
-    const a = await volume('a', 1 << 20);
-    const b = await volume('b', 1 << 20);
-    const first = await r.submitBackup(backupRequest(a.locator));
-    const second = await r.submitBackup(backupRequest(b.locator, { volume_name: 'b' }));
+    const { r, open, first, second } = await twoBackupsOneAtATime();
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(r.get(first.job_id)!.state).toBe('running');
     expect(r.get(second.job_id)!.state).toBe('queued');
@@ -360,13 +367,7 @@ describe('job runner', () => {
   });
 
   it('records a job in the journal when it is accepted, and drops the record of a queued job cancelled', async () => {
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const r = runner({ concurrency: 1, openRepository: opener(undefined, gate) });
-    const a = await volume('a', 1 << 20);
-    const b = await volume('b', 1 << 20);
-    const first = await r.submitBackup(backupRequest(a.locator));
-    const second = await r.submitBackup(backupRequest(b.locator, { volume_name: 'b' }));
+    const { r, open, first, second } = await twoBackupsOneAtATime();
     const journal = new JobJournal(join(dir, 'state'));
     const records = async () => new Map((await journal.leftovers()).map((l) => [l.entry?.id, l.entry]));
     // Both are on record before either touched the host: the first waits for its repository, the second
