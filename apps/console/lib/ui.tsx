@@ -152,6 +152,11 @@ export function Table({
 /** One choice of a drop-down: a value shown as itself, or a value with its label. */
 export type Option = string | { readonly value: string; readonly label: string };
 
+/** Choices of listed resources (hosts, targets), by id, shown by name; none while they load. */
+export function optionsOf(items: readonly { id: string; name: string }[] | undefined): Option[] {
+  return items?.map((item) => ({ value: item.id, label: item.name })) ?? [];
+}
+
 /** A labelled drop-down; `none` puts a first choice of '' with that text ("any" for a filter). */
 export function Choice({
   label,

@@ -14,7 +14,7 @@ import { useAllHosts } from '../../lib/api/misc';
 import { useBackupNow, useVolume } from '../../lib/api/volumes';
 import { bytes, when } from '../../lib/format';
 import { LiveJob } from '../../lib/live-job';
-import { Choice, Cli, Dialog, ErrorText, num, State, Table } from '../../lib/ui';
+import { Choice, Cli, Dialog, ErrorText, num, optionsOf, State, Table } from '../../lib/ui';
 
 export function BackupsTab({ volume }: { volume: ManagedVolume }) {
   const [verifyState, setVerifyState] = useState('');
@@ -152,12 +152,7 @@ function RestoreDialog({
     <Dialog open title="Restore onto a new volume" onClose={onClose}>
       {!started && (
         <form onSubmit={submit} className="inline" aria-label="Restore">
-          <Choice
-            label="Host"
-            value={hostId}
-            onChange={setHostId}
-            options={hosts.data?.items.map((h) => ({ value: h.id, label: h.name })) ?? []}
-          />
+          <Choice label="Host" value={hostId} onChange={setHostId} options={optionsOf(hosts.data?.items)} />
           <label>
             New volume name
             <input value={name} onChange={(e) => setName(e.target.value)} required />

@@ -6,7 +6,7 @@ import { useAllHosts } from '../../lib/api/misc';
 import { useAllTargets } from '../../lib/api/targets';
 import { useCreateVolume, useVolumesPage } from '../../lib/api/volumes';
 import { age, bytes } from '../../lib/format';
-import { Choice, Cli, ErrorText, num, State, Table } from '../../lib/ui';
+import { Choice, Cli, ErrorText, num, optionsOf, State, Table } from '../../lib/ui';
 
 const SIZE_UNITS: Record<string, number> = { M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 
@@ -42,14 +42,14 @@ export default function VolumesPage() {
           value={hostId}
           onChange={setHostId}
           none="any"
-          options={hosts.data?.items.map((h) => ({ value: h.id, label: h.name })) ?? []}
+          options={optionsOf(hosts.data?.items)}
         />
         <Choice
           label="Target"
           value={targetId}
           onChange={setTargetId}
           none="any"
-          options={targets.data?.items.map((t) => ({ value: t.id, label: t.name })) ?? []}
+          options={optionsOf(targets.data?.items)}
         />
         <Choice label="State" value={state} onChange={setState} none="any" options={VOLUME_STATES} />
       </form>
