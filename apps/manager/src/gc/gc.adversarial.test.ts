@@ -157,7 +157,8 @@ describe.skipIf(unavailable !== undefined)(
         // then until enough backups and GC runs happened, never past four times the duration — plus one commit
         // hold. An agent killed just after its commit was granted leaves its lease holding the target for
         // COMMIT_VALID_MS + COMMIT_MARGIN_MS (3 min: its root may still land), and a sweep waits that out,
-        // every other GC a 409 and every new backup queued meanwhile (CI saw it: 3 GC runs in 180 s).
+        // every other GC a 409 meanwhile (CI saw it: 3 GC runs in 180 s, when new backups also queued behind
+        // it; the sweep now waits such holds out before it takes the target).
         const started = Date.now();
         const hardStop = started + 4 * DURATION_MS + COMMIT_VALID_MS + COMMIT_MARGIN_MS;
         const going = () =>

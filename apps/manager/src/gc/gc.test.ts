@@ -7,7 +7,7 @@ import { backupImage, restoreAndHash, seededBytes, sha256File } from '@stowage/e
 import { DamagedChunks } from '@stowage/format';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { AgentClient } from '../agents/agent-client.js';
-import { acquireLease } from '../db/leases.js';
+import { acquireLease, COMMIT_MARGIN_MS, COMMIT_VALID_MS, grantCommit, releaseLease } from '../db/leases.js';
 import type { BackupTargetRow } from '../db/schema.js';
 import { silentLogger } from '../log.js';
 import { createSecretBox } from '../secrets/envelope.js';
@@ -238,6 +238,47 @@ describeOnDatabases('garbage collection of a target', (subject) => {
       .where('id', '=', target.id)
       .executeTakeFirstOrThrow();
     expect(after.gc_sweeping_run).toBeNull();
+  });
+
+  it('waits out an ended job’s commit hold before it takes the target, so new backups start meanwhile', async () => {
+    const job = async (state: 'running' | 'failed') => {
+      const id = randomUUID();
+      await ctx.db.insertInto('job').values({ id, kind: 'backup', state, created_at: clock }).execute();
+      return id;
+    };
+    const lease = (jobId: string) =>
+      ctx.db.transaction().execute((trx) => acquireLease(trx, { jobId, targetId: target.id, now: clock }));
+    const sweeping = async () =>
+      (
+        await ctx.db
+          .selectFrom('backup_target')
+          .select('gc_sweeping_run')
+          .where('id', '=', target.id)
+          .executeTakeFirstOrThrow()
+      ).gc_sweeping_run;
+    // A backup was granted its commit, then its agent died: the root may still land for 3 min.
+    const held = await job('failed');
+    expect(await lease(held)).toBe(true);
+    expect(await grantCommit(ctx.db, held, clock)).toBeDefined();
+    await releaseLease(ctx.db, held, clock, false);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    clock = new Date();
+    const row = (await startGc(ctx, target.id, { dryRun: false, trigger: 'api', options: { pollMs: 20 } }))!;
+    for (let i = 0; (await getGcRun(ctx, target.id, row.id)).phase !== 'wait'; i++) {
+      expect(i).toBeLessThan(500);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The run waits, but has not taken the target: a backup starting now gets its lease, not a queue.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await sweeping()).toBeNull();
+    const fresh = await job('running');
+    expect(await lease(fresh)).toBe(true);
+    await releaseLease(ctx.db, fresh, clock, true);
+    // Once the hold has passed, the run takes the target, finds nothing holding it, and sweeps.
+    clock = new Date(clock.getTime() + COMMIT_VALID_MS + COMMIT_MARGIN_MS + 1000);
+    await gcRunsSettled(ctx, row.id);
+    expect((await getGcRun(ctx, target.id, row.id)).state).toBe('succeeded');
+    expect(await sweeping()).toBeNull();
   });
 
   it('runs one GC per target at a time, and fails a run whose manager went silent, letting the target go', async () => {

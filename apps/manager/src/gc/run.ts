@@ -200,6 +200,7 @@ export async function executeGcRun(
 
     if (!run.dry_run) {
       await phase('wait');
+      await waitOutEndedHolds(ctx, run.backup_target_id, options, beat);
       took = await takeTarget(ctx, run.backup_target_id, run.id);
       if (!took)
         throw new ApiError('conflict', `target ${run.backup_target_id} is being swept by another run`);
@@ -378,6 +379,30 @@ export async function releaseTarget(ctx: ManagerContext, targetId: string, runId
     .where('id', '=', targetId)
     .where('gc_sweeping_run', '=', runId)
     .execute();
+}
+
+/**
+ * Before the target is taken: waits until the jobs that ended holding a granted commit (a root that may still
+ * land, leases.ts) no longer hold it, at most COMMIT_VALID_MS + COMMIT_MARGIN_MS (3 min). The wait after
+ * taking would cover them too; waiting first keeps new backups running rather than queued behind a hold that
+ * no backup can shorten. Holds that begin meanwhile are left to that wait, so this one is bounded.
+ */
+async function waitOutEndedHolds(
+  ctx: ManagerContext,
+  targetId: string,
+  options: GcRunOptions,
+  beat: () => Promise<boolean>,
+): Promise<void> {
+  const ended = (leases: readonly { job_id: string; released_at: Date | null }[]) =>
+    leases.filter((l) => l.released_at !== null).map((l) => l.job_id);
+  const waiting = new Set(ended(await holdingLeases(ctx.db, targetId, ctx.now())));
+  while (waiting.size > 0) {
+    if (!(await beat())) throw new FencedOut('ended by another manager');
+    options.signal?.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
+    const still = new Set(ended(await holdingLeases(ctx.db, targetId, ctx.now())));
+    for (const id of waiting) if (!still.has(id)) waiting.delete(id);
+  }
 }
 
 async function waitForLeases(
