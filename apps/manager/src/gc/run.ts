@@ -2,7 +2,7 @@ import { ApiError, type ApiErrorBody } from '@stowage/api';
 import { type BackupRef, Limiter, type Repository } from '@stowage/engine';
 import { parseDamageRecordObjectKey } from '@stowage/format';
 import { isObjectStoreError, type OperationOptions } from '@stowage/object-store';
-import { holdingLeases } from '../db/leases.js';
+import { COMMIT_MARGIN_MS, COMMIT_VALID_MS, holdingLeases } from '../db/leases.js';
 import type { GcRunPhase, GcRunRow } from '../db/schema-gc.js';
 import { getTarget } from '../db/targets.js';
 import { dispatchQueuedBackups } from '../services/backups.js';
@@ -383,9 +383,10 @@ export async function releaseTarget(ctx: ManagerContext, targetId: string, runId
 
 /**
  * Before the target is taken: waits until the jobs that ended holding a granted commit (a root that may still
- * land, leases.ts) no longer hold it, at most COMMIT_VALID_MS + COMMIT_MARGIN_MS (3 min). The wait after
- * taking would cover them too; waiting first keeps new backups running rather than queued behind a hold that
- * no backup can shorten. Holds that begin meanwhile are left to that wait, so this one is bounded.
+ * land, leases.ts) no longer hold it, at most COMMIT_VALID_MS + COMMIT_MARGIN_MS (3 min) of real time. The
+ * wait after taking covers them too; waiting first keeps new backups running rather than queued behind a
+ * hold that no backup can shorten. Holds that begin meanwhile are left to that wait, and so is what a skewed
+ * clock makes last longer than the bound: this wait only ever shortens the queueing, never the safety.
  */
 async function waitOutEndedHolds(
   ctx: ManagerContext,
@@ -396,7 +397,8 @@ async function waitOutEndedHolds(
   const ended = (leases: readonly { job_id: string; released_at: Date | null }[]) =>
     leases.filter((l) => l.released_at !== null).map((l) => l.job_id);
   const waiting = new Set(ended(await holdingLeases(ctx.db, targetId, ctx.now())));
-  while (waiting.size > 0) {
+  const until = Date.now() + Math.min(COMMIT_VALID_MS + COMMIT_MARGIN_MS, options.maxWaitMs ?? 3_600_000);
+  while (waiting.size > 0 && Date.now() < until) {
     if (!(await beat())) throw new FencedOut('ended by another manager');
     options.signal?.throwIfAborted();
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));

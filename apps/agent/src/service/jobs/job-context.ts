@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BackendKind, Job, Volume } from '@stowage/api';
+import type { BackendKind, Job, JobAccepted, Volume } from '@stowage/api';
 import type { ChunkWorkers, Progress } from '@stowage/engine';
 import type { HostBackend, VolumeInfo } from '@stowage/host-backends';
 import type { Logger, RepositoryOpener } from '../contracts.js';
@@ -27,6 +27,10 @@ export interface JobEntry {
   /** Runs the job; dropped once started, so the request's secrets live only as long as the work. */
   work?: (entry: JobEntry) => Promise<void>;
   settled?: Promise<void>;
+  /** Settles (never rejects) once the record written when the job was accepted is on disk, or failed. */
+  recorded?: Promise<void>;
+  /** While that record is being written: the submit's answer, which an identical resubmit shares. */
+  accepting?: Promise<JobAccepted>;
   /** A job snapshot the backup could not delete: its journal record is kept so the next start retries. */
   snapshotLeft?: string;
   /** Frees the volumes the job holds (from submit to its end); safe to call twice. */

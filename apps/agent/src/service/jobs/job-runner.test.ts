@@ -30,7 +30,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobEventSink, Logger, RepositoryOpener } from '../contracts.js';
 import { createJobRunner, type JobRunnerOptions, type LocalJobRunner } from './job-runner.js';
-import { JobJournal } from './journal.js';
+import { JobJournal, type JournalEntry } from './journal.js';
 
 const SECRET_ACCESS_KEY = 'never-in-a-job-record-or-a-log';
 
@@ -383,6 +383,77 @@ describe('job runner', () => {
     expect((await settle(r, first.job_id)).state).toBe('succeeded');
     expect(await journalLeft()).toEqual([]);
     expect(sink.states(second.job_id)).toEqual(['queued', 'cancelled']);
+  });
+
+  it('while a job’s record is written: a cancel ends it at once, a resubmit shares its answer, order holds', async () => {
+    // Each accept record's write waits for `open()` (or its job's own gate in `held`), or fails with `fail`.
+    let open!: () => void;
+    let gate = new Promise<void>((resolve) => (open = resolve));
+    let fail = false;
+    const held = new Map<string, Promise<void>>();
+    class HeldJournal extends JobJournal {
+      override async write(entry: JournalEntry): Promise<void> {
+        if (entry.queued) {
+          await (held.get(entry.id) ?? gate);
+          if (fail) throw new Error('ENOSPC: no space left on device');
+        }
+        return super.write(entry);
+      }
+    }
+    const journal = new HeldJournal(join(dir, 'state'));
+    const r = runner({ concurrency: 1, journal });
+    const a = await volume('a', 1 << 20);
+    const b = await volume('b', 1 << 20);
+    const c = await volume('c', 1 << 20);
+
+    // A cancel while the record is written: the answer is cancelled at once, and the job never runs.
+    const request = backupRequest(a.locator);
+    const submitted = r.submitBackup(request);
+    await waitUntil(() => r.get(request.job_id) !== undefined);
+    expect(r.cancel(request.job_id).state).toBe('cancelled');
+    open();
+    expect((await submitted).state).toBe('cancelled');
+    // Announced once its outcome is on record; never queued, never running.
+    await waitUntil(() => sink.states(request.job_id).length > 0);
+    expect(sink.states(request.job_id)).toEqual(['cancelled']);
+    for (let i = 0; (await journalLeft()).length > 0; i++) {
+      expect(i).toBeLessThan(500);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+
+    // A record that cannot be written refuses the job, and an identical resubmit meanwhile is refused too.
+    gate = new Promise<void>((resolve) => (open = resolve));
+    fail = true;
+    const refused = backupRequest(b.locator, { volume_name: 'b' });
+    const first = r.submitBackup(refused).catch((error: unknown) => error);
+    await waitUntil(() => r.get(refused.job_id) !== undefined);
+    const retry = r.submitBackup(refused).catch((error: unknown) => error);
+    open();
+    for (const answer of [await first, await retry]) {
+      expect(answer).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/no space left/) });
+    }
+    expect(r.get(refused.job_id)).toBeUndefined();
+    expect(await journalLeft()).toEqual([]);
+
+    // Jobs start in the order they were submitted, whichever record is written first.
+    fail = false;
+    gate = Promise.resolve();
+    const earlier = backupRequest(b.locator, { volume_name: 'b' });
+    const later = backupRequest(c.locator, { volume_name: 'c' });
+    let release!: () => void;
+    held.set(earlier.job_id, new Promise<void>((resolve) => (release = resolve)));
+    const x = r.submitBackup(earlier);
+    await waitUntil(() => r.get(earlier.job_id) !== undefined);
+    const y = await r.submitBackup(later); // its record is written while the earlier one's waits
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(r.get(later.job_id)).toMatchObject({ state: 'queued', started_at: null });
+    release();
+    expect((await settle(r, (await x).job_id)).state).toBe('succeeded');
+    expect((await settle(r, y.job_id)).state).toBe('succeeded');
+    expect(Date.parse(r.get(later.job_id)!.started_at!)).toBeGreaterThanOrEqual(
+      Date.parse(r.get(earlier.job_id)!.finished_at!),
+    );
+    expect(await journalLeft()).toEqual([]);
   });
 
   it('after a crash, reports a job it had accepted but not started as failed before it ran', async () => {

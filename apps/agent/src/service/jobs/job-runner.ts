@@ -377,13 +377,15 @@ export class LocalJobRunner implements JobRunner {
     // Credentials are not the work: a retry with refreshed (STS) credentials is the same job.
     const { credentials: _credentials, ...target } = request.target;
     const fingerprint = fingerprintOf({ ...request, job_id: id, target });
-    const resubmitted = (): JobAccepted | undefined => {
+    const resubmitted = (): Promise<JobAccepted> | JobAccepted | undefined => {
       const existing = this.#jobs.get(id);
       if (existing === undefined) return undefined;
       // A retried submit (a lost 202) finds its job, whatever happened since; other work under the id is not.
       if (existing.fingerprint !== fingerprint) {
         throw new ApiError('conflict', `job ${id} exists with a different request`);
       }
+      // Still being recorded: the retry gets what the first submit gets, a 503 included.
+      if (existing.accepting !== undefined) return existing.accepting;
       return { job_id: existing.job.id, state: existing.job.state };
     };
     const refuseWhileStopping = () => {
@@ -421,33 +423,47 @@ export class LocalJobRunner implements JobRunner {
       ending: { result: null, destination: null },
       work,
     };
-    this.#remember(entry);
     // Journaled on accept: an agent killed before the job ran tells the manager at its next start, rather
-    // than leave it waiting for the job to go stale. A record that cannot be written refuses the job.
+    // than leave it waiting for the job to go stale. A record that cannot be written refuses the job. The
+    // entry is queued (in submit order) and cancellable while the record is written, but does not start.
+    const write = this.#journal(entry, { ...this.#journalEntry(entry, undefined), queued: true });
+    entry.recorded = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    entry.accepting = this.#accept(entry, write);
+    this.#remember(entry);
+    this.#queue.push(entry);
+    return entry.accepting;
+  }
+
+  /** The end of a submit: once the job's record is written, it is announced and may start. */
+  async #accept(entry: JobEntry, write: Promise<void>): Promise<JobAccepted> {
+    const id = entry.job.id;
     try {
-      await this.#journal(entry, { ...this.#journalEntry(entry, undefined), queued: true });
+      await write;
     } catch (error) {
-      this.#jobs.delete(id);
-      release();
+      const at = this.#queue.indexOf(entry);
+      if (at >= 0) this.#queue.splice(at, 1);
+      if (entry.job.finished_at === null) {
+        this.#jobs.delete(id);
+        for (const release of entry.releaseVolumes) release();
+      }
+      // The rename may have landed before a later step failed (the directory's fsync): no record may stay.
+      await this.#options.journal?.remove(id).catch(() => undefined);
       throw new ApiError(
         'unavailable',
         `could not record job ${id} in the agent's state directory: ${(error as Error).message}`,
       );
+    } finally {
+      entry.accepting = undefined;
     }
-    if (this.#stopping && !entry.controller.signal.aborted) {
-      entry.abortReason ??= 'cancelled: the agent is shutting down';
-      entry.controller.abort();
-    }
-    if (entry.controller.signal.aborted) {
-      // Cancelled, or the agent began to stop, while its record was written: it ends without running.
-      await this.#endQueued(entry, entry.abortReason ?? 'cancelled');
-      return { job_id: entry.job.id, state: entry.job.state };
-    }
-    this.#queue.push(entry);
-    this.#logger.info('job queued', { job_id: entry.job.id, kind });
+    // Cancelled, or the agent began to stop, while its record was written: #endQueued settles it.
+    if (entry.job.finished_at !== null) return { job_id: id, state: entry.job.state };
+    this.#logger.info('job queued', { job_id: id, kind: entry.job.kind });
     this.#publish(entry, {}, 'state');
     this.#startQueued();
-    return { job_id: entry.job.id, state: entry.job.state };
+    return { job_id: id, state: entry.job.state };
   }
 
   #remember(entry: JobEntry): void {
@@ -462,7 +478,8 @@ export class LocalJobRunner implements JobRunner {
 
   #startQueued(): void {
     const limit = Math.max(1, this.#options.concurrency ?? 2);
-    while (this.#running.size < limit && this.#queue.length > 0) {
+    // In submit order: a job whose record is still being written holds those behind it (for milliseconds).
+    while (this.#running.size < limit && this.#queue.length > 0 && this.#queue[0]!.accepting === undefined) {
       const entry = this.#queue.shift()!;
       const work = entry.work!;
       entry.work = undefined;
@@ -567,21 +584,25 @@ export class LocalJobRunner implements JobRunner {
     return this.#endQueued(entry, reason);
   }
 
-  /** Ends a job that never ran: cancelled at once (the caller sees it so), then recorded and forgotten. */
+  /**
+   * Ends a job that never ran: cancelled at once (what the caller is answered), then its outcome written into
+   * its record (once the record is written, if it was being written), then announced, kept in the history,
+   * and its record dropped: the order `#run` keeps, so a crash at any point reports it cancelled or, before
+   * the outcome is written, not at all (the next start reports it failed before it ran).
+   */
   #endQueued(entry: JobEntry, reason: string): Promise<void> {
-    const final: Job = {
+    entry.job = {
       ...entry.job,
       state: 'cancelled',
       error: { code: 'cancelled', message: `job ${reason}` },
       finished_at: this.#now().toISOString(),
     };
     for (const release of entry.releaseVolumes) release();
-    this.#publish(entry, final, 'state');
     this.#logger.info('queued job cancelled', { job_id: entry.job.id, reason });
-    // It touched nothing: its record only says it was accepted. The outcome goes into the record before the
-    // record goes, so a crash in between reports it cancelled rather than failed.
     return (async () => {
-      await this.#journalOutcome(entry, final);
+      await entry.recorded;
+      await this.#journalOutcome(entry, entry.job);
+      this.#publish(entry, {}, 'state');
       await this.#keepInHistory(entry);
       await this.#forgetJournaled(entry);
     })();
