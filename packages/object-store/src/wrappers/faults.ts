@@ -30,7 +30,8 @@ export interface FaultOptions {
   readonly ops?: readonly ObjectStoreOp[];
   /** A listing may fail before its first object and then every this many objects, as S3 pages (default 1000). */
   readonly listPageSize?: number;
-  /** Told about every fault injected. */
+  /** Told about every fault injected: when it replaces an answer (an "after" fault on a call that failed on its
+   * own is not). */
   readonly onFault?: (fault: InjectedFault) => void;
 }
 
@@ -47,11 +48,13 @@ export function withFaults(store: ObjectStore, options: FaultOptions): ObjectSto
   if (kinds.length === 0) throw new RangeError('withFaults needs at least one fault kind');
   const hits = new Set<ObjectStoreOp>(options.ops ?? ['head', 'get', 'put', 'delete', 'deleteMany', 'list']);
 
-  const draw = (op: ObjectStoreOp, key: string | undefined, allowed: readonly FaultKind[]) => {
+  const draw = (op: ObjectStoreOp, allowed: readonly FaultKind[]) => {
     if (!hits.has(op) || options.random() >= options.rate) return undefined;
-    const fault = allowed[Math.min(allowed.length - 1, Math.floor(options.random() * allowed.length))]!;
+    return allowed[Math.min(allowed.length - 1, Math.floor(options.random() * allowed.length))]!;
+  };
+  const inject = (op: ObjectStoreOp, key: string | undefined, fault: FaultKind) => {
     options.onFault?.({ op, key, fault });
-    return fault;
+    return injected(op, key, fault);
   };
 
   const faulty = async <T>(
@@ -61,10 +64,12 @@ export function withFaults(store: ObjectStore, options: FaultOptions): ObjectSto
     run: () => Promise<T>,
   ): Promise<T> => {
     if (signal?.aborted) return run();
-    const fault = draw(op, key, kinds);
-    if (fault === 'error-before' || fault === 'reset-before') throw injected(op, key, fault);
+    const fault = draw(op, kinds);
+    if (fault === 'error-before' || fault === 'reset-before') throw inject(op, key, fault);
+    // An "after" fault replaces the answer only when there is one: a call that failed on its own (a GET of
+    // a key that is not there) reports its own error, and the fault is not counted as injected.
     const result = await run();
-    if (fault !== undefined) throw injected(op, key, fault);
+    if (fault !== undefined) throw inject(op, key, fault);
     return result;
   };
 
@@ -89,8 +94,8 @@ export function withFaults(store: ObjectStore, options: FaultOptions): ObjectSto
       try {
         for (let index = 0; ; index++) {
           if (index % pageSize === 0 && !callOptions?.signal?.aborted) {
-            const fault = draw('list', prefix, listKinds);
-            if (fault !== undefined) throw injected('list', prefix, fault);
+            const fault = draw('list', listKinds);
+            if (fault !== undefined) throw inject('list', prefix, fault);
           }
           const step = await iterator.next();
           if (step.done === true) return;
